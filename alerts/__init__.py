@@ -1,0 +1,1 @@
+"""hallwatch alerts (issue 5)."""

@@ -1,0 +1,1 @@
+"""hallwatch daemon: MQTT ingest, event store, hall state, metrics."""

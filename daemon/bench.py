@@ -1,0 +1,174 @@
+"""`hallwatch bench ingest`: the daemon's persist-before-ack ingest against a bare subscriber.
+
+Both consumers are measured in the same run on the same broker, the same way: N QoS 1
+contract events are published while the consumer is away (its persistent session queues them),
+then the consumer connects and drains the backlog; the rate is messages over the time from the
+first to the last one handled. The publisher is thereby never the bottleneck of either figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from daemon.config import parse_broker_url
+from daemon.mosquitto import Mosquitto, free_port
+from sensors.publish import publish_all
+
+SERVICES = ("提取", "缴存", "贷款", "转移")
+
+
+def contract_events(n: int, halls: int = 4, run: str = "") -> Iterator[tuple[str, bytes]]:
+    """A mix of ticket, door and device events as the contract writes them."""
+    base_ms = int(time.time() * 1000)
+    for i in range(n):
+        hall = f"h{i % halls}"
+        ts = base_ms + i
+        kind = i % 10
+        if kind < 7:
+            topic = f"hall/{hall}/ticket"
+            body: dict[str, object] = {
+                "id": f"tm-01:{run}{i}",
+                "ts": ts,
+                "type": "issued",
+                "ticket": f"A{i}",
+                "service": SERVICES[i % 4],
+                "priority": "green" if i % 13 == 0 else "normal",
+            }
+        elif kind < 9:
+            topic = f"hall/{hall}/door/d1"
+            body = {"id": f"dc-1:{run}{i}", "ts": ts, "in_total": i, "out_total": i // 2}
+        else:
+            topic = f"hall/{hall}/device/tm-01"
+            body = {
+                "id": f"tm-01:hb{run}{i}",
+                "ts": ts,
+                "state": "online",
+                "kind": "ticket_machine",
+            }
+        yield topic, json.dumps(body, ensure_ascii=False).encode()
+
+
+async def _bare(host: str, port: int, n: int, client_id: str, preload: bool) -> float:
+    """Connect the bare subscriber; if `preload`, only create its session and leave."""
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 3600
+    props.ReceiveMaximum = 2000
+    async with aiomqtt.Client(
+        host,
+        port,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=False,
+        properties=props,
+    ) as client:
+        await client.subscribe("hall/#", qos=1)
+        if preload:
+            return 0.0
+        got = 0
+        first = 0.0
+        async for msg in client.messages:
+            json.loads(msg.payload)  # type: ignore[arg-type]
+            if got == 0:
+                first = time.perf_counter()
+            got += 1
+            if got >= n:
+                break
+        return (n - 1) / (time.perf_counter() - first)
+
+
+def _get_json(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())  # type: ignore[no-any-return]
+
+
+def _start_daemon(broker_url: str, db: Path, listen: str, log: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "daemon.cli", "run", "--broker", broker_url, "--db", str(db)]
+    cmd += ["--listen", listen]
+    env = {**os.environ, "HALLWATCH_MQTT_CLIENT_ID": "hallwatch-bench"}
+    with open(log, "ab") as fh:
+        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+
+
+def _wait(pred: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if pred():  # type: ignore[operator]
+                return
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise TimeoutError(what)
+
+
+def _daemon_rate(broker_url: str, n: int, work: Path) -> float:
+    db, log = work / "bench.db", work / "daemon.log"
+    listen = f"127.0.0.1:{free_port()}"
+    health = f"http://{listen}/healthz"
+    proc = _start_daemon(broker_url, db, listen, log)
+    try:
+        _wait(lambda: _get_json(health)["mqtt_connected"], 30, "daemon did not connect")
+        time.sleep(0.5)  # subscriptions in place: the session now exists
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    b = parse_broker_url(broker_url, key="--broker")
+    publish_all(b.host, b.port, contract_events(n, run="d"), client_id="bench-pub-d")
+    proc = _start_daemon(broker_url, db, listen, log)
+    try:
+        first: tuple[float, int] | None = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                applied = int(str(_get_json(health)["last_seq"]))
+            except OSError:
+                time.sleep(0.01)
+                continue
+            now = time.perf_counter()
+            if first is None and applied > 0:
+                first = (now, applied)
+            if applied >= n and first is not None:
+                return float(applied - first[1]) / (now - first[0])
+            time.sleep(0.01)
+        raise TimeoutError("daemon did not store every event")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def run_bench(events: int, broker: str | None) -> str:
+    """Run both measurements; return the closing line."""
+    with tempfile.TemporaryDirectory(prefix="hallwatch-bench-") as tmp:
+        work = Path(tmp)
+        mosq = None
+        if broker is None:
+            mosq = Mosquitto(work / "mosquitto")
+            mosq.start()
+            broker = mosq.url
+        try:
+            b = parse_broker_url(broker, key="--broker")
+            bare_id = f"bench-bare-{os.getpid()}"
+            asyncio.run(_bare(b.host, b.port, events, bare_id, preload=True))
+            publish_all(b.host, b.port, contract_events(events, run="b"), client_id="bench-pub-b")
+            bare = asyncio.run(_bare(b.host, b.port, events, bare_id, preload=False))
+            print(f"bare aiomqtt subscriber (decode JSON, auto-ack): {bare:,.0f} ev/s", flush=True)
+            daemon = _daemon_rate(broker, events, work)
+            print(f"daemon (validate, store in SQLite, then ack):   {daemon:,.0f} ev/s", flush=True)
+        finally:
+            if mosq is not None:
+                mosq.stop()
+    return f"ingest: daemon {daemon:.0f} ev/s, bare {bare:.0f} ev/s, ratio {daemon / bare:.2f}"

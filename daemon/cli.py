@@ -1,0 +1,134 @@
+"""The `hallwatch` command: run, record, replay, bench (and later simulate, demo)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from daemon import config
+from daemon.config import ConfigError, Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "broker", None):
+        overrides["mqtt.url"] = args.broker
+    if getattr(args, "db", None):
+        overrides["store.path"] = args.db
+    if getattr(args, "listen", None):
+        overrides["http.listen"] = args.listen
+    path = args.config or os.environ.get("HALLWATCH_CONFIG")
+    return config.load(path, os.environ, overrides)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from daemon.main import serve
+
+    settings = _settings(args)
+    _logging(settings.log.level)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from daemon.record import record
+
+    settings = _settings(args)
+    _logging(settings.log.level)
+    n = asyncio.run(record(settings, args.out, count=args.count, duration=args.duration))
+    print(f"recorded {n} messages to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from daemon.replay import read_day, replay, summary
+
+    settings = _settings(args)
+    try:
+        result = replay(
+            read_day(args.file), root=settings.mqtt.topic_root, tz=settings.hall.timezone
+        )
+    except (OSError, ValueError) as err:
+        print(f"hallwatch replay: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary(result), ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from daemon.bench import run_bench
+
+    if args.what != "ingest":
+        print(f"hallwatch bench: unknown benchmark {args.what!r}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    line = run_bench(args.events, args.broker)
+    print(f"({args.events} events, {time.monotonic() - started:.1f} s)")
+    print(line)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hallwatch", description="Queue monitoring and alerting for public service halls."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", help="TOML settings file (or env HALLWATCH_CONFIG)")
+        p.add_argument("--broker", help="mqtt://[user:pass@]HOST:PORT (overrides mqtt.url)")
+
+    run = sub.add_parser("run", help="run the daemon")
+    common(run)
+    run.add_argument("--db", help="event database path (overrides store.path)")
+    run.add_argument("--listen", help="HOST:PORT for HTTP (overrides http.listen)")
+    run.set_defaults(func=cmd_run)
+
+    rec = sub.add_parser("record", help="record input topics from the broker to a day file")
+    common(rec)
+    rec.add_argument("--out", required=True, help="JSON Lines file to append to")
+    rec.add_argument("--count", type=int, help="stop after this many messages")
+    rec.add_argument("--duration", type=float, help="stop after this many seconds")
+    rec.set_defaults(func=cmd_record)
+
+    rep = sub.add_parser("replay", help="replay a recorded day through the core, offline")
+    rep.add_argument("file", help="recorded day (JSON Lines)")
+    rep.add_argument("--config", help="TOML settings file (topic root, time zone)")
+    rep.set_defaults(func=cmd_replay)
+
+    bench = sub.add_parser("bench", help="benchmarks that print figures")
+    bench.add_argument("what", choices=["ingest"])
+    bench.add_argument("--events", type=int, default=20000)
+    bench.add_argument("--broker", help="use this broker instead of a private Mosquitto")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as err:
+        print(f"hallwatch: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""One validated settings object, from a TOML file, the environment and command-line flags.
+
+Precedence: defaults < TOML file < environment (`HALLWATCH_<SECTION>_<KEY>`, or
+`HALLWATCH_<SECTION>_<KEY>_FILE` to read a secret from a file) < flags. Every bad value stops
+start-up with a `ConfigError` that names the key. Nothing here reads the environment at import.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sensors.parse import IDENT
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or invalid; `key` names it as `section.key`."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"config error: {key}: {message}")
+        self.key = key
+
+
+@dataclass(frozen=True, slots=True)
+class Broker:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+
+    def url(self) -> str:
+        """The broker URL without the password, fit for logs."""
+        scheme = "mqtts" if self.tls else "mqtt"
+        user = f"{self.username}@" if self.username else ""
+        return f"{scheme}://{user}{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    client_id: str = "hallwatch"
+    topic_root: str = "hall"
+    keepalive_s: int = 30
+    receive_maximum: int = 2000
+    session_expiry_s: int = 7 * 24 * 3600
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+
+    def broker(self) -> Broker:
+        broker = parse_broker_url(self.url, key="mqtt.url")
+        return replace(
+            broker,
+            username=self.username or broker.username,
+            password=self.password or broker.password,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    path: str = "hallwatch.db"
+    batch_max: int = 500
+    synchronous: str = "FULL"
+    snapshot_every: int = 20000
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    listen: str = "127.0.0.1:9120"
+
+    def host_port(self) -> tuple[str, int]:
+        return parse_listen(self.listen, key="http.listen")
+
+
+@dataclass(frozen=True, slots=True)
+class HallSettings:
+    timezone: str = "Asia/Shanghai"
+    heartbeat_timeout_s: float = 90.0
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    mqtt: MqttSettings = MqttSettings()
+    store: StoreSettings = StoreSettings()
+    http: HttpSettings = HttpSettings()
+    hall: HallSettings = HallSettings()
+    log: LogSettings = LogSettings()
+
+
+def parse_broker_url(url: str, *, key: str) -> Broker:
+    """`mqtt://[user:pass@]HOST:PORT` (or `mqtts://`) into a `Broker`."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as err:
+        raise ConfigError(key, f"{_show(url)} is not a broker URL ({err})") from None
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError(key, f"{_show(url)} is not mqtt://[user:pass@]HOST:PORT")
+    tls = parts.scheme == "mqtts"
+    return Broker(
+        host=parts.hostname,
+        port=port or (8883 if tls else 1883),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        tls=tls,
+    )
+
+
+def parse_listen(value: str, *, key: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(key, f"{value!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def _show(url: str) -> str:
+    """A URL for an error message, with any password blanked."""
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            return url.replace(f":{parts.password}@", ":***@")
+    except ValueError:
+        pass
+    return repr(url)
+
+
+def _positive(kind: type) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        return None if v > 0 else f"must be a positive {kind.__name__}"
+
+    return check
+
+
+def _zone_ok(v: str) -> str | None:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {v!r}"
+    return None
+
+
+_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "mqtt.url": lambda v: (parse_broker_url(v, key="mqtt.url"), None)[1],
+    "mqtt.client_id": lambda v: None if 0 < len(v) <= 64 else "must be 1-64 characters",
+    "mqtt.topic_root": lambda v: None if IDENT.fullmatch(v) else "must match [A-Za-z0-9_.-]{1,64}",
+    "mqtt.keepalive_s": _positive(int),
+    "mqtt.receive_maximum": lambda v: None if 1 <= v <= 65535 else "must be 1-65535",
+    "mqtt.session_expiry_s": _positive(int),
+    "mqtt.reconnect_min_s": _positive(float),
+    "mqtt.reconnect_max_s": _positive(float),
+    "store.batch_max": lambda v: None if 1 <= v <= 10000 else "must be 1-10000",
+    "store.synchronous": lambda v: None if v in ("FULL", "NORMAL") else "must be FULL or NORMAL",
+    "store.snapshot_every": _positive(int),
+    "http.listen": lambda v: (parse_listen(v, key="http.listen"), None)[1],
+    "hall.timezone": _zone_ok,
+    "hall.heartbeat_timeout_s": _positive(float),
+    "log.level": lambda v: (
+        None
+        if v in ("DEBUG", "INFO", "WARNING", "ERROR")
+        else "must be DEBUG, INFO, WARNING or ERROR"
+    ),
+}
+
+
+def _coerce(key: str, value: Any, default: Any, from_env: bool) -> Any:
+    """Check `value` against the type of the default (env values arrive as strings)."""
+    kind = type(default) if default is not None else str
+    if from_env and kind is not str:
+        try:
+            value = kind(value)
+        except ValueError:
+            raise ConfigError(key, f"{value!r} is not a {kind.__name__}") from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(key, f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def load(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build and validate the settings. `overrides` maps `section.key` to a value (CLI flags)."""
+    env = env or {}
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as err:
+            raise ConfigError("--config", f"cannot read {path}: {err.strerror}") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError("--config", f"{path} is not valid TOML: {err}") from None
+    base = Settings()
+    known = {f.name for f in fields(Settings)}
+    for section in data:
+        if section not in known:
+            raise ConfigError(section, "unknown section")
+        if not isinstance(data[section], dict):
+            raise ConfigError(section, "must be a table")
+    sections: dict[str, Any] = {}
+    for sect_field in fields(Settings):
+        sect = sect_field.name
+        default_obj = getattr(base, sect)
+        given = dict(data.get(sect, {}))
+        keys = {f.name for f in fields(default_obj)}
+        for k in given:
+            if k not in keys:
+                raise ConfigError(f"{sect}.{k}", "unknown key")
+        values: dict[str, Any] = {}
+        for f in fields(default_obj):
+            key = f"{sect}.{f.name}"
+            default = getattr(default_obj, f.name)
+            value, from_env = given.get(f.name, default), False
+            env_name = f"HALLWATCH_{sect}_{f.name}".upper()
+            if env_name + "_FILE" in env:
+                try:
+                    value = Path(env[env_name + "_FILE"]).read_text(encoding="utf-8").strip()
+                except OSError as err:
+                    raise ConfigError(key, f"cannot read {env_name}_FILE: {err.strerror}") from None
+                from_env = True
+            elif env_name in env:
+                value, from_env = env[env_name], True
+            if overrides and key in overrides and overrides[key] is not None:
+                value, from_env = overrides[key], isinstance(overrides[key], str)
+            if value is not None:
+                value = _coerce(key, value, default, from_env)
+                check = _CHECKS.get(key)
+                problem = check(value) if check else None
+                if problem:
+                    raise ConfigError(key, problem)
+            values[f.name] = value
+        sections[sect] = replace(default_obj, **values)
+    settings = Settings(**sections)
+    if settings.mqtt.reconnect_max_s < settings.mqtt.reconnect_min_s:
+        raise ConfigError("mqtt.reconnect_max_s", "must not be below mqtt.reconnect_min_s")
+    return settings

@@ -1,0 +1,213 @@
+"""MQTT ingest: receive, validate, store, then acknowledge.
+
+Two traps of aiomqtt 2.x are handled here:
+- it acknowledges QoS 1 messages on receipt, which would lose any message still in memory when
+  the process dies. We switch the underlying paho-mqtt 2 client to `manual_ack` and send each
+  PUBACK only after the batch holding the message is committed.
+- its default `clean_start` starts a fresh session on re-entry. We connect with MQTT 5,
+  `clean_start=False` and a session expiry, so the broker keeps our subscriptions and queues
+  messages while the daemon is down, and redelivers whatever we had not acknowledged.
+
+Batching is natural: while one batch commits (in aiosqlite's thread), the event loop keeps
+reading the socket; the next batch is whatever arrived meanwhile, up to `store.batch_max`.
+The broker's in-flight window is our CONNECT Receive Maximum (`mqtt.receive_maximum`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from daemon import backoff
+from daemon.config import Settings
+from daemon.metrics import IngestMetrics
+from daemon.state import HallsState
+from daemon.store import NewEvent, NewReject, Store
+from sensors.events import Rejection
+from sensors.parse import parse
+
+log = logging.getLogger("hallwatch.ingest")
+
+INPUT_FILTERS = ("+/ticket", "+/window/+", "+/door/+", "+/device/+", "+/system/+", "+/complaint")
+
+
+def subscriptions(root: str) -> list[tuple[str, int]]:
+    """The input topics of the contract, at QoS 1; never the daemon's own outputs."""
+    return [(f"{root}/{f}", 1) for f in INPUT_FILTERS]
+
+
+def make_client(settings: Settings, *, identifier: str | None = None) -> aiomqtt.Client:
+    """A persistent-session, manual-ack MQTT 5 client for the settings' broker."""
+    mq = settings.mqtt
+    broker = mq.broker()
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = mq.session_expiry_s
+    props.ReceiveMaximum = mq.receive_maximum
+    client = aiomqtt.Client(
+        broker.host,
+        broker.port,
+        username=broker.username,
+        password=broker.password,
+        identifier=identifier or mq.client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=False,
+        properties=props,
+        keepalive=mq.keepalive_s,
+        timeout=10,
+        tls_params=aiomqtt.TLSParameters() if broker.tls else None,
+    )
+    # aiomqtt has no switch for this; the paho client underneath does (see module docstring).
+    client._client.manual_ack_set(True)
+    return client
+
+
+class _RateLimitedLog:
+    """At most one log line per key per `every` seconds, saying how many were suppressed."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self._every = every
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warn(self, key: str, now: float, msg: str, *args: object) -> None:
+        if now - self._last.get(key, -1e18) < self._every:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return
+        extra = self._suppressed.pop(key, 0)
+        self._last[key] = now
+        log.warning(msg + (f" ({extra} more suppressed)" if extra else ""), *args)
+
+
+class Ingest:
+    """Owns the broker connection and the store-then-ack pipeline."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        state: HallsState,
+        metrics: IngestMetrics,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._state = state
+        self._metrics = metrics
+        self._clock = clock
+        self._on_batch = on_batch
+        self._root = settings.mqtt.topic_root
+        self._rejects_log = _RateLimitedLog()
+        self.connected = False
+        self.last_seq = 0
+        self.last_commit_at: float | None = None
+
+    async def run(self) -> None:
+        """Connect, consume, reconnect with backoff; returns only by cancellation."""
+        attempt = 0
+        rand = random.Random()
+        mq = self._settings.mqtt
+        while True:
+            client = make_client(self._settings)
+            try:
+                async with client:
+                    attempt = 0
+                    self._set_connected(True)
+                    log.info("connected to %s", mq.broker().url())
+                    await client.subscribe(subscriptions(self._root))
+                    await self._consume(client)
+            except aiomqtt.MqttError as err:
+                wait = backoff.delay(
+                    attempt, base=mq.reconnect_min_s, cap=mq.reconnect_max_s, rand=rand
+                )
+                if self.connected:
+                    self._metrics.reconnects.inc()
+                log.warning("broker %s: %s; retrying in %.1f s", mq.broker().url(), err, wait)
+                self._set_connected(False)
+                attempt += 1
+                await asyncio.sleep(wait)
+            finally:
+                self._set_connected(False)
+
+    def _set_connected(self, up: bool) -> None:
+        self.connected = up
+        self._metrics.connected.set(1 if up else 0)
+
+    async def _consume(self, client: aiomqtt.Client) -> None:
+        batch_max = self._settings.store.batch_max
+        messages = client.messages
+        it = aiter(messages)
+        while True:
+            batch = [await anext(it)]
+            while len(batch) < batch_max and len(messages) > 0:
+                batch.append(await anext(it))
+            # Shielded: a shutdown waits for the batch to be stored and acknowledged.
+            work = asyncio.ensure_future(self._handle(client, batch))
+            try:
+                await asyncio.shield(work)
+            except asyncio.CancelledError:
+                await work
+                raise
+
+    async def _handle(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
+        received = self._clock()
+        events = []
+        stored: list[NewEvent] = []
+        rejects: list[NewReject] = []
+        for msg in batch:
+            topic = msg.topic.value
+            payload = msg.payload if isinstance(msg.payload, bytes) else bytes(msg.payload or b"")
+            result = parse(topic, payload, self._root)
+            if isinstance(result, Rejection):
+                rejects.append(
+                    NewReject(received, topic[:256], result.reason.value, result.detail, payload)
+                )
+                self._metrics.rejected.labels(result.reason.value).inc()
+                self._rejects_log.warn(
+                    result.reason.value,
+                    received,
+                    "rejected %s on %s: %s",
+                    result.reason.value,
+                    topic[:128],
+                    result.detail[:200],
+                )
+            else:
+                events.append(result)
+                stored.append(NewEvent(result.hall, result.id, topic, result.ts, received, payload))
+        started = time.perf_counter()
+        fresh, self.last_seq = await self._store.commit_batch(stored, rejects)
+        self._metrics.commit.observe(time.perf_counter() - started)
+        self._metrics.batch.observe(len(batch))
+        self.last_commit_at = received
+        duplicates = 0
+        for event, is_new in zip(events, fresh, strict=True):
+            if not is_new:
+                duplicates += 1
+                continue
+            lag = received - event.ts
+            if lag < -5:
+                self._metrics.clock_ahead.inc()
+            self._metrics.lag.observe(max(0.0, lag))
+            try:
+                self._state.apply(event)
+            except Exception:
+                self._metrics.state_errors.inc()
+                log.exception("state could not apply event %s/%s", event.hall, event.id)
+        self._metrics.events.labels("accepted").inc(len(events) - duplicates)
+        self._metrics.events.labels("duplicate").inc(duplicates)
+        self._metrics.events.labels("rejected").inc(len(rejects))
+        # Stored: now the broker may forget them.
+        paho = client._client
+        for msg in batch:
+            if msg.qos > 0:
+                paho.ack(msg.mid, msg.qos)
+        if self._on_batch is not None:
+            self._on_batch(len(events) - duplicates)

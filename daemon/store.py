@@ -1,0 +1,213 @@
+"""The durable event log: SQLite in WAL mode through aiosqlite.
+
+Every accepted event is stored once, raw (topic and payload bytes, as it came off the wire),
+keyed by (hall, id); the state is rebuilt by parsing them again in arrival order (`seq`).
+Rejected inputs are kept too (payload cut to 4 KiB) so ops can see what a device sent.
+Snapshots of the state, tagged with the last `seq` they include, keep restarts fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import aiosqlite
+
+SCHEMA_VERSION = 1
+_IN_CHUNK = 400  # bound on SQL variables per statement
+_KEEP_SNAPSHOTS = 3
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,          -- hall '/' id: the idempotency key
+    hall TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    ts REAL NOT NULL,                  -- event time, epoch seconds
+    received REAL NOT NULL,            -- arrival time at the daemon
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_hall_ts ON events (hall, ts);
+CREATE TABLE IF NOT EXISTS rejects (
+    seq INTEGER PRIMARY KEY,
+    received REAL NOT NULL,
+    topic TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    upto INTEGER PRIMARY KEY,          -- state includes every event with seq <= upto
+    created REAL NOT NULL,
+    body BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    hall: str
+    id: str
+    topic: str
+    ts: float
+    received: float
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NewReject:
+    received: float
+    topic: str
+    reason: str
+    detail: str
+    payload: bytes
+
+
+class Store:
+    """One writer's connection to the event database. Use `async with Store(path):`."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+        self.path = str(path)
+        self._synchronous = synchronous
+        self._db: aiosqlite.Connection | None = None
+
+    async def __aenter__(self) -> Self:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        self._db = db
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute(f"PRAGMA synchronous={self._synchronous}")
+        await db.execute("PRAGMA busy_timeout=5000")
+        await db.executescript(_SCHEMA)
+        async with db.execute("SELECT value FROM meta WHERE key='schema'") as cur:
+            row = await cur.fetchone()
+        if row is None:
+            await db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path}: schema {row[0]}, this hallwatch needs {SCHEMA_VERSION}"
+            )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    async def commit_batch(
+        self, events: Sequence[NewEvent], rejects: Sequence[NewReject] = ()
+    ) -> tuple[list[bool], int]:
+        """Store a batch in one transaction.
+
+        Returns, aligned with `events`, whether each was new (False: a duplicate of a stored
+        event or of an earlier one in the batch), and the highest `seq` now stored. When this
+        returns, the batch is durable: only then may the broker be acknowledged.
+        """
+        db = self.db
+        keys = [f"{e.hall}/{e.id}" for e in events]
+        seen: set[str] = set()
+        for i in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[i : i + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            async with db.execute(f"SELECT key FROM events WHERE key IN ({marks})", chunk) as cur:
+                seen.update(row[0] for row in await cur.fetchall())
+        fresh: list[bool] = []
+        rows = []
+        for key, e in zip(keys, events, strict=True):
+            is_new = key not in seen
+            fresh.append(is_new)
+            if is_new:
+                seen.add(key)
+                rows.append((key, e.hall, e.topic, e.ts, e.received, e.payload))
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            if rows:
+                await db.executemany(
+                    "INSERT INTO events (key, hall, topic, ts, received, payload)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            if rejects:
+                await db.executemany(
+                    "INSERT INTO rejects (received, topic, reason, detail, payload)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [(r.received, r.topic, r.reason, r.detail, r.payload[:4096]) for r in rejects],
+                )
+            async with db.execute("SELECT coalesce(max(seq), 0) FROM events") as cur:
+                row = await cur.fetchone()
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        return fresh, int(row[0]) if row else 0
+
+    async def last_seq(self) -> int:
+        async with self.db.execute("SELECT coalesce(max(seq), 0) FROM events") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def count_events(self) -> int:
+        async with self.db.execute("SELECT count(*) FROM events") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def events_after(
+        self, seq: int, chunk: int = 5000
+    ) -> AsyncIterator[tuple[int, str, bytes]]:
+        """(seq, topic, payload) of every stored event after `seq`, in arrival order."""
+        last = seq
+        while True:
+            async with self.db.execute(
+                "SELECT seq, topic, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (last, chunk),
+            ) as cur:
+                rows = list(await cur.fetchall())
+            if not rows:
+                return
+            for row in rows:
+                yield int(row[0]), str(row[1]), bytes(row[2])
+            last = int(rows[-1][0])
+
+    async def latest_snapshot(self) -> tuple[int, bytes] | None:
+        async with self.db.execute(
+            "SELECT upto, body FROM snapshots ORDER BY upto DESC LIMIT 1"
+        ) as cur:
+            row = await cur.fetchone()
+        return (int(row[0]), bytes(row[1])) if row else None
+
+    async def save_snapshot(self, upto: int, created: float, body: bytes) -> None:
+        db = self.db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.execute(
+                "INSERT OR REPLACE INTO snapshots (upto, created, body) VALUES (?, ?, ?)",
+                (upto, created, body),
+            )
+            await db.execute(
+                "DELETE FROM snapshots WHERE upto NOT IN"
+                " (SELECT upto FROM snapshots ORDER BY upto DESC LIMIT ?)",
+                (_KEEP_SNAPSHOTS,),
+            )
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+
+    async def clear_snapshots(self) -> None:
+        await self.db.execute("DELETE FROM snapshots")

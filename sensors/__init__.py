@@ -1,0 +1,1 @@
+"""Device events: parsing and validation of the wire contract, and simulators."""
