@@ -172,3 +172,47 @@ def run_bench(events: int, broker: str | None) -> str:
             if mosq is not None:
                 mosq.stop()
     return f"ingest: daemon {daemon:.0f} ev/s, bare {bare:.0f} ev/s, ratio {daemon / bare:.2f}"
+
+
+async def _restart_figures(db: Path, days: int, per_day: int) -> tuple[float, float, int]:
+    """Fill `db` with `days` of history, then time a restore with and without the snapshot."""
+    from daemon.main import restore
+    from daemon.state import HallsState, encode
+    from daemon.store import NewEvent, Store
+    from sensors.events import Rejection
+    from sensors.parse import parse
+
+    state = HallsState()
+    start = time.time() - days * 86400
+    async with Store(db, synchronous="NORMAL") as store:
+        for day in range(days):
+            batch: list[NewEvent] = []
+            for topic, payload in contract_events(per_day, run=f"{day}-"):
+                body = json.loads(payload)
+                body["ts"] = int((start + day * 86400) * 1000) + len(batch)
+                raw = json.dumps(body, ensure_ascii=False).encode()
+                event = parse(topic, raw)
+                assert not isinstance(event, Rejection), event
+                batch.append(NewEvent(event.hall, event.id, topic, event.ts, event.ts, raw))
+                state.apply(event)
+            _, last = await store.commit_batch(batch)
+        await store.save_snapshot(last, time.time(), encode(state))
+        t0 = time.perf_counter()
+        snap_state, _, replayed = await restore(store, "Asia/Shanghai", "hall")
+        with_snapshot = time.perf_counter() - t0
+        assert replayed == 0 and encode(snap_state) == encode(state)
+        await store.clear_snapshots()
+        t0 = time.perf_counter()
+        full_state, _, replayed = await restore(store, "Asia/Shanghai", "hall")
+        full = time.perf_counter() - t0
+        assert encode(full_state) == encode(state), "full replay must rebuild the same state"
+    return with_snapshot, full, replayed
+
+
+def run_restart_bench(days: int, per_day: int) -> str:
+    """Restart time over `days` of stored history: snapshot + tail versus replaying everything."""
+    with tempfile.TemporaryDirectory(prefix="hallwatch-bench-") as tmp:
+        snap, full, n = asyncio.run(_restart_figures(Path(tmp) / "h.db", days, per_day))
+    print(f"history: {days} days x {per_day} events = {n} events")
+    print(f"restore from snapshot: {snap * 1000:.1f} ms; full replay: {full * 1000:.0f} ms")
+    return f"restart: snapshot {snap:.3f} s, full replay {full:.3f} s, ratio {snap / full:.3f}"

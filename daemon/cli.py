@@ -73,9 +73,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from daemon.bench import run_bench
 
-    if args.what != "ingest":
-        print(f"hallwatch bench: unknown benchmark {args.what!r}", file=sys.stderr)
-        return 2
+    if args.what == "restart":
+        from daemon.bench import run_restart_bench
+
+        print(run_restart_bench(args.days, args.events_per_day))
+        return 0
     started = time.monotonic()
     line = run_bench(args.events, args.broker)
     print(f"({args.events} events, {time.monotonic() - started:.1f} s)")
@@ -112,8 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_replay)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("what", choices=["ingest"])
-    bench.add_argument("--events", type=int, default=20000)
+    bench.add_argument("what", choices=["ingest", "restart"])
+    bench.add_argument("--events", type=int, default=20000, help="ingest: events to publish")
+    bench.add_argument("--days", type=int, default=60, help="restart: days of history")
+    bench.add_argument("--events-per-day", type=int, default=3000, help="restart: events a day")
     bench.add_argument("--broker", help="use this broker instead of a private Mosquitto")
     bench.set_defaults(func=cmd_bench)
     return parser

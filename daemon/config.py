@@ -26,6 +26,22 @@ class ConfigError(ValueError):
         self.key = key
 
 
+def _mask(url: str) -> str:
+    """A URL with any password blanked."""
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            return url.replace(f":{parts.password}@", ":***@")
+    except ValueError:
+        pass
+    return url
+
+
+def _show(url: str) -> str:
+    """A URL for an error message, with any password blanked."""
+    return repr(_mask(url))
+
+
 @dataclass(frozen=True, slots=True)
 class Broker:
     host: str
@@ -53,6 +69,15 @@ class MqttSettings:
     session_expiry_s: int = 7 * 24 * 3600
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+
+    def __repr__(self) -> str:
+        # The URL may carry a password (mqtt://user:pass@host); never let it reach a log.
+        shown = {
+            f.name: _mask(self.url) if f.name == "url" else getattr(self, f.name)
+            for f in fields(self)
+            if f.repr
+        }
+        return "MqttSettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     def broker(self) -> Broker:
         broker = parse_broker_url(self.url, key="mqtt.url")
@@ -109,6 +134,8 @@ def parse_broker_url(url: str, *, key: str) -> Broker:
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise ConfigError(key, f"{_show(url)} is not mqtt://[user:pass@]HOST:PORT")
     tls = parts.scheme == "mqtts"
+    if port == 0:
+        raise ConfigError(key, f"{_show(url)}: port must be 1-65535")
     return Broker(
         host=parts.hostname,
         port=port or (8883 if tls else 1883),
@@ -125,17 +152,6 @@ def parse_listen(value: str, *, key: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _show(url: str) -> str:
-    """A URL for an error message, with any password blanked."""
-    try:
-        parts = urlsplit(url)
-        if parts.password:
-            return url.replace(f":{parts.password}@", ":***@")
-    except ValueError:
-        pass
-    return repr(url)
-
-
 def _positive(kind: type) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         return None if v > 0 else f"must be a positive {kind.__name__}"
@@ -146,7 +162,7 @@ def _positive(kind: type) -> Callable[[Any], str | None]:
 def _zone_ok(v: str) -> str | None:
     try:
         ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Asia" is a directory: OSError
         return f"unknown time zone {v!r}"
     return None
 
@@ -206,6 +222,10 @@ def load(
             raise ConfigError("--config", f"{path} is not valid TOML: {err}") from None
     base = Settings()
     known = {f.name for f in fields(Settings)}
+    for key in overrides or {}:
+        sect, _, name = key.partition(".")
+        if sect not in known or name not in {f.name for f in fields(getattr(base, sect))}:
+            raise ConfigError(key, "unknown key")
     for section in data:
         if section not in known:
             raise ConfigError(section, "unknown section")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import signal
 import socket
@@ -13,6 +14,9 @@ from typing import Self
 
 CONF = """\
 listener {port} 127.0.0.1
+# Run as whoever started us: as root, Mosquitto would otherwise switch to the `mosquitto` user
+# and silently fail to write its persistence file into our private directory.
+user {user}
 allow_anonymous true
 persistence true
 persistence_location {dir}/
@@ -58,7 +62,7 @@ class Mosquitto:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
-        conf.write_text(CONF.format(port=self.port, dir=self.workdir))
+        conf.write_text(CONF.format(port=self.port, dir=self.workdir, user=getpass.getuser()))
         self.proc = subprocess.Popen(
             [self.exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )

@@ -61,6 +61,7 @@ class Door(msgspec.Struct):
     in_base: int
     out_base: int
     resets: int = 0
+    base_ts: float = 0.0  # event time of the reading the baseline came from
 
 
 class Device(msgspec.Struct):
@@ -74,6 +75,7 @@ class System(msgspec.Struct):
     state: str
     since: float
     detail: str | None = None
+    last_seen: float = 0.0  # event time of the newest report (`since` only moves on a change)
 
 
 class Complaint(msgspec.Struct):
@@ -185,13 +187,13 @@ def _apply_device(hall: Hall, ev: DeviceEvent) -> None:
 def _apply_system(hall: Hall, ev: SystemEvent) -> None:
     sys_ = hall.systems.get(ev.system)
     if sys_ is None:
-        hall.systems[ev.system] = System(ev.state, ev.ts, ev.detail)
+        hall.systems[ev.system] = System(ev.state, ev.ts, ev.detail, ev.ts)
         return
-    if ev.ts < sys_.since:
-        return
+    if ev.ts < max(sys_.since, sys_.last_seen):
+        return  # an older report arriving late (e.g. MQTT and the HTTP probe interleaved)
     if ev.state != sys_.state:
         sys_.since = ev.ts
-    sys_.state, sys_.detail = ev.state, ev.detail
+    sys_.state, sys_.detail, sys_.last_seen = ev.state, ev.detail, ev.ts
 
 
 def _apply_window(hall: Hall, ev: WindowEvent) -> None:
@@ -213,12 +215,16 @@ def _apply_door(hall: Hall, day: Day | None, ev: DoorEvent) -> None:
     if door is None:
         # Totals count since the counter's last reset, which we never saw: take them as the
         # baseline rather than as people in the hall now.
-        hall.doors[ev.door] = Door(ev.in_total, ev.out_total)
+        hall.doors[ev.door] = Door(ev.in_total, ev.out_total, 0, ev.ts)
+        return
+    if ev.ts < door.base_ts:
+        # An older reading arriving late: taking it as the baseline would count the people
+        # between it and the newer reading twice (and look like a counter reset).
         return
     d_in, d_out = ev.in_total - door.in_base, ev.out_total - door.out_base
     if d_in < 0 or d_out < 0:
         door.resets += 1  # reset or replaced counter: a new baseline, not negative traffic
-    door.in_base, door.out_base = ev.in_total, ev.out_total
+    door.in_base, door.out_base, door.base_ts = ev.in_total, ev.out_total, ev.ts
     if day is None:
         return
     d_in, d_out = max(d_in, 0), max(d_out, 0)
@@ -240,7 +246,10 @@ def _apply_ticket(hall: Hall, day: Day, ev: TicketEvent) -> None:
             # `issued` arrived after a later event of the same ticket: fill in what it knows.
             t.service = t.service or ev.service
             t.priority = ev.priority
-            t.issued_at = t.issued_at if t.issued_at is not None else ev.ts
+            if t.issued_at is None:
+                t.issued_at = ev.ts
+                if t.called_at is not None:  # its call was counted without a wait
+                    day.wait_total_s += max(0.0, t.called_at - ev.ts)
             t.first_issued_at = ev.ts
             day.issued += 1
         return
