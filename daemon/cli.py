@@ -85,6 +85,54 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from sensors.profiles import PROFILES
+    from sensors.simulator import publish_live, simulate_day, summarize, write_day
+
+    if not args.out and not args.broker:
+        print("hallwatch simulate: give --out FILE, --broker URL, or both", file=sys.stderr)
+        return 2
+    profile = PROFILES[args.profile]
+    if args.date:
+        from datetime import date
+
+        profile = dataclasses.replace(profile, date=date.fromisoformat(args.date))
+    if args.hall:
+        profile = dataclasses.replace(profile, hall=args.hall)
+    day = simulate_day(profile, args.seed, args.root)
+    if args.out:
+        truth = write_day(day, args.out)
+        print(f"wrote {len(day.messages)} messages to {args.out}, ground truth to {truth}")
+    if args.broker:
+        broker = config.parse_broker_url(args.broker, key="--broker")
+        speed = None if args.speed in (None, 0) else args.speed
+        sent = asyncio.run(
+            publish_live(
+                day,
+                host=broker.host,
+                port=broker.port,
+                speed=speed,
+                username=broker.username,
+                password=broker.password,
+                on_progress=lambda at, n: print(
+                    f"{time.strftime('%H:%M:%S', time.gmtime(at + 8 * 3600))} {n} sent",
+                    flush=True,
+                ),
+            )
+        )
+        print(f"published {sent} messages to {broker.url()}")
+    print(json.dumps(dataclasses.asdict(summarize(day)), ensure_ascii=False))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from daemon.demo import main_demo
+
+    return main_demo(args.broker, args.profile, args.seed, args.speed, args.listen, args.db)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hallwatch", description="Queue monitoring and alerting for public service halls."
@@ -112,6 +160,30 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("file", help="recorded day (JSON Lines)")
     rep.add_argument("--config", help="TOML settings file (topic root, time zone)")
     rep.set_defaults(func=cmd_replay)
+
+    from sensors.profiles import PROFILES
+
+    sim = sub.add_parser("simulate", help="simulate a hall day: to a broker or a day file")
+    sim.add_argument("--profile", choices=sorted(PROFILES), default="normal")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument(
+        "--speed", type=float, help="x real time (60: a minute a second); 0 or none: at once"
+    )
+    sim.add_argument("--out", help="write the day (JSON Lines) and NAME.truth.jsonl beside it")
+    sim.add_argument("--broker", help="publish live to mqtt://HOST:PORT")
+    sim.add_argument("--date", help="the simulated business day, YYYY-MM-DD (profile's default)")
+    sim.add_argument("--hall", help="hall id (profile's default)")
+    sim.add_argument("--root", default="hall", help="topic root")
+    sim.set_defaults(func=cmd_simulate)
+
+    demo = sub.add_parser("demo", help="embedded broker + simulated hall + daemon")
+    demo.add_argument("--broker", help="use this broker instead of the embedded one")
+    demo.add_argument("--profile", choices=sorted(PROFILES), default="peak")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--speed", type=float, default=60.0, help="x real time (default 60)")
+    demo.add_argument("--listen", default="127.0.0.1:9120", help="HTTP HOST:PORT")
+    demo.add_argument("--db", help="event database (default: a temporary file)")
+    demo.set_defaults(func=cmd_demo)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench.add_argument("what", choices=["ingest", "restart"])

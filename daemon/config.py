@@ -63,6 +63,7 @@ class MqttSettings:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     client_id: str = "hallwatch"
+    protocol: str = "5"
     topic_root: str = "hall"
     keepalive_s: int = 30
     receive_maximum: int = 2000
@@ -170,6 +171,7 @@ def _zone_ok(v: str) -> str | None:
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "mqtt.url": lambda v: (parse_broker_url(v, key="mqtt.url"), None)[1],
     "mqtt.client_id": lambda v: None if 0 < len(v) <= 64 else "must be 1-64 characters",
+    "mqtt.protocol": lambda v: None if v in ("5", "3.1.1") else 'must be "5" or "3.1.1"',
     "mqtt.topic_root": lambda v: None if IDENT.fullmatch(v) else "must match [A-Za-z0-9_.-]{1,64}",
     "mqtt.keepalive_s": _positive(int),
     "mqtt.receive_maximum": lambda v: None if 1 <= v <= 65535 else "must be 1-65535",

@@ -20,6 +20,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -47,21 +48,31 @@ def make_client(settings: Settings, *, identifier: str | None = None) -> aiomqtt
     """A persistent-session, manual-ack MQTT 5 client for the settings' broker."""
     mq = settings.mqtt
     broker = mq.broker()
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.SessionExpiryInterval = mq.session_expiry_s
-    props.ReceiveMaximum = mq.receive_maximum
+    session: dict[str, Any]
+    if mq.protocol == "5":
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = mq.session_expiry_s
+        props.ReceiveMaximum = mq.receive_maximum
+        session = {
+            "protocol": aiomqtt.ProtocolVersion.V5,
+            "clean_start": False,
+            "properties": props,
+        }
+    else:
+        # MQTT 3.1.1 (e.g. the demo's embedded amqtt): a persistent session, but the broker
+        # sets the in-flight window itself.
+        session = {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": False}
     client = aiomqtt.Client(
         broker.host,
         broker.port,
         username=broker.username,
         password=broker.password,
         identifier=identifier or mq.client_id,
-        protocol=aiomqtt.ProtocolVersion.V5,
-        clean_start=False,
-        properties=props,
         keepalive=mq.keepalive_s,
-        timeout=10,
+        # Also bounds a connect that a dying broker accepted but never answers (no CONNACK).
+        timeout=5,
         tls_params=aiomqtt.TLSParameters() if broker.tls else None,
+        **session,
     )
     # aiomqtt has no switch for this; the paho client underneath does (see module docstring).
     client._client.manual_ack_set(True)

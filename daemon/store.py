@@ -80,6 +80,16 @@ class Store:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(self.path, isolation_level=None)
         self._db = db
+        try:
+            await self._prepare(db)
+        except BaseException:
+            # __aexit__ does not run when __aenter__ fails: close here, or the thread leaks.
+            self._db = None
+            await db.close()
+            raise
+        return self
+
+    async def _prepare(self, db: aiosqlite.Connection) -> None:
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute(f"PRAGMA synchronous={self._synchronous}")
         await db.execute("PRAGMA busy_timeout=5000")
@@ -92,7 +102,6 @@ class Store:
             raise RuntimeError(
                 f"{self.path}: schema {row[0]}, this hallwatch needs {SCHEMA_VERSION}"
             )
-        return self
 
     async def __aexit__(
         self,

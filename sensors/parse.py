@@ -163,7 +163,11 @@ def parse_ts(value: Stamp) -> float:
         raise _Invalid(Reason.BAD_TS, "ts is not RFC 3339") from None
     if parsed.tzinfo is None:
         raise _Invalid(Reason.BAD_TS, "ts has no UTC offset")
-    return parsed.timestamp()
+    seconds = parsed.timestamp()
+    # The same range as epoch milliseconds: years 1 or 9999 would break local-date arithmetic.
+    if not 0 <= seconds < 10**11:
+        raise _Invalid(Reason.BAD_TS, "ts out of range")
+    return seconds
 
 
 def _text(value: str, field: str, limit: int) -> str:

@@ -170,7 +170,7 @@ def test_broker_restart_mid_stream_loses_nothing(
     assert stored(d.db) == distinct_stored(d.db) == n
     assert d.total("hallwatch_queue_waiting", hall="h1") == n
     assert d.sample("hallwatch_mqtt_reconnects_total") >= 1
-    assert d.healthy()
+    wait_until(d.healthy, 30, "the daemon to reconnect")
 
 
 def test_kill9_mid_stream_counts_each_event_once(
