@@ -472,7 +472,7 @@ _events = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(events=st.lists(_events, max_size=40), data=st.data())
 def test_restore_mid_stream_equals_applying_all(events: list[Event], data: st.DataObject) -> None:
     """Snapshot at any point, restore, apply the rest: the same state as applying everything."""
@@ -489,7 +489,7 @@ def test_restore_mid_stream_equals_applying_all(events: list[Event], data: st.Da
     assert restored.applied == len(events)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(events=st.lists(_events, max_size=40))
 def test_invariants_hold_for_any_sequence(events: list[Event]) -> None:
     """For any event order: occupancy >= 0, waiting tickets all have a service, counts agree."""
