@@ -109,6 +109,7 @@ class HttpSettings:
 class HallSettings:
     timezone: str = "Asia/Shanghai"
     heartbeat_timeout_s: float = 90.0
+    max_future_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +185,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "http.listen": lambda v: (parse_listen(v, key="http.listen"), None)[1],
     "hall.timezone": _zone_ok,
     "hall.heartbeat_timeout_s": _positive(float),
+    "hall.max_future_s": _positive(float),
     "log.level": lambda v: (
         None
         if v in ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -31,7 +31,7 @@ from daemon.config import Settings
 from daemon.metrics import IngestMetrics
 from daemon.state import HallsState
 from daemon.store import NewEvent, NewReject, Store
-from sensors.events import Rejection
+from sensors.events import Reason, Rejection
 from sensors.parse import parse
 
 log = logging.getLogger("hallwatch.ingest")
@@ -116,6 +116,7 @@ class Ingest:
         self._clock = clock
         self._on_batch = on_batch
         self._root = settings.mqtt.topic_root
+        self._max_future = settings.hall.max_future_s
         self._rejects_log = _RateLimitedLog()
         self.connected = False
         self.last_seq = 0
@@ -177,6 +178,15 @@ class Ingest:
             topic = msg.topic.value
             payload = msg.payload if isinstance(msg.payload, bytes) else bytes(msg.payload or b"")
             result = parse(topic, payload, self._root)
+            if not isinstance(result, Rejection) and result.ts > received + self._max_future:
+                # One device with its clock years ahead would move its hall to that day and
+                # make every real event "stale": refuse it, visibly, instead.
+                result = Rejection(
+                    Reason.BAD_TS,
+                    f"ts is {result.ts - received:.0f} s ahead of the daemon's clock",
+                    topic[:256],
+                    result.hall,
+                )
             if isinstance(result, Rejection):
                 rejects.append(
                     NewReject(received, topic[:256], result.reason.value, result.detail, payload)

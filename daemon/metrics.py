@@ -174,9 +174,11 @@ def state_metrics(state: HallsState, now: float, heartbeat_timeout_s: float) -> 
         "Event time of the newest event from the hall.",
         labels=["hall"],
     )
+    today = state.business_day(now)
     for name, hall in state.halls.items():
         last_event.add_metric([name], hall.last_event_at)
-        day = hall.today
+        # After midnight, yesterday's queue and headcount are not "now" any more.
+        day = hall.today if hall.today is not None and hall.today.day >= today else None
         services: set[str] = set()
         for win in hall.windows.values():
             services.update(win.services)

@@ -7,6 +7,7 @@ The format is the contract's: `{"topic": "hall/h1/ticket", "payload": {...}}` in
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections import Counter
 from collections.abc import Iterator
@@ -113,7 +114,8 @@ def summary(result: ReplayResult) -> dict[str, Any]:
             },
             "wait_s": {
                 "mean": round(statistics.fmean(waits), 1) if waits else None,
-                "p90": round(waits[int(0.9 * (len(waits) - 1))], 1) if waits else None,
+                # nearest rank: the smallest wait with at least 90% of waits at or below it
+                "p90": round(waits[math.ceil(0.9 * len(waits)) - 1], 1) if waits else None,
                 "max": round(waits[-1], 1) if waits else None,
                 "over_20min": sum(1 for w in waits if w >= 1200),
             },

@@ -280,3 +280,22 @@ def publish_resilient(port: int, messages: list[tuple[str, bytes]], timeout: flo
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def test_event_from_the_future_is_rejected_not_applied(
+    broker: Mosquitto, daemon_factory: Callable[..., DaemonProcess]
+):
+    """An event stamped a day ahead (bad device clock) is rejected as bad_ts and moves no day."""
+    d = daemon_factory(broker.url)
+    d.start()
+    ahead = json.loads(issued(1, run="f")[1])
+    ahead["ts"] += 86_400_000
+    publish_all(
+        "127.0.0.1",
+        broker.port,
+        [("hall/h1/ticket", json.dumps(ahead).encode()), issued(2, run="f")],
+    )
+    wait_until(lambda: d.sample("hallwatch_events_total", result="accepted") == 1)
+    wait_until(lambda: d.sample("hallwatch_events_rejected_total", reason="bad_ts") == 1)
+    # Today's ticket counts: the future event did not start a new business day.
+    assert d.sample("hallwatch_tickets_today", hall="h1", event="issued") == 1

@@ -197,3 +197,19 @@ def test_two_registries_do_not_share_ingest_metrics() -> None:
     IngestMetrics(r2)
     assert r1.get_sample_value("hallwatch_events_total", {"result": "accepted"}) == 1
     assert r2.get_sample_value("hallwatch_events_total", {"result": "accepted"}) == 0
+
+
+def test_after_midnight_yesterdays_queue_and_headcount_read_zero():
+    """Once `now` is in the next business day, the hall's gauges stop showing yesterday."""
+    state = busy_hall()
+    same_day = Scraper(state, T0 + 3600)
+    assert same_day.value("hallwatch_hall_headcount", hall="h1") == 10
+    assert (
+        same_day.value("hallwatch_queue_waiting", hall="h1", service="提取", priority="green") == 1
+    )
+    next_day = Scraper(state, at("2026-11-27T00:05"))
+    assert next_day.value("hallwatch_hall_headcount", hall="h1") == 0
+    assert (
+        next_day.value("hallwatch_queue_waiting", hall="h1", service="提取", priority="green") == 0
+    )
+    assert next_day.value("hallwatch_windows_open", hall="h1") == 2
