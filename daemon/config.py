@@ -70,6 +70,11 @@ class MqttSettings:
     session_expiry_s: int = 7 * 24 * 3600
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    # TLS (mqtts://): the broker's certificate is always verified, against `ca_file` or the
+    # system's CAs; a client certificate is sent when `cert_file` and `key_file` are set.
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
 
     def __repr__(self) -> str:
         # The URL may carry a password (mqtt://user:pass@host); never let it reach a log.
@@ -269,6 +274,13 @@ def load(
             values[f.name] = value
         sections[sect] = replace(default_obj, **values)
     settings = Settings(**sections)
+    mq = settings.mqtt
+    for key in ("ca_file", "cert_file", "key_file"):
+        value = getattr(mq, key)
+        if value is not None and not Path(value).is_file():
+            raise ConfigError(f"mqtt.{key}", f"{value!r} is not a readable file")
+    if (mq.cert_file is None) != (mq.key_file is None):
+        raise ConfigError("mqtt.cert_file", "mqtt.cert_file and mqtt.key_file go together")
     if settings.mqtt.reconnect_max_s < settings.mqtt.reconnect_min_s:
         raise ConfigError("mqtt.reconnect_max_s", "must not be below mqtt.reconnect_min_s")
     return settings

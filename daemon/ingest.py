@@ -44,6 +44,16 @@ def subscriptions(root: str) -> list[tuple[str, int]]:
     return [(f"{root}/{f}", 1) for f in INPUT_FILTERS]
 
 
+def tls_params(settings: Settings) -> aiomqtt.TLSParameters | None:
+    """TLS for mqtts:// brokers: verify the server, optionally present a client certificate."""
+    mq = settings.mqtt
+    if not mq.broker().tls:
+        return None
+    return aiomqtt.TLSParameters(
+        ca_certs=mq.ca_file, certfile=mq.cert_file, keyfile=mq.key_file
+    )
+
+
 def make_client(settings: Settings, *, identifier: str | None = None) -> aiomqtt.Client:
     """A persistent-session, manual-ack MQTT 5 client for the settings' broker."""
     mq = settings.mqtt
@@ -71,7 +81,7 @@ def make_client(settings: Settings, *, identifier: str | None = None) -> aiomqtt
         keepalive=mq.keepalive_s,
         # Also bounds a connect that a dying broker accepted but never answers (no CONNACK).
         timeout=5,
-        tls_params=aiomqtt.TLSParameters() if broker.tls else None,
+        tls_params=tls_params(settings),
         **session,
     )
     # aiomqtt has no switch for this; the paho client underneath does (see module docstring).

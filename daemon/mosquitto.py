@@ -14,10 +14,11 @@ from typing import Self
 
 CONF = """\
 listener {port} 127.0.0.1
+{listener_extra}
 # Run as whoever started us: as root, Mosquitto would otherwise switch to the `mosquitto` user
 # and silently fail to write its persistence file into our private directory.
 user {user}
-allow_anonymous true
+allow_anonymous {anonymous}
 persistence true
 persistence_location {dir}/
 autosave_interval 0
@@ -46,9 +47,19 @@ def find_mosquitto() -> str | None:
 class Mosquitto:
     """A Mosquitto process with persistence in `workdir`; restartable on the same port."""
 
-    def __init__(self, workdir: str | Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: str | Path,
+        port: int | None = None,
+        *,
+        listener_extra: str = "",
+        anonymous: bool = True,
+    ) -> None:
+        """`listener_extra`: lines for the listener (TLS files, password_file, ...)."""
         self.workdir = Path(workdir)
         self.port = port or free_port()
+        self.listener_extra = listener_extra
+        self.anonymous = anonymous
         self.proc: subprocess.Popen[bytes] | None = None
         exe = find_mosquitto()
         if exe is None:
@@ -62,7 +73,15 @@ class Mosquitto:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
-        conf.write_text(CONF.format(port=self.port, dir=self.workdir, user=getpass.getuser()))
+        conf.write_text(
+            CONF.format(
+                port=self.port,
+                dir=self.workdir,
+                user=getpass.getuser(),
+                listener_extra=self.listener_extra,
+                anonymous="true" if self.anonymous else "false",
+            )
+        )
         self.proc = subprocess.Popen(
             [self.exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )

@@ -9,7 +9,7 @@ import time
 import aiomqtt
 
 from daemon.config import Settings
-from daemon.ingest import subscriptions
+from daemon.ingest import subscriptions, tls_params
 from daemon.replay import record_line
 
 
@@ -26,7 +26,7 @@ async def record(
         username=broker.username,
         password=broker.password,
         identifier=f"{settings.mqtt.client_id}-record-{os.getpid()}",
-        tls_params=aiomqtt.TLSParameters() if broker.tls else None,
+        tls_params=tls_params(settings),
     ) as client:
         await client.subscribe(subscriptions(settings.mqtt.topic_root))
         with open(out, "a", encoding="utf-8") as fh:  # noqa: ASYNC230 - small appends
