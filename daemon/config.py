@@ -118,6 +118,18 @@ class HallSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitsSettings:
+    """Caps on halls and, per hall, services, windows, doors, devices and systems."""
+
+    halls: int = 100
+    services: int = 50
+    windows: int = 100
+    doors: int = 50
+    devices: int = 500
+    systems: int = 20
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "INFO"
 
@@ -128,6 +140,7 @@ class Settings:
     store: StoreSettings = StoreSettings()
     http: HttpSettings = HttpSettings()
     hall: HallSettings = HallSettings()
+    limits: LimitsSettings = LimitsSettings()
     log: LogSettings = LogSettings()
 
 
@@ -191,6 +204,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "hall.timezone": _zone_ok,
     "hall.heartbeat_timeout_s": _positive(float),
     "hall.max_future_s": _positive(float),
+    **{f"limits.{f.name}": _positive(int) for f in fields(LimitsSettings)},
     "log.level": lambda v: (
         None
         if v in ("DEBUG", "INFO", "WARNING", "ERROR")

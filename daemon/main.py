@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import time
@@ -16,7 +17,7 @@ from daemon.config import Settings
 from daemon.http import HttpServer
 from daemon.ingest import Ingest
 from daemon.metrics import IngestMetrics, StateCollector
-from daemon.state import HallsState
+from daemon.state import HallsState, Limits
 from daemon.store import Store
 from sensors.events import Rejection
 from sensors.parse import parse
@@ -61,7 +62,9 @@ class Daemon:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # noise on a wall display
         self.registry = CollectorRegistry()
         self.metrics = IngestMetrics(self.registry)
-        self.state = HallsState(tz=settings.hall.timezone)
+        self.state = HallsState(
+            tz=settings.hall.timezone, limits=Limits(**dataclasses.asdict(settings.limits))
+        )
         self.registry.register(
             StateCollector(lambda: self.state, clock, settings.hall.heartbeat_timeout_s)
         )
@@ -86,6 +89,7 @@ class Daemon:
         async with Store(s.store.path, synchronous=s.store.synchronous) as store:
             started = time.perf_counter()
             self.state, last, replayed = await restore(store, s.hall.timezone, s.mqtt.topic_root)
+            self.state.limits = Limits(**dataclasses.asdict(s.limits))
             took = time.perf_counter() - started
             self.metrics.restore_seconds.set(took)
             self.metrics.restore_events.set(replayed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from daemon.state import WAITING, HallsState
@@ -174,20 +174,21 @@ def state_metrics(state: HallsState, now: float, heartbeat_timeout_s: float) -> 
         "Event time of the newest event from the hall.",
         labels=["hall"],
     )
+    over_limit = CounterMetricFamily(
+        "hallwatch_events_over_limit",
+        "Stored events not applied because they would pass a cap in [limits].",
+    )
+    over_limit.add_metric([], state.over_limit)
     today = state.business_day(now)
     for name, hall in state.halls.items():
         last_event.add_metric([name], hall.last_event_at)
         # After midnight, yesterday's queue and headcount are not "now" any more.
         day = hall.today if hall.today is not None and hall.today.day >= today else None
-        services: set[str] = set()
-        for win in hall.windows.values():
-            services.update(win.services)
+        services = set(hall.services)
         counts: dict[tuple[str, str], int] = {}
         head: dict[str, float] = {}
         if day is not None:
             for t in day.tickets.values():
-                if t.service:
-                    services.add(t.service)
                 if t.status == WAITING and t.service:
                     key = (t.service, t.priority)
                     counts[key] = counts.get(key, 0) + 1
@@ -225,6 +226,7 @@ def state_metrics(state: HallsState, now: float, heartbeat_timeout_s: float) -> 
         for s, n in sev.items():
             complaints.add_metric([name, s], n)
     return [
+        over_limit,
         headcount,
         peak,
         waiting,

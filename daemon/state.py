@@ -102,7 +102,23 @@ class Day(msgspec.Struct):
     wait_total_s: float = 0.0  # sum of (called_at - issued_at) over called tickets
 
 
+class Limits(msgspec.Struct, frozen=True):
+    """Caps on what devices can make us track, so a bad device cannot explode the metrics.
+
+    An event that would add a hall, service, window, door, device or system beyond its cap is
+    kept in the store but not applied, and counted in `HallsState.over_limit`.
+    """
+
+    halls: int = 100
+    services: int = 50  # per hall
+    windows: int = 100  # per hall
+    doors: int = 50  # per hall
+    devices: int = 500  # per hall
+    systems: int = 20  # per hall
+
+
 class Hall(msgspec.Struct):
+    services: dict[str, float] = msgspec.field(default_factory=dict)  # name -> first seen
     today: Day | None = None
     windows: dict[str, Window] = msgspec.field(default_factory=dict)
     doors: dict[str, Door] = msgspec.field(default_factory=dict)
@@ -119,6 +135,8 @@ class HallsState(msgspec.Struct):
     tz: str = "Asia/Shanghai"
     halls: dict[str, Hall] = msgspec.field(default_factory=dict)
     applied: int = 0
+    limits: Limits = Limits()
+    over_limit: int = 0
 
     def business_day(self, ts: float) -> date:
         return datetime.fromtimestamp(ts, _zone(self.tz)).date()
@@ -127,7 +145,13 @@ class HallsState(msgspec.Struct):
         """Apply one accepted (already de-duplicated) event."""
         hall = self.halls.get(event.hall)
         if hall is None:
+            if len(self.halls) >= self.limits.halls:
+                self.over_limit += 1
+                return
             hall = self.halls[event.hall] = Hall()
+        if not self._admits(hall, event):
+            self.over_limit += 1
+            return
         self.applied += 1
         hall.last_event_at = max(hall.last_event_at, event.ts)
         if isinstance(event, DeviceEvent):
@@ -147,6 +171,35 @@ class HallsState(msgspec.Struct):
                 _apply_door(hall, day, event)
             elif day is not None:
                 _apply_ticket(hall, day, event)
+
+    def _admits(self, hall: Hall, event: Event) -> bool:
+        """Whether `event` stays within the limits; registers the services it brings."""
+        lim = self.limits
+        if isinstance(event, WindowEvent):
+            if event.window not in hall.windows and len(hall.windows) >= lim.windows:
+                return False
+            new = [s for s in dict.fromkeys(event.services) if s not in hall.services]
+        elif isinstance(event, TicketEvent):
+            if (
+                event.window is not None
+                and event.window not in hall.windows
+                and len(hall.windows) >= lim.windows
+            ):
+                return False
+            new = [event.service] if event.service and event.service not in hall.services else []
+        elif isinstance(event, DoorEvent):
+            return event.door in hall.doors or len(hall.doors) < lim.doors
+        elif isinstance(event, DeviceEvent):
+            return event.device in hall.devices or len(hall.devices) < lim.devices
+        elif isinstance(event, SystemEvent):
+            return event.system in hall.systems or len(hall.systems) < lim.systems
+        else:
+            return True
+        if len(hall.services) + len(new) > lim.services:
+            return False
+        for service in new:
+            hall.services[service] = event.ts
+        return True
 
     def _day(self, hall: Hall, ts: float) -> Day | None:
         """The hall's current business day for an event at `ts`; None if it is a stale day."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 
 from daemon.metrics import IngestMetrics, StateCollector, state_metrics
-from daemon.state import HallsState
+from daemon.state import HallsState, Limits
 from sensors.events import Event, Reason
 from tests.factories import (
     at,
@@ -169,8 +169,9 @@ def test_state_metrics_is_pure() -> None:
 
 
 def test_empty_state_has_no_hall_series() -> None:
-    """Without halls there are no hall samples at all."""
-    assert all(not f.samples for f in state_metrics(HallsState(), T0, HEARTBEAT))
+    """Without halls there are no hall samples at all (only the hall-less over-limit counter)."""
+    families = state_metrics(HallsState(), T0, HEARTBEAT)
+    assert all(not f.samples for f in families if f.name != "hallwatch_events_over_limit")
 
 
 def test_ingest_metrics_preinitialise_labels() -> None:
@@ -213,3 +214,17 @@ def test_after_midnight_yesterdays_queue_and_headcount_read_zero():
         next_day.value("hallwatch_queue_waiting", hall="h1", service="提取", priority="green") == 0
     )
     assert next_day.value("hallwatch_windows_open", hall="h1") == 2
+
+
+def test_limits_keep_a_bad_device_from_exploding_the_series() -> None:
+    """Services past the per-hall cap are not applied, so they add no series, and are counted."""
+    state = HallsState(limits=Limits(services=3, windows=2))
+    for i in range(10):
+        state.apply(issued(f"A{i}", T0 + i, f"svc{i}"))
+    for i in range(5):
+        state.apply(window_ev(f"w{i}", "open", T0 + 20 + i, ("svc0",)))
+    m = Scraper(state, T0 + 60)
+    services = {ln.split('service="')[1].split('"')[0] for ln in m.series("h1") if "service=" in ln}
+    assert services == {"svc0", "svc1", "svc2"}
+    assert m.value("hallwatch_windows_open", hall="h1") == 2
+    assert m.value("hallwatch_events_over_limit_total") == 7 + 3
