@@ -1,0 +1,38 @@
+"""Channels from settings: what the daemon hands the dispatcher."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import aiohttp
+
+from alerts.channels import Channel
+from alerts.channels.alertmanager import AlertmanagerChannel
+from alerts.channels.sms import SmsChannel, provider
+from alerts.channels.webhook import WebhookChannel
+from alerts.channels.wecom import WecomChannel
+from alerts.settings import AlertSettings
+
+
+def channels(
+    settings: AlertSettings, session: aiohttp.ClientSession, *, clock: Callable[[], float]
+) -> dict[str, Channel]:
+    w = settings.wecom
+    out: dict[str, Channel] = {
+        "wecom": WecomChannel(
+            session,
+            w.robots,
+            clock=clock,
+            per_minute=w.per_minute,
+            window_s=w.window_s,
+            timeout_s=w.timeout_s,
+            throttle_pause_s=w.throttle_pause_s,
+        ),
+        "webhook": WebhookChannel(session, settings.webhooks),
+    }
+    sms = provider(session, settings.sms, clock=clock)
+    if sms is not None:
+        out["sms"] = SmsChannel(sms)
+    if settings.alertmanager.url:
+        out["alertmanager"] = AlertmanagerChannel(session, settings.alertmanager)
+    return out

@@ -1,0 +1,230 @@
+"""Alert text in Simplified Chinese: a one-line summary, WeCom markdown, SMS.
+
+Every function is pure. WeCom markdown is cut to 4,096 bytes and text messages to 2,048 bytes
+(the robot's documented limits); an SMS is kept to one 70-character segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerts.view import Figures, Transition
+
+WECOM_MARKDOWN_MAX = 4096
+WECOM_TEXT_MAX = 2048
+SMS_MAX = 70
+
+ALERT_NAMES = {"queue_peak": "排队高峰", "device_offline": "设备离线", "system_down": "系统故障"}
+STATE_NAMES = {"firing": "告警", "escalated": "升级", "repeat": "未确认提醒", "resolved": "已恢复"}
+LEVEL_NAMES = {1: "一级", 2: "二级", 3: "三级"}
+ROLE_NAMES = {"supervisor": "大厅负责人", "director": "中心主任室"}
+KIND_NAMES = {
+    "ticket_machine": "取号机",
+    "door_counter": "客流计数器",
+    "window_terminal": "窗口终端",
+    "display": "显示屏",
+    "other": "设备",
+}
+UNRELIABLE_NAMES = {"headcount": "厅内人数", "wait": "等候时间"}
+REASONS = {"cleared": "", "closed": "营业时间结束", "gone": "设备/系统已移除"}
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Display names: the hall's, and the services' (codes as a fallback)."""
+
+    hall: str
+    services: Mapping[str, str] = field(default_factory=dict)
+
+    def service(self, code: str | None) -> str:
+        return self.services.get(code or "", code or "")
+
+
+def minutes(seconds: float) -> int:
+    return max(0, round(seconds / 60))
+
+
+def duration(seconds: float) -> str:
+    m = minutes(seconds)
+    return f"{m // 60}小时{m % 60}分" if m >= 60 else f"{m}分钟"
+
+
+def fit_bytes(text: str, limit: int) -> str:
+    """`text` cut on a character boundary so its UTF-8 form is at most `limit` bytes."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    cut = data[: limit - len("…".encode())].decode("utf-8", "ignore")
+    return cut + "…"
+
+
+def _crossed(f: Figures, services: Mapping[str, str] | None = None) -> str:
+    parts = []
+    for c in f.crossed:
+        if c.metric == "headcount":
+            parts.append(f"厅内{int(c.value)}人(≥{int(c.threshold)})")
+        else:
+            name = (services or {}).get(c.service or "", c.service or "")
+            parts.append(f"{name}预计等待{minutes(c.value)}分钟(≥{minutes(c.threshold)})")
+    return "，".join(parts)
+
+
+def summary(
+    *,
+    alert: str,
+    state: str,
+    hall_name: str,
+    subject: str,
+    figures: Figures,
+    peak: Figures | None,
+    duration_s: float,
+    reason: str,
+) -> str:
+    """One line for logs of transitions, the replay output and Alertmanager's `summary`."""
+    what = ALERT_NAMES.get(alert, alert)
+    head = f"{hall_name}{what}"
+    if alert == "queue_peak":
+        if state == "resolved" and peak is not None:
+            wait = f"，最长等待{minutes(peak.max_wait_s or 0)}分钟" if peak.max_wait_s else ""
+            why = f"（{REASONS[reason]}）" if REASONS.get(reason) else ""
+            return f"{head}已结束{why}：持续{duration(duration_s)}，峰值{peak.headcount}人{wait}"
+        now = _crossed(figures) or f"厅内{figures.headcount}人"
+        return f"{head}{STATE_NAMES[state]}：{now}"
+    kind = KIND_NAMES.get(figures.device_kind or "", "") if alert == "device_offline" else "系统"
+    if state == "resolved":
+        why = f"（{REASONS[reason]}）" if REASONS.get(reason) else ""
+        return f"{head}已结束{why}：{kind}{subject}，持续{duration(duration_s)}"
+    return f"{head}{STATE_NAMES[state]}：{kind}{subject}已{duration(duration_s)}"
+
+
+def _actions(t: Transition, names: Names) -> list[str]:
+    """The plan's peak procedure, with the estimator's numbers."""
+    f = t.figures
+    out = []
+    extra = [(names.service(s), n) for s, n in f.extra_windows_by_service]
+    if extra:
+        total = sum(n for _, n in extra)
+        detail = "、".join(f"{s}{n}个" for s, n in extra)
+        out.append(f"增设应急窗口 **{total}** 个：{detail}")
+    else:
+        out.append("增设应急窗口，调配人员和设备")
+    out.append("开设绿色通道，老弱病残优先办理；业务集中、批次多的实行预约服务")
+    out.append("设置高低峰时段提醒牌，引导错峰办理")
+    hour = int(t.local_time[:2]) if t.local_time[:2].isdigit() else 0
+    if f.closing_overrun_s is not None and f.closing_overrun_s > 0:
+        out.append(
+            f"按当前排队，闭厅后约 **{minutes(f.closing_overrun_s)}** 分钟才能办完："
+            "延长对外服务时间"
+        )
+    if 11 <= hour < 14:
+        out.append("午间轮班，不停办")
+    return out
+
+
+def wecom_markdown(t: Transition, names: Names, userids: tuple[str, ...] = ()) -> str:
+    """The WeCom markdown message of a transition (≤ 4,096 bytes)."""
+    f = t.figures
+    title = ALERT_NAMES.get(t.alert, t.alert)
+    color = "info" if t.state == "resolved" else "warning"
+    state = STATE_NAMES.get(t.state, t.state)
+    lines = [f'## <font color="{color}">【{title}{state}】</font>{names.hall}']
+    if t.state == "resolved":
+        lines.append(f"> {t.summary}")
+    else:
+        who = "、".join(ROLE_NAMES.get(r, r) for r in t.recipients)
+        lines.append(f"> 级别：{LEVEL_NAMES.get(t.level, str(t.level))}　通知：{who}")
+        if t.alert == "queue_peak":
+            lines.append(f"**触发**：{_crossed(f, names.services) or t.summary}")
+            wait = ""
+            if f.max_wait_s is not None:
+                svc = names.service(f.max_wait_service)
+                wait = f"，最长预计等待{minutes(f.max_wait_s)}分钟({svc})"
+            lines.append(
+                f"**现状**：厅内{f.headcount}人，等候{f.waiting_total}人{wait}；"
+                f"开放窗口{f.windows_open}个(应急{f.emergency_windows_open}个)"
+            )
+            if f.unreliable:
+                what = "、".join(UNRELIABLE_NAMES.get(u, u) for u in f.unreliable)
+                lines.append(f'<font color="comment">注意：有设备离线，{what}估算可能不准</font>')
+            lines.append("**按应急预案处置**：")
+            lines += [f"{i}. {a}" for i, a in enumerate(_actions(t, names), 1)]
+        elif t.alert == "device_offline":
+            kind = KIND_NAMES.get(f.device_kind or "", "设备")
+            lines.append(f"**{kind} {t.subject}** 已离线{duration(t.at - t.started_at)}")
+            feeds = {
+                "door_counter": "厅内人数",
+                "ticket_machine": "等候时间",
+                "window_terminal": "等候时间",
+            }.get(f.device_kind or "")
+            if feeds:
+                lines.append(f"离线期间{feeds}估算不可靠。")
+            lines.append("请检查设备电源和网络，必要时启用备用设备。")
+        else:
+            lines.append(f"**业务系统 {t.subject}** 故障已{duration(t.at - t.started_at)}")
+            lines.append("**按应急预案处置**：")
+            lines.append("1. 立即通知市中心信息中心")
+            lines.append("2. 短时可恢复：先审查纸质资料，系统恢复后再录入")
+            lines.append("3. 半小时内无法恢复：告知办事人预计恢复时间，经同意留下电话，恢复后通知")
+        lines.append(
+            f'<font color="comment">开始 {t.local_time if t.state == "firing" else ""}'
+            f"编号 {t.alert_id}（确认后停止重复提醒）</font>"
+        )
+    if userids:
+        lines.append(" ".join(f"<@{u}>" for u in userids))
+    return fit_bytes("\n".join(lines), WECOM_MARKDOWN_MAX)
+
+
+def wecom_mention(t: Transition, names: Names) -> str:
+    """The short text message that carries the @mobile mentions (markdown cannot)."""
+    return fit_bytes(f"请及时处理：{t.summary}", WECOM_TEXT_MAX)
+
+
+def sms_text(t: Transition, names: Names) -> str:
+    """One SMS segment (≤ 70 characters)."""
+    text = t.summary
+    if t.alert == "queue_peak" and t.state != "resolved":
+        extra = sum(n for _, n in t.figures.extra_windows_by_service)
+        text += f"，建议增设{extra}个窗口" if extra else "，请按预案处置"
+    if t.state not in ("resolved",):
+        text += f"。编号{t.alert_id.rsplit(':', 1)[-1][-4:]}"
+    return text if len(text) <= SMS_MAX else text[: SMS_MAX - 1] + "…"
+
+
+def sms_params(t: Transition, names: Names) -> dict[str, str]:
+    """Template variables for providers that send approved templates only (Aliyun, Tencent).
+
+    The template must use `${hall}`, `${event}` and `${detail}` (Aliyun) or {1}, {2}, {3}
+    in that order (Tencent); each value is kept to 20 characters.
+    """
+    event = f"{ALERT_NAMES.get(t.alert, t.alert)}{STATE_NAMES.get(t.state, t.state)}"
+    detail = t.summary.split("：", 1)[-1]
+    return {"hall": names.hall[:20], "event": event[:20], "detail": detail[:20]}
+
+
+def forwarded_markdown(alert: Mapping[str, Any], status: str) -> str:
+    """A WeCom message for one alert that Alertmanager sent to our webhook receiver."""
+    labels = alert.get("labels") or {}
+    notes = alert.get("annotations") or {}
+    name = str(labels.get("alertname", "告警"))
+    color = "info" if status == "resolved" else "warning"
+    head = "已恢复" if status == "resolved" else "告警"
+    lines = [f'## <font color="{color}">【{head}】</font>{name}']
+    text = notes.get("summary") or notes.get("description") or notes.get("message")
+    if text:
+        lines.append(f"> {text}")
+    shown = {k: v for k, v in labels.items() if k != "alertname"}
+    if shown:
+        lines.append("　".join(f"{k}={v}" for k, v in sorted(shown.items())))
+    if alert.get("startsAt"):
+        lines.append(f'<font color="comment">开始 {alert["startsAt"]}</font>')
+    return fit_bytes("\n".join(lines), WECOM_MARKDOWN_MAX)
+
+
+def forwarded_sms(alert: Mapping[str, Any], status: str) -> str:
+    labels = alert.get("labels") or {}
+    notes = alert.get("annotations") or {}
+    head = "已恢复" if status == "resolved" else "告警"
+    text = f"【{head}】{labels.get('alertname', '')}：{notes.get('summary', '')}"
+    return text if len(text) <= SMS_MAX else text[: SMS_MAX - 1] + "…"

@@ -1,0 +1,291 @@
+"""The durable outbox: every notification is stored in SQLite before it is sent.
+
+Rows are keyed by an idempotency key (a second enqueue of the same key changes nothing), so a
+transition re-derived after a crash cannot be sent twice. A row is `pending` until a channel
+accepts it (`sent`), or until it has failed for `dead_after_s` or failed permanently (`dead`:
+kept, counted and listed, never silently dropped). The rule engine's state is saved in the same
+transaction as the notifications it produced: store, then act.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiosqlite
+
+from daemon.backoff import delay
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alert_outbox (
+    seq INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,          -- the idempotency key, also sent to receivers
+    channel TEXT NOT NULL,             -- wecom | sms | webhook | alertmanager
+    target TEXT NOT NULL,              -- robot name, phone number, webhook name, or ''
+    payload TEXT NOT NULL,             -- JSON, rendered at enqueue; holds no secret
+    created REAL NOT NULL,
+    due REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'pending',   -- pending | sent | dead
+    last_error TEXT NOT NULL DEFAULT '',
+    done_at REAL
+);
+CREATE INDEX IF NOT EXISTS alert_outbox_due ON alert_outbox (state, due);
+CREATE TABLE IF NOT EXISTS alert_state (
+    name TEXT PRIMARY KEY,
+    body BLOB NOT NULL,
+    updated REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NewNotification:
+    key: str
+    channel: str
+    target: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    seq: int
+    key: str
+    channel: str
+    target: str
+    payload: dict[str, Any]
+    created: float
+    due: float
+    attempts: int
+    state: str
+    last_error: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    depth: int
+    oldest_pending_s: float
+    dead: int
+
+
+def retry_at(
+    now: float,
+    attempts: int,
+    *,
+    base: float,
+    cap: float,
+    retry_after: float | None = None,
+    rand: random.Random | None = None,
+) -> float:
+    """When to try again after `attempts` failures: capped jittered backoff, or the server's
+    Retry-After when that is later."""
+    wait = delay(max(0, attempts - 1), base=base, cap=cap, rand=rand)
+    if retry_after is not None:
+        wait = max(wait, min(retry_after, cap))
+    return now + wait
+
+
+_COLS = "seq, key, channel, target, payload, created, due, attempts, state, last_error"
+
+
+def _row(r: Sequence[Any]) -> Notification:
+    return Notification(
+        seq=r[0],
+        key=r[1],
+        channel=r[2],
+        target=r[3],
+        payload=json.loads(r[4]),
+        created=r[5],
+        due=r[6],
+        attempts=r[7],
+        state=r[8],
+        last_error=r[9],
+    )
+
+
+class Outbox:
+    """One connection to the outbox tables. Use `async with Outbox(path):`."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+        self.path = str(path)
+        self._synchronous = synchronous
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()  # one transaction at a time on this connection
+        self.wake = asyncio.Event()  # set on enqueue, so the dispatcher need not poll
+
+    async def __aenter__(self) -> Self:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute(f"PRAGMA synchronous={self._synchronous}")
+            await db.execute("PRAGMA busy_timeout=5000")
+            await db.executescript(_SCHEMA)
+        except BaseException:
+            await db.close()
+            raise
+        self._db = db
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("outbox is not open")
+        return self._db
+
+    async def _write(self, sql: str, args: Sequence[Any]) -> int:
+        async with self._lock:
+            cur = await self.db.execute(sql, args)
+            return cur.rowcount
+
+    async def enqueue(
+        self,
+        notes: Sequence[NewNotification],
+        *,
+        now: float,
+        state: tuple[str, bytes] | None = None,
+    ) -> int:
+        """Store notifications (and the engine state that produced them) in one transaction.
+
+        Returns how many were new; a key already stored is ignored.
+        """
+        rows = [
+            (n.key, n.channel, n.target, json.dumps(n.payload, ensure_ascii=False), now, now)
+            for n in notes
+        ]
+        async with self._lock:
+            db = self.db
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                before = db.total_changes
+                await db.executemany(
+                    "INSERT OR IGNORE INTO alert_outbox"
+                    " (key, channel, target, payload, created, due)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                added = db.total_changes - before
+                if state is not None:
+                    await db.execute(
+                        "INSERT INTO alert_state VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE"
+                        " SET body = excluded.body, updated = excluded.updated",
+                        (state[0], state[1], now),
+                    )
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+        if added:
+            self.wake.set()
+        return int(added)
+
+    async def load_state(self, name: str) -> bytes | None:
+        async with self.db.execute("SELECT body FROM alert_state WHERE name = ?", (name,)) as cur:
+            row = await cur.fetchone()
+        return bytes(row[0]) if row else None
+
+    async def save_state(self, name: str, body: bytes, now: float) -> None:
+        await self.enqueue([], now=now, state=(name, body))
+
+    async def due(self, now: float, limit: int = 100) -> list[Notification]:
+        """Pending notifications whose time has come, oldest first."""
+        async with self.db.execute(
+            f"SELECT {_COLS} FROM alert_outbox WHERE state = 'pending' AND due <= ?"
+            " ORDER BY due, seq LIMIT ?",
+            (now, limit),
+        ) as cur:
+            return [_row(r) for r in await cur.fetchall()]
+
+    async def next_due(self) -> float | None:
+        async with self.db.execute(
+            "SELECT MIN(due) FROM alert_outbox WHERE state = 'pending'"
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def get(self, key: str) -> Notification | None:
+        async with self.db.execute(f"SELECT {_COLS} FROM alert_outbox WHERE key = ?", (key,)) as c:
+            row = await c.fetchone()
+        return _row(row) if row else None
+
+    async def mark_sent(self, seq: int, now: float) -> None:
+        await self._write(
+            "UPDATE alert_outbox SET state = 'sent', attempts = attempts + 1, done_at = ?,"
+            " last_error = '' WHERE seq = ?",
+            (now, seq),
+        )
+
+    async def mark_retry(self, seq: int, due: float, error: str) -> None:
+        await self._write(
+            "UPDATE alert_outbox SET attempts = attempts + 1, due = ?, last_error = ?"
+            " WHERE seq = ? AND state = 'pending'",
+            (due, error[:500], seq),
+        )
+
+    async def defer(self, seq: int, due: float) -> None:
+        """Put off without counting an attempt (our own rate limit said wait)."""
+        await self._write(
+            "UPDATE alert_outbox SET due = ? WHERE seq = ? AND state = 'pending'", (due, seq)
+        )
+
+    async def mark_dead(self, seq: int, now: float, error: str) -> None:
+        await self._write(
+            "UPDATE alert_outbox SET state = 'dead', attempts = attempts + 1, done_at = ?,"
+            " last_error = ? WHERE seq = ?",
+            (now, error[:500], seq),
+        )
+
+    async def dead_letters(self, limit: int = 100) -> list[Notification]:
+        async with self.db.execute(
+            f"SELECT {_COLS} FROM alert_outbox WHERE state = 'dead' ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        ) as cur:
+            return [_row(r) for r in await cur.fetchall()]
+
+    async def requeue(self, seq: int, now: float) -> bool:
+        """Send a dead letter again (after ops fixed the cause)."""
+        n = await self._write(
+            "UPDATE alert_outbox SET state = 'pending', due = ?, created = ?, done_at = NULL"
+            " WHERE seq = ? AND state = 'dead'",
+            (now, now, seq),
+        )
+        if n:
+            self.wake.set()
+        return n > 0
+
+    async def stats(self, now: float) -> OutboxStats:
+        async with self.db.execute(
+            "SELECT COUNT(*), MIN(created) FROM alert_outbox WHERE state = 'pending'"
+        ) as cur:
+            row = await cur.fetchone()
+        depth, oldest = (row[0], row[1]) if row else (0, None)
+        async with self.db.execute("SELECT COUNT(*) FROM alert_outbox WHERE state = 'dead'") as c:
+            dead_row = await c.fetchone()
+        return OutboxStats(
+            depth=int(depth),
+            oldest_pending_s=max(0.0, now - oldest) if oldest is not None else 0.0,
+            dead=int(dead_row[0]) if dead_row else 0,
+        )
+
+    async def prune(self, before: float) -> int:
+        """Forget sent notifications done before `before` (dead letters stay)."""
+        return await self._write(
+            "DELETE FROM alert_outbox WHERE state = 'sent' AND done_at < ?", (before,)
+        )

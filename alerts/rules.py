@@ -1,0 +1,334 @@
+"""The pure rule engine: hall views in, alert transitions out. No clock, no I/O.
+
+One episode per (hall, alert, subject): `pending` while the condition has held for less than
+its `for`, then `firing` until it has been below the lower marks for `clear_for_s`. An episode
+fires once, escalates at most once per level, repeats while unacknowledged, and resolves once.
+Peak alerts start only inside opening hours on working days; an episode still firing when the
+hall closes is resolved with reason "closed", so the next day starts clean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from alerts import messages
+from alerts.settings import DeviceRule, HallRules, RuleSettings, SystemRule
+from alerts.view import Crossing, Figures, HallView, Transition
+
+# Which estimates a device feeds: a door counter the headcount, the others the wait estimates.
+_FEEDS = {
+    "door_counter": "headcount",
+    "ticket_machine": "wait",
+    "window_terminal": "wait",
+}
+
+
+class Episode(msgspec.Struct):
+    hall: str
+    alert: str
+    subject: str
+    phase: str  # pending | firing
+    since: float  # when the condition began (pending) / the episode's start (firing)
+    level: int = 0
+    seq: int = 0
+    last_notified: float = 0.0
+    clear_since: float | None = None
+    acked_by: str | None = None
+    acked_at: float | None = None
+    peak_headcount: int = 0
+    peak_wait_s: float | None = None
+    peak_wait_service: str | None = None
+    last_level_change: float = 0.0
+    summary: str = ""
+
+    @property
+    def alert_id(self) -> str:
+        parts = [self.hall, self.alert] + ([self.subject] if self.subject else [])
+        return ":".join([*parts, str(int(self.since))])
+
+
+class _Snapshot(msgspec.Struct):
+    version: int
+    episodes: list[Episode]
+
+
+def unreliable(view: HallView) -> tuple[str, ...]:
+    """The estimates ("headcount", "wait") that depend on a device that is down right now."""
+    out = {_FEEDS[d.kind] for d in view.devices if not d.up and d.kind in _FEEDS}
+    return tuple(sorted(out))
+
+
+def _max_wait(view: HallView) -> tuple[float | None, str | None]:
+    best: tuple[float | None, str | None] = (None, None)
+    for service, wait in sorted(view.est_wait_s_by_service.items()):
+        if wait is not None and (best[0] is None or wait > best[0]):
+            best = (wait, service)
+    return best
+
+
+def figures(view: HallView, crossed: Iterable[Crossing] = ()) -> Figures:
+    """The numbers of a view that messages quote."""
+    wait, service = _max_wait(view)
+    return Figures(
+        headcount=view.headcount,
+        max_wait_s=wait,
+        max_wait_service=service,
+        waiting_total=sum(view.waiting_by_service.values()),
+        windows_open=view.windows_open,
+        emergency_windows_open=view.emergency_windows_open,
+        extra_windows_by_service=tuple(
+            sorted((s, n) for s, n in view.extra_windows_by_service.items() if n > 0)
+        ),
+        closing_overrun_s=view.closing_overrun_s,
+        unreliable=unreliable(view),
+        crossed=tuple(crossed),
+    )
+
+
+class RuleEngine:
+    """Alert episodes of every hall. Feed it views in time order with `evaluate`."""
+
+    def __init__(self, settings: RuleSettings) -> None:
+        self.settings = settings
+        self._zone = ZoneInfo(settings.timezone)
+        self.episodes: dict[tuple[str, str, str], Episode] = {}
+
+    # --- queries ------------------------------------------------------------------------
+
+    def local(self, ts: float) -> datetime:
+        return datetime.fromtimestamp(ts, self._zone)
+
+    def in_hours(self, view: HallView) -> bool:
+        """Working day and between the hall's opening and closing time."""
+        rules = self.settings.for_hall(view.hall)
+        t = self.local(view.now).time()
+        return view.is_working_day and rules.open <= t < rules.close
+
+    def firing(self) -> list[Episode]:
+        """Episodes that are firing now, in a stable order."""
+        return sorted(
+            (e for e in self.episodes.values() if e.phase == "firing"),
+            key=lambda e: (e.hall, e.alert, e.subject),
+        )
+
+    def find(self, alert_id: str) -> Episode | None:
+        for e in self.episodes.values():
+            if e.phase == "firing" and e.alert_id == alert_id:
+                return e
+        return None
+
+    def ack(self, alert_id: str, by: str, now: float) -> Episode | None:
+        """Acknowledge a firing alert: no more repeats this episode. None if not firing."""
+        e = self.find(alert_id)
+        if e is not None and e.acked_at is None:
+            e.acked_by, e.acked_at = by, now
+        return e
+
+    # --- persistence --------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        return msgspec.json.encode(_Snapshot(1, list(self.episodes.values())))
+
+    def restore(self, blob: bytes | None) -> None:
+        """Load episodes saved by `snapshot` (an unreadable blob starts clean)."""
+        self.episodes = {}
+        if not blob:
+            return
+        try:
+            snap = msgspec.json.decode(blob, type=_Snapshot)
+        except msgspec.DecodeError:
+            return
+        for e in snap.episodes:
+            self.episodes[(e.hall, e.alert, e.subject)] = e
+
+    # --- evaluation ---------------------------------------------------------------------
+
+    def evaluate(self, view: HallView) -> list[Transition]:
+        """Advance every episode of `view.hall` to `view.now`; return what changed."""
+        rules = self.settings.for_hall(view.hall)
+        open_now = self.in_hours(view)
+        out: list[Transition] = []
+        out += self._queue_peak(view, rules, open_now)
+        out += self._devices(view, rules.device_offline, open_now)
+        out += self._systems(view, rules.system_down, open_now)
+        return out
+
+    def _emit(
+        self,
+        e: Episode,
+        view: HallView,
+        state: str,
+        figs: Figures,
+        *,
+        reason: str = "",
+    ) -> Transition:
+        e.seq += 1
+        e.last_notified = view.now
+        peak = None
+        if state == "resolved":
+            peak = Figures(
+                headcount=e.peak_headcount,
+                max_wait_s=e.peak_wait_s,
+                max_wait_service=e.peak_wait_service,
+            )
+        level = max(e.level, 1)
+        rules = self.settings.for_hall(e.hall)
+        summary = messages.summary(
+            alert=e.alert,
+            state=state,
+            hall_name=rules.name or e.hall,
+            subject=e.subject,
+            figures=figs,
+            peak=peak,
+            duration_s=view.now - e.since,
+            reason=reason,
+        )
+        e.summary = summary
+        return Transition(
+            at=view.now,
+            hall=e.hall,
+            alert=e.alert,
+            subject=e.subject,
+            alert_id=e.alert_id,
+            state=state,
+            level=level,
+            recipients=self.settings.roles_for(level),
+            summary=summary,
+            started_at=e.since,
+            seq=e.seq,
+            figures=figs,
+            peak=peak,
+            reason=reason,
+            local_time=self.local(view.now).strftime("%H:%M"),
+        )
+
+    def _resolve(
+        self, key: tuple[str, str, str], view: HallView, figs: Figures, reason: str
+    ) -> list[Transition]:
+        e = self.episodes.pop(key)
+        if e.phase != "firing":
+            return []
+        return [self._emit(e, view, "resolved", figs, reason=reason)]
+
+    def _tick_firing(
+        self, e: Episode, view: HallView, figs: Figures, want_level: int, repeat_s: float
+    ) -> list[Transition]:
+        """Escalate when the level rises, otherwise repeat while unacknowledged."""
+        if want_level > e.level:
+            e.level = want_level
+            e.last_level_change = view.now
+            return [self._emit(e, view, "escalated", figs)]
+        if e.acked_at is None and repeat_s > 0 and view.now - e.last_notified >= repeat_s:
+            return [self._emit(e, view, "repeat", figs)]
+        return []
+
+    def _queue_peak(self, view: HallView, rules: HallRules, open_now: bool) -> list[Transition]:
+        r = rules.queue_peak
+        key = (view.hall, "queue_peak", "")
+        crossed: list[Crossing] = []
+        if view.headcount >= r.headcount:
+            crossed.append(Crossing("headcount", view.headcount, r.headcount))
+        for service, wait in sorted(view.est_wait_s_by_service.items()):
+            if wait is not None and wait >= r.wait_s:
+                crossed.append(Crossing("wait", wait, r.wait_s, service))
+        figs = figures(view, crossed)
+        waits = [w for w in view.est_wait_s_by_service.values() if w is not None]
+        worst = max(waits, default=0.0)
+        clear = view.headcount < r.clear_headcount and worst < r.clear_wait_s
+        far = view.headcount >= r.escalate_headcount or worst >= r.escalate_wait_s
+        e = self.episodes.get(key)
+
+        if e is None or e.phase == "pending":
+            if not open_now or not crossed:
+                self.episodes.pop(key, None)
+                return []
+            if e is None:
+                e = self.episodes[key] = Episode(view.hall, "queue_peak", "", "pending", view.now)
+            if view.now - e.since < r.for_s:
+                return []
+            e.phase = "firing"
+            e.level = 2 if far else 1
+            e.last_level_change = view.now
+            self._peak(e, view)
+            return [self._emit(e, view, "firing", figs)]
+
+        self._peak(e, view)
+        if not open_now:
+            return self._resolve(key, view, figs, "closed")
+        if clear:
+            e.clear_since = view.now if e.clear_since is None else e.clear_since
+            if view.now - e.clear_since >= r.clear_for_s:
+                return self._resolve(key, view, figs, "cleared")
+            return []
+        e.clear_since = None
+        long = view.now - e.since >= r.escalate_after_s
+        return self._tick_firing(e, view, figs, 2 if (far or long) else 1, r.repeat_s)
+
+    def _peak(self, e: Episode, view: HallView) -> None:
+        e.peak_headcount = max(e.peak_headcount, view.headcount)
+        wait, service = _max_wait(view)
+        if wait is not None and (e.peak_wait_s is None or wait > e.peak_wait_s):
+            e.peak_wait_s, e.peak_wait_service = wait, service
+
+    def _subject_rule(
+        self,
+        view: HallView,
+        alert: str,
+        subject: str,
+        down: bool,
+        since: float,
+        rule: DeviceRule | SystemRule,
+        open_now: bool,
+        figs: Figures,
+    ) -> list[Transition]:
+        """Shared by device_offline and system_down: down for `after_s` fires, up clears."""
+        key = (view.hall, alert, subject)
+        e = self.episodes.get(key)
+        gated = rule.opening_hours_only and not open_now
+        if e is None:
+            if down and not gated and view.now - since >= rule.after_s:
+                e = self.episodes[key] = Episode(view.hall, alert, subject, "firing", since)
+                e.level = 2 if view.now - since >= rule.escalate_after_s else 1
+                return [self._emit(e, view, "firing", figs)]
+            return []
+        if gated:
+            return self._resolve(key, view, figs, "closed")
+        if not down:
+            if view.now - since >= rule.clear_for_s:
+                return self._resolve(key, view, figs, "cleared")
+            return []
+        long = view.now - e.since >= rule.escalate_after_s
+        return self._tick_firing(e, view, figs, 2 if long else 1, rule.repeat_s)
+
+    def _devices(self, view: HallView, rule: DeviceRule, open_now: bool) -> list[Transition]:
+        out: list[Transition] = []
+        seen: set[str] = set()
+        base = figures(view)
+        for d in view.devices:
+            seen.add(d.device)
+            figs = replace(base, device_kind=d.kind)
+            out += self._subject_rule(
+                view, "device_offline", d.device, not d.up, d.since, rule, open_now, figs
+            )
+        for key in [k for k in self.episodes if k[0] == view.hall and k[1] == "device_offline"]:
+            if key[2] not in seen:  # the device was removed from the hall
+                out += self._resolve(key, view, base, "gone")
+        return out
+
+    def _systems(self, view: HallView, rule: SystemRule, open_now: bool) -> list[Transition]:
+        out: list[Transition] = []
+        base = figures(view)
+        for system, (state, since) in sorted(view.systems.items()):
+            figs = replace(base, system_state=state)
+            out += self._subject_rule(
+                view, "system_down", system, state == "down", since, rule, open_now, figs
+            )
+        for key in [k for k in self.episodes if k[0] == view.hall and k[1] == "system_down"]:
+            if key[2] not in view.systems:
+                out += self._resolve(key, view, base, "gone")
+        return out

@@ -1,0 +1,281 @@
+"""The alert service: runs the rules on hall views, routes transitions to recipients, stores
+the notifications (with the engine's state) in the outbox, and takes acknowledgements and
+Alertmanager webhooks. The daemon calls `evaluate` on every tick; the dispatcher sends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict
+from typing import Any
+
+from alerts import messages
+from alerts.channels.alertmanager import postable
+from alerts.messages import Names
+from alerts.metrics import AlertMetrics
+from alerts.outbox import NewNotification, Outbox
+from alerts.rules import Episode, RuleEngine
+from alerts.settings import AlertSettings
+from alerts.view import HallView, Transition
+
+log = logging.getLogger("hallwatch.alerts")
+STATE_NAME = "rules"
+_SAVE_EVERY_S = 10.0
+
+
+class Alerts:
+    """Use `await Alerts(...).start()` once, then `evaluate(views)` on every tick."""
+
+    def __init__(
+        self,
+        settings: AlertSettings,
+        outbox: Outbox,
+        *,
+        clock: Callable[[], float],
+        metrics: AlertMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.engine = RuleEngine(settings.rules)
+        self._clock = clock
+        self._metrics = metrics
+        self._am_sent: dict[str, float] = {}
+        self._saved = b""
+        self._saved_at = 0.0
+
+    async def start(self) -> None:
+        """Restore the episodes saved with the last notifications (no re-firing on restart)."""
+        blob = await self.outbox.load_state(STATE_NAME)
+        self.engine.restore(blob)
+        self._saved = blob or b""
+        self._publish()
+
+    def now(self) -> float:
+        return self._clock()
+
+    def names(self, hall: str) -> Names:
+        return Names(self.settings.rules.for_hall(hall).name or hall, self.settings.service_names)
+
+    # --- the tick ---------------------------------------------------------------------------
+
+    async def evaluate(self, views: Iterable[HallView]) -> list[Transition]:
+        """Run the rules; store the resulting notifications and the new state; return them."""
+        transitions: list[Transition] = []
+        now = self._clock()
+        for view in views:
+            transitions += self.engine.evaluate(view)
+            now = max(now, view.now)
+        notes: dict[str, NewNotification] = {}
+        for t in transitions:
+            log.info("alert %s %s level %d: %s", t.alert_id, t.state, t.level, t.summary)
+            for n in self.route(t):
+                notes[n.key] = n
+        for n in self._am_resends(now):
+            notes.setdefault(n.key, n)
+        snap = self.engine.snapshot()
+        changed = snap != self._saved and (transitions or now - self._saved_at >= _SAVE_EVERY_S)
+        if notes or changed:
+            await self.outbox.enqueue(list(notes.values()), now=now, state=(STATE_NAME, snap))
+            self._saved, self._saved_at = snap, now
+        self._publish()
+        return transitions
+
+    def _publish(self) -> None:
+        if self._metrics is not None:
+            self._metrics.firing = [(e.hall, e.alert, e.level) for e in self.engine.firing()]
+
+    def route(self, t: Transition) -> list[NewNotification]:
+        """The notifications of one transition: per role of its level, per channel target."""
+        names = self.names(t.hall)
+        roles = self.settings.roles_in(t.hall)
+        base = f"{t.alert_id}/{t.seq}-{t.state}"
+        out: dict[str, NewNotification] = {}
+        mentions: dict[str, list[str]] = {}
+        userids: dict[str, list[str]] = {}
+        for role_name in t.recipients:
+            role = roles.get(role_name)
+            if role is None or t.alert not in role.alerts:
+                continue
+            for robot in role.wecom:
+                userids.setdefault(robot, []).extend(role.mention_userids)
+                if role.mention_mobiles:
+                    mentions.setdefault(robot, []).extend(role.mention_mobiles)
+            for phone in role.sms:
+                key = f"{base}/sms/{phone}"
+                out[key] = NewNotification(
+                    key,
+                    "sms",
+                    phone,
+                    {"text": messages.sms_text(t, names), "params": messages.sms_params(t, names)},
+                )
+            for hook in role.webhooks:
+                key = f"{base}/webhook/{hook}"
+                out[key] = NewNotification(key, "webhook", hook, self.webhook_body(t, key))
+        for robot, ids in userids.items():
+            key = f"{base}/wecom/{robot}"
+            content = messages.wecom_markdown(t, names, tuple(dict.fromkeys(ids)))
+            out[key] = NewNotification(
+                key, "wecom", robot, {"msgtype": "markdown", "content": content}
+            )
+        for robot, mobiles in mentions.items():
+            key = f"{base}/wecom-at/{robot}"
+            out[key] = NewNotification(
+                key,
+                "wecom",
+                robot,
+                {
+                    "msgtype": "text",
+                    "content": messages.wecom_mention(t, names),
+                    "mentioned_mobile_list": list(dict.fromkeys(mobiles)),
+                },
+            )
+        am = self.settings.alertmanager
+        if am.url:
+            key = f"{base}/alertmanager"
+            ends = t.at if t.state == "resolved" else t.at + 4 * am.resend_s
+            alert = postable(
+                alert=t.alert,
+                hall=t.hall,
+                subject=t.subject,
+                level=t.level,
+                alert_id=t.alert_id,
+                summary=t.summary,
+                started_at=t.started_at,
+                ends_at=ends,
+                generator_url=am.generator_url,
+                hall_name=names.hall,
+            )
+            out[key] = NewNotification(key, "alertmanager", "", {"alerts": [alert]})
+            if t.state == "resolved":
+                self._am_sent.pop(t.alert_id, None)
+            else:
+                self._am_sent[t.alert_id] = t.at
+        return list(out.values())
+
+    @staticmethod
+    def webhook_body(t: Transition, key: str) -> dict[str, Any]:
+        return {
+            "version": "1",
+            "key": key,
+            "at": t.at,
+            "hall": t.hall,
+            "alert": t.alert,
+            "subject": t.subject,
+            "alert_id": t.alert_id,
+            "state": t.state,
+            "level": t.level,
+            "recipients": list(t.recipients),
+            "summary": t.summary,
+            "started_at": t.started_at,
+            "figures": asdict(t.figures),
+            "peak": asdict(t.peak) if t.peak else None,
+        }
+
+    def _am_resends(self, now: float) -> list[NewNotification]:
+        """Alertmanager forgets an alert at its endsAt: re-post firing ones every resend_s."""
+        am = self.settings.alertmanager
+        if not am.url:
+            return []
+        out = []
+        for e in self.engine.firing():
+            if now - self._am_sent.get(e.alert_id, float("-inf")) < am.resend_s:
+                continue
+            self._am_sent[e.alert_id] = now
+            out.append(self._am_note(e, now, f"{e.alert_id}/am-resend/{int(now)}"))
+        return out
+
+    def _am_note(self, e: Episode, now: float, key: str) -> NewNotification:
+        am = self.settings.alertmanager
+        alert = postable(
+            alert=e.alert,
+            hall=e.hall,
+            subject=e.subject,
+            level=e.level,
+            alert_id=e.alert_id,
+            summary=e.summary,
+            started_at=e.since,
+            ends_at=now + 4 * am.resend_s,
+            generator_url=am.generator_url,
+            hall_name=self.names(e.hall).hall,
+        )
+        return NewNotification(key, "alertmanager", "", {"alerts": [alert]})
+
+    # --- the API ----------------------------------------------------------------------------
+
+    def active(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "alert_id": e.alert_id,
+                "hall": e.hall,
+                "alert": e.alert,
+                "subject": e.subject,
+                "level": e.level,
+                "since": e.since,
+                "summary": e.summary,
+                "acked_by": e.acked_by,
+                "acked_at": e.acked_at,
+            }
+            for e in self.engine.firing()
+        ]
+
+    async def ack(self, alert_id: str, by: str) -> Episode | None:
+        """Acknowledge; stops repeats of this episode. None when no such alert is firing."""
+        now = self._clock()
+        e = self.engine.ack(alert_id, by, now)
+        if e is not None:
+            snap = self.engine.snapshot()
+            await self.outbox.save_state(STATE_NAME, snap, now)
+            self._saved, self._saved_at = snap, now
+            log.info("alert %s acknowledged by %s", alert_id, by)
+        return e
+
+    async def forward(self, payload: Mapping[str, Any]) -> int:
+        """Queue WeCom and SMS notifications for an Alertmanager webhook payload (version 4).
+
+        Returns how many notifications were new. Raises ValueError for a malformed payload.
+        """
+        if str(payload.get("version")) != "4" or not isinstance(payload.get("alerts"), list):
+            raise ValueError('expected an Alertmanager webhook payload, version "4"')
+        now = self._clock()
+        fw = self.settings.forward
+        bucket = int(now // fw.dedupe_s)
+        roles = self.settings.roles
+        notes: dict[str, NewNotification] = {}
+        for alert in payload["alerts"]:
+            if not isinstance(alert, dict) or not isinstance(alert.get("labels"), dict):
+                raise ValueError("every alert needs a labels object")
+            if alert["labels"].get("source") == "hallwatch" and not fw.include_own:
+                continue
+            status = str(alert.get("status") or payload.get("status") or "firing")
+            ident = (
+                alert.get("fingerprint")
+                or hashlib.sha1(json.dumps(alert["labels"], sort_keys=True).encode()).hexdigest()[
+                    :16
+                ]
+            )
+            base = f"am-forward/{ident}/{status}/{alert.get('startsAt', '')}/{bucket}"
+            for role_name in fw.roles:
+                role = roles.get(role_name)
+                if role is None:
+                    continue
+                for robot in role.wecom:
+                    key = f"{base}/wecom/{robot}"
+                    content = messages.forwarded_markdown(alert, status)
+                    if role.mention_userids:
+                        content += "\n" + " ".join(f"<@{u}>" for u in role.mention_userids)
+                    notes[key] = NewNotification(
+                        key, "wecom", robot, {"msgtype": "markdown", "content": content}
+                    )
+                for phone in role.sms:
+                    key = f"{base}/sms/{phone}"
+                    text = messages.forwarded_sms(alert, status)
+                    params = {"hall": "", "event": status, "detail": text[:20]}
+                    notes[key] = NewNotification(
+                        key, "sms", phone, {"text": text, "params": params}
+                    )
+        if not notes:
+            return 0
+        return await self.outbox.enqueue(list(notes.values()), now=now)

@@ -1,0 +1,93 @@
+"""What the rule engine reads and what it says: plain frozen data, no behaviour.
+
+`HallView` is built by the daemon from its hall state and the estimator; `Transition` is what
+the engine returns for every change of an alert (and every repeat while unacknowledged).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+ALERTS = ("queue_peak", "device_offline", "system_down")
+STATES = ("firing", "escalated", "repeat", "resolved")
+DEVICE_KINDS = ("ticket_machine", "door_counter", "window_terminal", "display", "other")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceView:
+    """A device as the daemon sees it now: `up` from heartbeats, `since` when that began."""
+
+    device: str
+    kind: str
+    up: bool
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class HallView:
+    """One hall at one instant, the rule engine's only input. Times are epoch seconds."""
+
+    hall: str
+    now: float
+    headcount: int
+    est_wait_s_by_service: Mapping[str, float | None] = field(default_factory=dict)
+    waiting_by_service: Mapping[str, int] = field(default_factory=dict)
+    windows_open: int = 0
+    emergency_windows_open: int = 0
+    extra_windows_by_service: Mapping[str, int] = field(default_factory=dict)
+    # Seconds past closing time the present queue needs to clear; None or <= 0: it clears in time.
+    closing_overrun_s: float | None = None
+    devices: tuple[DeviceView, ...] = ()
+    # system -> (state "up" | "degraded" | "down", since)
+    systems: Mapping[str, tuple[str, float]] = field(default_factory=dict)
+    is_working_day: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Crossing:
+    """One threshold a figure crossed: `metric` is "headcount" or "wait" (then `service`)."""
+
+    metric: str
+    value: float
+    threshold: float
+    service: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """The numbers a message quotes, taken from the view at the transition."""
+
+    headcount: int = 0
+    max_wait_s: float | None = None
+    max_wait_service: str | None = None
+    waiting_total: int = 0
+    windows_open: int = 0
+    emergency_windows_open: int = 0
+    extra_windows_by_service: tuple[tuple[str, int], ...] = ()
+    closing_overrun_s: float | None = None
+    unreliable: tuple[str, ...] = ()  # "headcount" and/or "wait": a device they depend on is down
+    crossed: tuple[Crossing, ...] = ()
+    device_kind: str | None = None
+    system_state: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A change of one alert, or a repeat; `seq` numbers the notifications of an episode."""
+
+    at: float
+    hall: str
+    alert: str
+    subject: str  # the device or system for device_offline / system_down, "" for queue_peak
+    alert_id: str
+    state: str  # firing | escalated | repeat | resolved
+    level: int
+    recipients: tuple[str, ...]  # role names, e.g. ("supervisor", "director")
+    summary: str
+    started_at: float
+    seq: int
+    figures: Figures
+    peak: Figures | None = None  # on resolved: the worst figures of the episode
+    reason: str = ""  # on resolved: "cleared" | "closed" (opening hours ended) | "gone"
+    local_time: str = ""  # HH:MM in the hall's time zone, for messages
