@@ -10,11 +10,13 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from daemon.workdays import WorkCalendar
 from sensors.parse import IDENT
 
 
@@ -130,6 +132,22 @@ class LimitsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CalendarSettings:
+    """Corrections to the official working-day calendar (ISO dates), and years declared complete."""
+
+    holidays: tuple[str, ...] = ()
+    workdays: tuple[str, ...] = ()
+    complete_years: tuple[int, ...] = ()
+
+    def calendar(self) -> WorkCalendar:
+        return WorkCalendar(
+            holidays=[date.fromisoformat(d) for d in self.holidays],
+            workdays=[date.fromisoformat(d) for d in self.workdays],
+            complete_years=[int(y) for y in self.complete_years],
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "INFO"
 
@@ -141,6 +159,7 @@ class Settings:
     http: HttpSettings = HttpSettings()
     hall: HallSettings = HallSettings()
     limits: LimitsSettings = LimitsSettings()
+    calendar: CalendarSettings = CalendarSettings()
     log: LogSettings = LogSettings()
 
 
@@ -205,6 +224,11 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "hall.heartbeat_timeout_s": _positive(float),
     "hall.max_future_s": _positive(float),
     **{f"limits.{f.name}": _positive(int) for f in fields(LimitsSettings)},
+    "calendar.holidays": lambda v: _dates(v),
+    "calendar.workdays": lambda v: _dates(v),
+    "calendar.complete_years": lambda v: None
+    if all(str(y).isdigit() and 2000 <= int(y) <= 2100 for y in v)
+    else "must be a list of years",
     "log.level": lambda v: (
         None
         if v in ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -213,9 +237,25 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
 }
 
 
+def _dates(values: tuple[Any, ...]) -> str | None:
+    for v in values:
+        try:
+            date.fromisoformat(str(v))
+        except ValueError:
+            return f"{v!r} is not a YYYY-MM-DD date"
+    return None
+
+
 def _coerce(key: str, value: Any, default: Any, from_env: bool) -> Any:
     """Check `value` against the type of the default (env values arrive as strings)."""
     kind = type(default) if default is not None else str
+    if kind is tuple:
+        # Lists: a TOML array, or comma-separated in the environment.
+        if from_env and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(key, f"expected a list, got {type(value).__name__} {value!r}")
+        return tuple(value)
     if from_env and kind is not str:
         try:
             value = kind(value)
