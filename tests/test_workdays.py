@@ -33,7 +33,7 @@ def test_deadline_counts_working_days_across_weekend_and_holiday():
 
 
 def test_missing_next_year_is_reported_until_declared_complete():
-    """Without next year's official schedule the calendar says so; declaring the year silences it."""
+    """Without next year's official schedule the calendar says so; declaring the year ends it."""
     cal = WorkCalendar(complete_years=[2039])
     problem = cal.coverage_problem(date(2039, 11, 26))
     assert problem is not None and "2040" in problem and "2039" not in problem
