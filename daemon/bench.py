@@ -176,7 +176,8 @@ def run_bench(events: int, broker: str | None) -> str:
 
 async def _restart_figures(db: Path, days: int, per_day: int) -> tuple[float, float, int]:
     """Fill `db` with `days` of history, then time a restore with and without the snapshot."""
-    from daemon.main import restore
+    from daemon.estimate import Estimator
+    from daemon.main import encode_snapshot, restore
     from daemon.state import HallsState, encode
     from daemon.store import NewEvent, Store
     from sensors.events import Rejection
@@ -196,14 +197,14 @@ async def _restart_figures(db: Path, days: int, per_day: int) -> tuple[float, fl
                 batch.append(NewEvent(event.hall, event.id, topic, event.ts, event.ts, raw))
                 state.apply(event)
             _, last = await store.commit_batch(batch)
-        await store.save_snapshot(last, time.time(), encode(state))
+        await store.save_snapshot(last, time.time(), encode_snapshot(state, Estimator()))
         t0 = time.perf_counter()
-        snap_state, _, replayed = await restore(store, "Asia/Shanghai", "hall")
+        snap_state, _, _, replayed = await restore(store, "Asia/Shanghai", "hall")
         with_snapshot = time.perf_counter() - t0
         assert replayed == 0 and encode(snap_state) == encode(state)
         await store.clear_snapshots()
         t0 = time.perf_counter()
-        full_state, _, replayed = await restore(store, "Asia/Shanghai", "hall")
+        full_state, _, _, replayed = await restore(store, "Asia/Shanghai", "hall")
         full = time.perf_counter() - t0
         assert encode(full_state) == encode(state), "full replay must rebuild the same state"
     return with_snapshot, full, replayed

@@ -59,14 +59,43 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from daemon.replay import read_day, replay, summary
 
     settings = _settings(args)
+    root, tz = settings.mqtt.topic_root, settings.hall.timezone
     try:
-        result = replay(
-            read_day(args.file), root=settings.mqtt.topic_root, tz=settings.hall.timezone
-        )
+        result = replay(read_day(args.file), root=root, tz=tz)
+        out: dict[str, Any] = summary(result)
+        if args.estimates_out:
+            from daemon.estimate import Estimator
+            from daemon.scoring import score
+
+            est = Estimator(
+                tz=tz, target_wait_s=settings.hall.target_wait_s, closing=settings.hall.closing
+            )
+            report = score(read_day(args.file), root=root, tz=tz, estimator=est)
+            report.write_csv(args.estimates_out)
+            out["estimates"] = report.summary()
+        if args.alerts_out:
+            from alerts.replay import write_jsonl
+            from alerts.settings import AlertSettings
+            from daemon.estimate import Estimator
+            from daemon.replay_alerts import views_of_day
+
+            rules = (settings.alerts or AlertSettings()).rules
+            views = views_of_day(
+                read_day(args.file),
+                root=root,
+                tz=tz,
+                estimator=Estimator(
+                    tz=tz, target_wait_s=settings.hall.target_wait_s, closing=settings.hall.closing
+                ),
+                calendar=settings.calendar.calendar(),
+                heartbeat_timeout_s=settings.hall.heartbeat_timeout_s,
+            )
+            with open(args.alerts_out, "w", encoding="utf-8") as fh:
+                out["alert_transitions"] = write_jsonl(views, rules, fh)
     except (OSError, ValueError) as err:
         print(f"hallwatch replay: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(summary(result), ensure_ascii=False, indent=2))
+    print(json.dumps(out, ensure_ascii=False, indent=2))
     return 0
 
 
@@ -158,7 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("replay", help="replay a recorded day through the core, offline")
     rep.add_argument("file", help="recorded day (JSON Lines)")
-    rep.add_argument("--config", help="TOML settings file (topic root, time zone)")
+    rep.add_argument("--config", help="TOML settings file (topic root, time zone, alert rules)")
+    rep.add_argument(
+        "--estimates-out",
+        metavar="CSV",
+        help="one row per issued ticket: estimate vs actual; summary gets MAE/RASE vs QL/LES/HOL",
+    )
+    rep.add_argument(
+        "--alerts-out",
+        metavar="JSONL",
+        help="one line per alert transition (firing/escalated/resolved); nothing is sent",
+    )
     rep.set_defaults(func=cmd_replay)
 
     from sensors.profiles import PROFILES

@@ -12,11 +12,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from daemon.workdays import WorkCalendar
+
+if TYPE_CHECKING:
+    from alerts.settings import AlertSettings
 from sensors.parse import IDENT
 
 
@@ -117,6 +120,8 @@ class HallSettings:
     timezone: str = "Asia/Shanghai"
     heartbeat_timeout_s: float = 90.0
     max_future_s: float = 300.0
+    closing: str = "17:00"  # when the estimator asks "will the queue clear by closing?"
+    target_wait_s: float = 1200.0  # the plan's 20 minutes: staffing advice aims below it
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +166,8 @@ class Settings:
     limits: LimitsSettings = LimitsSettings()
     calendar: CalendarSettings = CalendarSettings()
     log: LogSettings = LogSettings()
+    # The [alerts] table, validated by alerts.settings (built in `load`).
+    alerts: AlertSettings | None = None
 
 
 def parse_broker_url(url: str, *, key: str) -> Broker:
@@ -223,18 +230,27 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "hall.timezone": _zone_ok,
     "hall.heartbeat_timeout_s": _positive(float),
     "hall.max_future_s": _positive(float),
+    "hall.closing": lambda v: None if _hhmm(v) else "must be HH:MM",
+    "hall.target_wait_s": _positive(float),
     **{f"limits.{f.name}": _positive(int) for f in fields(LimitsSettings)},
     "calendar.holidays": lambda v: _dates(v),
     "calendar.workdays": lambda v: _dates(v),
-    "calendar.complete_years": lambda v: None
-    if all(str(y).isdigit() and 2000 <= int(y) <= 2100 for y in v)
-    else "must be a list of years",
+    "calendar.complete_years": lambda v: (
+        None
+        if all(str(y).isdigit() and 2000 <= int(y) <= 2100 for y in v)
+        else "must be a list of years"
+    ),
     "log.level": lambda v: (
         None
         if v in ("DEBUG", "INFO", "WARNING", "ERROR")
         else "must be DEBUG, INFO, WARNING or ERROR"
     ),
 }
+
+
+def _hhmm(value: str) -> bool:
+    hh, sep, mm = value.partition(":")
+    return bool(sep) and hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60
 
 
 def _dates(values: tuple[Any, ...]) -> str | None:
@@ -284,19 +300,24 @@ def load(
         except tomllib.TOMLDecodeError as err:
             raise ConfigError("--config", f"{path} is not valid TOML: {err}") from None
     base = Settings()
-    known = {f.name for f in fields(Settings)}
+    known = {f.name for f in fields(Settings)} - {"alerts"}
     for key in overrides or {}:
         sect, _, name = key.partition(".")
         if sect not in known or name not in {f.name for f in fields(getattr(base, sect))}:
             raise ConfigError(key, "unknown key")
     for section in data:
-        if section not in known:
+        if section not in known and section != "alerts":
             raise ConfigError(section, "unknown section")
         if not isinstance(data[section], dict):
             raise ConfigError(section, "must be a table")
     sections: dict[str, Any] = {}
     for sect_field in fields(Settings):
         sect = sect_field.name
+        if sect == "alerts":
+            from alerts.settings import AlertSettings  # it imports ConfigError from here
+
+            sections[sect] = AlertSettings.from_mapping(data.get("alerts", {}), env)
+            continue
         default_obj = getattr(base, sect)
         given = dict(data.get(sect, {}))
         keys = {f.name for f in fields(default_obj)}

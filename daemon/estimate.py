@@ -44,6 +44,7 @@ _KEEP_ERRORS = 200
 _AGE_BIN_S = 300.0
 _AGE_BINS = 30
 _SEP = "\x1f"
+_SAMPLE_BUDGET = 8000  # queue items simulated per estimate, over all its sampled runs
 _NORMAL = NormalDist()
 
 
@@ -484,7 +485,14 @@ class Estimator:
         return out
 
     def _estimate(
-        self, wins: list[_Win], items: list[_Item], below_rank: int, day: Day, now: float, seed: str
+        self,
+        wins: list[_Win],
+        items: list[_Item],
+        below_rank: int,
+        day: Day,
+        now: float,
+        seed: str,
+        samples: int | None = None,
     ) -> tuple[float | None, int]:
         """Median call time of the target over `samples` random runs, and its position."""
         for i, it in enumerate(items):
@@ -495,12 +503,16 @@ class Estimator:
             items + self._arrivals(day, now, below_rank),
             self._handling,
         )
-        if called is None or self.samples <= 0:
+        # Sampling costs samples x queue length; a flood of tickets (or a hostile device) must
+        # not stall the daemon, so long queues get fewer runs, down to the mean-value run.
+        samples = self.samples if samples is None else samples
+        samples = min(samples, _SAMPLE_BUDGET // max(1, len(items)))
+        if called is None or samples <= 0:
             return (None if called is None else max(0.0, called - now)), position
         rates = [(k, r) for k, r in self.arrival_rates(day, now).items() if k[1] < below_rank]
         horizon = min(self._closing_ts(now), now + 3 * 3600.0)
         waits = []
-        for r in range(self.samples):
+        for r in range(samples):
             rng = random.Random(f"{seed}:{r}")
             arrivals = _poisson(rates, now, horizon, rng)
             run = items + arrivals
@@ -574,11 +586,18 @@ class Estimator:
         )
 
     def wait_for_new(
-        self, state: HallsState, hall: str, service: str, now: float, extra: Iterable[str] = ()
+        self,
+        state: HallsState,
+        hall: str,
+        service: str,
+        now: float,
+        extra: Iterable[str] = (),
+        samples: int | None = None,
     ) -> float | None:
         """The wait a normal ticket for `service` taken at `now` would face (None: no window).
 
-        `extra` names the service of each additional window to assume open and idle.
+        `extra` names the service of each additional window to assume open and idle;
+        `samples` overrides the number of sampled runs (0: the mean-value run only).
         """
         h = state.halls.get(hall)
         if h is None:
@@ -592,7 +611,8 @@ class Estimator:
         queue = self._queue(day, now, None)
         queue.append(_Item(service, 2, now, 0.0, False, True))
         wins = self._windows(hall, h, day, now, extra)
-        return self._estimate(wins, queue, 2, day, now, f"{hall}:{service}:new:{now}")[0]
+        seed = f"{hall}:{service}:new:{now}"
+        return self._estimate(wins, queue, 2, day, now, seed, samples)[0]
 
     # -- advice and metrics -----------------------------------------------------------------
 
@@ -614,7 +634,9 @@ class Estimator:
             extra = 0
             while extra < self.max_extra_windows and (wait is None or wait > self.target_wait_s):
                 extra += 1
-                wait_k = self.wait_for_new(state, hall, s, now, [s] * extra)
+                # The search only needs the mean-value run: sampling each step would cost
+                # up to max_extra_windows x samples runs per service on every tick.
+                wait_k = self.wait_for_new(state, hall, s, now, [s] * extra, samples=0)
                 if wait_k is not None and wait_k <= self.target_wait_s:
                     break
             cycle = self.law(s).mean + self.gap_s
@@ -639,8 +661,16 @@ class Estimator:
             staffing.closing_overrun(projected, closing),
         )
 
-    def metrics(self, state: HallsState, now: float) -> list[Metric]:
-        """Gauge families over the live state and what was learned (built afresh each scrape)."""
+    def metrics(
+        self,
+        state: HallsState,
+        now: float,
+        advice: Callable[[str], Advice | None] | None = None,
+    ) -> list[Metric]:
+        """Gauge families over the live state and what was learned (built afresh each scrape).
+
+        `advice`, when given, supplies (cached) advice per hall instead of computing it here.
+        """
         est = GaugeMetricFamily(
             "hallwatch_estimated_wait_seconds",
             "Estimated wait of a normal ticket taken now.",
@@ -677,7 +707,9 @@ class Estimator:
             labels=["hall", "service"],
         )
         for name in sorted(state.halls):
-            adv = self.advice(state, name, now)
+            adv = advice(name) if advice is not None else self.advice(state, name, now)
+            if adv is None:
+                continue
             for sa in adv.services:
                 if sa.estimated_wait_s is not None:
                     est.add_metric([name, sa.service], sa.estimated_wait_s)

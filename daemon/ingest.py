@@ -31,7 +31,7 @@ from daemon.config import Settings
 from daemon.metrics import IngestMetrics
 from daemon.state import HallsState
 from daemon.store import NewEvent, NewReject, Store
-from sensors.events import Reason, Rejection
+from sensors.events import Event, Reason, Rejection
 from sensors.parse import parse
 
 log = logging.getLogger("hallwatch.ingest")
@@ -49,8 +49,21 @@ def tls_params(settings: Settings) -> aiomqtt.TLSParameters | None:
     mq = settings.mqtt
     if not mq.broker().tls:
         return None
-    return aiomqtt.TLSParameters(
-        ca_certs=mq.ca_file, certfile=mq.cert_file, keyfile=mq.key_file
+    return aiomqtt.TLSParameters(ca_certs=mq.ca_file, certfile=mq.cert_file, keyfile=mq.key_file)
+
+
+def make_output_client(settings: Settings) -> aiomqtt.Client:
+    """A plain client for the daemon's outputs (estimates, status): no session to keep."""
+    broker = settings.mqtt.broker()
+    return aiomqtt.Client(
+        broker.host,
+        broker.port,
+        username=broker.username,
+        password=broker.password,
+        identifier=f"{settings.mqtt.client_id}-out",
+        keepalive=settings.mqtt.keepalive_s,
+        timeout=5,
+        tls_params=tls_params(settings),
     )
 
 
@@ -118,6 +131,7 @@ class Ingest:
         *,
         clock: Callable[[], float] = time.time,
         on_batch: Callable[[int], None] | None = None,
+        on_applied: Callable[[Event], None] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -125,6 +139,7 @@ class Ingest:
         self._metrics = metrics
         self._clock = clock
         self._on_batch = on_batch
+        self._on_applied = on_applied
         self._root = settings.mqtt.topic_root
         self._max_future = settings.hall.max_future_s
         self._rejects_log = _RateLimitedLog()
@@ -232,6 +247,9 @@ class Ingest:
             except Exception:
                 self._metrics.state_errors.inc()
                 log.exception("state could not apply event %s/%s", event.hall, event.id)
+                continue
+            if self._on_applied is not None:
+                self._on_applied(event)
         self._metrics.events.labels("accepted").inc(len(events) - duplicates)
         self._metrics.events.labels("duplicate").inc(duplicates)
         self._metrics.events.labels("rejected").inc(len(rejects))

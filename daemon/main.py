@@ -1,4 +1,4 @@
-"""The daemon: restore state, then ingest and serve HTTP under one TaskGroup until stopped."""
+"""The daemon: restore state, then ingest, estimate, alert and serve HTTP under one TaskGroup."""
 
 from __future__ import annotations
 
@@ -7,36 +7,94 @@ import dataclasses
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import aiohttp
+import msgspec
 from prometheus_client import CollectorRegistry, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from alerts import build as alert_build
+from alerts.dispatcher import Dispatcher
+from alerts.metrics import AlertMetrics
+from alerts.outbox import Outbox
+from alerts.receiver import add_routes as add_alert_routes
+from alerts.service import Alerts
+from alerts.settings import AlertSettings
+from daemon import offpeak, screen
 from daemon import state as state_mod
 from daemon.config import Settings
+from daemon.estimate import Advice, EstimateOut, Estimator
+from daemon.estimating import EstimateLane
 from daemon.http import HttpServer
-from daemon.ingest import Ingest
+from daemon.ingest import Ingest, make_output_client
 from daemon.metrics import IngestMetrics, StateCollector
+from daemon.outputs import OutputPublisher, status_payload
 from daemon.state import HallsState, Limits
 from daemon.store import Store
-from sensors.events import Rejection
+from daemon.views import all_views
+from daemon.workdays import WorkCalendar
+from sensors.events import Event, Rejection
 from sensors.parse import parse
 
 log = logging.getLogger("hallwatch")
 
+TICK_S = 2.0  # alert rules and hall status are evaluated this often
+ADVICE_TTL_S = 2.0
 
-async def restore(store: Store, tz: str, root: str) -> tuple[HallsState, int, int]:
+
+class _Snapshot(msgspec.Struct):
+    """What a snapshot row holds: the hall state and the estimator's learned data."""
+
+    state: msgspec.Raw
+    estimator: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))
+
+
+def encode_snapshot(state: HallsState, estimator: Estimator) -> bytes:
+    return msgspec.json.encode(
+        _Snapshot(msgspec.Raw(state_mod.encode(state)), msgspec.Raw(estimator.snapshot()))
+    )
+
+
+def decode_snapshot(blob: bytes) -> tuple[HallsState | None, bytes | None]:
+    try:
+        snap = msgspec.json.decode(blob, type=_Snapshot)
+    except msgspec.DecodeError:
+        return None, None
+    est = bytes(snap.estimator)
+    return state_mod.decode(bytes(snap.state)), None if est == b"null" else est
+
+
+def make_estimator(settings: Settings, blob: bytes | None = None) -> Estimator:
+    kw: dict[str, Any] = {
+        "tz": settings.hall.timezone,
+        "target_wait_s": settings.hall.target_wait_s,
+        "closing": settings.hall.closing,
+    }
+    return Estimator.restore(blob, **kw) if blob else Estimator(**kw)
+
+
+async def restore(
+    store: Store,
+    tz: str,
+    root: str,
+    *,
+    on_applied: Callable[[Event, HallsState], None] | None = None,
+) -> tuple[HallsState, bytes | None, int, int]:
     """State from the newest usable snapshot plus the events stored after it.
 
-    Returns (state, last seq applied, events replayed). A snapshot from another snapshot
-    version or time zone is ignored and the whole log replayed, which gives the same state.
+    Returns (state, estimator blob, last seq applied, events replayed); `on_applied` sees every
+    replayed event right after the state applied it. A snapshot from another version or time
+    zone is ignored and the whole log replayed, which gives the same state.
     """
-    state, upto = HallsState(tz=tz), 0
+    state, est_blob, upto = HallsState(tz=tz), None, 0
     snap = await store.latest_snapshot()
     if snap is not None:
-        loaded = state_mod.decode(snap[1])
+        loaded, blob = decode_snapshot(snap[1])
         if loaded is not None and loaded.tz == tz:
-            state, upto = loaded, snap[0]
+            state, est_blob, upto = loaded, blob, snap[0]
         else:
             log.info("snapshot at seq %d is not usable here; replaying the whole log", snap[0])
     replayed = 0
@@ -49,8 +107,31 @@ async def restore(store: Store, tz: str, root: str) -> tuple[HallsState, int, in
             log.warning("stored event %d no longer parses: %s", seq, event.detail)
             continue
         state.apply(event)
+        if on_applied is not None:
+            on_applied(event, state)
         replayed += 1
-    return state, last, replayed
+    return state, est_blob, last, replayed
+
+
+class _EstimatorCollector(Collector):
+    def __init__(self, daemon: Daemon) -> None:
+        self._d = daemon
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        d = self._d
+        yield from d.estimator.metrics(d.state, d.clock(), d.advice)
+        covered = GaugeMetricFamily(
+            "hallwatch_calendar_covered",
+            "1 if the working-day calendar has the official schedule for the year.",
+            labels=["year"],
+        )
+        year = d.state.business_day(d.clock()).year
+        for y in (year, year + 1):
+            covered.add_metric([str(y)], 1 if y in d.calendar.covered else 0)
+        yield covered
 
 
 class Daemon:
@@ -62,17 +143,25 @@ class Daemon:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # noise on a wall display
         self.registry = CollectorRegistry()
         self.metrics = IngestMetrics(self.registry)
-        self.state = HallsState(
-            tz=settings.hall.timezone, limits=Limits(**dataclasses.asdict(settings.limits))
-        )
+        self.limits = Limits(**dataclasses.asdict(settings.limits))
+        self.state = HallsState(tz=settings.hall.timezone, limits=self.limits)
+        self.estimator = make_estimator(settings)
+        self.calendar: WorkCalendar = settings.calendar.calendar()
+        self.alert_settings: AlertSettings = settings.alerts or AlertSettings()
         self.registry.register(
             StateCollector(lambda: self.state, clock, settings.hall.heartbeat_timeout_s)
         )
+        self.registry.register(_EstimatorCollector(self))
+        self.alert_metrics = AlertMetrics(self.registry)
+        self.outputs = OutputPublisher(settings, self.registry)
+        self.lane = EstimateLane(self.estimator, lambda: self.state, self._publish_estimate)
         self.http_started = asyncio.Event()
         self.http: HttpServer | None = None
         self.ingest: Ingest | None = None
+        self.alerts: Alerts | None = None
         self._snap_seq = 0
         self._since_snap = 0
+        self._advice: dict[str, tuple[float, Advice]] = {}
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         ing = self.ingest
@@ -82,26 +171,56 @@ class Daemon:
             "events_applied": self.state.applied,
             "last_seq": ing.last_seq if ing else 0,
             "last_commit_at": ing.last_commit_at if ing else None,
+            "estimate_backlog": self.lane.backlog,
         }
+
+    def advice(self, hall: str) -> Advice | None:
+        """The estimator's staffing advice for a hall, cached for a tick."""
+        now = self.clock()
+        hit = self._advice.get(hall)
+        if hit is not None and now - hit[0] < ADVICE_TTL_S:
+            return hit[1]
+        if hall not in self.state.halls:
+            return None
+        adv = self.estimator.advice(self.state, hall, now)
+        self._advice[hall] = (now, adv)
+        return adv
+
+    def _publish_estimate(self, out: EstimateOut) -> None:
+        root = self.settings.mqtt.topic_root
+        self.outputs.put(
+            f"{root}/{out.hall}/estimate",
+            {
+                "ticket": out.ticket,
+                "service": out.service,
+                "priority": out.priority,
+                "position": out.position,
+                "estimated_wait_s": None
+                if out.estimated_wait_s is None
+                else round(out.estimated_wait_s),
+                "at": out.at,
+            },
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        async with Store(s.store.path, synchronous=s.store.synchronous) as store:
-            started = time.perf_counter()
-            self.state, last, replayed = await restore(store, s.hall.timezone, s.mqtt.topic_root)
-            self.state.limits = Limits(**dataclasses.asdict(s.limits))
-            took = time.perf_counter() - started
-            self.metrics.restore_seconds.set(took)
-            self.metrics.restore_events.set(replayed)
-            log.info(
-                "state restored in %.3f s (%d events replayed, %d halls)",
-                took,
-                replayed,
-                len(self.state.halls),
+        async with (
+            Store(s.store.path, synchronous=s.store.synchronous) as store,
+            Outbox(s.store.path, synchronous=s.store.synchronous) as outbox,
+            aiohttp.ClientSession() as session,
+        ):
+            await self._restore(store)
+            self.alerts = Alerts(
+                self.alert_settings, outbox, clock=self.clock, metrics=self.alert_metrics
             )
-            self._snap_seq = last
-            if replayed:
-                await self._snapshot(store, last)
+            await self.alerts.start()
+            dispatcher = Dispatcher(
+                outbox,
+                alert_build.channels(self.alert_settings, session, clock=self.clock),
+                self.alert_settings.outbox,
+                clock=self.clock,
+                metrics=self.alert_metrics,
+            )
             self.ingest = Ingest(
                 s,
                 store,
@@ -109,6 +228,7 @@ class Daemon:
                 self.metrics,
                 clock=self.clock,
                 on_batch=self._counted,
+                on_applied=self.lane.push,
             )
             host, port = s.http.host_port()
             self.http = HttpServer(
@@ -120,11 +240,19 @@ class Daemon:
                 self.clock,
                 s.hall.heartbeat_timeout_s,
             )
+            add_alert_routes(self.http.app, self.alerts, outbox, self.alert_settings.api_token)
+            self.http.app.router.add_get("/api/offpeak/{hall}", self._offpeak)
+            screen.add_routes(self.http.app, self._screen_model)
+            self._warn_calendar()
             async with asyncio.TaskGroup() as tg:
                 tasks = [
                     tg.create_task(self.ingest.run(), name="ingest"),
+                    tg.create_task(self.lane.run(), name="estimates"),
+                    tg.create_task(self.outputs.run(lambda: make_output_client(s)), name="outputs"),
                     tg.create_task(self.http.run(self.http_started), name="http"),
                     tg.create_task(self._snapshots(store), name="snapshots"),
+                    tg.create_task(self._ticks(), name="alerts"),
+                    tg.create_task(dispatcher.run(), name="dispatcher"),
                 ]
                 await self.http_started.wait()
                 assert self.http.bound is not None
@@ -133,12 +261,108 @@ class Daemon:
                 log.info("stopping: draining the current batch")
                 for task in tasks:
                     task.cancel()
+            self.lane.drain()
             if self.ingest.last_seq > self._snap_seq:
                 await self._snapshot(store, self.ingest.last_seq)
         log.info("stopped")
 
+    async def _restore(self, store: Store) -> None:
+        s = self.settings
+        started = time.perf_counter()
+        replay_est: list[Event] = []
+        state, est_blob, last, replayed = await restore(
+            store,
+            s.hall.timezone,
+            s.mqtt.topic_root,
+            on_applied=lambda ev, st: replay_est.append(ev),
+        )
+        self.state = state
+        self.state.limits = self.limits
+        self.estimator = make_estimator(s, est_blob)
+        self.lane.estimator = self.estimator
+        # The estimator learns from the replayed tail too; the state it reads is the final
+        # one, so estimates made here are not published (those tickets had theirs already).
+        for ev in replay_est:
+            self.estimator.on_event(ev, self.state)
+        took = time.perf_counter() - started
+        self.metrics.restore_seconds.set(took)
+        self.metrics.restore_events.set(replayed)
+        log.info(
+            "state restored in %.3f s (%d events replayed, %d halls)",
+            took,
+            replayed,
+            len(self.state.halls),
+        )
+        self._snap_seq = last
+        if replayed:
+            await self._snapshot(store, last)
+
+    def _warn_calendar(self) -> None:
+        day = self.state.business_day(self.clock())
+        problem = self.calendar.coverage_problem(day)
+        if problem:
+            log.error("%s", problem)
+
     def _counted(self, applied: int) -> None:
         self._since_snap += applied
+
+    async def _ticks(self) -> None:
+        """Every tick: alert rules over every hall, and the retained status per hall."""
+        assert self.alerts is not None
+        s = self.settings
+        last_calendar_check = self.clock()
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = self.clock()
+            try:
+                views = all_views(
+                    self.state, now, self.advice, s.hall.heartbeat_timeout_s, self.calendar
+                )
+                await self.alerts.evaluate(views)
+                firing = self.alerts.active()
+                for view in views:
+                    alerts = [a for a in firing if a.get("hall") == view.hall]
+                    self.outputs.status(
+                        view.hall,
+                        status_payload(
+                            view.hall,
+                            now,
+                            headcount=view.headcount,
+                            waiting=dict(view.waiting_by_service),
+                            estimated_wait_s=dict(view.est_wait_s_by_service),
+                            windows_open=view.windows_open,
+                            alerts=alerts,
+                            systems_down=[k for k, v in view.systems.items() if v[0] == "down"],
+                        ),
+                        now,
+                    )
+            except Exception:
+                log.exception("alert tick failed")
+            if now - last_calendar_check > 86400:
+                last_calendar_check = now
+                self._warn_calendar()
+
+    async def _offpeak(self, request: aiohttp.web.Request) -> aiohttp.web.Response:
+        hall = request.match_info["hall"]
+        if hall not in self.state.halls:
+            return aiohttp.web.json_response({"error": "unknown hall"}, status=404)
+        table = self.estimator.learned.waits.get(hall, offpeak.WaitTable())
+        body = {"hall": hall, **offpeak.guidance(table, self.clock(), tz=self.state.tz)}
+        return aiohttp.web.json_response(body, dumps=_dumps)
+
+    def _screen_model(self, hall: str) -> dict[str, Any] | None:
+        now = self.clock()
+        table = self.estimator.learned.waits.get(hall, offpeak.WaitTable())
+        adv = self.advice(hall)
+        waits = {sa.service: sa.estimated_wait_s for sa in adv.services} if adv else {}
+        return screen.screen_model(
+            self.state,
+            hall,
+            now,
+            est_wait=waits.get,
+            quiet_slots=offpeak.quiet_slots(table, now, tz=self.state.tz),
+            outage_recovery_at=None,
+        )
 
     async def _snapshots(self, store: Store) -> None:
         """Snapshot every `store.snapshot_every` applied events, checked once a second."""
@@ -149,11 +373,18 @@ class Daemon:
                 await self._snapshot(store, self.ingest.last_seq)
 
     async def _snapshot(self, store: Store, upto: int) -> None:
-        # Encoded synchronously on the loop, so no event is applied between encode and `upto`.
-        body = state_mod.encode(self.state)
+        # Drain the estimator and encode synchronously, so both match `upto` exactly.
+        self.lane.drain()
+        body = encode_snapshot(self.state, self.estimator)
         self._since_snap = 0
         self._snap_seq = upto
         await store.save_snapshot(upto, self.clock(), body)
+
+
+def _dumps(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, ensure_ascii=False)
 
 
 async def serve(settings: Settings) -> None:

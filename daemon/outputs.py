@@ -58,9 +58,13 @@ class OutputPublisher:
         self._settings = settings
         self._queue: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue(maxsize)
         self.published = Counter(
-            "hallwatch_outputs_published", "Outputs published (estimates, status).",
-            ["kind"], registry=registry,
+            "hallwatch_outputs_published",
+            "Outputs published (estimates, status).",
+            ["kind"],
+            registry=registry,
         )
+        for kind in ("estimate", "status"):
+            self.published.labels(kind)
         self.dropped = Counter(
             "hallwatch_outputs_dropped",
             "Outputs dropped because the broker was away and the queue was full.",

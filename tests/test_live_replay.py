@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from daemon import state as state_mod
+from daemon.main import decode_snapshot
 from daemon.mosquitto import Mosquitto
 from daemon.replay import read_day, replay
 from sensors.profiles import PROFILES
@@ -24,7 +25,7 @@ def snapshot_state(db: Path) -> state_mod.HallsState:
         (body,) = con.execute("SELECT body FROM snapshots ORDER BY upto DESC LIMIT 1").fetchone()
     finally:
         con.close()
-    state = state_mod.decode(bytes(body))
+    state, _ = decode_snapshot(bytes(body))
     assert state is not None
     return state
 

@@ -149,3 +149,17 @@ async def test_closed_store_refuses_use(tmp_path: Path) -> None:
     store = Store(tmp_path / "ev.db")
     with pytest.raises(RuntimeError, match="not open"):
         await store.commit_batch([ev("h1", "a")])
+
+
+def test_daemon_snapshot_round_trips_state_and_estimator() -> None:
+    """The snapshot row holds the state and the estimator's learned data, and both come back."""
+    from daemon.estimate import Estimator
+    from daemon.main import decode_snapshot, encode_snapshot
+    from daemon.state import HallsState, encode
+
+    state = HallsState(applied=7)
+    est = Estimator()
+    est.learned.cancelled = 3
+    got_state, got_est = decode_snapshot(encode_snapshot(state, est))
+    assert got_state is not None and encode(got_state) == encode(state)
+    assert got_est is not None and Estimator.restore(got_est).learned.cancelled == 3
