@@ -167,9 +167,9 @@ def wecom_markdown(t: Transition, names: Names, userids: tuple[str, ...] = ()) -
             lines.append("1. 立即通知市中心信息中心")
             lines.append("2. 短时可恢复：先审查纸质资料，系统恢复后再录入")
             lines.append("3. 半小时内无法恢复：告知办事人预计恢复时间，经同意留下电话，恢复后通知")
+        started = f"开始 {t.local_time}　" if t.state == "firing" else ""
         lines.append(
-            f'<font color="comment">开始 {t.local_time if t.state == "firing" else ""}'
-            f"编号 {t.alert_id}（确认后停止重复提醒）</font>"
+            f'<font color="comment">{started}编号 {t.alert_id}（确认后停止重复提醒）</font>'
         )
     if userids:
         lines.append(" ".join(f"<@{u}>" for u in userids))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -41,6 +43,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _logging(settings.log.level)
+    # `kill -USR1 PID` prints every thread's stack to stderr: for a daemon that seems stuck.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     asyncio.run(serve(settings))
     return 0
 

@@ -340,6 +340,8 @@ def load(
                 value, from_env = env[env_name], True
             if overrides and key in overrides and overrides[key] is not None:
                 value, from_env = overrides[key], isinstance(overrides[key], str)
+            if default is None and value == "":
+                value = None  # an optional setting left empty is not set
             if value is not None:
                 value = _coerce(key, value, default, from_env)
                 check = _CHECKS.get(key)

@@ -90,7 +90,7 @@ class HttpServer:
         return web.json_response(state_summary(self._state(), self._clock(), self._heartbeat))
 
     async def run(self, started: asyncio.Event | None = None) -> None:
-        runner = web.AppRunner(self.app, access_log=None)
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=3.0)
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port, reuse_address=True)
         try:

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -41,6 +42,7 @@ from sensors.parse import parse
 
 log = logging.getLogger("hallwatch")
 
+DRAIN_S = 10.0  # what a shutdown waits for the tasks before it reports the stragglers
 TICK_S = 2.0  # alert rules and hall status are evaluated this often
 ADVICE_TTL_S = 2.0
 
@@ -261,6 +263,10 @@ class Daemon:
                 log.info("stopping: draining the current batch")
                 for task in tasks:
                     task.cancel()
+                _, stuck = await asyncio.wait(tasks, timeout=DRAIN_S)
+                for task in stuck:
+                    log.error("task %s did not stop within %.0f s:", task.get_name(), DRAIN_S)
+                    task.print_stack(file=sys.stderr)
             self.lane.drain()
             if self.ingest.last_seq > self._snap_seq:
                 await self._snapshot(store, self.ingest.last_seq)
