@@ -9,6 +9,7 @@ first to the last one handled. The publisher is thereby never the bottleneck of 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -29,6 +30,28 @@ from daemon.mosquitto import Mosquitto, free_port
 from sensors.publish import publish_all
 
 SERVICES = ("提取", "缴存", "贷款", "转移")
+
+
+def hall_traffic(n: int, halls: int = 4, run: str = "") -> list[tuple[str, bytes]]:
+    """The first `n` messages of simulated peak days in `halls` halls, interleaved in time and
+    shifted to end a second ago: the real mix of a busy province's halls (tickets, windows,
+    door counters, heartbeats), each ticket estimated and published back as the daemon does."""
+    from sensors.profiles import PROFILES
+    from sensors.simulator import simulate_day
+
+    merged: list[tuple[float, str, dict[str, object]]] = []
+    for h in range(halls):
+        profile = dataclasses.replace(PROFILES["peak"], hall=f"h{h}")
+        day = simulate_day(profile, seed=h + 1)
+        merged += [(m.at, m.topic, m.payload) for m in day.messages]
+    merged.sort(key=lambda m: m[0])
+    merged = merged[:n]
+    shift = time.time() - 1 - merged[-1][0]
+    out = []
+    for at, topic, payload in merged:
+        body = {**payload, "id": f"{payload['id']}{run}", "ts": int((at + shift) * 1000)}
+        out.append((topic, json.dumps(body, ensure_ascii=False).encode()))
+    return out
 
 
 def contract_events(n: int, halls: int = 4, run: str = "") -> Iterator[tuple[str, bytes]]:
@@ -115,6 +138,21 @@ def _wait(pred: object, timeout: float, what: str) -> None:
     raise TimeoutError(what)
 
 
+def _stop(proc: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM and wait; a daemon that does not stop is a finding: show its stacks and log."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        proc.kill()
+        proc.wait()
+        tail = log.read_text(errors="replace")[-6000:]
+        msg = f"daemon did not stop within 60 s of SIGTERM; its log ends:\n{tail}"
+        raise RuntimeError(msg) from None
+
+
 def _daemon_rate(broker_url: str, n: int, work: Path) -> float:
     db, log = work / "bench.db", work / "daemon.log"
     listen = f"127.0.0.1:{free_port()}"
@@ -124,10 +162,9 @@ def _daemon_rate(broker_url: str, n: int, work: Path) -> float:
         _wait(lambda: _get_json(health)["mqtt_connected"], 30, "daemon did not connect")
         time.sleep(0.5)  # subscriptions in place: the session now exists
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        _stop(proc, log)
     b = parse_broker_url(broker_url, key="--broker")
-    publish_all(b.host, b.port, contract_events(n, run="d"), client_id="bench-pub-d")
+    publish_all(b.host, b.port, hall_traffic(n, run="d"), client_id="bench-pub-d")
     proc = _start_daemon(broker_url, db, listen, log)
     try:
         first: tuple[float, int] | None = None
@@ -146,8 +183,7 @@ def _daemon_rate(broker_url: str, n: int, work: Path) -> float:
             time.sleep(0.01)
         raise TimeoutError("daemon did not store every event")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        _stop(proc, log)
 
 
 def run_bench(events: int, broker: str | None) -> str:
@@ -163,7 +199,7 @@ def run_bench(events: int, broker: str | None) -> str:
             b = parse_broker_url(broker, key="--broker")
             bare_id = f"bench-bare-{os.getpid()}"
             asyncio.run(_bare(b.host, b.port, events, bare_id, preload=True))
-            publish_all(b.host, b.port, contract_events(events, run="b"), client_id="bench-pub-b")
+            publish_all(b.host, b.port, hall_traffic(events, run="b"), client_id="bench-pub-b")
             bare = asyncio.run(_bare(b.host, b.port, events, bare_id, preload=False))
             print(f"bare aiomqtt subscriber (decode JSON, auto-ack): {bare:,.0f} ev/s", flush=True)
             daemon = _daemon_rate(broker, events, work)

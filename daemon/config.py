@@ -134,6 +134,7 @@ class LimitsSettings:
     doors: int = 50
     devices: int = 500
     systems: int = 20
+    tickets: int = 5000
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from sensors.events import Event
 log = logging.getLogger("hallwatch.estimate")
 
 DEGRADE_BACKLOG = 200
+STALE_AFTER_S = 60.0
 
 
 class EstimateLane:
@@ -28,10 +29,12 @@ class EstimateLane:
         estimator: Estimator,
         state: Callable[[], HallsState],
         publish: Callable[[EstimateOut], None],
+        clock: Callable[[], float],
     ) -> None:
         self.estimator = estimator
         self._state = state
         self._publish = publish
+        self._clock = clock
         self._pending: deque[Event] = deque()
         self.degraded = 0  # events estimated without sampling because the lane fell behind
         self._wake = asyncio.Event()
@@ -47,18 +50,17 @@ class EstimateLane:
     def _one(self, publish: bool = True) -> None:
         event = self._pending.popleft()
         est = self.estimator
-        samples = est.samples
-        if len(self._pending) > DEGRADE_BACKLOG:
-            # Falling behind (a burst, a flood): the mean-value run only, until caught up.
-            est.samples = 0
-            self.degraded += 1
+        # Falling behind (a burst, a flood), or a ticket issued long ago (a backlog after a
+        # restart: its customer has long had the ticket): a queue-length estimate will do.
+        est.quick = len(self._pending) > DEGRADE_BACKLOG or self._clock() - event.ts > STALE_AFTER_S
+        self.degraded += est.quick
         try:
             outs = est.on_event(event, self._state())
         except Exception:
             log.exception("estimator failed on %s/%s", event.hall, event.id)
             return
         finally:
-            est.samples = samples
+            est.quick = False
         if publish:
             for out in outs:
                 if isinstance(out, EstimateOut):

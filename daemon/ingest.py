@@ -102,6 +102,14 @@ def make_client(settings: Settings, *, identifier: str | None = None) -> aiomqtt
     return client
 
 
+def reraise_if_cancelled(err: BaseException) -> None:
+    """aiomqtt's `__aexit__` can turn a cancellation into an MqttError (its disconnect fails);
+    a task being cancelled must still stop, not reconnect."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from err
+
+
 class _RateLimitedLog:
     """At most one log line per key per `every` seconds, saying how many were suppressed."""
 
@@ -162,6 +170,7 @@ class Ingest:
                     await client.subscribe(subscriptions(self._root))
                     await self._consume(client)
             except aiomqtt.MqttError as err:
+                reraise_if_cancelled(err)
                 wait = backoff.delay(
                     attempt, base=mq.reconnect_min_s, cap=mq.reconnect_max_s, rand=rand
                 )

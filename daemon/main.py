@@ -156,7 +156,7 @@ class Daemon:
         self.registry.register(_EstimatorCollector(self))
         self.alert_metrics = AlertMetrics(self.registry)
         self.outputs = OutputPublisher(settings, self.registry)
-        self.lane = EstimateLane(self.estimator, lambda: self.state, self._publish_estimate)
+        self.lane = EstimateLane(self.estimator, lambda: self.state, self._publish_estimate, clock)
         self.http_started = asyncio.Event()
         self.http: HttpServer | None = None
         self.ingest: Ingest | None = None

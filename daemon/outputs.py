@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from daemon import backoff
 from daemon.config import Settings
+from daemon.ingest import reraise_if_cancelled
 
 log = logging.getLogger("hallwatch.outputs")
 
@@ -106,6 +107,7 @@ class OutputPublisher:
                         self.published.labels("status" if retain else "estimate").inc()
                         pending = None
             except aiomqtt.MqttError as err:
+                reraise_if_cancelled(err)
                 wait = backoff.delay(
                     attempt, base=mq.reconnect_min_s, cap=mq.reconnect_max_s, rand=rand
                 )

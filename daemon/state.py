@@ -115,6 +115,7 @@ class Limits(msgspec.Struct, frozen=True):
     doors: int = 50  # per hall
     devices: int = 500  # per hall
     systems: int = 20  # per hall
+    tickets: int = 5000  # per hall and business day
 
 
 class Hall(msgspec.Struct):
@@ -184,6 +185,15 @@ class HallsState(msgspec.Struct):
                 event.window is not None
                 and event.window not in hall.windows
                 and len(hall.windows) >= lim.windows
+            ):
+                return False
+            day = hall.today
+            if (
+                event.type == "issued"
+                and day is not None
+                and event.ticket not in day.tickets
+                and len(day.tickets) >= lim.tickets
+                and self.business_day(event.ts) == day.day
             ):
                 return False
             new = [event.service] if event.service and event.service not in hall.services else []

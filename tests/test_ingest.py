@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -299,3 +300,19 @@ def test_event_from_the_future_is_rejected_not_applied(
     wait_until(lambda: d.sample("hallwatch_events_rejected_total", reason="bad_ts") == 1)
     # Today's ticket counts: the future event did not start a new business day.
     assert d.sample("hallwatch_tickets_today", hall="h1", event="issued") == 1
+
+
+def test_sigterm_stops_promptly_while_the_broker_is_gone(
+    broker: Mosquitto, daemon_factory: Callable[..., DaemonProcess]
+):
+    """With the broker killed under it (so aiomqtt's disconnect fails), SIGTERM still stops it."""
+    d = daemon_factory(broker.url)
+    d.start()
+    publish_all("127.0.0.1", broker.port, [issued(i, run="g") for i in range(50)])
+    wait_until(lambda: d.sample("hallwatch_tickets_today", hall="h1", event="issued") == 50)
+    broker.stop(signal.SIGKILL)
+    time.sleep(0.5)
+    started = time.monotonic()
+    assert d.stop(timeout=20) == 0
+    assert time.monotonic() - started < 15
+    assert "did not stop" not in d.log.read_text()

@@ -504,3 +504,18 @@ def test_invariants_hold_for_any_sequence(events: list[Event]) -> None:
         assert sum(waiting_counts(day).values()) == len(waiting)
         ranks = [{"green": 0, "appointment": 1, "normal": 2}[t.priority] for _, t in waiting]
         assert ranks == sorted(ranks)
+
+
+def test_ticket_cap_per_hall_and_day() -> None:
+    """Past `limits.tickets` issued tickets a day, more are not applied; the next day is fresh."""
+    from daemon.state import Limits
+
+    state = HallsState(limits=Limits(tickets=3))
+    t0 = at("2026-11-26T09:00")
+    for i in range(5):
+        state.apply(issued(f"A{i}", t0 + i, "提取"))
+    day = state.halls["h1"].today
+    assert day is not None and day.issued == 3 and state.over_limit == 2
+    state.apply(issued("A9", at("2026-11-27T09:00"), "提取"))
+    tomorrow = state.halls["h1"].today
+    assert tomorrow is not None and tomorrow.issued == 1
