@@ -102,6 +102,14 @@ def make_client(settings: Settings, *, identifier: str | None = None) -> aiomqtt
     return client
 
 
+def raise_if_cancelling() -> None:
+    """Raise CancelledError if the current task was asked to stop but did not see it (3.11's
+    asyncio.wait_for, used inside aiomqtt, can swallow a cancellation that races a result)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def reraise_if_cancelled(err: BaseException) -> None:
     """aiomqtt's `__aexit__` can turn a cancellation into an MqttError (its disconnect fails);
     a task being cancelled must still stop, not reconnect."""
@@ -202,6 +210,7 @@ class Ingest:
             except asyncio.CancelledError:
                 await work
                 raise
+            raise_if_cancelling()
 
     async def _handle(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
         received = self._clock()

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from daemon import backoff
 from daemon.config import Settings
-from daemon.ingest import reraise_if_cancelled
+from daemon.ingest import raise_if_cancelling, reraise_if_cancelled
 
 log = logging.getLogger("hallwatch.outputs")
 
@@ -106,6 +106,9 @@ class OutputPublisher:
                         await client.publish(topic, body, qos=1, retain=retain)
                         self.published.labels("status" if retain else "estimate").inc()
                         pending = None
+                        # Python 3.11's asyncio.wait_for (inside aiomqtt's publish) drops a
+                        # cancellation that lands as the PUBACK arrives: honour it here.
+                        raise_if_cancelling()
             except aiomqtt.MqttError as err:
                 reraise_if_cancelled(err)
                 wait = backoff.delay(

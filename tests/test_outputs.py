@@ -80,5 +80,41 @@ async def test_cancel_stops_even_when_the_client_turns_it_into_an_mqtt_error() -
         assert task in done, "run() swallowed its cancellation and went on reconnecting"
         assert task.cancelled()
     finally:
-        if not task.done():  # leave no task behind when the assertion fails
-            task.get_coro().close()
+        if not task.done():  # a second cancel lands in the queue wait and ends it
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+
+
+class _AckRacesCancel(_DisconnectFails):
+    """Publishing completes even when cancelled (as 3.11's wait_for does when the PUBACK and the
+    cancellation arrive together); leaving is clean."""
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def publish(self, *args: object, **kwargs: object) -> None:
+        try:
+            await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            return  # the swallowed cancellation
+
+
+async def test_cancel_that_races_a_puback_still_stops_the_publisher() -> None:
+    """A cancellation lost inside the client's publish is still honoured by `run`."""
+    pub = OutputPublisher(load(), CollectorRegistry())
+    pub.put("hall/h1/estimate", {"ticket": "A1"})
+    task = asyncio.create_task(pub.run(_AckRacesCancel))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=2.0)
+    try:
+        assert task in done, "run() lost its cancellation and waits for the next output"
+    finally:
+        if not task.done():  # a second cancel lands in the queue wait and ends it
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
