@@ -10,13 +10,13 @@ import json
 import math
 import statistics
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from daemon.state import HallsState, waiting_counts
-from sensors.events import Rejection, TicketEvent
+from sensors.events import Event, Rejection, TicketEvent
 from sensors.parse import parse
 
 
@@ -63,22 +63,44 @@ class ReplayResult:
     waits: dict[str, list[float]] = field(default_factory=dict)
 
 
+def unique_events(
+    messages: Iterable[tuple[str, bytes]], root: str = "hall"
+) -> Iterator[Event | Rejection | None]:
+    """Parse recorded messages as the daemon does: an event, a Rejection, or None for a
+    duplicate of an earlier (hall, id), the store's idempotency key."""
+    seen: set[str] = set()
+    for topic, payload in messages:
+        event = parse(topic, payload, root)
+        if isinstance(event, Rejection):
+            yield event
+            continue
+        key = f"{event.hall}/{event.id}"
+        if key in seen:
+            yield None
+            continue
+        seen.add(key)
+        yield event
+
+
+def accepted_events(messages: Iterable[tuple[str, bytes]], root: str = "hall") -> Iterator[Event]:
+    """Only the events the store would accept, in order."""
+    for event in unique_events(messages, root):
+        if event is not None and not isinstance(event, Rejection):
+            yield event
+
+
 def replay(
     messages: Iterator[tuple[str, bytes]], *, root: str = "hall", tz: str = "Asia/Shanghai"
 ) -> ReplayResult:
     """Drive the state core over recorded messages, de-duplicating by (hall, id) like the store."""
     result = ReplayResult(state=HallsState(tz=tz))
-    seen: set[str] = set()
-    for topic, payload in messages:
-        event = parse(topic, payload, root)
+    for event in unique_events(messages, root):
         if isinstance(event, Rejection):
             result.rejected[event.reason.value] += 1
             continue
-        key = f"{event.hall}/{event.id}"
-        if key in seen:
+        if event is None:
             result.duplicates += 1
             continue
-        seen.add(key)
         result.accepted += 1
         result.first_ts = event.ts if result.first_ts is None else min(result.first_ts, event.ts)
         result.last_ts = event.ts if result.last_ts is None else max(result.last_ts, event.ts)

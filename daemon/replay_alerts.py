@@ -11,11 +11,10 @@ from collections.abc import Iterable, Iterator
 
 from alerts.view import HallView
 from daemon.estimate import Advice, Estimator
+from daemon.replay import accepted_events
 from daemon.state import HallsState
 from daemon.views import all_views
 from daemon.workdays import WorkCalendar
-from sensors.events import Rejection
-from sensors.parse import parse
 
 # The estimator's staffing advice is recomputed at most this often (event time): the wait it
 # gives moves slowly, and computing it at every tick of a whole day would dominate the replay.
@@ -36,17 +35,9 @@ def views_of_day(
     state = HallsState(tz=tz)
     est = estimator or Estimator(tz=tz)
     cal = calendar or WorkCalendar()
-    seen: set[str] = set()
     next_tick: float | None = None
     cache: dict[str, tuple[float, Advice]] = {}
-    for topic, payload in messages:
-        event = parse(topic, payload, root)
-        if isinstance(event, Rejection):
-            continue
-        key = f"{event.hall}/{event.id}"
-        if key in seen:
-            continue
-        seen.add(key)
+    for event in accepted_events(messages, root):
         if next_tick is None:
             next_tick = event.ts
         while next_tick <= event.ts:

@@ -23,9 +23,9 @@ from typing import Any
 
 from daemon.estimate import EstimateOut, Estimator
 from daemon.predictors import NAMES, classic
+from daemon.replay import accepted_events
 from daemon.state import HallsState
-from sensors.events import Rejection, TicketEvent
-from sensors.parse import parse
+from sensors.events import TicketEvent
 
 PREDICTORS = ("daemon", *NAMES)
 CSV_COLUMNS = (
@@ -118,15 +118,7 @@ def score(
     est = estimator or Estimator(tz=tz)
     report = ScoreReport()
     open_rows: dict[tuple[str, str], Row] = {}
-    seen: set[str] = set()
-    for topic, payload in messages:
-        event = parse(topic, payload, root)
-        if isinstance(event, Rejection):
-            continue
-        key = f"{event.hall}/{event.id}"
-        if key in seen:
-            continue
-        seen.add(key)
+    for event in accepted_events(messages, root):
         state.apply(event)
         outs = est.on_event(event, state)
         if not isinstance(event, TicketEvent):
