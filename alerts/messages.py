@@ -16,10 +16,14 @@ WECOM_MARKDOWN_MAX = 4096
 WECOM_TEXT_MAX = 2048
 SMS_MAX = 70
 
-ALERT_NAMES = {"queue_peak": "排队高峰", "device_offline": "设备离线", "system_down": "系统故障"}
+ALERT_NAMES = {
+    "queue_peak": "排队高峰",
+    "device_offline": "设备离线",
+    "system_outage": "信息系统故障",
+}
 STATE_NAMES = {"firing": "告警", "escalated": "升级", "repeat": "未确认提醒", "resolved": "已恢复"}
 LEVEL_NAMES = {1: "一级", 2: "二级", 3: "三级"}
-ROLE_NAMES = {"supervisor": "大厅负责人", "director": "中心主任室"}
+ROLE_NAMES = {"supervisor": "大厅负责人", "director": "中心主任室", "info_centre": "信息中心"}
 KIND_NAMES = {
     "ticket_machine": "取号机",
     "door_counter": "客流计数器",
@@ -91,12 +95,23 @@ def summary(
             why = f"（{REASONS[reason]}）" if REASONS.get(reason) else ""
             return f"{head}已结束{why}：持续{duration(duration_s)}，峰值{peak.headcount}人{wait}"
         now = _crossed(figures) or f"厅内{figures.headcount}人"
-        return f"{head}{STATE_NAMES[state]}：{now}"
+        cause = "（信息系统故障导致）" if figures.caused_by_outage else ""
+        return f"{head}{STATE_NAMES[state]}{cause}：{now}"
     kind = KIND_NAMES.get(figures.device_kind or "", "") if alert == "device_offline" else "系统"
     if state == "resolved":
         why = f"（{REASONS[reason]}）" if REASONS.get(reason) else ""
         return f"{head}已结束{why}：{kind}{subject}，持续{duration(duration_s)}"
+    if alert == "system_outage" and state == "firing":
+        return f"{head}{STATE_NAMES[state]}：{kind}{subject}故障，请立即通知信息中心"
     return f"{head}{STATE_NAMES[state]}：{kind}{subject}已{duration(duration_s)}"
+
+
+OUTAGE_ACTIONS = (
+    "立即通知市中心信息中心",
+    "短时可恢复：先审查纸质资料，系统恢复后再录入",
+    "半小时内无法恢复：告知办事人预计恢复时间，经同意留下电话（回拨登记），恢复后短信通知",
+    "做好对办事人的解释工作",
+)
 
 
 def _actions(t: Transition, names: Names) -> list[str]:
@@ -148,8 +163,18 @@ def wecom_markdown(t: Transition, names: Names, userids: tuple[str, ...] = ()) -
             if f.unreliable:
                 what = "、".join(UNRELIABLE_NAMES.get(u, u) for u in f.unreliable)
                 lines.append(f'<font color="comment">注意：有设备离线，{what}估算可能不准</font>')
-            lines.append("**按应急预案处置**：")
-            lines += [f"{i}. {a}" for i, a in enumerate(_actions(t, names), 1)]
+            if f.caused_by_outage:
+                # The queue grows because nothing can be processed: staffing advice would
+                # blame the windows for the stoppage. The outage procedure applies instead.
+                systems = "、".join(f.caused_by_outage)
+                lines.append(
+                    f"**原因**：信息系统故障导致（{systems}），业务无法办理，非窗口效率问题"
+                )
+                lines.append("**按信息系统故障预案处置**：")
+                lines += [f"{i}. {a}" for i, a in enumerate(OUTAGE_ACTIONS, 1)]
+            else:
+                lines.append("**按应急预案处置**：")
+                lines += [f"{i}. {a}" for i, a in enumerate(_actions(t, names), 1)]
         elif t.alert == "device_offline":
             kind = KIND_NAMES.get(f.device_kind or "", "设备")
             lines.append(f"**{kind} {t.subject}** 已离线{duration(t.at - t.started_at)}")
@@ -163,10 +188,10 @@ def wecom_markdown(t: Transition, names: Names, userids: tuple[str, ...] = ()) -
             lines.append("请检查设备电源和网络，必要时启用备用设备。")
         else:
             lines.append(f"**业务系统 {t.subject}** 故障已{duration(t.at - t.started_at)}")
+            if t.state == "escalated":
+                lines.append("**已超过半小时未恢复，大厅转入回拨登记**")
             lines.append("**按应急预案处置**：")
-            lines.append("1. 立即通知市中心信息中心")
-            lines.append("2. 短时可恢复：先审查纸质资料，系统恢复后再录入")
-            lines.append("3. 半小时内无法恢复：告知办事人预计恢复时间，经同意留下电话，恢复后通知")
+            lines += [f"{i}. {a}" for i, a in enumerate(OUTAGE_ACTIONS, 1)]
         started = f"开始 {t.local_time}　" if t.state == "firing" else ""
         lines.append(
             f'<font color="comment">{started}编号 {t.alert_id}（确认后停止重复提醒）</font>'
@@ -184,7 +209,7 @@ def wecom_mention(t: Transition, names: Names) -> str:
 def sms_text(t: Transition, names: Names) -> str:
     """One SMS segment (≤ 70 characters)."""
     text = t.summary
-    if t.alert == "queue_peak" and t.state != "resolved":
+    if t.alert == "queue_peak" and t.state != "resolved" and not t.figures.caused_by_outage:
         extra = sum(n for _, n in t.figures.extra_windows_by_service)
         text += f"，建议增设{extra}个窗口" if extra else "，请按预案处置"
     if t.state not in ("resolved",):

@@ -45,6 +45,7 @@ class Episode(msgspec.Struct):
     peak_wait_service: str | None = None
     last_level_change: float = 0.0
     summary: str = ""
+    outage: list[str] = msgspec.field(default_factory=list)  # systems down during a peak
 
     @property
     def alert_id(self) -> str:
@@ -88,6 +89,11 @@ def figures(view: HallView, crossed: Iterable[Crossing] = ()) -> Figures:
         unreliable=unreliable(view),
         crossed=tuple(crossed),
     )
+
+
+def _outage(figs: Figures, e: Episode) -> Figures:
+    """A peak that began or grew while an information system was down is marked as such."""
+    return replace(figs, caused_by_outage=tuple(e.outage)) if e.outage else figs
 
 
 class RuleEngine:
@@ -155,7 +161,7 @@ class RuleEngine:
         out: list[Transition] = []
         out += self._queue_peak(view, rules, open_now)
         out += self._devices(view, rules.device_offline, open_now)
-        out += self._systems(view, rules.system_down, open_now)
+        out += self._systems(view, rules.system_outage, open_now)
         return out
 
     def _emit(
@@ -197,7 +203,7 @@ class RuleEngine:
             alert_id=e.alert_id,
             state=state,
             level=level,
-            recipients=self.settings.roles_for(level),
+            recipients=self.settings.roles_for(level, e.alert),
             summary=summary,
             started_at=e.since,
             seq=e.seq,
@@ -237,6 +243,7 @@ class RuleEngine:
             if wait is not None and wait >= r.wait_s:
                 crossed.append(Crossing("wait", wait, r.wait_s, service))
         figs = figures(view, crossed)
+        down = [s for s, (st, _) in sorted(view.systems.items()) if st == "down"]
         waits = [w for w in view.est_wait_s_by_service.values() if w is not None]
         worst = max(waits, default=0.0)
         clear = view.headcount < r.clear_headcount and worst < r.clear_wait_s
@@ -255,9 +262,12 @@ class RuleEngine:
             e.level = 2 if far else 1
             e.last_level_change = view.now
             self._peak(e, view)
-            return [self._emit(e, view, "firing", figs)]
+            e.outage = sorted(set(e.outage) | set(down))
+            return [self._emit(e, view, "firing", _outage(figs, e))]
 
         self._peak(e, view)
+        e.outage = sorted(set(e.outage) | set(down))
+        figs = _outage(figs, e)
         if not open_now:
             return self._resolve(key, view, figs, "closed")
         if clear:
@@ -286,7 +296,7 @@ class RuleEngine:
         open_now: bool,
         figs: Figures,
     ) -> list[Transition]:
-        """Shared by device_offline and system_down: down for `after_s` fires, up clears."""
+        """Shared by device_offline and system_outage: down for `after_s` fires, up clears."""
         key = (view.hall, alert, subject)
         e = self.episodes.get(key)
         gated = rule.opening_hours_only and not open_now
@@ -326,9 +336,9 @@ class RuleEngine:
         for system, (state, since) in sorted(view.systems.items()):
             figs = replace(base, system_state=state)
             out += self._subject_rule(
-                view, "system_down", system, state == "down", since, rule, open_now, figs
+                view, "system_outage", system, state == "down", since, rule, open_now, figs
             )
-        for key in [k for k in self.episodes if k[0] == view.hall and k[1] == "system_down"]:
+        for key in [k for k in self.episodes if k[0] == view.hall and k[1] == "system_outage"]:
             if key[2] not in view.systems:
                 out += self._resolve(key, view, base, "gone")
         return out

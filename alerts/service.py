@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -202,6 +202,65 @@ class Alerts:
             hall_name=self.names(e.hall).hall,
         )
         return NewNotification(key, "alertmanager", "", {"alerts": [alert]})
+
+    # --- notices: procedures other than the rules (complaints, the calendar) -----------------
+
+    def notice(
+        self,
+        *,
+        kind: str,
+        key: str,
+        hall: str,
+        roles: Sequence[str],
+        title: str,
+        lines: Sequence[str],
+        sms: str,
+    ) -> list[NewNotification]:
+        """The notifications of a notice to `roles` (those that take `kind`): markdown to their
+        WeCom robots, `sms` (cut to one segment) to their phones. `key` is the idempotency key."""
+        out: dict[str, NewNotification] = {}
+        userids: dict[str, list[str]] = {}
+        role_map = self.settings.roles_in(hall) if hall else self.settings.roles
+        text = sms if len(sms) <= messages.SMS_MAX else sms[: messages.SMS_MAX - 1] + "…"
+        for role_name in roles:
+            role = role_map.get(role_name)
+            if role is None or kind not in role.alerts:
+                continue
+            for robot in role.wecom:
+                userids.setdefault(robot, []).extend(role.mention_userids)
+            for phone in role.sms:
+                params = {"hall": self.names(hall).hall[:20], "event": title[:20], "detail": ""}
+                out[f"{key}/sms/{phone}"] = NewNotification(
+                    f"{key}/sms/{phone}", "sms", phone, {"text": text, "params": params}
+                )
+        for robot, ids in userids.items():
+            body = [f'## <font color="warning">{title}</font>', *lines]
+            if ids:
+                body.append(" ".join(f"<@{u}>" for u in dict.fromkeys(ids)))
+            content = messages.fit_bytes("\n".join(body), messages.WECOM_MARKDOWN_MAX)
+            out[f"{key}/wecom/{robot}"] = NewNotification(
+                f"{key}/wecom/{robot}", "wecom", robot, {"msgtype": "markdown", "content": content}
+            )
+        return list(out.values())
+
+    async def send_notice(
+        self,
+        *,
+        kind: str,
+        key: str,
+        hall: str,
+        roles: Sequence[str],
+        title: str,
+        lines: Sequence[str],
+        sms: str,
+        now: float,
+    ) -> int:
+        """Store a notice's notifications in the outbox; returns how many were new."""
+        notes = self.notice(
+            kind=kind, key=key, hall=hall, roles=roles, title=title, lines=lines, sms=sms
+        )
+        log.info("notice %s to %s: %s", key, ",".join(roles), title)
+        return await self.outbox.enqueue(notes, now=now) if notes else 0
 
     # --- the API ----------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from alerts.view import ALERTS
+from alerts.view import KINDS
 from daemon.config import ConfigError
 
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -59,9 +59,11 @@ class DeviceRule:
 
 @dataclass(frozen=True, slots=True)
 class SystemRule:
-    """system_down: a business system `down` for `after_s`; the plan escalates at half an hour."""
+    """system_outage (plan 4.3): a business system `down` alerts the information centre at once;
+    not back within `escalate_after_s` (the plan's half hour) it escalates and the hall switches
+    to call-back registration."""
 
-    after_s: float = 60.0
+    after_s: float = 0.0
     clear_for_s: float = 0.0
     escalate_after_s: float = 1800.0
     repeat_s: float = 900.0
@@ -77,7 +79,7 @@ class Role:
     mention_userids: tuple[str, ...] = ()
     sms: tuple[str, ...] = ()
     webhooks: tuple[str, ...] = ()
-    alerts: tuple[str, ...] = ALERTS  # which alerts this role receives
+    alerts: tuple[str, ...] = KINDS  # which alerts and notices this role receives
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,7 @@ class HallRules:
     close: time = time(17, 0)
     queue_peak: PeakRule = PeakRule()
     device_offline: DeviceRule = DeviceRule()
-    system_down: SystemRule = SystemRule()
+    system_outage: SystemRule = SystemRule()
     roles: Mapping[str, Role] = field(default_factory=dict)
 
 
@@ -99,12 +101,19 @@ class RuleSettings:
     default: HallRules = HallRules()
     halls: Mapping[str, HallRules] = field(default_factory=dict)
     level_roles: tuple[tuple[str, ...], ...] = (("supervisor",), ("supervisor", "director"))
+    # system_outage goes to the information centre first (plan 4.3 step 1), with the hall's
+    # supervisor, the department head responsible for the outage procedure.
+    outage_roles: tuple[tuple[str, ...], ...] = (
+        ("info_centre", "supervisor"),
+        ("info_centre", "supervisor", "director"),
+    )
 
     def for_hall(self, hall: str) -> HallRules:
         return self.halls.get(hall, self.default)
 
-    def roles_for(self, level: int) -> tuple[str, ...]:
-        return self.level_roles[max(0, min(level, len(self.level_roles)) - 1)]
+    def roles_for(self, level: int, alert: str = "") -> tuple[str, ...]:
+        levels = self.outage_roles if alert == "system_outage" else self.level_roles
+        return levels[max(0, min(level, len(levels)) - 1)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +307,22 @@ class _Reader:
                 return time(h, m)
         raise ConfigError(key, f'expected "HH:MM", got {value!r}')
 
+    def levels(
+        self,
+        data: Mapping[str, Any],
+        name: str,
+        key: str,
+        default: tuple[tuple[str, ...], ...],
+    ) -> tuple[tuple[str, ...], ...]:
+        raw = data.get(name, [list(lv) for lv in default])
+        if (
+            not isinstance(raw, list)
+            or not raw
+            or not all(isinstance(lv, list) and all(isinstance(r, str) for r in lv) for lv in raw)
+        ):
+            raise ConfigError(key, "expected a list of lists of role names")
+        return tuple(tuple(lv) for lv in raw)
+
     # --- sections ---------------------------------------------------------------------------
 
     def rule(self, cls: type, data: Mapping[str, Any], base: Any, prefix: str) -> Any:
@@ -329,14 +354,14 @@ class _Reader:
             mention_userids=self.strs(data, "mention_userids", f"{prefix}.mention_userids"),
             sms=self.strs(data, "sms", f"{prefix}.sms"),
             webhooks=self.strs(data, "webhooks", f"{prefix}.webhooks"),
-            alerts=self.strs(data, "alerts", f"{prefix}.alerts", ALERTS),
+            alerts=self.strs(data, "alerts", f"{prefix}.alerts", KINDS),
         )
         for name in ("mention_mobiles", "sms"):
             for phone in getattr(role, name):
                 if not PHONE.fullmatch(phone):
                     raise ConfigError(f"{prefix}.{name}", "not a phone number (digits, +)")
         for a in role.alerts:
-            if a not in ALERTS:
+            if a not in KINDS:
                 raise ConfigError(f"{prefix}.alerts", f"unknown alert {a!r}")
         return role
 
@@ -356,7 +381,7 @@ class _Reader:
         for name, cls in (
             ("queue_peak", PeakRule),
             ("device_offline", DeviceRule),
-            ("system_down", SystemRule),
+            ("system_outage", SystemRule),
         ):
             rules[name] = self.rule(
                 cls,
@@ -385,9 +410,10 @@ class _Reader:
             "close",
             "queue_peak",
             "device_offline",
-            "system_down",
+            "system_outage",
             "halls",
             "levels",
+            "outage_levels",
             "roles",
             "service_names",
             "wecom",
@@ -406,7 +432,7 @@ class _Reader:
             raise ConfigError(f"{p}.timezone", f"unknown time zone {tz!r}") from None
         base_data: dict[str, Any] = {
             k: data[k]
-            for k in ("open", "close", "queue_peak", "device_offline", "system_down")
+            for k in ("open", "close", "queue_peak", "device_offline", "system_outage")
             if k in data
         }
         default = self.hall_rules(base_data, HallRules(), p)
@@ -419,27 +445,21 @@ class _Reader:
                 raise ConfigError(key, "must be a table")
             self.known(
                 body,
-                {"name", "open", "close", "queue_peak", "device_offline", "system_down", "roles"},
+                {"name", "open", "close", "queue_peak", "device_offline", "system_outage", "roles"},
                 key,
             )
             # a hall's rule tables override the defaults key by key
             merged = dict(body)
-            for name in ("queue_peak", "device_offline", "system_down"):
+            for name in ("queue_peak", "device_offline", "system_outage"):
                 merged[name] = {
                     **base_data.get(name, {}),
                     **self.table(body, name, f"{key}.{name}"),
                 }
             halls[hall] = self.hall_rules(merged, default, key)
-        levels_raw = data.get("levels", [["supervisor"], ["supervisor", "director"]])
-        if (
-            not isinstance(levels_raw, list)
-            or not levels_raw
-            or not all(
-                isinstance(lv, list) and all(isinstance(r, str) for r in lv) for lv in levels_raw
-            )
-        ):
-            raise ConfigError(f"{p}.levels", "expected a list of lists of role names")
-        levels = tuple(tuple(lv) for lv in levels_raw)
+        levels = self.levels(data, "levels", f"{p}.levels", RuleSettings().level_roles)
+        outage_levels = self.levels(
+            data, "outage_levels", f"{p}.outage_levels", RuleSettings().outage_roles
+        )
         roles = self.roles(self.table(data, "roles", f"{p}.roles"), f"{p}.roles")
         names = self.table(data, "service_names", f"{p}.service_names")
         for k, v in names.items():
@@ -487,7 +507,13 @@ class _Reader:
 
         settings = AlertSettings(
             enabled=self.bool_(data, "enabled", f"{p}.enabled", True),
-            rules=RuleSettings(timezone=tz, default=default, halls=halls, level_roles=levels),
+            rules=RuleSettings(
+                timezone=tz,
+                default=default,
+                halls=halls,
+                level_roles=levels,
+                outage_roles=outage_levels,
+            ),
             roles=roles,
             service_names=dict(names),
             wecom=wecom,

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-ALERTS = ("queue_peak", "device_offline", "system_down")
+ALERTS = ("queue_peak", "device_offline", "system_outage")
+# What a role may receive: the alerts, plus the notices of complaints and the calendar check.
+KINDS = (*ALERTS, "complaint", "calendar")
 STATES = ("firing", "escalated", "repeat", "resolved")
 DEVICE_KINDS = ("ticket_machine", "door_counter", "window_terminal", "display", "other")
 
@@ -70,6 +72,9 @@ class Figures:
     crossed: tuple[Crossing, ...] = ()
     device_kind: str | None = None
     system_state: str | None = None
+    # queue_peak: the information systems down during the episode; the queue grows because
+    # of the stoppage, not because staff are slow, and the message says so.
+    caused_by_outage: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +84,7 @@ class Transition:
     at: float
     hall: str
     alert: str
-    subject: str  # the device or system for device_offline / system_down, "" for queue_peak
+    subject: str  # the device or system for device_offline / system_outage, "" for queue_peak
     alert_id: str
     state: str  # firing | escalated | repeat | resolved
     level: int

@@ -235,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--events-per-day", type=int, default=3000, help="restart: events a day")
     bench.add_argument("--broker", help="use this broker instead of a private Mosquitto")
     bench.set_defaults(func=cmd_bench)
+
+    from daemon import staff_cli
+
+    staff_cli.add_parsers(sub)
     return parser
 
 

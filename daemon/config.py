@@ -20,6 +20,7 @@ from daemon.workdays import WorkCalendar
 
 if TYPE_CHECKING:
     from alerts.settings import AlertSettings
+    from daemon.staff_settings import ComplaintSettings, OutageSettings, StaffSettings
 from sensors.parse import IDENT
 
 
@@ -110,6 +111,7 @@ class StoreSettings:
 @dataclass(frozen=True, slots=True)
 class HttpSettings:
     listen: str = "127.0.0.1:9120"
+    rate_per_minute: int = 120  # mutating requests per client address; 0: no limit
 
     def host_port(self) -> tuple[str, int]:
         return parse_listen(self.listen, key="http.listen")
@@ -122,6 +124,9 @@ class HallSettings:
     max_future_s: float = 300.0
     closing: str = "17:00"  # when the estimator asks "will the queue clear by closing?"
     target_wait_s: float = 1200.0  # the plan's 20 minutes: staffing advice aims below it
+    # A ticket processed this long after it was issued (a backlog after downtime) gets a quick
+    # queue-length estimate instead of the forward simulation, and is not scored.
+    estimate_stale_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +174,28 @@ class Settings:
     log: LogSettings = LogSettings()
     # The [alerts] table, validated by alerts.settings (built in `load`).
     alerts: AlertSettings | None = None
+    # [staff], [complaints] and [outage], validated by daemon.staff_settings (built in `load`).
+    staff: StaffSettings | None = None
+    complaints: ComplaintSettings | None = None
+    outage: OutageSettings | None = None
+
+
+# Sections validated by their own module's `from_mapping(data, env)`.
+_EXTERNAL = ("alerts", "staff", "complaints", "outage")
+
+
+def _external(section: str, data: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    if section == "alerts":
+        from alerts.settings import AlertSettings  # it imports ConfigError from here
+
+        return AlertSettings.from_mapping(data, env)
+    from daemon import staff_settings as ss
+
+    if section == "staff":
+        return ss.StaffSettings.from_mapping(data, env)
+    if section == "complaints":
+        return ss.ComplaintSettings.from_mapping(data, env)
+    return ss.OutageSettings.from_mapping(data, env)
 
 
 def parse_broker_url(url: str, *, key: str) -> Broker:
@@ -228,11 +255,13 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "store.synchronous": lambda v: None if v in ("FULL", "NORMAL") else "must be FULL or NORMAL",
     "store.snapshot_every": _positive(int),
     "http.listen": lambda v: (parse_listen(v, key="http.listen"), None)[1],
+    "http.rate_per_minute": lambda v: None if 0 <= v <= 100_000 else "must be 0-100000",
     "hall.timezone": _zone_ok,
     "hall.heartbeat_timeout_s": _positive(float),
     "hall.max_future_s": _positive(float),
     "hall.closing": lambda v: None if _hhmm(v) else "must be HH:MM",
     "hall.target_wait_s": _positive(float),
+    "hall.estimate_stale_s": _positive(float),
     **{f"limits.{f.name}": _positive(int) for f in fields(LimitsSettings)},
     "calendar.holidays": lambda v: _dates(v),
     "calendar.workdays": lambda v: _dates(v),
@@ -301,23 +330,21 @@ def load(
         except tomllib.TOMLDecodeError as err:
             raise ConfigError("--config", f"{path} is not valid TOML: {err}") from None
     base = Settings()
-    known = {f.name for f in fields(Settings)} - {"alerts"}
+    known = {f.name for f in fields(Settings)} - set(_EXTERNAL)
     for key in overrides or {}:
         sect, _, name = key.partition(".")
         if sect not in known or name not in {f.name for f in fields(getattr(base, sect))}:
             raise ConfigError(key, "unknown key")
     for section in data:
-        if section not in known and section != "alerts":
+        if section not in known and section not in _EXTERNAL:
             raise ConfigError(section, "unknown section")
         if not isinstance(data[section], dict):
             raise ConfigError(section, "must be a table")
     sections: dict[str, Any] = {}
     for sect_field in fields(Settings):
         sect = sect_field.name
-        if sect == "alerts":
-            from alerts.settings import AlertSettings  # it imports ConfigError from here
-
-            sections[sect] = AlertSettings.from_mapping(data.get("alerts", {}), env)
+        if sect in _EXTERNAL:
+            sections[sect] = _external(sect, data.get(sect, {}), env)
             continue
         default_obj = getattr(base, sect)
         given = dict(data.get(sect, {}))

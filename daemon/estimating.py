@@ -30,11 +30,13 @@ class EstimateLane:
         state: Callable[[], HallsState],
         publish: Callable[[EstimateOut], None],
         clock: Callable[[], float],
+        stale_s: float = STALE_AFTER_S,
     ) -> None:
         self.estimator = estimator
         self._state = state
         self._publish = publish
         self._clock = clock
+        self._stale_s = stale_s
         self._pending: deque[Event] = deque()
         self.degraded = 0  # events estimated without sampling because the lane fell behind
         self._wake = asyncio.Event()
@@ -52,7 +54,7 @@ class EstimateLane:
         est = self.estimator
         # Falling behind (a burst, a flood), or a ticket issued long ago (a backlog after a
         # restart: its customer has long had the ticket): a queue-length estimate will do.
-        est.quick = len(self._pending) > DEGRADE_BACKLOG or self._clock() - event.ts > STALE_AFTER_S
+        est.quick = len(self._pending) > DEGRADE_BACKLOG or self._clock() - event.ts > self._stale_s
         self.degraded += est.quick
         try:
             outs = est.on_event(event, self._state())

@@ -24,15 +24,18 @@ from alerts.outbox import Outbox
 from alerts.receiver import add_routes as add_alert_routes
 from alerts.service import Alerts
 from alerts.settings import AlertSettings
-from daemon import offpeak, screen
+from daemon import offpeak, screen, staff_api
 from daemon import state as state_mod
+from daemon.complaint_store import ComplaintDesk, ComplaintStore
 from daemon.config import Settings
 from daemon.estimate import Advice, EstimateOut, Estimator
 from daemon.estimating import EstimateLane
 from daemon.http import HttpServer
 from daemon.ingest import Ingest, make_output_client
 from daemon.metrics import IngestMetrics, StateCollector
+from daemon.outage import Callbacks, CallbackStore, HealthProbe
 from daemon.outputs import OutputPublisher, status_payload
+from daemon.staff_settings import ComplaintSettings, OutageSettings, StaffSettings
 from daemon.state import HallsState, Limits
 from daemon.store import Store
 from daemon.views import all_views
@@ -156,11 +159,24 @@ class Daemon:
         self.registry.register(_EstimatorCollector(self))
         self.alert_metrics = AlertMetrics(self.registry)
         self.outputs = OutputPublisher(settings, self.registry)
-        self.lane = EstimateLane(self.estimator, lambda: self.state, self._publish_estimate, clock)
+        self.lane = EstimateLane(
+            self.estimator,
+            lambda: self.state,
+            self._publish_estimate,
+            clock,
+            settings.hall.estimate_stale_s,
+        )
         self.http_started = asyncio.Event()
         self.http: HttpServer | None = None
         self.ingest: Ingest | None = None
         self.alerts: Alerts | None = None
+        # --- staff procedures ---
+        self.complaints: ComplaintDesk | None = None
+        self.callbacks: Callbacks | None = None
+        self.registry.register(
+            staff_api.StaffCollector(lambda: self.complaints, lambda: self.callbacks, clock)
+        )
+        # --- end staff procedures ---
         self._snap_seq = 0
         self._since_snap = 0
         self._advice: dict[str, tuple[float, Advice]] = {}
@@ -209,6 +225,8 @@ class Daemon:
         async with (
             Store(s.store.path, synchronous=s.store.synchronous) as store,
             Outbox(s.store.path, synchronous=s.store.synchronous) as outbox,
+            ComplaintStore(s.store.path, synchronous=s.store.synchronous) as complaint_store,
+            CallbackStore(s.store.path, synchronous=s.store.synchronous) as callback_store,
             aiohttp.ClientSession() as session,
         ):
             await self._restore(store)
@@ -243,6 +261,24 @@ class Daemon:
                 s.hall.heartbeat_timeout_s,
             )
             add_alert_routes(self.http.app, self.alerts, outbox, self.alert_settings.api_token)
+            # --- staff procedures ---
+            await self._start_staff(complaint_store, callback_store, outbox)
+            assert self.complaints is not None and self.callbacks is not None
+            staff_api.add_routes(
+                self.http.app,
+                complaints=self.complaints,
+                callbacks=self.callbacks,
+                tokens=(s.staff or StaffSettings()).tokens,
+                tz=s.hall.timezone,
+            )
+            probe = HealthProbe(
+                (s.outage or OutageSettings()).probes,
+                self.outputs.put,
+                session,
+                topic_root=s.mqtt.topic_root,
+                clock=self.clock,
+            )
+            # --- end staff procedures ---
             self.http.app.router.add_get("/api/offpeak/{hall}", self._offpeak)
             screen.add_routes(self.http.app, self._screen_model)
             self._warn_calendar()
@@ -255,6 +291,8 @@ class Daemon:
                     tg.create_task(self._snapshots(store), name="snapshots"),
                     tg.create_task(self._ticks(), name="alerts"),
                     tg.create_task(dispatcher.run(), name="dispatcher"),
+                    tg.create_task(self._staff_ticks(), name="staff"),
+                    tg.create_task(probe.run(), name="probes"),
                 ]
                 await self.http_started.wait()
                 assert self.http.bound is not None
@@ -328,20 +366,19 @@ class Daemon:
                 firing = self.alerts.active()
                 for view in views:
                     alerts = [a for a in firing if a.get("hall") == view.hall]
-                    self.outputs.status(
+                    payload = status_payload(
                         view.hall,
-                        status_payload(
-                            view.hall,
-                            now,
-                            headcount=view.headcount,
-                            waiting=dict(view.waiting_by_service),
-                            estimated_wait_s=dict(view.est_wait_s_by_service),
-                            windows_open=view.windows_open,
-                            alerts=alerts,
-                            systems_down=[k for k, v in view.systems.items() if v[0] == "down"],
-                        ),
                         now,
+                        headcount=view.headcount,
+                        waiting=dict(view.waiting_by_service),
+                        estimated_wait_s=dict(view.est_wait_s_by_service),
+                        windows_open=view.windows_open,
+                        alerts=alerts,
+                        systems_down=[k for k, v in view.systems.items() if v[0] == "down"],
                     )
+                    outage = self.callbacks.status(view.hall, now) if self.callbacks else None
+                    payload["outage"] = outage.payload() if outage else None  # staff procedures
+                    self.outputs.status(view.hall, payload, now)
             except Exception:
                 log.exception("alert tick failed")
             if now - last_calendar_check > 86400:
@@ -367,8 +404,81 @@ class Daemon:
             now,
             est_wait=waits.get,
             quiet_slots=offpeak.quiet_slots(table, now, tz=self.state.tz),
-            outage_recovery_at=None,
+            outage_recovery_at=self.callbacks.expected.get(hall) if self.callbacks else None,
         )
+
+    # --- staff procedures (plan 4.2 complaints, 4.3 outage call-backs) --------------------------
+
+    def _hall_name(self, hall: str) -> str:
+        return self.alert_settings.rules.for_hall(hall).name or hall
+
+    async def _start_staff(
+        self, complaint_store: ComplaintStore, callback_store: CallbackStore, outbox: Outbox
+    ) -> None:
+        s = self.settings
+        rules = self.alert_settings.rules
+        self.complaints = ComplaintDesk(
+            complaint_store,
+            s.complaints or ComplaintSettings(),
+            self.calendar,
+            tz=s.hall.timezone,
+            clock=self.clock,
+            notifier=self.alerts,
+            hall_name=self._hall_name,
+            topic_root=s.mqtt.topic_root,
+        )
+        await self.complaints.start()
+        self.callbacks = Callbacks(
+            callback_store,
+            outbox,
+            s.outage or OutageSettings(),
+            state=lambda: self.state,
+            callback_after=lambda h: rules.for_hall(h).system_outage.escalate_after_s,
+            clock=self.clock,
+            hall_name=self._hall_name,
+        )
+        await self.callbacks.start()
+
+    async def _staff_ticks(self) -> None:
+        """Every tick: complaints from the topic, complaint alarms, call-backs on recovery; once
+        a day a loud notice when the working-day calendar does not cover this year or next."""
+        assert self.complaints is not None and self.callbacks is not None
+        last_day = None
+        while True:
+            now = self.clock()
+            try:
+                await self.complaints.tick(now)
+                await self.callbacks.tick(now)
+                day = self.state.business_day(now)
+                if day != last_day:
+                    last_day = day
+                    await self._calendar_notice(day, now)
+            except Exception:
+                log.exception("staff tick failed")
+            await asyncio.sleep(TICK_S)
+
+    async def _calendar_notice(self, day: Any, now: float) -> None:
+        problem = self.calendar.coverage_problem(day)
+        if problem is None or self.alerts is None:
+            return
+        missing = [y for y in (day.year, day.year + 1) if y not in self.calendar.covered]
+        years = "、".join(str(y) for y in missing)
+        await self.alerts.send_notice(
+            kind="calendar",
+            key=f"calendar/{day.isoformat()}",
+            hall="",
+            roles=self.alert_settings.rules.level_roles[-1],
+            title="【工作日历缺失】",
+            lines=[
+                f"> 工作日历没有 {years} 年的法定节假日和调休安排，投诉办理期限可能算错。",
+                "请在配置 [calendar] 中录入国务院办公厅公布的放假和调休日期"
+                "（holidays、workdays），并把该年列入 complete_years，或升级 chinese-calendar。",
+            ],
+            sms=f"工作日历缺少{years}年节假日安排，请尽快录入",
+            now=now,
+        )
+
+    # --- end staff procedures -------------------------------------------------------------------
 
     async def _snapshots(self, store: Store) -> None:
         """Snapshot every `store.snapshot_every` applied events, checked once a second."""

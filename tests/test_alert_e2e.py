@@ -20,12 +20,14 @@ from tests.conftest import DaemonProcess
 
 def config(tmp_path: Path, wecom_url: str) -> Path:
     """Alerts at any hour of a day declared working, fast timers, one supervisor robot."""
-    today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    now = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    today = now.isoformat()
     path = tmp_path / "hallwatch.toml"
     path.write_text(
         f"""
 [calendar]
 workdays = ["{today}"]
+complete_years = [{now.year}, {now.year + 1}]  # no calendar notice to the robot in this test
 
 [alerts]
 open = "00:00"

@@ -140,15 +140,39 @@ def test_device_offline_after_120_s_and_unreliable_at_once() -> None:
     assert r.state == "resolved"
 
 
-def test_system_down_escalates_at_half_an_hour() -> None:
-    """A business system down fires after 60 s and escalates at the plan's half hour."""
+def test_system_outage_fires_at_once_and_escalates_at_half_an_hour() -> None:
+    """A system down fires at once to the information centre and escalates at the half hour."""
     e = engine()
     systems = {"core": ("down", T0)}
     out = [x for t in range(0, 1900, 30) for x in e.evaluate(view(t, systems=systems))]
-    assert [(x.state, x.level) for x in out if x.state != "repeat"] == [
-        ("firing", 1),
-        ("escalated", 2),
+    main = [x for x in out if x.state != "repeat"]
+    assert [(x.state, x.level, x.at - T0) for x in main] == [
+        ("firing", 1, 0),
+        ("escalated", 2, 1800),
     ]
+    assert main[0].recipients == ("info_centre", "supervisor")
+    assert "director" in main[1].recipients
+    (r,) = e.evaluate(view(1950, systems={"core": ("up", T0 + 1950)}))
+    assert (r.alert, r.state) == ("system_outage", "resolved")
+    assert "32分钟" in r.summary  # the outage's duration
+
+
+def test_peak_during_an_outage_is_marked_as_caused_by_it() -> None:
+    """A crowd while the system is down says so instead of advising more windows."""
+    from alerts.messages import Names, sms_text, wecom_markdown
+
+    e = engine()
+    down = {"core": ("down", T0)}
+    out = run(e, [(0, 25), (60, 25)], systems=down)
+    (peak,) = [x for x in out if x.alert == "queue_peak"]
+    assert peak.figures.caused_by_outage == ("core",)
+    assert "信息系统故障导致" in peak.summary
+    text = wecom_markdown(peak, Names("大厅"))
+    assert "增设应急窗口" not in text and "回拨登记" in text
+    assert "建议增设" not in sms_text(peak, Names("大厅"))
+    plain = [x for x in run(engine(), [(0, 25), (60, 25)]) if x.alert == "queue_peak"]
+    assert plain[0].figures.caused_by_outage == ()
+    assert "增设应急窗口" in wecom_markdown(plain[0], Names("大厅"))
 
 
 def test_snapshot_restore_does_not_refire() -> None:

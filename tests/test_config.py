@@ -20,7 +20,10 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_without_file_or_env() -> None:
     """With no file, env or overrides, load gives the documented defaults."""
     s = load()
-    assert dataclasses.replace(s, alerts=None) == Settings()
+    external = {"alerts": None, "staff": None, "complaints": None, "outage": None}
+    assert dataclasses.replace(s, **external) == Settings()  # type: ignore[arg-type]
+    assert s.staff is not None and s.staff.tokens == ()
+    assert s.complaints is not None and s.complaints.verify_working_days == 2
     assert s.alerts is not None and s.alerts.rules.default.queue_peak.headcount == 20
     assert s.mqtt.broker().host == "127.0.0.1" and s.mqtt.broker().port == 1883
     assert s.http.host_port() == ("127.0.0.1", 9120)

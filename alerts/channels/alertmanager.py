@@ -18,7 +18,7 @@ from alerts.settings import AlertmanagerSettings
 ALERTNAMES = {
     "queue_peak": "HallQueuePeak",
     "device_offline": "HallDeviceOffline",
-    "system_down": "HallSystemDown",
+    "system_outage": "HallSystemOutage",
 }
 
 
