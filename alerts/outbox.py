@@ -42,6 +42,16 @@ CREATE TABLE IF NOT EXISTS alert_state (
     body BLOB NOT NULL,
     updated REAL NOT NULL
 );
+-- Who acknowledged which episode, when: kept after the alert resolves, for the reports.
+CREATE TABLE IF NOT EXISTS alert_acks (
+    alert_id TEXT PRIMARY KEY,
+    hall TEXT NOT NULL,
+    alert TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    acked_by TEXT NOT NULL,
+    acked_at REAL NOT NULL
+);
 """
 
 
@@ -203,6 +213,23 @@ class Outbox:
 
     async def save_state(self, name: str, body: bytes, now: float) -> None:
         await self.enqueue([], now=now, state=(name, body))
+
+    async def record_ack(
+        self,
+        alert_id: str,
+        hall: str,
+        alert: str,
+        subject: str,
+        started_at: float,
+        by: str,
+        at: float,
+    ) -> None:
+        """Keep an acknowledgement for good (the first one of an episode counts)."""
+        await self.db.execute(
+            "INSERT OR IGNORE INTO alert_acks VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (alert_id, hall, alert, subject, started_at, by, at),
+        )
+        await self.db.commit()
 
     async def due(self, now: float, limit: int = 100) -> list[Notification]:
         """Pending notifications whose time has come, oldest first."""

@@ -285,6 +285,15 @@ class Alerts:
         now = self._clock()
         e = self.engine.ack(alert_id, by, now)
         if e is not None:
+            await self.outbox.record_ack(
+                e.alert_id,
+                e.hall,
+                e.alert,
+                e.subject,
+                e.since,
+                e.acked_by or by,
+                e.acked_at or now,
+            )
             snap = self.engine.snapshot()
             await self.outbox.save_state(STATE_NAME, snap, now)
             self._saved, self._saved_at = snap, now

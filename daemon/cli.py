@@ -239,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     from daemon import staff_cli
 
     staff_cli.add_parsers(sub)
+    from daemon import report_cli
+
+    report_cli.add_parser(sub)
     return parser
 
 

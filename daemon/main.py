@@ -24,7 +24,7 @@ from alerts.outbox import Outbox
 from alerts.receiver import add_routes as add_alert_routes
 from alerts.service import Alerts
 from alerts.settings import AlertSettings
-from daemon import offpeak, screen, staff_api
+from daemon import offpeak, report_cli, screen, staff_api
 from daemon import state as state_mod
 from daemon.complaint_store import ComplaintDesk, ComplaintStore
 from daemon.config import Settings
@@ -281,6 +281,7 @@ class Daemon:
             # --- end staff procedures ---
             self.http.app.router.add_get("/api/offpeak/{hall}", self._offpeak)
             screen.add_routes(self.http.app, self._screen_model)
+            report_cli.add_routes(self.http.app, s.store.path, s)
             self._warn_calendar()
             async with asyncio.TaskGroup() as tg:
                 tasks = [

@@ -575,7 +575,8 @@ def simulate_day(profile: Profile, seed: int, root: str = "hall") -> Day:
     for t, _, device, suffix, body, retain in sorted(hall.raw, key=lambda r: (at(r[0]), r[1])):
         seqs[device] = seq = seqs.get(device, 0) + 1
         when = at(t)
-        payload = {"id": f"{device}:{seq:06d}", "ts": _ts(when), **body}
+        # Device counters do not restart at midnight, so ids stay unique across days.
+        payload = {"id": f"{device}:{profile.date:%Y%m%d}{seq:06d}", "ts": _ts(when), **body}
         messages.append(SimMessage(when, f"{root}/{profile.hall}/{suffix}", payload, retain))
 
     def maybe(t: float | None) -> float | None:

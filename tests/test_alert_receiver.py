@@ -158,3 +158,25 @@ async def test_alertmanager_webhook_forwards_to_wecom(tmp_path: Path) -> None:
         "NodeDown" in msg["markdown"]["content"]
         and "叫号服务器不可达" in msg["markdown"]["content"]
     )
+
+
+async def test_acknowledgement_outlives_the_episode_for_the_reports(tmp_path: Path) -> None:
+    """An ack is kept in `alert_acks` after its alert resolves, and the report reads it."""
+    import sqlite3
+
+    from daemon.report_cli import read_acks
+
+    settings = AlertSettings.from_mapping(config(), {})
+    async with Outbox(tmp_path / "o.db") as ob:
+        a = Alerts(settings, ob, clock=lambda: T0)
+        await a.start()
+        (fired,) = [t for s in (0, 60) for t in await a.evaluate([crowd(s)])]
+        assert await a.ack(fired.alert_id, "王主任") is not None
+        quiet = [t for s in range(90, 600, 30) for t in await a.evaluate([crowd(s, n=3)])]
+        assert "resolved" in {t.state for t in quiet} and not a.active()
+    conn = sqlite3.connect(tmp_path / "o.db")
+    try:
+        (ack,) = read_acks(conn)
+    finally:
+        conn.close()
+    assert ack.acked_by == "王主任" and ack.hall == fired.hall and ack.since == fired.started_at

@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from sensors.simulator import (
 ID = r"[A-Za-z0-9_.-]{1,64}"
 TOPIC = re.compile(rf"hall/h1/(ticket|complaint|(window|door|device|system)/({ID}))")
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+08:00")
-EVENT_ID = re.compile(r"[A-Za-z0-9_.-]+:\d{6}")
+EVENT_ID = re.compile(r"[A-Za-z0-9_.-]+:\d{8}\d{6}")  # device:YYYYMMDD + sequence
 
 
 @cache
@@ -602,3 +602,10 @@ def test_publish_live_paces_by_speed(sim_broker_port: int) -> None:
     assert sent == 5
     assert 0.45 <= elapsed < 2.0
     assert progress[-1] == (msgs[-1].at, 5)
+
+
+def test_event_ids_stay_unique_across_days() -> None:
+    """Two days of the same hall share no event id (the store would drop the second day)."""
+    first = simulate_day(PROFILES["quiet"], seed=1)
+    later = simulate_day(dataclasses.replace(PROFILES["quiet"], date=date(2026, 11, 30)), 1)
+    assert not {m.payload["id"] for m in first.messages} & {m.payload["id"] for m in later.messages}
