@@ -10,8 +10,14 @@ services it serves) over the current queue, where
 - each ticket ahead takes its expected handling time: the recall time if it turns out to be a
   no-show (probability learned by how long tickets had waited when called), the service mean
   otherwise, and nothing if it is cancelled before its turn;
-- paused windows come back after the learned pause length;
+- paused windows come back after the residual pause E[P - a | P > a] of a log-normal fitted
+  to the learned pauses (a = time paused so far: an overlong pause is not over "now");
 - higher classes keep arriving at their recent rate and overtake.
+
+The estimate is the median over sampled runs (window residuals drawn by Latin hypercube). When
+no queued ticket stands before the target at any window serving its service (first in line,
+typical of a quiet hall), its wait is the first of those windows' next calls, and the median of
+that minimum is computed exactly from the product of their survival functions instead.
 
 Learned data (`Learned`) survives restarts through `snapshot()` / `Estimator.restore()`.
 """
@@ -142,10 +148,13 @@ class _Win:
     name: str  # seeds its random draws, so opening another window leaves these unchanged
     services: frozenset[str]
     free: float  # expected time of its next call
-    law: LogNormal | None = None  # when serving: the current customer's service law
-    served: float = 0.0  # seconds the current customer has been served
+    # When serving: the current customer's service law and how long they have been served;
+    # when paused: the pause law and how long the window has been paused.
+    law: LogNormal | None = None
+    served: float = 0.0
     p_recall: float = 0.0  # probability the current call is a no-show being recalled
     recall_left: float = 0.0
+    gap: float = 0.0  # between the end of `law` and the next call
 
 
 _Handling = Callable[[_Item, float], float | None]
@@ -202,8 +211,10 @@ class Estimator:
     ) -> None:
         if target_wait_s <= 0:
             raise ValueError(f"target_wait_s: must be > 0, got {target_wait_s}")
-        if min(prior_service_s, prior_recall_s, rate_window_s) <= 0:
-            raise ValueError("prior_service_s, prior_recall_s, rate_window_s: must be > 0")
+        if min(prior_service_s, prior_recall_s, prior_pause_s, rate_window_s) <= 0:
+            raise ValueError(
+                "prior_service_s, prior_recall_s, prior_pause_s, rate_window_s: must be > 0"
+            )
         self.tz, self.zone = tz, ZoneInfo(tz)
         self.target_wait_s = target_wait_s
         self.closing = time.fromisoformat(closing)
@@ -216,6 +227,8 @@ class Estimator:
         self.shrink = shrink
         self.learned = learned or Learned()
         self._laws: dict[str, LogNormal] | None = None
+        self.prior_pause = LogNormal(math.log(prior_pause_s) - prior_sigma**2 / 2, prior_sigma)
+        self._pause_law: LogNormal | None = None
         self._q: list[float] | None = None
         # Quick mode (set by the daemon while it is behind, e.g. a flood of tickets): an
         # issued ticket gets a queue-length estimate from a per-hall count refreshed every
@@ -296,6 +309,7 @@ class Estimator:
             # A pause across the night is the hall closed, not a break in service.
             if ev.state == "open" and since is not None and 0 < ev.ts - since < 4 * 3600:
                 _push(L.pauses, ev.ts - since, 50)
+                self._pause_law = None
 
     def _on_issued(self, ev: TicketEvent, hall: Hall, day: Day, key: str) -> EstimateOut | None:
         t = day.tickets[ev.ticket]
@@ -384,8 +398,15 @@ class Estimator:
 
     @property
     def pause_s(self) -> float:
-        p = self.learned.pauses
-        return (sum(p) + self.prior_pause_s) / (len(p) + 1)
+        return self.pause_law.mean
+
+    @property
+    def pause_law(self) -> LogNormal:
+        """Pause-length law: a log-normal fit of the learned pauses, shrunk to the prior."""
+        if self._pause_law is None:
+            logs = [math.log(x) for x in self.learned.pauses if x > 0]
+            self._pause_law = _fit(logs, self.prior_pause, 1.0)
+        return self._pause_law
 
     def no_show_p(self, age: float) -> float:
         """P(no-show | called after waiting `age` s): binned, pooled to the mean, monotone,
@@ -453,8 +474,12 @@ class Estimator:
         key = f"{hall_name}{_SEP}{name}"
         services = frozenset(w.services)
         if w.state == "paused":
+            # Back after the residual pause E[P - a | P > a]: a window paused longer than the
+            # usual pause is not about to return "now", it is on an unusually long one.
             since = self.learned.paused_at.get(key, w.since)
-            return _Win(name, services, max(now, since + self.pause_s))
+            a = max(0.0, now - since)
+            law = self.pause_law
+            return _Win(name, services, now + law.residual(a), law, a)
         if w.state != "open":
             return None
         if w.serving is not None and w.serving_since is not None:
@@ -469,7 +494,9 @@ class Estimator:
                 surv = law.survival(a)
                 p = q / (q + (1.0 - q) * surv) if q + (1.0 - q) * surv > 0 else 0.0
                 rest = p * (recall - a) + (1.0 - p) * rest
-            return _Win(name, services, now + rest + self.gap_s, law, a, p, max(0.0, recall - a))
+            return _Win(
+                name, services, now + rest + self.gap_s, law, a, p, max(0.0, recall - a), self.gap_s
+            )
         end = self.learned.last_end.get(key)
         return _Win(name, services, max(now, end + self.gap_s) if end is not None else now)
 
@@ -484,19 +511,23 @@ class Estimator:
         out.extend(_Win(f"+{i}", frozenset((s,)), now) for i, s in enumerate(extra))
         return out
 
-    def _sample_frees(self, wins: list[_Win], now: float, seed: str) -> list[float]:
-        """Random next-call times of the windows: residual services drawn from S | S > a."""
+    def _sample_frees(
+        self, wins: list[_Win], now: float, seed: str, strata: list[list[int]], r: int
+    ) -> list[float]:
+        """Random next-call times of the windows in run `r`: residual services drawn from
+        S | S > a (pauses from P | P > a), each within its stratum of `strata`."""
         out = []
-        for w in wins:
+        n = len(strata[0]) if strata else 1
+        for k, w in enumerate(wins):
             if w.law is None:
                 out.append(w.free)
                 continue
-            u = _uniform(f"{seed}:{w.name}")
+            u = (strata[k][r] + _uniform(f"{seed}:{r}:{w.name}")) / n
             if u < w.p_recall:
-                out.append(now + w.recall_left + self.gap_s)
+                out.append(now + w.recall_left + w.gap)
             else:
                 u = (u - w.p_recall) / (1.0 - w.p_recall)
-                out.append(now + _residual_draw(w.law, w.served, u) + self.gap_s)
+                out.append(now + _residual_draw(w.law, w.served, u) + w.gap)
         return out
 
     def _estimate(
@@ -527,6 +558,15 @@ class Estimator:
         rates = [(k, r) for k, r in self.arrival_rates(day, now).items() if k[1] < below_rank]
         horizon = min(self._closing_ts(now), now + 3 * 3600.0)
         waits = []
+        # Latin hypercube over the windows' residual draws: run r draws window w's residual
+        # from stratum strata[w][r] of `samples` equal ones, so 32 runs cover each window's
+        # law evenly (less noise in the median than independent draws, at the same cost).
+        # Each window's strata are keyed by its name: opening a window leaves the others'.
+        strata = []
+        for w in wins:
+            perm = list(range(samples))
+            random.Random(f"{seed}:{w.name}").shuffle(perm)
+            strata.append(perm)
         for r in range(samples):
             rng = random.Random(f"{seed}:{r}")
             arrivals = _poisson(rates, now, horizon, rng)
@@ -534,13 +574,20 @@ class Estimator:
             for i in range(len(items), len(run)):
                 run[i].idx = i
             draws = [(rng.random(), rng.random(), rng.gauss(0.0, 1.0)) for _ in run]
-            frees = self._sample_frees(wins, now, f"{seed}:{r}")
+            frees = self._sample_frees(wins, now, seed, strata, r)
             t, _ = _run(frees, wins, run, self._sampler(draws))
             if t is not None:
                 waits.append(max(0.0, t - now))
         if not waits:
             return None, position
-        return _quantile(waits, self.quantile), position
+        wait = _quantile(waits, self.quantile)
+        target = next((it for it in items if it.target), None)
+        if target is not None:
+            clear = _clear_quantile(wins, items, target, now, self.quantile)
+            if clear is not None:
+                bound, exact = clear
+                wait = bound if exact else min(wait, bound)
+        return wait, position
 
     def _closing_ts(self, now: float) -> float:
         local = datetime.fromtimestamp(now, self.zone)
@@ -831,6 +878,85 @@ def _residual_draw(law: LogNormal, served: float, u: float) -> float:
     lo = _phi((math.log(served) - law.mu) / law.sigma) if served > 0 else 0.0
     p = min(max(lo + u * (1.0 - lo), 1e-12), 1.0 - 1e-12)
     return max(0.0, math.exp(law.mu + law.sigma * _NORMAL.inv_cdf(p)) - served)
+
+
+def _survival(w: _Win, t: float) -> float:
+    """P(window `w` makes its next call more than `t` seconds from now)."""
+    if w.law is None:
+        return 1.0 if t < w.free else 0.0
+    x = t - w.gap
+    if x <= 0.0:
+        return 1.0
+    law, a = w.law, w.served
+    tail = law.survival(a)
+    if tail < 1e-12:  # far in the tail: the residual is all but certain
+        rest = 1.0 if x < law.residual(a) else 0.0
+    else:
+        rest = min(1.0, law.survival(a + x) / tail)
+    if w.p_recall <= 0.0:
+        return rest
+    return w.p_recall * (1.0 if t < w.recall_left + w.gap else 0.0) + (1.0 - w.p_recall) * rest
+
+
+def _clear_quantile(
+    wins: list[_Win], items: list[_Item], target: _Item, now: float, q: float
+) -> tuple[float, bool] | None:
+    """The q-quantile of the target's wait if it were called by the first *clear* window
+    (serving its service, and with no queued ticket it would call first) to make its next
+    call: the minimum of independent next-call times, whose survival is the product of
+    theirs. Without overtaking arrivals that call is never later, so this bounds the wait;
+    the flag says whether every window serving the service is clear (then it is the wait).
+    None: no clear window."""
+    key = (target.rank, target.issued_at)
+    ahead = [
+        it.service for it in items if it.real and not it.target and (it.rank, it.issued_at) <= key
+    ]
+    clear, every = [], True
+    for w in wins:
+        if target.service not in w.services:
+            continue
+        if any(s in w.services for s in ahead):
+            every = False
+        else:
+            clear.append(
+                _Win(
+                    w.name,
+                    w.services,
+                    w.free - now,
+                    w.law,
+                    w.served,
+                    w.p_recall,
+                    w.recall_left,
+                    w.gap,
+                )
+            )  # times from now
+    if not clear:
+        return None
+    stop = 1.0 - q
+
+    def surv(t: float) -> float:
+        out = 1.0
+        for w in clear:
+            out *= _survival(w, t)
+            if out <= stop:
+                break
+        return out
+
+    if surv(0.0) <= stop:
+        return 0.0, every
+    hi = max(60.0, min(w.free for w in clear))
+    while surv(hi) > stop:
+        hi *= 2.0
+        if hi > 7 * 86400.0:
+            return None
+    lo = 0.0
+    while hi - lo > 0.05:
+        mid = 0.5 * (lo + hi)
+        if surv(mid) > stop:
+            lo = mid
+        else:
+            hi = mid
+    return hi, every
 
 
 def _quantile(values: list[float], q: float) -> float:

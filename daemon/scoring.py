@@ -178,12 +178,30 @@ def simulated_messages(profile: str, seed: int) -> list[tuple[str, bytes]]:
     return [(m.topic, json.dumps(m.payload, ensure_ascii=False).encode()) for m in day.messages]
 
 
-def bench(profiles: Iterable[str], seeds: Iterable[int]) -> dict[str, Any]:
-    """MAE per predictor and the daemon / best-classic ratio, per profile over the seeds."""
+def warmed(profile: str, seed: int) -> Estimator:
+    """An estimator as the daemon has it the next morning: it learned from a previous day of
+    the hall (the same profile, another seed), kept through its snapshot; the previous day's
+    tickets and windows are forgotten."""
+    est = Estimator()
+    score(simulated_messages(profile, seed + 1000), estimator=est)
+    learned = est.learned
+    for day_scoped in (learned.pending, learned.last_end, learned.paused_at, learned.call_age):
+        day_scoped.clear()
+    return Estimator.restore(est.snapshot())
+
+
+def bench(profiles: Iterable[str], seeds: Iterable[int], warm: bool = False) -> dict[str, Any]:
+    """MAE per predictor and the daemon / best-classic ratio, per profile over the seeds;
+    `warm`: the estimator starts from a previous day's learning, as it runs after day one."""
     table: dict[str, Any] = {}
     seeds = list(seeds)
     for name in profiles:
-        per_seed = [score(simulated_messages(name, s)).summary() for s in seeds]
+        per_seed = [
+            score(
+                simulated_messages(name, s), estimator=warmed(name, s) if warm else None
+            ).summary()
+            for s in seeds
+        ]
         mae = {
             p: _mean([x["overall"][p]["mae_s"] for x in per_seed if x["overall"][p]["mae_s"]])
             for p in PREDICTORS
@@ -202,13 +220,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Score wait estimates on simulated days.")
     parser.add_argument("--profiles", default="normal,peak,outage,quiet")
     parser.add_argument("--seeds", default="1-5", help="e.g. 1-5 or 1,3,7")
+    parser.add_argument(
+        "--warm", action="store_true", help="start each day from a previous day's learning"
+    )
     args = parser.parse_args(argv)
     if "-" in args.seeds:
         lo, hi = args.seeds.split("-")
         seeds = list(range(int(lo), int(hi) + 1))
     else:
         seeds = [int(s) for s in args.seeds.split(",")]
-    result = bench(args.profiles.split(","), seeds)
+    result = bench(args.profiles.split(","), seeds, warm=args.warm)
     print(json.dumps(result, ensure_ascii=False, indent=2))
     return 0
 
