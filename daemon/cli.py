@@ -118,6 +118,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def apply_knobs(profile: Any, assignments: Sequence[str]) -> Any:
+    """`name=value` overrides of a profile's numeric knobs (the profile validates them)."""
+    import dataclasses
+
+    changes: dict[str, Any] = {}
+    for item in assignments:
+        name, sep, raw = item.partition("=")
+        current = getattr(profile, name, None) if sep else None
+        if not sep or name.startswith("_") or not isinstance(current, int | float):
+            knobs = sorted(
+                f.name
+                for f in dataclasses.fields(profile)
+                if isinstance(getattr(profile, f.name), int | float)
+            )
+            raise ValueError(f"--set {item!r}: use NAME=NUMBER with NAME one of {', '.join(knobs)}")
+        try:
+            changes[name] = type(current)(float(raw)) if isinstance(current, int) else float(raw)
+        except ValueError:
+            raise ValueError(f"--set {item!r}: {raw!r} is not a number") from None
+    return dataclasses.replace(profile, **changes)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -134,6 +156,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         profile = dataclasses.replace(profile, date=date.fromisoformat(args.date))
     if args.hall:
         profile = dataclasses.replace(profile, hall=args.hall)
+    try:
+        profile = apply_knobs(profile, args.set or [])
+    except ValueError as err:
+        print(f"hallwatch simulate: {err}", file=sys.stderr)
+        return 2
     day = simulate_day(profile, args.seed, args.root)
     if args.out:
         truth = write_day(day, args.out)
@@ -217,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--date", help="the simulated business day, YYYY-MM-DD (profile's default)")
     sim.add_argument("--hall", help="hall id (profile's default)")
     sim.add_argument("--root", default="hall", help="topic root")
+    sim.add_argument(
+        "--set",
+        action="append",
+        metavar="KNOB=VALUE",
+        help="override a numeric knob of the profile, e.g. expected_arrivals=450 (repeatable)",
+    )
     sim.set_defaults(func=cmd_simulate)
 
     demo = sub.add_parser("demo", help="embedded broker + simulated hall + daemon")
