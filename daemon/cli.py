@@ -40,13 +40,23 @@ def _logging(level: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from daemon.main import serve
+    from daemon.store import StoreError
 
     settings = _settings(args)
     _logging(settings.log.level)
     # `kill -USR1 PID` prints every thread's stack to stderr: for a daemon that seems stuck.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    asyncio.run(serve(settings))
-    return 0
+    failed: list[str] = []
+    try:
+        asyncio.run(serve(settings))
+    except* StoreError as group:
+        failed = [str(err) for err in group.exceptions]
+    for message in failed:
+        logging.getLogger("hallwatch").critical(
+            "%s: stopping; events not stored were not acknowledged and stay with the broker",
+            message,
+        )
+    return 1 if failed else 0
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -272,9 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     from daemon import staff_cli
 
     staff_cli.add_parsers(sub)
-    from daemon import report_cli
+    from daemon import faultload, report_cli
 
     report_cli.add_parser(sub)
+    faultload.add_parser(sub)
     return parser
 
 

@@ -329,6 +329,8 @@ def load(
             raise ConfigError("--config", f"cannot read {path}: {err.strerror}") from None
         except tomllib.TOMLDecodeError as err:
             raise ConfigError("--config", f"{path} is not valid TOML: {err}") from None
+        except UnicodeDecodeError:
+            raise ConfigError("--config", f"{path} is not UTF-8 (save it as UTF-8)") from None
     base = Settings()
     known = {f.name for f in fields(Settings)} - set(_EXTERNAL)
     for key in overrides or {}:

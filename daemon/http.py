@@ -10,6 +10,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from daemon.http_limits import rate_limit
 from daemon.state import HallsState, waiting_counts
 
 
@@ -65,6 +66,8 @@ class HttpServer:
         health: Callable[[], tuple[bool, dict[str, Any]]],
         clock: Callable[[], float],
         heartbeat_timeout_s: float,
+        *,
+        rate_per_minute: int = 120,
     ) -> None:
         self._host, self._port = host, port
         self._registry = registry
@@ -73,7 +76,9 @@ class HttpServer:
         self._clock = clock
         self._heartbeat = heartbeat_timeout_s
         self.bound: tuple[str, int] | None = None
-        self.app = web.Application(client_max_size=64 * 1024)
+        self.app = web.Application(
+            client_max_size=64 * 1024, middlewares=[rate_limit(rate_per_minute)]
+        )
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/api/state", self._api_state)

@@ -259,6 +259,7 @@ class Daemon:
                 self.health,
                 self.clock,
                 s.hall.heartbeat_timeout_s,
+                rate_per_minute=s.http.rate_per_minute,
             )
             add_alert_routes(self.http.app, self.alerts, outbox, self.alert_settings.api_token)
             # --- staff procedures ---

@@ -8,6 +8,7 @@ Snapshots of the state, tagged with the last `seq` they include, keep restarts f
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,10 @@ CREATE TABLE IF NOT EXISTS snapshots (
     body BLOB NOT NULL
 );
 """
+
+
+class StoreError(RuntimeError):
+    """The event store cannot take a batch (disk full, I/O error); the message names the file."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +166,22 @@ class Store:
             async with db.execute("SELECT coalesce(max(seq), 0) FROM events") as cur:
                 row = await cur.fetchone()
             await db.execute("COMMIT")
+        except sqlite3.Error as err:
+            await self._rollback()
+            # Nothing of this batch is acknowledged: the broker keeps it for the next start.
+            raise StoreError(f"event store {self.path}: {err}") from err
         except BaseException:
-            await db.execute("ROLLBACK")
+            await self._rollback()
             raise
         return fresh, int(row[0]) if row else 0
+
+    async def _rollback(self) -> None:
+        """Roll back what is open; SQLite may already have rolled back (a full disk)."""
+        if self.db.in_transaction:
+            try:
+                await self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     async def last_seq(self) -> int:
         async with self.db.execute("SELECT coalesce(max(seq), 0) FROM events") as cur:

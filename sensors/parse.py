@@ -255,7 +255,8 @@ def parse(topic: str, payload: bytes, root: str = "hall") -> Event | Rejection:
             wire = _DECODERS[kind].decode(payload)
         except msgspec.ValidationError as err:
             raise _classify(err) from None
-        except msgspec.DecodeError as err:
+        except (msgspec.DecodeError, UnicodeDecodeError) as err:
+            # msgspec reports invalid UTF-8 inside a JSON string as UnicodeDecodeError.
             raise _Invalid(Reason.BAD_JSON, str(err)) from None
         return _build(hall, kind, sub, wire)
     except _Invalid as bad:

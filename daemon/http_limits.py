@@ -1,0 +1,72 @@
+"""A per-client rate limit on the HTTP API's mutating requests, as an aiohttp middleware.
+
+Each client address gets a token bucket of `rate_per_minute` tokens that refills continuously;
+a POST, PUT, PATCH or DELETE takes one, and so does a read of an expensive path (`/api/report`
+recomputes days of history); without one the answer is 429 with `Retry-After` (whole seconds
+until a token is back). Other reads are never limited: Prometheus and the hall screens poll.
+The table of clients is bounded, so a flood of source addresses cannot grow memory without end.
+(Request bodies are capped separately: aiohttp's `client_max_size`.)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+EXPENSIVE = ("/api/report",)  # reads that cost seconds of CPU each
+MAX_CLIENTS = 10_000
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class RateLimiter:
+    """Token buckets per client key; `take(key, now)` returns 0 if allowed, else the seconds
+    until the next token."""
+
+    def __init__(self, per_minute: int, *, max_clients: int = MAX_CLIENTS) -> None:
+        if per_minute < 1:
+            raise ValueError("per_minute must be at least 1")
+        self.capacity = float(per_minute)
+        self.refill_per_s = per_minute / 60.0
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key: tokens, at
+
+    def take(self, key: str, now: float) -> float:
+        tokens, at = self._buckets.pop(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + max(0.0, now - at) * self.refill_per_s)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / self.refill_per_s
+        self._buckets[key] = (tokens, now)  # most recently used last
+        while len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)  # forget the longest idle (a full bucket anyway)
+        return wait
+
+
+def rate_limit(per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> Middleware:
+    """The middleware; `per_minute` 0 turns it off."""
+    limiter = RateLimiter(per_minute) if per_minute > 0 else None
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if limiter is not None and (
+            request.method in MUTATING or request.path.startswith(EXPENSIVE)
+        ):
+            wait = limiter.take(request.remote or "?", clock())
+            if wait > 0:
+                return web.json_response(
+                    {"error": "too many requests"},
+                    status=429,
+                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                )
+        return await handler(request)
+
+    return middleware
