@@ -15,12 +15,10 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
-
-import aiosqlite
+from typing import Any
 
 from daemon.backoff import delay
+from daemon.sqlite import SqliteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alert_outbox (
@@ -119,46 +117,15 @@ def _row(r: Sequence[Any]) -> Notification:
     )
 
 
-class Outbox:
+class Outbox(SqliteFile):
     """One connection to the outbox tables. Use `async with Outbox(path):`."""
 
+    SCHEMA = _SCHEMA
+    NAME = "outbox"
+
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
-        self.path = str(path)
-        self._synchronous = synchronous
-        self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()  # one transaction at a time on this connection
+        super().__init__(path, synchronous=synchronous)
         self.wake = asyncio.Event()  # set on enqueue, so the dispatcher need not poll
-
-    async def __aenter__(self) -> Self:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(self.path, isolation_level=None)
-        try:
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute(f"PRAGMA synchronous={self._synchronous}")
-            await db.execute("PRAGMA busy_timeout=5000")
-            await db.executescript(_SCHEMA)
-        except BaseException:
-            await db.close()
-            raise
-        self._db = db
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("outbox is not open")
-        return self._db
 
     async def _write(self, sql: str, args: Sequence[Any]) -> int:
         async with self._lock:

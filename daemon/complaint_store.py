@@ -19,15 +19,14 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from datetime import datetime
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import aiosqlite
 
 from daemon import complaints as cp
 from daemon.complaints import Complaint, ComplaintError, Step
+from daemon.sqlite import SqliteFile
 from daemon.staff_settings import ComplaintSettings
 from daemon.workdays import WorkCalendar
 from sensors.events import ComplaintEvent
@@ -77,45 +76,11 @@ def _step(r: Sequence[Any]) -> Step:
     return Step(at=r[0], action=r[1], actor=r[2], state=r[3], note=r[4], data=json.loads(r[5]))
 
 
-class ComplaintStore:
+class ComplaintStore(SqliteFile):
     """One connection to the complaint tables. Use `async with ComplaintStore(path):`."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
-        self.path = str(path)
-        self._synchronous = synchronous
-        self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
-
-    async def __aenter__(self) -> Self:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(self.path, isolation_level=None)
-        try:
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute(f"PRAGMA synchronous={self._synchronous}")
-            await db.execute("PRAGMA busy_timeout=5000")
-            await db.executescript(_SCHEMA)
-        except BaseException:
-            await db.close()
-            raise
-        self._db = db
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("complaint store is not open")
-        return self._db
+    SCHEMA = _SCHEMA
+    NAME = "complaint store"
 
     async def _tx(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> int:
         """Run statements in one transaction; returns the rows changed by the first."""

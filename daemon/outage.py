@@ -24,16 +24,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
-import aiosqlite
 
 from alerts.outbox import NewNotification, Outbox
 from daemon.complaints import ComplaintError, clean_phone, mask_phone
+from daemon.sqlite import SqliteFile
 from daemon.staff_settings import OutageSettings, Probe
 from daemon.state import Hall, HallsState
 
@@ -141,45 +139,11 @@ def _row(r: Sequence[Any]) -> Callback:
 _COLS = "id, hall, name, phone, registered_at, registered_by, systems, note, notified_at"
 
 
-class CallbackStore:
+class CallbackStore(SqliteFile):
     """The call-back register in SQLite. Use `async with CallbackStore(path):`."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
-        self.path = str(path)
-        self._synchronous = synchronous
-        self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
-
-    async def __aenter__(self) -> Self:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(self.path, isolation_level=None)
-        try:
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute(f"PRAGMA synchronous={self._synchronous}")
-            await db.execute("PRAGMA busy_timeout=5000")
-            await db.executescript(_SCHEMA)
-        except BaseException:
-            await db.close()
-            raise
-        self._db = db
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("callback store is not open")
-        return self._db
+    SCHEMA = _SCHEMA
+    NAME = "callback store"
 
     async def add(
         self,

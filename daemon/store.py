@@ -11,11 +11,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-import aiosqlite
+from daemon.sqlite import SqliteFile
 
 SCHEMA_VERSION = 1
 _IN_CHUNK = 400  # bound on SQL variables per statement
@@ -72,33 +69,14 @@ class NewReject:
     payload: bytes
 
 
-class Store:
+class Store(SqliteFile):
     """One writer's connection to the event database. Use `async with Store(path):`."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
-        self.path = str(path)
-        self._synchronous = synchronous
-        self._db: aiosqlite.Connection | None = None
+    SCHEMA = _SCHEMA
+    NAME = "store"
 
-    async def __aenter__(self) -> Self:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(self.path, isolation_level=None)
-        self._db = db
-        try:
-            await self._prepare(db)
-        except BaseException:
-            # __aexit__ does not run when __aenter__ fails: close here, or the thread leaks.
-            self._db = None
-            await db.close()
-            raise
-        return self
-
-    async def _prepare(self, db: aiosqlite.Connection) -> None:
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute(f"PRAGMA synchronous={self._synchronous}")
-        await db.execute("PRAGMA busy_timeout=5000")
-        await db.executescript(_SCHEMA)
+    async def _ready(self) -> None:
+        db = self.db
         async with db.execute("SELECT value FROM meta WHERE key='schema'") as cur:
             row = await cur.fetchone()
         if row is None:
@@ -107,22 +85,6 @@ class Store:
             raise RuntimeError(
                 f"{self.path}: schema {row[0]}, this hallwatch needs {SCHEMA_VERSION}"
             )
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("store is not open")
-        return self._db
 
     async def commit_batch(
         self, events: Sequence[NewEvent], rejects: Sequence[NewReject] = ()
