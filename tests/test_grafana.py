@@ -69,10 +69,9 @@ EXPORTED = frozenset(
     }
 )
 
-#: Being built (estimates, staffing, alerts, outbox, complaints): the dashboards and rules use
-#: them already. tests/test_prometheus.py lets exactly these return no data; shrink the list as
-#: they land (that test warns, naming the metric, once one of them shows up in /metrics).
-#: hallwatch_alerts_firing has no series while nothing fires, so it may stay.
+#: Exported, but with series only while there is something to count: no alert firing, or no
+#: complaint registered in a hall, means no series. tests/test_prometheus.py lets exactly these
+#: return no data (the name is kept for the dashboards' sake).
 NOT_YET_EXPORTED = frozenset(
     {
         "hallwatch_alerts_firing",
