@@ -201,8 +201,14 @@ class Ingest:
         it = aiter(messages)
         while True:
             batch = [await anext(it)]
-            while len(batch) < batch_max and len(messages) > 0:
-                batch.append(await anext(it))
+            # The rest of the batch is what has already arrived: taken straight from aiomqtt's
+            # queue, because its iterator spends a task and a wait on every message.
+            queue = client._queue
+            while len(batch) < batch_max:
+                try:
+                    batch.append(queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
             # Shielded: a shutdown waits for the batch to be stored and acknowledged.
             work = asyncio.ensure_future(self._handle(client, batch))
             try:
