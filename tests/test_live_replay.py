@@ -136,4 +136,5 @@ def test_demo_shows_waiting_tickets_and_stops_on_sigint(tmp_path: Path):
             proc.kill()
     assert proc.returncode == 0, out
     assert f"http://127.0.0.1:{port}/metrics" in out
+    assert f"http://127.0.0.1:{port}/screen/h1" in out
     assert "已发送" in out  # progress lines with the simulated clock
