@@ -65,6 +65,7 @@ class Alerts:
         """Run the rules; store the resulting notifications and the new state; return them."""
         transitions: list[Transition] = []
         now = self._clock()
+        before = self.engine.snapshot()
         for view in views:
             transitions += self.engine.evaluate(view)
             now = max(now, view.now)
@@ -78,7 +79,13 @@ class Alerts:
         snap = self.engine.snapshot()
         changed = snap != self._saved and (transitions or now - self._saved_at >= _SAVE_EVERY_S)
         if notes or changed:
-            await self.outbox.enqueue(list(notes.values()), now=now, state=(STATE_NAME, snap))
+            try:
+                await self.outbox.enqueue(list(notes.values()), now=now, state=(STATE_NAME, snap))
+            except BaseException:
+                # Not stored, so not sent: forget this tick's transitions too, so the next
+                # tick finds the same crossings and stores them then (store, then act).
+                self.engine.restore(before)
+                raise
             self._saved, self._saved_at = snap, now
         self._publish()
         return transitions

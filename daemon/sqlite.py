@@ -32,7 +32,9 @@ class SqliteFile:
         try:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute(f"PRAGMA synchronous={self._synchronous}")
-            await db.execute("PRAGMA busy_timeout=5000")
+            # Four connections write this file (events, outbox, complaints, call-backs), one at
+            # a time: under a heavy ingest, wait rather than fail the side writers.
+            await db.execute("PRAGMA busy_timeout=30000")
             await db.executescript(self.SCHEMA)
             await self._ready()
         except BaseException:

@@ -180,3 +180,22 @@ async def test_acknowledgement_outlives_the_episode_for_the_reports(tmp_path: Pa
     finally:
         conn.close()
     assert ack.acked_by == "王主任" and ack.hall == fired.hall and ack.since == fired.started_at
+
+
+async def test_a_failed_store_loses_no_transition(tmp_path: Path) -> None:
+    """When the outbox cannot store a tick's notifications, the next tick fires them again."""
+    settings = AlertSettings.from_mapping(config(), {})
+    async with Outbox(tmp_path / "o.db") as ob:
+        a = Alerts(settings, ob, clock=lambda: T0)
+        await a.start()
+        assert await a.evaluate([crowd(0)]) == []  # crossing; `for` not over yet
+        # The database goes away under the outbox (as on a failing disk): the store fails.
+        await ob.__aexit__(None, None, None)
+        try:
+            await a.evaluate([crowd(60)])
+            raise AssertionError("the failed store should have been reported")
+        except (RuntimeError, ValueError):
+            pass
+        await ob.__aenter__()
+        fired = [t for t in await a.evaluate([crowd(62)]) if t.state == "firing"]
+        assert len(fired) == 1 and fired[0].alert == "queue_peak"
