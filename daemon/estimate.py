@@ -695,7 +695,7 @@ class Estimator:
             w.state == "open" and service in w.services for w in h.windows.values()
         ):
             return None
-        day = h.today or Day(day=state.business_day(now))
+        day = state.day_at(h, now) or Day(day=state.business_day(now))
         queue = self._queue(day, now, None)
         queue.append(_Item(service, 2, now, 0.0, False, True))
         wins = self._windows(hall, h, day, now, extra)
@@ -707,7 +707,7 @@ class Estimator:
     def advice(self, state: HallsState, hall: str, now: float) -> Advice:
         """Extra windows per service (backlog, arrivals) and the closing-time overrun."""
         h = state.halls.get(hall) or Hall()
-        day = h.today or Day(day=state.business_day(now))
+        day = state.day_at(h, now) or Day(day=state.business_day(now))
         closing = self._closing_ts(now)
         services = sorted(
             {s for w in h.windows.values() for s in w.services}

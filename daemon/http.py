@@ -18,7 +18,7 @@ def state_summary(state: HallsState, now: float, heartbeat_timeout_s: float) -> 
     """A JSON-able summary per hall (what the status topic and the hall screen build on)."""
     halls: dict[str, Any] = {}
     for name, hall in sorted(state.halls.items()):
-        day = hall.today
+        day = state.day_at(hall, now)
         waiting: dict[str, dict[str, int]] = {}
         if day is not None:
             for (service, prio), n in sorted(waiting_counts(day).items()):

@@ -179,11 +179,9 @@ def state_metrics(state: HallsState, now: float, heartbeat_timeout_s: float) -> 
         "Stored events not applied because they would pass a cap in [limits].",
     )
     over_limit.add_metric([], state.over_limit)
-    today = state.business_day(now)
     for name, hall in state.halls.items():
         last_event.add_metric([name], hall.last_event_at)
-        # After midnight, yesterday's queue and headcount are not "now" any more.
-        day = hall.today if hall.today is not None and hall.today.day >= today else None
+        day = state.day_at(hall, now)
         services = set(hall.services)
         counts: dict[tuple[str, str], int] = {}
         head: dict[str, float] = {}

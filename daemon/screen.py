@@ -61,7 +61,7 @@ def screen_model(
     if h is None:
         return None
     zone = ZoneInfo(state.tz)
-    day = h.today
+    day = state.day_at(h, now)
     counts = waiting_counts(day) if day is not None else {}
     services: set[str] = {s for s, _ in counts}
     if day is not None:

@@ -142,6 +142,12 @@ class HallsState(msgspec.Struct):
     def business_day(self, ts: float) -> date:
         return datetime.fromtimestamp(ts, _zone(self.tz)).date()
 
+    def day_at(self, hall: Hall, now: float) -> Day | None:
+        """The hall's business day as seen at `now`: after midnight, yesterday's queue and
+        headcount are not "now" any more, so a hall with no event yet today has no day."""
+        day = hall.today
+        return day if day is not None and day.day >= self.business_day(now) else None
+
     def apply(self, event: Event) -> None:
         """Apply one accepted (already de-duplicated) event."""
         hall = self.halls.get(event.hall)

@@ -40,7 +40,7 @@ def hall_view(
     """One hall as the rules see it at `now` (yesterday's day reads as an empty hall)."""
     hall = state.halls[name]
     today = state.business_day(now)
-    day = hall.today if hall.today is not None and hall.today.day >= today else None
+    day = state.day_at(hall, now)
     waiting: dict[str, int] = {}
     if day is not None:
         for (service, _prio), n in waiting_counts(day).items():

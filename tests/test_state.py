@@ -519,3 +519,12 @@ def test_ticket_cap_per_hall_and_day() -> None:
     state.apply(issued("A9", at("2026-11-27T09:00"), "提取"))
     tomorrow = state.halls["h1"].today
     assert tomorrow is not None and tomorrow.issued == 1
+
+
+def test_day_at_hides_yesterday_after_midnight() -> None:
+    """`day_at` gives today's day during the day and nothing once `now` is the next day."""
+    state = HallsState()
+    state.apply(issued("A1", at("2026-11-26T16:50"), "提取"))
+    hall = state.halls["h1"]
+    assert state.day_at(hall, at("2026-11-26T17:30")) is hall.today
+    assert state.day_at(hall, at("2026-11-27T00:05")) is None
