@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from daemon.state import Limits
 from daemon.workdays import WorkCalendar
 
 if TYPE_CHECKING:
@@ -129,17 +130,23 @@ class HallSettings:
     estimate_stale_s: float = 60.0
 
 
+_LIMITS = Limits()
+
+
 @dataclass(frozen=True, slots=True)
 class LimitsSettings:
-    """Caps on halls and, per hall, services, windows, doors, devices and systems."""
+    """`[limits]`: the state core's caps (`daemon.state.Limits`, where the defaults live)."""
 
-    halls: int = 100
-    services: int = 50
-    windows: int = 100
-    doors: int = 50
-    devices: int = 500
-    systems: int = 20
-    tickets: int = 5000
+    halls: int = _LIMITS.halls
+    services: int = _LIMITS.services
+    windows: int = _LIMITS.windows
+    doors: int = _LIMITS.doors
+    devices: int = _LIMITS.devices
+    systems: int = _LIMITS.systems
+    tickets: int = _LIMITS.tickets
+
+    def limits(self) -> Limits:
+        return Limits(**{f.name: getattr(self, f.name) for f in fields(self)})
 
 
 @dataclass(frozen=True, slots=True)

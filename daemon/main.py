@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import signal
 import sys
@@ -36,7 +35,7 @@ from daemon.metrics import IngestMetrics, StateCollector
 from daemon.outage import Callbacks, CallbackStore, HealthProbe
 from daemon.outputs import OutputPublisher, status_payload
 from daemon.staff_settings import ComplaintSettings, OutageSettings, StaffSettings
-from daemon.state import HallsState, Limits
+from daemon.state import HallsState
 from daemon.store import Store
 from daemon.views import all_views
 from daemon.workdays import WorkCalendar
@@ -148,7 +147,7 @@ class Daemon:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # noise on a wall display
         self.registry = CollectorRegistry()
         self.metrics = IngestMetrics(self.registry)
-        self.limits = Limits(**dataclasses.asdict(settings.limits))
+        self.limits = settings.limits.limits()
         self.state = HallsState(tz=settings.hall.timezone, limits=self.limits)
         self.estimator = make_estimator(settings)
         self.calendar: WorkCalendar = settings.calendar.calendar()

@@ -194,3 +194,15 @@ def test_env_is_not_read_implicitly(monkeypatch: pytest.MonkeyPatch) -> None:
     """load reads only the mapping it is given, never os.environ by itself."""
     monkeypatch.setenv("HALLWATCH_MQTT_URL", "mqtt://from-os-environ:1")
     assert load().mqtt.url == "mqtt://127.0.0.1:1883"
+
+
+def test_limits_section_maps_onto_every_cap_of_the_state_core() -> None:
+    """`[limits]` has exactly the state core's caps, with its defaults, and builds them."""
+    import msgspec
+
+    from daemon.state import Limits
+
+    caps = {f.name for f in msgspec.structs.fields(Limits)}
+    assert {f.name for f in dataclasses.fields(load().limits)} == caps
+    assert load().limits.limits() == Limits()
+    assert load(None, {"HALLWATCH_LIMITS_TICKETS": "7"}).limits.limits().tickets == 7
