@@ -14,13 +14,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerts.view import KINDS
-from daemon.config import ConfigError
+from daemon.config import ConfigError, env_name, read_secret
 
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PHONE = re.compile(r"\+?[0-9]{5,15}")
@@ -129,8 +128,6 @@ class Robot:
 @dataclass(frozen=True, slots=True)
 class WecomSettings:
     robots: Mapping[str, Robot] = field(default_factory=dict)
-    per_minute: int = 20
-    window_s: float = 60.0
     timeout_s: float = 10.0
     throttle_pause_s: float = 60.0  # after errcode 45009
 
@@ -178,6 +175,30 @@ class ForwardSettings:
     roles: tuple[str, ...] = ("supervisor",)
     dedupe_s: float = 300.0
     include_own: bool = False  # alerts labelled source=hallwatch already went out directly
+    max_alerts: int = 100  # alerts in one webhook request; more: 413 (Alertmanager: max_alerts)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelLimits:
+    """At most `per_recipient` messages to one recipient (robot, phone number, webhook) in
+    `recipient_window_s`, and `total` through the channel in `total_window_s`. A message over
+    either waits in the outbox until it fits; nothing is dropped."""
+
+    per_recipient: int
+    recipient_window_s: float
+    total: int
+    total_window_s: float
+
+
+#: Defaults per channel. WeCom: a robot takes 20 messages a minute, counted as they arrive, so
+#: 2 s more for the network's jitter. SMS costs money and wakes people: 20 an hour to one
+#: number, 300 an hour in all (an outage's call-back SMS to customers fit).
+RATE_LIMITS: Mapping[str, ChannelLimits] = {
+    "wecom": ChannelLimits(20, 62.0, 100, 60.0),
+    "sms": ChannelLimits(20, 3600.0, 300, 3600.0),
+    "webhook": ChannelLimits(60, 60.0, 300, 60.0),
+    "alertmanager": ChannelLimits(300, 60.0, 300, 60.0),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +221,7 @@ class AlertSettings:
     alertmanager: AlertmanagerSettings = AlertmanagerSettings()
     forward: ForwardSettings = ForwardSettings()
     outbox: OutboxSettings = OutboxSettings()
-    api_token: str | None = field(default=None, repr=False)
+    rate_limits: Mapping[str, ChannelLimits] = field(default_factory=lambda: dict(RATE_LIMITS))
 
     def roles_in(self, hall: str) -> Mapping[str, Role]:
         """The hall's own roles where it defines them, else the defaults."""
@@ -211,10 +232,6 @@ class AlertSettings:
     def from_mapping(cls, data: Mapping[str, Any], env: Mapping[str, str]) -> AlertSettings:
         """Build from the `[alerts]` table and the environment; bad values raise ConfigError."""
         return _Reader(env).settings(dict(data))
-
-
-def _env_name(key: str) -> str:
-    return "HALLWATCH_" + re.sub(r"[.\-]", "_", key).upper()
 
 
 class _Reader:
@@ -235,18 +252,7 @@ class _Reader:
                 raise ConfigError(f"{prefix}.{k}", "unknown key")
 
     def secret(self, data: Mapping[str, Any], name: str, key: str) -> str:
-        env = _env_name(key)
-        if env + "_FILE" in self.env:
-            try:
-                return Path(self.env[env + "_FILE"]).read_text(encoding="utf-8").strip()
-            except OSError as err:
-                raise ConfigError(key, f"cannot read {env}_FILE: {err.strerror}") from None
-        if env in self.env:
-            return self.env[env].strip()
-        value = data.get(name, "")
-        if not isinstance(value, str):
-            raise ConfigError(key, "must be a string")  # never echo a secret's value
-        return value
+        return read_secret(data, name, key, self.env)
 
     def num(self, data: Mapping[str, Any], name: str, key: str, default: float) -> float:
         value = data.get(name, default)
@@ -422,8 +428,15 @@ class _Reader:
             "alertmanager",
             "forward",
             "outbox",
-            "api_token",
+            "rate_limits",
         }
+        if "api_token" in data:
+            raise ConfigError(
+                f"{p}.api_token",
+                "moved: API tokens are in [api.tokens.NAME] with token and scopes; for what "
+                'alerts.api_token allowed: scopes = ["alerts:write", "alerts:forward", '
+                '"reports:read"] (the token best via HALLWATCH_API_TOKENS_<NAME>_TOKEN_FILE)',
+            )
         self.known(data, top, p)
         tz = self.str_(data, "timezone", f"{p}.timezone", "Asia/Shanghai")
         try:
@@ -500,10 +513,11 @@ class _Reader:
             roles=self.strs(fw_data, "roles", f"{p}.forward.roles", ("supervisor",)),
             dedupe_s=self.num(fw_data, "dedupe_s", f"{p}.forward.dedupe_s", 300.0) or 300.0,
             include_own=self.bool_(fw_data, "include_own", f"{p}.forward.include_own", False),
+            max_alerts=self.int_(fw_data, "max_alerts", f"{p}.forward.max_alerts", 100),
         )
         ob_data = self.table(data, "outbox", f"{p}.outbox")
         outbox = self.rule_like(OutboxSettings, ob_data, f"{p}.outbox")
-        token = self.secret(data, "api_token", f"{p}.api_token") or None
+        rate_limits = self.rate_limits(self.table(data, "rate_limits", f"{p}.rate_limits"))
 
         settings = AlertSettings(
             enabled=self.bool_(data, "enabled", f"{p}.enabled", True),
@@ -522,7 +536,7 @@ class _Reader:
             alertmanager=am,
             forward=forward,
             outbox=outbox,
-            api_token=token,
+            rate_limits=rate_limits,
         )
         self.cross_check(settings)
         return settings
@@ -537,12 +551,47 @@ class _Reader:
             }
         )
 
+    def rate_limits(self, data: Mapping[str, Any]) -> dict[str, ChannelLimits]:
+        out = dict(RATE_LIMITS)
+        for channel, body in data.items():
+            key = f"alerts.rate_limits.{channel}"
+            if channel not in RATE_LIMITS:
+                raise ConfigError(key, f"unknown channel (one of {', '.join(RATE_LIMITS)})")
+            if not isinstance(body, dict):
+                raise ConfigError(key, "must be a table")
+            self.known(body, {f.name for f in fields(ChannelLimits)}, key)
+            base = RATE_LIMITS[channel]
+            lim = ChannelLimits(
+                per_recipient=self.int_(
+                    body, "per_recipient", f"{key}.per_recipient", base.per_recipient
+                ),
+                recipient_window_s=self.num(
+                    body, "recipient_window_s", f"{key}.recipient_window_s", base.recipient_window_s
+                ),
+                total=self.int_(body, "total", f"{key}.total", base.total),
+                total_window_s=self.num(
+                    body, "total_window_s", f"{key}.total_window_s", base.total_window_s
+                ),
+            )
+            for name in ("recipient_window_s", "total_window_s"):
+                if getattr(lim, name) <= 0:
+                    raise ConfigError(f"{key}.{name}", "must be more than 0 seconds")
+            if channel == "wecom" and (lim.per_recipient > 20 or lim.recipient_window_s < 60):
+                raise ConfigError(
+                    f"{key}.per_recipient", "WeCom allows a robot at most 20 a minute"
+                )
+            out[channel] = lim
+        return out
+
     def wecom(self, data: Mapping[str, Any], prefix: str) -> WecomSettings:
-        self.known(
-            data,
-            {"url", "robots", "per_minute", "window_s", "timeout_s", "throttle_pause_s"},
-            prefix,
-        )
+        for moved in ("per_minute", "window_s"):
+            if moved in data:
+                raise ConfigError(
+                    f"{prefix}.{moved}",
+                    "moved: a robot's limit is alerts.rate_limits.wecom.per_recipient "
+                    "(messages) and recipient_window_s (seconds)",
+                )
+        self.known(data, {"url", "robots", "timeout_s", "throttle_pause_s"}, prefix)
         base_url = self.url(self.str_(data, "url", f"{prefix}.url", WECOM_URL), f"{prefix}.url")
         robots: dict[str, Robot] = {}
         for name, body in self.table(data, "robots", f"{prefix}.robots").items():
@@ -553,17 +602,12 @@ class _Reader:
             secret = self.secret(body, "key", f"{key}.key")
             if not secret:
                 raise ConfigError(
-                    f"{key}.key", f"missing: set it in the file or {_env_name(key + '.key')}"
+                    f"{key}.key", f"missing: set it in the file or {env_name(key + '.key')}"
                 )
             url = self.url(self.str_(body, "url", f"{key}.url", base_url), f"{key}.url")
             robots[name] = Robot(url=url, key=secret)
-        per_minute = self.int_(data, "per_minute", f"{prefix}.per_minute", 20)
-        if per_minute > 20:
-            raise ConfigError(f"{prefix}.per_minute", "WeCom allows at most 20 a minute")
         return WecomSettings(
             robots=robots,
-            per_minute=per_minute,
-            window_s=self.num(data, "window_s", f"{prefix}.window_s", 60.0) or 60.0,
             timeout_s=self.num(data, "timeout_s", f"{prefix}.timeout_s", 10.0) or 10.0,
             throttle_pause_s=self.num(data, "throttle_pause_s", f"{prefix}.throttle_pause_s", 60.0),
         )
