@@ -20,6 +20,7 @@ from daemon.http_limits import body_deadline, rate_limit
 from daemon.state import HallsState, waiting_counts
 
 MAX_BODY = 64 * 1024
+LINGER_S = 1.0
 
 
 def make_app(
@@ -123,11 +124,14 @@ class HttpServer:
     async def run(self, started: asyncio.Event | None = None) -> None:
         # keepalive_timeout: the request line and headers must arrive within it, from the
         # connection's first byte on (aiohttp 3.14.4+), and an idle connection closes after it.
+        # lingering_time: after answering early (408, 413), how long the rest of a body is
+        # still read before the connection closes (aiohttp's default: 10 s).
         runner = web.AppRunner(
             self.app,
             access_log=None,
             shutdown_timeout=3.0,
             keepalive_timeout=self._read_timeout,
+            lingering_time=LINGER_S,
         )
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port, reuse_address=True)

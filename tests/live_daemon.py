@@ -35,7 +35,7 @@ def token_of(scope: str) -> str:
     return "tok-" + scope.replace(":", "-").replace("*", "all") + "-0123456789"
 
 
-def config_text(db: Path, broker_url: str, extra: str = "") -> str:
+def config_text(db: Path, broker_url: str, extra: str = "", http: str = "") -> str:
     tables = [
         f"[api.tokens.{s.replace(':', '_').replace('*', 'all')}]\n"
         f'token = "{token_of(s)}"\nscopes = ["{s}"]\n'
@@ -44,7 +44,7 @@ def config_text(db: Path, broker_url: str, extra: str = "") -> str:
     return (
         f'[mqtt]\nurl = "{broker_url}"\nclient_id = "live-{id(db)}"\n'
         f'[store]\npath = "{db}"\n'
-        '[http]\nlisten = "127.0.0.1:0"\nrate_per_minute = 0\n' + "\n".join(tables) + extra
+        '[http]\nlisten = "127.0.0.1:0"\nrate_per_minute = 0\n' + http + "\n".join(tables) + extra
     )
 
 
@@ -61,10 +61,14 @@ class Reply:
 class LiveDaemon:
     """`Daemon(settings).run(stop)` in a thread; `call` makes one HTTP request to it."""
 
-    def __init__(self, workdir: Path, broker_url: str, extra_config: str = "") -> None:
+    def __init__(
+        self, workdir: Path, broker_url: str, extra_config: str = "", http_config: str = ""
+    ) -> None:
+        """`extra_config`: more TOML tables; `http_config`: more lines of the [http] table."""
         workdir.mkdir(parents=True, exist_ok=True)
         path = workdir / "hallwatch.toml"
-        path.write_text(config_text(workdir / "hallwatch.db", broker_url, extra_config), "utf-8")
+        text = config_text(workdir / "hallwatch.db", broker_url, extra_config, http_config)
+        path.write_text(text, "utf-8")
         self.settings = config.load(path, {})
         self.daemon = Daemon(self.settings)
         self._loop = asyncio.new_event_loop()
