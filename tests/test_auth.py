@@ -204,3 +204,57 @@ def test_mask_text_hides_phones_and_ids_but_not_other_numbers() -> None:
     assert "138****8000" in out and "110***********1234" in out
     for kept in ("1795658400", "1795658400123", "0.13912340000", "共12人"):
         assert kept in out, kept
+
+
+async def test_report_masks_complaint_numbers_without_pii_read(tmp_path: Path) -> None:
+    """GET /api/report quoted a complaint with the customer's phone and ID numbers to anyone;
+    now it needs reports:read, and without pii:read the page and every file of the zip show
+    them masked; with pii:read they are shown."""
+    import io
+    import json
+    import zipfile
+    from datetime import datetime
+
+    from daemon import report_cli
+    from daemon.config import Settings
+    from daemon.store import NewEvent, Store
+
+    ts = datetime.fromisoformat("2026-11-26T10:00+08:00").timestamp()
+    summary = f"客户{PHONE}反映等候太久，身份证{ID_NO}"
+    payload = {
+        "id": "c-1",
+        "ts": int(ts * 1000),
+        "complaint_id": "C-1",
+        "channel": "visit",
+        "severity": "normal",
+        "summary": summary,
+        "received_by": "张三",
+    }
+    db = tmp_path / "hw.db"
+    async with Store(db) as store:
+        ev = NewEvent("h1", "c-1", "hall/h1/complaint", ts, ts, json.dumps(payload).encode())
+        await store.commit_batch([ev])
+    app = make_app(
+        [
+            auth.Token("centre", "centre-token-0123456789", frozenset({"reports:read"})),
+            auth.Token("head", "head-token-01234567890", frozenset({"reports:read", "pii:read"})),
+        ]
+    )
+    report_cli.add_routes(app, db, Settings())
+    url = "/api/report?from=2026-11-26&to=2026-11-26"
+    async with serve(app) as base, aiohttp.ClientSession() as http:
+        async with http.get(base + url) as r:
+            assert r.status == 401
+        centre = {"Authorization": "Bearer centre-token-0123456789"}
+        async with http.get(base + url, headers=centre) as r:
+            page = await r.text()
+        assert "反映等候太久" in page and "138****8000" in page
+        assert PHONE not in page and ID_NO not in page
+        async with http.get(base + url + "&format=zip", headers=centre) as r:
+            with zipfile.ZipFile(io.BytesIO(await r.read())) as z:
+                texts = [z.read(n).decode("utf-8-sig") for n in z.namelist()]
+        assert any("反映等候太久" in t for t in texts)
+        assert not any(PHONE in t or ID_NO in t for t in texts)
+        head = {"Authorization": "Bearer head-token-01234567890"}
+        async with http.get(base + url, headers=head) as r:
+            assert summary in await r.text()
