@@ -184,3 +184,42 @@ async def test_relayed_text_is_cleaned_and_bounded(tmp_path: Path) -> None:
         assert "<@all>" not in text and "<font color=red>" not in text
     assert md.count("长") <= 1000
     assert md.count("=v") <= 32
+
+
+def test_every_channel_is_built_with_its_limits() -> None:
+    """WeCom, SMS, webhooks and Alertmanager each come out of alerts.build held to their own
+    [alerts.rate_limits] (per recipient and total); none is sent unlimited."""
+    from alerts.channels.limited import RateLimited
+
+    settings = AlertSettings.from_mapping(
+        {
+            "sms": {"provider": "generic", "endpoint": "http://127.0.0.1:9/sms"},
+            "alertmanager": {"url": "http://127.0.0.1:9"},
+            "rate_limits": {"webhook": {"per_recipient": 7, "total": 9}},
+        },
+        {},
+    )
+    chans = channels(settings, None, clock=time.time)  # type: ignore[arg-type]  # not used
+    assert set(chans) == {"wecom", "sms", "webhook", "alertmanager"}
+    for name, ch in chans.items():
+        assert isinstance(ch, RateLimited) and ch.limits == settings.rate_limits[name], name
+    assert chans["webhook"].limits.per_recipient == 7  # type: ignore[attr-defined]
+
+
+async def test_webhook_recipient_limit_holds_the_rest(tmp_path: Path) -> None:
+    """Ten notifications to one webhook with a limit of 3 a minute: 3 arrive, 7 wait."""
+    sink = Sink()
+    async with serve(sink.app()) as base, Outbox(tmp_path / "o.db") as ob:
+        settings = AlertSettings.from_mapping(
+            {
+                "webhooks": {"ops": {"url": base + "/hook"}},
+                "rate_limits": {"webhook": {"per_recipient": 3}},
+            },
+            {},
+        )
+        notes = [NewNotification(f"w/{i}", "webhook", "ops", {"i": i}) for i in range(10)]
+        await ob.enqueue(notes, now=time.time())
+        registry = await dispatch_for(1.0, ob, settings)
+        assert len(sink.received) == 3
+        assert (await ob.stats(time.time())).depth == 7
+        assert rate_limited(registry, "webhook") > 0
