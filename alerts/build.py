@@ -1,4 +1,5 @@
-"""Channels from settings: what the daemon hands the dispatcher."""
+"""Channels from settings, each held to its `[alerts.rate_limits]`: what the daemon hands the
+dispatcher."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import aiohttp
 
 from alerts.channels import Channel
 from alerts.channels.alertmanager import AlertmanagerChannel
+from alerts.channels.limited import RateLimited
 from alerts.channels.sms import SmsChannel, provider
 from alerts.channels.webhook import WebhookChannel
 from alerts.channels.wecom import WecomChannel
@@ -23,8 +25,6 @@ def channels(
             session,
             w.robots,
             clock=clock,
-            per_minute=w.per_minute,
-            window_s=w.window_s,
             timeout_s=w.timeout_s,
             throttle_pause_s=w.throttle_pause_s,
         ),
@@ -35,4 +35,6 @@ def channels(
         out["sms"] = SmsChannel(sms)
     if settings.alertmanager.url:
         out["alertmanager"] = AlertmanagerChannel(session, settings.alertmanager)
-    return out
+    return {
+        name: RateLimited(ch, settings.rate_limits[name], clock=clock) for name, ch in out.items()
+    }

@@ -1,7 +1,9 @@
 """Sends due notifications from the outbox through their channels and records each result.
 
 Notifications for one (channel, target) go one at a time, in order; different targets go in
-parallel. A notification is marked sent only after its channel accepted it, so a crash between
+parallel. One that a rate limit holds back goes back into the outbox, due when it fits, and
+is counted (`hallwatch_notifications_rate_limited_total`); it is never dropped.
+A notification is marked sent only after its channel accepted it, so a crash between
 the two sends it again on restart (at least once; receivers dedupe by the idempotency key).
 Stop by cancelling `run`: sends in flight get `drain_s` to finish and be recorded.
 """
@@ -112,6 +114,8 @@ class Dispatcher:
             ready = channel.ready_at(note, now)
             if ready > now:
                 await self._outbox.defer(note.seq, ready)
+                if self._metrics is not None:
+                    self._metrics.rate_limited.labels(note.channel).inc()
                 continue
             try:
                 result = await channel.send(note)

@@ -33,7 +33,15 @@ class AlertMetrics:
             "Notifications given up on (dead-lettered) since start.",
             registry=registry,
         )
+        self.rate_limited = Counter(
+            "hallwatch_notifications_rate_limited",
+            "Times a due notification was held back in the outbox by a rate limit (ours, "
+            "[alerts.rate_limits], or the provider's pause); it is sent once it fits.",
+            ["channel"],
+            registry=registry,
+        )
         for ch in CHANNELS:
+            self.rate_limited.labels(ch)
             for r in RESULTS:
                 self.notifications.labels(ch, r)
         self.firing: list[tuple[str, str, int]] = []  # (hall, alert, level) per firing episode

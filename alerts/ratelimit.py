@@ -1,12 +1,14 @@
-"""Per-key sliding-window rate limits (WeCom robots: 20 messages in any 60 seconds)."""
+"""Sliding-window rate limits, one window per key (a robot, a phone number, a webhook)."""
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
+
+MAX_KEYS = 10_000  # recipients remembered; the least recently used beyond are forgotten
 
 
 class SlidingWindow:
-    """At most `limit` events in any window of `window_s` seconds, plus an optional pause."""
+    """At most `limit` events in any window of `window_s` seconds."""
 
     def __init__(self, limit: int, window_s: float) -> None:
         if limit < 1 or window_s <= 0:
@@ -14,7 +16,6 @@ class SlidingWindow:
         self.limit = limit
         self.window_s = window_s
         self._times: deque[float] = deque()
-        self._paused_until = 0.0
 
     def ready_at(self, now: float) -> float:
         """The earliest time, not before `now`, at which one more event is allowed."""
@@ -23,7 +24,7 @@ class SlidingWindow:
         at = now
         if len(self._times) >= self.limit:
             at = self._times[len(self._times) - self.limit] + self.window_s
-        return max(at, self._paused_until)
+        return at
 
     def try_take(self, now: float) -> float | None:
         """Record an event at `now` if allowed and return None; else when to come back."""
@@ -33,20 +34,20 @@ class SlidingWindow:
         self._times.append(now)
         return None
 
-    def pause(self, until: float) -> None:
-        """Allow nothing before `until` (the provider told us to slow down)."""
-        self._paused_until = max(self._paused_until, until)
-
 
 class RateLimits:
-    """One `SlidingWindow` per key, made on first use."""
+    """One `SlidingWindow` per key, made on first use; at most `max_keys` kept (call-back SMS
+    go to many numbers once each)."""
 
-    def __init__(self, limit: int, window_s: float) -> None:
-        self.limit, self.window_s = limit, window_s
-        self._windows: dict[str, SlidingWindow] = {}
+    def __init__(self, limit: int, window_s: float, *, max_keys: int = MAX_KEYS) -> None:
+        self.limit, self.window_s, self.max_keys = limit, window_s, max_keys
+        self._windows: OrderedDict[str, SlidingWindow] = OrderedDict()
 
     def __getitem__(self, key: str) -> SlidingWindow:
-        w = self._windows.get(key)
+        w = self._windows.pop(key, None)
         if w is None:
-            w = self._windows[key] = SlidingWindow(self.limit, self.window_s)
+            w = SlidingWindow(self.limit, self.window_s)
+        self._windows[key] = w  # most recently used last
+        while len(self._windows) > self.max_keys:
+            self._windows.popitem(last=False)
         return w

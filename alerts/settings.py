@@ -5,22 +5,19 @@ environment. Secrets (robot keys, SMS keys, tokens) may come from the file, from
 `HALLWATCH_ALERTS_<PATH>` or from a file named by `HALLWATCH_ALERTS_<PATH>_FILE`, where PATH
 is the key's path upper-cased with dots and dashes as underscores
 (`alerts.wecom.robots.supervisor.key` -> `HALLWATCH_ALERTS_WECOM_ROBOTS_SUPERVISOR_KEY`).
-Secret fields are left out of every repr, so printing the settings never leaks them.
+Secret fields are left out of every repr, so printing the settings never leaks them. This
+module holds what the settings are; `alerts.settings_reader` reads and checks the table.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import time
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerts.view import KINDS
-from daemon.config import ConfigError
 
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PHONE = re.compile(r"\+?[0-9]{5,15}")
@@ -129,8 +126,6 @@ class Robot:
 @dataclass(frozen=True, slots=True)
 class WecomSettings:
     robots: Mapping[str, Robot] = field(default_factory=dict)
-    per_minute: int = 20
-    window_s: float = 60.0
     timeout_s: float = 10.0
     throttle_pause_s: float = 60.0  # after errcode 45009
 
@@ -178,6 +173,30 @@ class ForwardSettings:
     roles: tuple[str, ...] = ("supervisor",)
     dedupe_s: float = 300.0
     include_own: bool = False  # alerts labelled source=hallwatch already went out directly
+    max_alerts: int = 100  # alerts in one webhook request; more: 413 (Alertmanager: max_alerts)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelLimits:
+    """At most `per_recipient` messages to one recipient (robot, phone number, webhook) in
+    `recipient_window_s`, and `total` through the channel in `total_window_s`. A message over
+    either waits in the outbox until it fits; nothing is dropped."""
+
+    per_recipient: int
+    recipient_window_s: float
+    total: int
+    total_window_s: float
+
+
+#: Defaults per channel. WeCom: a robot takes 20 messages a minute, counted as they arrive, so
+#: 2 s more for the network's jitter. SMS costs money and wakes people: 20 an hour to one
+#: number, 300 an hour in all (an outage's call-back SMS to customers fit).
+RATE_LIMITS: Mapping[str, ChannelLimits] = {
+    "wecom": ChannelLimits(20, 62.0, 100, 60.0),
+    "sms": ChannelLimits(20, 3600.0, 300, 3600.0),
+    "webhook": ChannelLimits(60, 60.0, 300, 60.0),
+    "alertmanager": ChannelLimits(300, 60.0, 300, 60.0),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +219,7 @@ class AlertSettings:
     alertmanager: AlertmanagerSettings = AlertmanagerSettings()
     forward: ForwardSettings = ForwardSettings()
     outbox: OutboxSettings = OutboxSettings()
-    api_token: str | None = field(default=None, repr=False)
+    rate_limits: Mapping[str, ChannelLimits] = field(default_factory=lambda: dict(RATE_LIMITS))
 
     def roles_in(self, hall: str) -> Mapping[str, Role]:
         """The hall's own roles where it defines them, else the defaults."""
@@ -210,413 +229,6 @@ class AlertSettings:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], env: Mapping[str, str]) -> AlertSettings:
         """Build from the `[alerts]` table and the environment; bad values raise ConfigError."""
-        return _Reader(env).settings(dict(data))
+        from alerts.settings_reader import Reader  # it builds the classes of this module
 
-
-def _env_name(key: str) -> str:
-    return "HALLWATCH_" + re.sub(r"[.\-]", "_", key).upper()
-
-
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-
-    # --- primitives -------------------------------------------------------------------------
-
-    def table(self, data: Mapping[str, Any], name: str, key: str) -> dict[str, Any]:
-        value = data.get(name, {})
-        if not isinstance(value, dict):
-            raise ConfigError(key, "must be a table")
-        return value
-
-    def known(self, data: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
-        for k in data:
-            if k not in allowed:
-                raise ConfigError(f"{prefix}.{k}", "unknown key")
-
-    def secret(self, data: Mapping[str, Any], name: str, key: str) -> str:
-        env = _env_name(key)
-        if env + "_FILE" in self.env:
-            try:
-                return Path(self.env[env + "_FILE"]).read_text(encoding="utf-8").strip()
-            except OSError as err:
-                raise ConfigError(key, f"cannot read {env}_FILE: {err.strerror}") from None
-        if env in self.env:
-            return self.env[env].strip()
-        value = data.get(name, "")
-        if not isinstance(value, str):
-            raise ConfigError(key, "must be a string")  # never echo a secret's value
-        return value
-
-    def num(self, data: Mapping[str, Any], name: str, key: str, default: float) -> float:
-        value = data.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(key, f"expected a number, got {value!r}")
-        if value < 0:
-            raise ConfigError(key, f"must not be negative, got {value!r}")
-        return float(value)
-
-    def int_(self, data: Mapping[str, Any], name: str, key: str, default: int) -> int:
-        value = data.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(key, f"expected a positive integer, got {value!r}")
-        return value
-
-    def bool_(self, data: Mapping[str, Any], name: str, key: str, default: bool) -> bool:
-        value = data.get(name, default)
-        if not isinstance(value, bool):
-            raise ConfigError(key, f"expected true or false, got {value!r}")
-        return value
-
-    def str_(self, data: Mapping[str, Any], name: str, key: str, default: str) -> str:
-        value = data.get(name, default)
-        if not isinstance(value, str):
-            raise ConfigError(key, f"expected a string, got {value!r}")
-        return value
-
-    def strs(
-        self, data: Mapping[str, Any], name: str, key: str, default: tuple[str, ...] = ()
-    ) -> tuple[str, ...]:
-        value = data.get(name, list(default))
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(key, f"expected a list of strings, got {value!r}")
-        return tuple(value)
-
-    def url(self, value: str, key: str, *, empty_ok: bool = False) -> str:
-        if not value and empty_ok:
-            return value
-        try:
-            parts = urlsplit(value)
-        except ValueError:
-            parts = None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            # a URL may hold a key in its query: show only its scheme and host
-            shown = f"{parts.scheme}://{parts.hostname}" if parts else "?"
-            raise ConfigError(key, f"must be an http(s) URL, got {shown!r}")
-        return value.rstrip("?")
-
-    def clock(self, data: Mapping[str, Any], name: str, key: str, default: time) -> time:
-        value = data.get(name)
-        if value is None:
-            return default
-        if isinstance(value, time):
-            return value
-        if isinstance(value, str) and re.fullmatch(r"\d{2}:\d{2}", value):
-            h, m = int(value[:2]), int(value[3:])
-            if h < 24 and m < 60:
-                return time(h, m)
-        raise ConfigError(key, f'expected "HH:MM", got {value!r}')
-
-    def levels(
-        self,
-        data: Mapping[str, Any],
-        name: str,
-        key: str,
-        default: tuple[tuple[str, ...], ...],
-    ) -> tuple[tuple[str, ...], ...]:
-        raw = data.get(name, [list(lv) for lv in default])
-        if (
-            not isinstance(raw, list)
-            or not raw
-            or not all(isinstance(lv, list) and all(isinstance(r, str) for r in lv) for lv in raw)
-        ):
-            raise ConfigError(key, "expected a list of lists of role names")
-        return tuple(tuple(lv) for lv in raw)
-
-    # --- sections ---------------------------------------------------------------------------
-
-    def rule(self, cls: type, data: Mapping[str, Any], base: Any, prefix: str) -> Any:
-        self.known(data, {f.name for f in fields(cls)}, prefix)
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            key = f"{prefix}.{f.name}"
-            default = getattr(base, f.name)
-            if isinstance(default, bool):
-                values[f.name] = self.bool_(data, f.name, key, default)
-            elif isinstance(default, int):
-                values[f.name] = self.int_(data, f.name, key, default)
-            else:
-                values[f.name] = self.num(data, f.name, key, default)
-        obj = cls(**values)
-        if isinstance(obj, PeakRule):
-            if obj.clear_headcount > obj.headcount:
-                raise ConfigError(f"{prefix}.clear_headcount", "must not exceed headcount")
-            if obj.clear_wait_s > obj.wait_s:
-                raise ConfigError(f"{prefix}.clear_wait_s", "must not exceed wait_s")
-        return obj
-
-    def role(self, data: Mapping[str, Any], prefix: str) -> Role:
-        allowed = {f.name for f in fields(Role)}
-        self.known(data, allowed, prefix)
-        role = Role(
-            wecom=self.strs(data, "wecom", f"{prefix}.wecom"),
-            mention_mobiles=self.strs(data, "mention_mobiles", f"{prefix}.mention_mobiles"),
-            mention_userids=self.strs(data, "mention_userids", f"{prefix}.mention_userids"),
-            sms=self.strs(data, "sms", f"{prefix}.sms"),
-            webhooks=self.strs(data, "webhooks", f"{prefix}.webhooks"),
-            alerts=self.strs(data, "alerts", f"{prefix}.alerts", KINDS),
-        )
-        for name in ("mention_mobiles", "sms"):
-            for phone in getattr(role, name):
-                if not PHONE.fullmatch(phone):
-                    raise ConfigError(f"{prefix}.{name}", "not a phone number (digits, +)")
-        for a in role.alerts:
-            if a not in KINDS:
-                raise ConfigError(f"{prefix}.alerts", f"unknown alert {a!r}")
-        return role
-
-    def roles(self, data: Mapping[str, Any], prefix: str) -> dict[str, Role]:
-        out = {}
-        for name, body in data.items():
-            key = f"{prefix}.{name}"
-            if not NAME.fullmatch(name):
-                raise ConfigError(key, "role names match [A-Za-z0-9_.-]{1,64}")
-            if not isinstance(body, dict):
-                raise ConfigError(key, "must be a table")
-            out[name] = self.role(body, key)
-        return out
-
-    def hall_rules(self, data: Mapping[str, Any], base: HallRules, prefix: str) -> HallRules:
-        rules: dict[str, Any] = {}
-        for name, cls in (
-            ("queue_peak", PeakRule),
-            ("device_offline", DeviceRule),
-            ("system_outage", SystemRule),
-        ):
-            rules[name] = self.rule(
-                cls,
-                self.table(data, name, f"{prefix}.{name}"),
-                getattr(base, name),
-                prefix + "." + name,
-            )
-        opens = self.clock(data, "open", f"{prefix}.open", base.open)
-        closes = self.clock(data, "close", f"{prefix}.close", base.close)
-        if closes <= opens:
-            raise ConfigError(f"{prefix}.close", "must be after open")
-        return HallRules(
-            name=self.str_(data, "name", f"{prefix}.name", base.name),
-            open=opens,
-            close=closes,
-            roles=self.roles(self.table(data, "roles", f"{prefix}.roles"), f"{prefix}.roles"),
-            **rules,
-        )
-
-    def settings(self, data: dict[str, Any]) -> AlertSettings:
-        p = "alerts"
-        top = {
-            "enabled",
-            "timezone",
-            "open",
-            "close",
-            "queue_peak",
-            "device_offline",
-            "system_outage",
-            "halls",
-            "levels",
-            "outage_levels",
-            "roles",
-            "service_names",
-            "wecom",
-            "sms",
-            "webhooks",
-            "alertmanager",
-            "forward",
-            "outbox",
-            "api_token",
-        }
-        self.known(data, top, p)
-        tz = self.str_(data, "timezone", f"{p}.timezone", "Asia/Shanghai")
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            raise ConfigError(f"{p}.timezone", f"unknown time zone {tz!r}") from None
-        base_data: dict[str, Any] = {
-            k: data[k]
-            for k in ("open", "close", "queue_peak", "device_offline", "system_outage")
-            if k in data
-        }
-        default = self.hall_rules(base_data, HallRules(), p)
-        halls: dict[str, HallRules] = {}
-        for hall, body in self.table(data, "halls", f"{p}.halls").items():
-            key = f"{p}.halls.{hall}"
-            if not NAME.fullmatch(hall):
-                raise ConfigError(key, "hall ids match [A-Za-z0-9_.-]{1,64}")
-            if not isinstance(body, dict):
-                raise ConfigError(key, "must be a table")
-            self.known(
-                body,
-                {"name", "open", "close", "queue_peak", "device_offline", "system_outage", "roles"},
-                key,
-            )
-            # a hall's rule tables override the defaults key by key
-            merged = dict(body)
-            for name in ("queue_peak", "device_offline", "system_outage"):
-                merged[name] = {
-                    **base_data.get(name, {}),
-                    **self.table(body, name, f"{key}.{name}"),
-                }
-            halls[hall] = self.hall_rules(merged, default, key)
-        levels = self.levels(data, "levels", f"{p}.levels", RuleSettings().level_roles)
-        outage_levels = self.levels(
-            data, "outage_levels", f"{p}.outage_levels", RuleSettings().outage_roles
-        )
-        roles = self.roles(self.table(data, "roles", f"{p}.roles"), f"{p}.roles")
-        names = self.table(data, "service_names", f"{p}.service_names")
-        for k, v in names.items():
-            if not isinstance(v, str):
-                raise ConfigError(f"{p}.service_names.{k}", "must be a string")
-
-        wecom = self.wecom(self.table(data, "wecom", f"{p}.wecom"), f"{p}.wecom")
-        sms = self.sms(self.table(data, "sms", f"{p}.sms"), f"{p}.sms")
-        webhooks: dict[str, Webhook] = {}
-        for name, body in self.table(data, "webhooks", f"{p}.webhooks").items():
-            key = f"{p}.webhooks.{name}"
-            if not NAME.fullmatch(name) or not isinstance(body, dict):
-                raise ConfigError(key, "must be a table named [A-Za-z0-9_.-]{1,64}")
-            self.known(body, {"url", "token", "timeout_s"}, key)
-            webhooks[name] = Webhook(
-                url=self.url(self.str_(body, "url", f"{key}.url", ""), f"{key}.url"),
-                token=self.secret(body, "token", f"{key}.token"),
-                timeout_s=self.num(body, "timeout_s", f"{key}.timeout_s", 10.0) or 10.0,
-            )
-        am_data = self.table(data, "alertmanager", f"{p}.alertmanager")
-        self.known(am_data, {f.name for f in fields(AlertmanagerSettings)}, f"{p}.alertmanager")
-        am = AlertmanagerSettings(
-            url=self.url(
-                self.str_(am_data, "url", f"{p}.alertmanager.url", ""),
-                f"{p}.alertmanager.url",
-                empty_ok=True,
-            ).rstrip("/"),
-            token=self.secret(am_data, "token", f"{p}.alertmanager.token"),
-            resend_s=self.num(am_data, "resend_s", f"{p}.alertmanager.resend_s", 60.0) or 60.0,
-            generator_url=self.str_(
-                am_data, "generator_url", f"{p}.alertmanager.generator_url", ""
-            ),
-            timeout_s=self.num(am_data, "timeout_s", f"{p}.alertmanager.timeout_s", 10.0) or 10.0,
-        )
-        fw_data = self.table(data, "forward", f"{p}.forward")
-        self.known(fw_data, {f.name for f in fields(ForwardSettings)}, f"{p}.forward")
-        forward = ForwardSettings(
-            roles=self.strs(fw_data, "roles", f"{p}.forward.roles", ("supervisor",)),
-            dedupe_s=self.num(fw_data, "dedupe_s", f"{p}.forward.dedupe_s", 300.0) or 300.0,
-            include_own=self.bool_(fw_data, "include_own", f"{p}.forward.include_own", False),
-        )
-        ob_data = self.table(data, "outbox", f"{p}.outbox")
-        outbox = self.rule_like(OutboxSettings, ob_data, f"{p}.outbox")
-        token = self.secret(data, "api_token", f"{p}.api_token") or None
-
-        settings = AlertSettings(
-            enabled=self.bool_(data, "enabled", f"{p}.enabled", True),
-            rules=RuleSettings(
-                timezone=tz,
-                default=default,
-                halls=halls,
-                level_roles=levels,
-                outage_roles=outage_levels,
-            ),
-            roles=roles,
-            service_names=dict(names),
-            wecom=wecom,
-            sms=sms,
-            webhooks=webhooks,
-            alertmanager=am,
-            forward=forward,
-            outbox=outbox,
-            api_token=token,
-        )
-        self.cross_check(settings)
-        return settings
-
-    def rule_like(self, cls: type, data: Mapping[str, Any], prefix: str) -> Any:
-        self.known(data, {f.name for f in fields(cls)}, prefix)
-        base = cls()
-        return cls(
-            **{
-                f.name: self.num(data, f.name, f"{prefix}.{f.name}", getattr(base, f.name))
-                for f in fields(cls)
-            }
-        )
-
-    def wecom(self, data: Mapping[str, Any], prefix: str) -> WecomSettings:
-        self.known(
-            data,
-            {"url", "robots", "per_minute", "window_s", "timeout_s", "throttle_pause_s"},
-            prefix,
-        )
-        base_url = self.url(self.str_(data, "url", f"{prefix}.url", WECOM_URL), f"{prefix}.url")
-        robots: dict[str, Robot] = {}
-        for name, body in self.table(data, "robots", f"{prefix}.robots").items():
-            key = f"{prefix}.robots.{name}"
-            if not NAME.fullmatch(name) or not isinstance(body, dict):
-                raise ConfigError(key, "must be a table named [A-Za-z0-9_.-]{1,64}")
-            self.known(body, {"key", "url"}, key)
-            secret = self.secret(body, "key", f"{key}.key")
-            if not secret:
-                raise ConfigError(
-                    f"{key}.key", f"missing: set it in the file or {_env_name(key + '.key')}"
-                )
-            url = self.url(self.str_(body, "url", f"{key}.url", base_url), f"{key}.url")
-            robots[name] = Robot(url=url, key=secret)
-        per_minute = self.int_(data, "per_minute", f"{prefix}.per_minute", 20)
-        if per_minute > 20:
-            raise ConfigError(f"{prefix}.per_minute", "WeCom allows at most 20 a minute")
-        return WecomSettings(
-            robots=robots,
-            per_minute=per_minute,
-            window_s=self.num(data, "window_s", f"{prefix}.window_s", 60.0) or 60.0,
-            timeout_s=self.num(data, "timeout_s", f"{prefix}.timeout_s", 10.0) or 10.0,
-            throttle_pause_s=self.num(data, "throttle_pause_s", f"{prefix}.throttle_pause_s", 60.0),
-        )
-
-    def sms(self, data: Mapping[str, Any], prefix: str) -> SmsSettings:
-        self.known(data, {f.name for f in fields(SmsSettings)}, prefix)
-        provider = self.str_(data, "provider", f"{prefix}.provider", "none")
-        if provider not in SMS_PROVIDERS:
-            raise ConfigError(f"{prefix}.provider", f"must be one of {', '.join(SMS_PROVIDERS)}")
-        default_ep = {"aliyun": ALIYUN_ENDPOINT, "tencent": TENCENT_ENDPOINT}.get(provider, "")
-        endpoint = self.str_(data, "endpoint", f"{prefix}.endpoint", default_ep)
-        if provider != "none":
-            endpoint = self.url(endpoint, f"{prefix}.endpoint")
-        s = SmsSettings(
-            provider=provider,
-            endpoint=endpoint,
-            timeout_s=self.num(data, "timeout_s", f"{prefix}.timeout_s", 10.0) or 10.0,
-            access_key_id=self.secret(data, "access_key_id", f"{prefix}.access_key_id"),
-            access_key_secret=self.secret(data, "access_key_secret", f"{prefix}.access_key_secret"),
-            region=self.str_(
-                data,
-                "region",
-                f"{prefix}.region",
-                "ap-guangzhou" if provider == "tencent" else "cn-hangzhou",
-            ),
-            sign_name=self.str_(data, "sign_name", f"{prefix}.sign_name", ""),
-            template_code=self.str_(data, "template_code", f"{prefix}.template_code", ""),
-            secret_id=self.secret(data, "secret_id", f"{prefix}.secret_id"),
-            secret_key=self.secret(data, "secret_key", f"{prefix}.secret_key"),
-            sdk_app_id=self.str_(data, "sdk_app_id", f"{prefix}.sdk_app_id", ""),
-            template_id=self.str_(data, "template_id", f"{prefix}.template_id", ""),
-            token=self.secret(data, "token", f"{prefix}.token"),
-        )
-        need = {
-            "aliyun": ("access_key_id", "access_key_secret", "sign_name", "template_code"),
-            "tencent": ("secret_id", "secret_key", "sdk_app_id", "sign_name", "template_id"),
-        }.get(provider, ())
-        for name in need:
-            if not getattr(s, name):
-                raise ConfigError(f"{prefix}.{name}", f"required for provider {provider}")
-        return s
-
-    def cross_check(self, s: AlertSettings) -> None:
-        every = [("alerts.roles", s.roles)] + [
-            (f"alerts.halls.{h}.roles", r.roles) for h, r in s.rules.halls.items()
-        ]
-        for prefix, roles in every:
-            for name, role in roles.items():
-                for robot in role.wecom:
-                    if robot not in s.wecom.robots:
-                        raise ConfigError(f"{prefix}.{name}.wecom", f"no robot {robot!r}")
-                for hook in role.webhooks:
-                    if hook not in s.webhooks:
-                        raise ConfigError(f"{prefix}.{name}.webhooks", f"no webhook {hook!r}")
-                if role.sms and s.sms.provider == "none":
-                    raise ConfigError(f"{prefix}.{name}.sms", "alerts.sms.provider is none")
+        return Reader(env).settings(dict(data))

@@ -7,8 +7,10 @@ start-up with a `ConfigError` that names the key. Nothing here reads the environ
 
 from __future__ import annotations
 
+import difflib
+import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from pathlib import Path
@@ -21,16 +23,40 @@ from daemon.workdays import WorkCalendar
 
 if TYPE_CHECKING:
     from alerts.settings import AlertSettings
-    from daemon.staff_settings import ComplaintSettings, OutageSettings, StaffSettings
+    from daemon.auth import ApiSettings
+    from daemon.staff_settings import ComplaintSettings, OutageSettings
 from sensors.parse import IDENT
 
 
 class ConfigError(ValueError):
-    """A setting is missing, unknown or invalid; `key` names it as `section.key`."""
+    """A setting is missing, unknown or invalid; `key` names it as `section.key` (or the
+    environment variable that is wrong)."""
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"config error: {key}: {message}")
         self.key = key
+
+
+def env_name(key: str) -> str:
+    """The environment variable of a setting: `alerts.sms.token` -> HALLWATCH_ALERTS_SMS_TOKEN."""
+    return "HALLWATCH_" + re.sub(r"[.\-]", "_", key).upper()
+
+
+def read_secret(data: Mapping[str, Any], name: str, key: str, env: Mapping[str, str]) -> str:
+    """A secret from `HALLWATCH_<KEY>_FILE` (a file), `HALLWATCH_<KEY>` or the table, in that
+    order. An error never echoes the value."""
+    var = env_name(key)
+    if var + "_FILE" in env:
+        try:
+            return Path(env[var + "_FILE"]).read_text(encoding="utf-8").strip()
+        except OSError as err:
+            raise ConfigError(key, f"cannot read {var}_FILE: {err.strerror}") from None
+    if var in env:
+        return env[var].strip()
+    value = data.get(name, "")
+    if not isinstance(value, str):
+        raise ConfigError(key, "must be a string")
+    return value
 
 
 def _mask(url: str) -> str:
@@ -113,6 +139,9 @@ class StoreSettings:
 class HttpSettings:
     listen: str = "127.0.0.1:9120"
     rate_per_minute: int = 120  # mutating requests per client address; 0: no limit
+    # A request's line and headers, and then its body, must each arrive within this; an idle
+    # connection is closed after it (aiohttp's keepalive_timeout, from the connection's start).
+    read_timeout_s: float = 10.0
 
     def host_port(self) -> tuple[str, int]:
         return parse_listen(self.listen, key="http.listen")
@@ -181,14 +210,38 @@ class Settings:
     log: LogSettings = LogSettings()
     # The [alerts] table, validated by alerts.settings (built in `load`).
     alerts: AlertSettings | None = None
-    # [staff], [complaints] and [outage], validated by daemon.staff_settings (built in `load`).
-    staff: StaffSettings | None = None
+    # [api]: the HTTP API's tokens and their scopes, validated by daemon.auth.
+    api: ApiSettings | None = None
+    # [complaints] and [outage], validated by daemon.staff_settings (built in `load`).
     complaints: ComplaintSettings | None = None
     outage: OutageSettings | None = None
 
 
 # Sections validated by their own module's `from_mapping(data, env)`.
-_EXTERNAL = ("alerts", "staff", "complaints", "outage")
+_EXTERNAL = ("alerts", "api", "complaints", "outage")
+# Settings that moved: reading them would be silence, so they stop start-up with the new place.
+_MOVED = {
+    "staff": "[staff.tokens.NAME] is now [api.tokens.NAME] (the same token and scopes; its "
+    "variable HALLWATCH_API_TOKENS_<NAME>_TOKEN[_FILE])",
+}
+# HALLWATCH_* variables that are not settings: the config file, and the staff CLI's own.
+CLIENT_VARIABLES = frozenset(
+    {
+        "HALLWATCH_CONFIG",
+        "HALLWATCH_URL",
+        "HALLWATCH_TOKEN",
+        "HALLWATCH_TOKEN_FILE",
+        "HALLWATCH_UPDATE_SCREENSHOT",  # the test suite's
+    }
+)
+# Variables that were documented but never read, with what to set instead.
+_ENV_HINTS = {
+    "HALLWATCH_ALERTMANAGER_TOKEN": "the token Alertmanager sends to the webhook is an API "
+    'token: add [api.tokens.alertmanager] scopes = ["alerts:forward"] to the config file and '
+    "set HALLWATCH_API_TOKENS_ALERTMANAGER_TOKEN_FILE",
+    "HALLWATCH_ALERTS_API_TOKEN": "alerts.api_token is now a token in [api.tokens.NAME] with "
+    "its scopes (set HALLWATCH_API_TOKENS_<NAME>_TOKEN_FILE)",
+}
 
 
 def _external(section: str, data: Mapping[str, Any], env: Mapping[str, str]) -> Any:
@@ -196,10 +249,12 @@ def _external(section: str, data: Mapping[str, Any], env: Mapping[str, str]) -> 
         from alerts.settings import AlertSettings  # it imports ConfigError from here
 
         return AlertSettings.from_mapping(data, env)
+    if section == "api":
+        from daemon.auth import ApiSettings
+
+        return ApiSettings.from_mapping(data, env)
     from daemon import staff_settings as ss
 
-    if section == "staff":
-        return ss.StaffSettings.from_mapping(data, env)
     if section == "complaints":
         return ss.ComplaintSettings.from_mapping(data, env)
     return ss.OutageSettings.from_mapping(data, env)
@@ -263,6 +318,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "store.snapshot_every": _positive(int),
     "http.listen": lambda v: (parse_listen(v, key="http.listen"), None)[1],
     "http.rate_per_minute": lambda v: None if 0 <= v <= 100_000 else "must be 0-100000",
+    "http.read_timeout_s": lambda v: None if 1 <= v <= 300 else "must be 1-300 seconds",
     "hall.timezone": _zone_ok,
     "hall.heartbeat_timeout_s": _positive(float),
     "hall.max_future_s": _positive(float),
@@ -326,8 +382,72 @@ def load(
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Build and validate the settings. `overrides` maps `section.key` to a value (CLI flags)."""
-    env = env or {}
+    """Build and validate the settings. `overrides` maps `section.key` to a value (CLI flags).
+
+    Every `HALLWATCH_*` variable in `env` must be one that a setting read (or a client's, in
+    `CLIENT_VARIABLES`): a misspelt or outdated one is an error naming it, not silence."""
+    watched = _Watched(env or {})
+    settings = _load(path, watched, overrides)
+    _unknown_variables(watched)
+    from daemon.auth import check_exposure
+
+    check_exposure(settings.http.host_port()[0], (settings.api or _api()).tokens)
+    return settings
+
+
+def _api() -> ApiSettings:
+    from daemon.auth import ApiSettings
+
+    return ApiSettings()
+
+
+class _Watched(Mapping[str, str]):
+    """The environment, remembering which names the settings looked up."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self.asked: set[str] = set()
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.add(key)
+        return self._env[key]
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.asked.add(key)
+        return key in self._env
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
+
+
+def _unknown_variables(env: _Watched) -> None:
+    for name in sorted(env):
+        if not name.startswith("HALLWATCH_") or name in env.asked or name in CLIENT_VARIABLES:
+            continue
+        stem = name.removesuffix("_FILE")
+        hint = _ENV_HINTS.get(stem)
+        if hint is None and stem.startswith("HALLWATCH_STAFF_TOKENS_"):
+            hint = _MOVED["staff"]
+        if hint is None:
+            close = difflib.get_close_matches(name, sorted(env.asked), n=1, cutoff=0.8)
+            hint = (
+                f"did you mean {close[0]}?"
+                if close
+                else (
+                    "a setting of [alerts], [api], [complaints] or [outage] is read from the "
+                    "environment only for a secret whose table is in the config file"
+                )
+            )
+        raise ConfigError(name, f"no setting reads this variable; {hint}")
+
+
+def _load(
+    path: str | Path | None, env: Mapping[str, str], overrides: Mapping[str, Any] | None
+) -> Settings:
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -345,6 +465,8 @@ def load(
         if sect not in known or name not in {f.name for f in fields(getattr(base, sect))}:
             raise ConfigError(key, "unknown key")
     for section in data:
+        if section in _MOVED:
+            raise ConfigError(section, f"moved: {_MOVED[section]}")
         if section not in known and section not in _EXTERNAL:
             raise ConfigError(section, "unknown section")
         if not isinstance(data[section], dict):

@@ -104,7 +104,6 @@ async def run_demo(
                 )
                 print(f"  MQTT broker:  {broker.url()}", flush=True)
                 print(f"  metrics:      http://{host}:{port}/metrics", flush=True)
-                print(f"  hall state:   http://{host}:{port}/api/state", flush=True)
                 print(f"  hall screen:  http://{host}:{port}/screen/{profile.hall}", flush=True)
                 print("  Ctrl-C 停止 (stop)", flush=True)
                 clock.wall0 = time.monotonic()

@@ -1,17 +1,43 @@
-"""The daemon's HTTP side on its own event loop: /metrics, /healthz and /api/state."""
+"""The daemon's HTTP side: the app every route is mounted on, and /metrics, /healthz, /api/state.
+
+`make_app` is the one place the app is built, so every route, whoever mounts it, passes the same
+middlewares: the rate limit, authentication and authorisation (`daemon.auth`), and the body
+deadline, in that order.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from daemon.http_limits import rate_limit
+from daemon import auth
+from daemon.http_limits import body_deadline, rate_limit
 from daemon.state import HallsState, waiting_counts
+
+MAX_BODY = 64 * 1024
+LINGER_S = 1.0
+
+
+def make_app(
+    tokens: Iterable[auth.Token] = (),
+    *,
+    rate_per_minute: int = 120,
+    read_timeout_s: float = 10.0,
+) -> web.Application:
+    """The aiohttp app with hallwatch's middlewares; mount routes on it."""
+    return web.Application(
+        client_max_size=MAX_BODY,
+        middlewares=[
+            rate_limit(rate_per_minute),
+            auth.middleware(tokens),
+            body_deadline(read_timeout_s),
+        ],
+    )
 
 
 def state_summary(state: HallsState, now: float, heartbeat_timeout_s: float) -> dict[str, Any]:
@@ -68,6 +94,8 @@ class HttpServer:
         heartbeat_timeout_s: float,
         *,
         rate_per_minute: int = 120,
+        tokens: Iterable[auth.Token] = (),
+        read_timeout_s: float = 10.0,
     ) -> None:
         self._host, self._port = host, port
         self._registry = registry
@@ -76,9 +104,8 @@ class HttpServer:
         self._clock = clock
         self._heartbeat = heartbeat_timeout_s
         self.bound: tuple[str, int] | None = None
-        self.app = web.Application(
-            client_max_size=64 * 1024, middlewares=[rate_limit(rate_per_minute)]
-        )
+        self._read_timeout = read_timeout_s
+        self.app = make_app(tokens, rate_per_minute=rate_per_minute, read_timeout_s=read_timeout_s)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/api/state", self._api_state)
@@ -95,7 +122,17 @@ class HttpServer:
         return web.json_response(state_summary(self._state(), self._clock(), self._heartbeat))
 
     async def run(self, started: asyncio.Event | None = None) -> None:
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=3.0)
+        # keepalive_timeout: the request line and headers must arrive within it, from the
+        # connection's first byte on (aiohttp 3.14.4+), and an idle connection closes after it.
+        # lingering_time: after answering early (408, 413), how long the rest of a body is
+        # still read before the connection closes (aiohttp's default: 10 s).
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            shutdown_timeout=3.0,
+            keepalive_timeout=self._read_timeout,
+            lingering_time=LINGER_S,
+        )
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port, reuse_address=True)
         try:

@@ -1,19 +1,27 @@
-"""A per-client rate limit on the HTTP API's mutating requests, as an aiohttp middleware.
+"""Bounds on what a client can make the HTTP side do: a per-client rate limit on mutating
+requests, a deadline on reading a request body, and one JSON body reader that answers 400 for
+anything that is not JSON (nested 60,000 deep included), never 500.
 
 Each client address gets a token bucket of `rate_per_minute` tokens that refills continuously;
 a POST, PUT, PATCH or DELETE takes one, and so does a read of an expensive path (`/api/report`
 recomputes days of history); without one the answer is 429 with `Retry-After` (whole seconds
 until a token is back). Other reads are never limited: Prometheus and the hall screens poll.
 The table of clients is bounded, so a flood of source addresses cannot grow memory without end.
-(Request bodies are capped separately: aiohttp's `client_max_size`.)
+
+Bodies are capped at `client_max_size` (413) and must arrive within `read_timeout_s` (408); the
+request line and headers have the same deadline through aiohttp's `keepalive_timeout`, which
+(aiohttp 3.14.4 on) runs from the moment a connection opens until its first request is whole.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -70,3 +78,53 @@ def rate_limit(per_minute: int, *, clock: Callable[[], float] = time.monotonic) 
         return await handler(request)
 
     return middleware
+
+
+def body_deadline(timeout_s: float) -> Middleware:
+    """Read a request's whole body within `timeout_s` before its handler runs (408 after it,
+    and the connection is closed); the handler then reads it from memory."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.can_read_body:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await request.read()
+            except TimeoutError:
+                resp = web.json_response(
+                    {"error": "timeout", "message": f"请求正文未在 {timeout_s:g} 秒内收齐"},
+                    status=408,
+                    dumps=_dumps,
+                )
+                resp.force_close()
+                return resp
+        return await handler(request)
+
+    return middleware
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON; `web.HTTPBadRequest` (JSON, with the reason) if it is not."""
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
+        raise web.HTTPBadRequest(
+            text=_dumps({"error": "bad_json", "message": "body must be JSON"}),
+            content_type="application/json",
+        ) from None
+
+
+async def read_object(request: web.Request) -> dict[str, Any]:
+    """`read_json`, and it must be an object."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(
+            text=_dumps({"error": "bad_json", "message": "body must be a JSON object"}),
+            content_type="application/json",
+        )
+    return body
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)

@@ -25,6 +25,7 @@ from alerts.service import Alerts
 from alerts.settings import AlertSettings
 from daemon import offpeak, report_cli, screen, staff_api
 from daemon import state as state_mod
+from daemon.auth import ApiSettings
 from daemon.complaint_store import ComplaintDesk, ComplaintStore
 from daemon.config import Settings
 from daemon.estimate import Advice, EstimateOut, Estimator
@@ -34,7 +35,7 @@ from daemon.ingest import Ingest, make_output_client
 from daemon.metrics import IngestMetrics, StateCollector
 from daemon.outage import Callbacks, CallbackStore, HealthProbe
 from daemon.outputs import OutputPublisher, status_payload
-from daemon.staff_settings import ComplaintSettings, OutageSettings, StaffSettings
+from daemon.staff_settings import ComplaintSettings, OutageSettings
 from daemon.state import HallsState
 from daemon.store import Store
 from daemon.views import all_views
@@ -259,8 +260,10 @@ class Daemon:
                 self.clock,
                 s.hall.heartbeat_timeout_s,
                 rate_per_minute=s.http.rate_per_minute,
+                tokens=(s.api or ApiSettings()).tokens,
+                read_timeout_s=s.http.read_timeout_s,
             )
-            add_alert_routes(self.http.app, self.alerts, outbox, self.alert_settings.api_token)
+            add_alert_routes(self.http.app, self.alerts, outbox)
             # --- staff procedures ---
             await self._start_staff(complaint_store, callback_store, outbox)
             assert self.complaints is not None and self.callbacks is not None
@@ -268,7 +271,6 @@ class Daemon:
                 self.http.app,
                 complaints=self.complaints,
                 callbacks=self.callbacks,
-                tokens=(s.staff or StaffSettings()).tokens,
                 tz=s.hall.timezone,
             )
             probe = HealthProbe(

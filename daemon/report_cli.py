@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hmac
+import io
 import json
 import logging
 import os
 import sqlite3
 import sys
 import time
+import zipfile
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from aiohttp import web
 
 from alerts.rules import RuleEngine
 from alerts.settings import RuleSettings
-from daemon import report_html
+from daemon import auth, pii, report_html
 from daemon.config import ConfigError, Settings
 from daemon.report import (
     Ack,
@@ -44,6 +45,22 @@ from daemon.report import (
 log = logging.getLogger("hallwatch.report")
 
 MAX_DAYS_HTTP = 93  # a quarter: the API replays on the daemon's machine, one report at a time
+YEARS = range(2000, 2101)  # a report's days lie in these years
+
+
+def period_of(start: str, end: str, *, max_days: int | None = None) -> Period:
+    """The period from two YYYY-MM-DD strings; ValueError with a reason a person can act on."""
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError:
+        raise ValueError(f"dates are YYYY-MM-DD: from={start[:20]!r}, to={end[:20]!r}") from None
+    for d in (first, last):
+        if d.year not in YEARS:
+            raise ValueError(f"{d}: a report covers the years {YEARS.start}-{YEARS.stop - 1}")
+    period = Period(first, last)  # ValueError when to is before from
+    if max_days is not None and period.days > max_days:
+        raise ValueError(f"at most {max_days} days per report; use the CLI for more")
+    return period
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -206,7 +223,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from daemon import config
 
     try:
-        period = Period(date.fromisoformat(args.start), date.fromisoformat(args.end))
+        period = period_of(args.start, args.end)
         overrides = {"store.path": args.db} if args.db else {}
         settings = config.load(
             args.config or os.environ.get("HALLWATCH_CONFIG"), os.environ, overrides
@@ -234,36 +251,38 @@ def cmd_report(args: argparse.Namespace) -> int:
 # -- the HTTP route ----------------------------------------------------------------------------
 
 
-def add_routes(
-    app: web.Application, db_path: str | Path, settings: Settings, *, token: str | None = None
-) -> None:
+def masked_zip(rep: Report) -> bytes:
+    """The report's zip with phone and ID numbers masked in every file."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in report_html.files(rep).items():
+            bom = data.startswith(b"\xef\xbb\xbf")
+            text = pii.mask_text(data.decode("utf-8-sig"))
+            z.writestr(name, (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    return buf.getvalue()
+
+
+def add_routes(app: web.Application, db_path: str | Path, settings: Settings) -> None:
     """`GET /api/report?from=YYYY-MM-DD&to=YYYY-MM-DD[&hall=H][&format=html|zip]`.
 
-    The report is computed in a worker thread, one at a time, so ingest keeps going. With a
-    token (default: `alerts.api_token`) it needs `Authorization: Bearer <token>`: it names
-    staff and costs seconds of CPU per hall-day.
+    The report is computed in a worker thread, one at a time, so ingest keeps going. It names
+    staff, quotes complaints and costs seconds of CPU per hall-day: `daemon.auth` asks for
+    `reports:read`, and masks phone and ID numbers in the page without `pii:read` (here, too,
+    inside the zip, which it cannot read).
     """
     lock = asyncio.Lock()
-    if token is None and settings.alerts is not None:
-        token = settings.alerts.api_token or None
 
     def error(status: int, message: str) -> web.Response:
         return web.json_response({"error": message}, status=status)
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        if token:
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return error(401, "unauthorized")
         q = request.query
-        try:
-            period = Period(date.fromisoformat(q["from"]), date.fromisoformat(q["to"]))
-        except KeyError:
+        if "from" not in q or "to" not in q:
             return error(400, "from and to are required (YYYY-MM-DD)")
+        try:
+            period = period_of(q["from"], q["to"], max_days=MAX_DAYS_HTTP)
         except ValueError as err:
             return error(400, str(err))
-        if period.days > MAX_DAYS_HTTP:
-            return error(400, f"at most {MAX_DAYS_HTTP} days per report; use the CLI for more")
         fmt = q.get("format", "html")
         if fmt not in ("html", "zip"):
             return error(400, "format must be html or zip")
@@ -275,7 +294,8 @@ def add_routes(
                 log.warning("report failed: %s", err)
                 return error(503, "event database unavailable")
             if fmt == "zip":
-                body = await asyncio.to_thread(report_html.zip_bytes, rep)
+                show = auth.allows(request, auth.PII)
+                body = await asyncio.to_thread(report_html.zip_bytes if show else masked_zip, rep)
                 name = f"hallwatch-report-{period.start}-{period.end}.zip"
                 return web.Response(
                     body=body,

@@ -1,76 +1,22 @@
-"""The `[staff]`, `[complaints]` and `[outage]` sections: API tokens, complaint deadlines, the
-outage call-back register and the HTTP health probes. Validated once at start.
+"""The `[complaints]` and `[outage]` sections: complaint deadlines, the outage call-back register
+and the HTTP health probes. Validated once at start. (The staff API's tokens are in `[api]`:
+`daemon.auth`.)
 
 Each `from_mapping(data, env)` takes its TOML table and the environment; a bad value raises
-`ConfigError` naming the key. A token may come from the file, from
-`HALLWATCH_STAFF_TOKENS_<NAME>_TOKEN` or from a file named by `..._TOKEN_FILE`; tokens are left
-out of every repr.
+`ConfigError` naming the key.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from daemon.config import ConfigError
 
-SCOPES = (
-    "complaints:read",
-    "complaints:write",
-    "callbacks:read",
-    "callbacks:write",
-    "pii:read",
-)
-# A write scope lets its holder read what it writes.
-IMPLIED = {"complaints:write": "complaints:read", "callbacks:write": "callbacks:read"}
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    """One staff API token and what it may do."""
-
-    name: str
-    token: str = field(repr=False)
-    scopes: frozenset[str] = frozenset()
-
-    def allows(self, scope: str) -> bool:
-        return scope in self.scopes or any(IMPLIED.get(s) == scope for s in self.scopes)
-
-
-@dataclass(frozen=True, slots=True)
-class StaffSettings:
-    """Bearer tokens for the staff API. Without any, every staff endpoint answers 401."""
-
-    tokens: tuple[Token, ...] = ()
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], env: Mapping[str, str]) -> StaffSettings:
-        _known(data, {"tokens"}, "staff")
-        raw = _table(data, "tokens", "staff.tokens")
-        tokens = []
-        seen: set[str] = set()
-        for name, body in raw.items():
-            key = f"staff.tokens.{name}"
-            if not NAME.fullmatch(name) or not isinstance(body, dict):
-                raise ConfigError(key, "must be a table named [A-Za-z0-9_.-]{1,64}")
-            _known(body, {"token", "scopes"}, key)
-            secret = _secret(body, "token", f"{key}.token", env)
-            if len(secret) < 16:
-                raise ConfigError(f"{key}.token", "must be at least 16 characters")
-            if secret in seen:
-                raise ConfigError(f"{key}.token", "the same token is given to two names")
-            seen.add(secret)
-            scopes = _strs(body, "scopes", f"{key}.scopes", ())
-            for s in scopes:
-                if s not in SCOPES:
-                    raise ConfigError(f"{key}.scopes", f"unknown scope {s!r} (one of {SCOPES})")
-            tokens.append(Token(name, secret, frozenset(scopes)))
-        return cls(tuple(tokens))
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,18 +161,3 @@ def _strs(
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(key, f"expected a list of strings, got {value!r}")
     return tuple(value)
-
-
-def _secret(data: Mapping[str, Any], name: str, key: str, env: Mapping[str, str]) -> str:
-    var = "HALLWATCH_" + re.sub(r"[.\-]", "_", key).upper()
-    if var + "_FILE" in env:
-        try:
-            return Path(env[var + "_FILE"]).read_text(encoding="utf-8").strip()
-        except OSError as err:
-            raise ConfigError(key, f"cannot read {var}_FILE: {err.strerror}") from None
-    if var in env:
-        return env[var].strip()
-    value = data.get(name, "")
-    if not isinstance(value, str):
-        raise ConfigError(key, "must be a string")  # never echo a secret
-    return value

@@ -90,7 +90,7 @@ async def test_wecom_markdown_accepted_and_errcodes_read() -> None:
         throttled = await ch.send(note("wecom", "r", MD))
         assert (throttled.outcome, throttled.throttled) == (RETRY, True)
         assert ch.ready_at(note("wecom", "r", MD), time.time()) > time.time() + 25
-        ch.limits["r"]._paused_until = 0  # as if the pause ended
+        ch.paused_until["r"] = 0  # as if the pause ended
         assert (await ch.send(note("wecom", "r", MD))).outcome == FAILED
         assert (await ch.send(note("wecom", "r", MD))).outcome == RETRY
         slow = await ch.send(note("wecom", "r", MD))

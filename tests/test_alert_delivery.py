@@ -4,6 +4,7 @@ WeCom's limit, and delivered after a kill -9."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import sys
@@ -25,7 +26,7 @@ from alerts.metrics import AlertMetrics
 from alerts.outbox import NewNotification, Outbox, retry_at
 from alerts.ratelimit import SlidingWindow
 from alerts.service import Alerts
-from alerts.settings import AlertSettings, OutboxSettings, Webhook
+from alerts.settings import AlertSettings, ChannelLimits, OutboxSettings, Webhook
 from alerts.view import HallView
 from tests.alert_fakes import FakeWecom, Sink, serve
 
@@ -112,12 +113,15 @@ async def test_wecom_rate_limit_never_exceeded_under_a_storm_across_halls(tmp_pa
         cfg = {
             "wecom": {
                 "url": base + "/cgi-bin/webhook/send",
-                "window_s": 2.0,
                 "robots": {"group": {"key": "robot-group"}},
             },
             "roles": {"supervisor": {"wecom": ["group"]}},
         }
         settings = AlertSettings.from_mapping(cfg, {})
+        # WeCom's 20 a minute (+2 s for jitter) scaled to 20 per 2 s (+0.2 s); the config
+        # refuses that, and WeCom would too
+        scaled = {**settings.rate_limits, "wecom": ChannelLimits(20, 2.2, 100, 60.0)}
+        settings = dataclasses.replace(settings, rate_limits=scaled)
         clock = time.time
         async with Outbox(tmp_path / "o.db") as ob, aiohttp.ClientSession() as session:
             alerts = Alerts(settings, ob, clock=lambda: T0)

@@ -32,7 +32,6 @@ complete_years = [{now.year}, {now.year + 1}]  # no calendar notice to the robot
 [alerts]
 open = "00:00"
 close = "23:59"
-api_token = "test-token"
 
 [alerts.queue_peak]
 for_s = 1

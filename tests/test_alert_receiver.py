@@ -10,7 +10,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
-from aiohttp import web
 
 from alerts.build import channels
 from alerts.dispatcher import Dispatcher
@@ -19,9 +18,12 @@ from alerts.receiver import add_routes
 from alerts.service import Alerts
 from alerts.settings import AlertSettings
 from alerts.view import HallView
+from daemon.auth import Token
+from daemon.http import make_app
 from tests.alert_fakes import FakeWecom, serve
 
 TZ = ZoneInfo("Asia/Shanghai")
+TOKEN = "alerts-token-0123456789"
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=TZ).timestamp()
 
 
@@ -85,18 +87,18 @@ async def test_ack_api_stops_repeats_and_needs_the_token(tmp_path: Path) -> None
         a = Alerts(settings, ob, clock=lambda: T0)
         await a.start()
         (fired,) = [t for s in (0, 60) for t in await a.evaluate([crowd(s)])]
-        app = web.Application()
-        add_routes(app, a, ob, "tok")
+        app = make_app([Token("staff", TOKEN, frozenset({"alerts:write"}))])
+        add_routes(app, a, ob)
         async with serve(app) as base, aiohttp.ClientSession() as http:
             url = f"{base}/api/v1/alerts/{fired.alert_id}/ack"
             async with http.post(url, json={"by": "王主任"}) as r:
                 assert r.status == 401
-            auth = {"Authorization": "Bearer tok"}
+            auth = {"Authorization": f"Bearer {TOKEN}"}
             async with http.post(url, json={"by": "王主任"}, headers=auth) as r:
                 assert r.status == 200 and (await r.json())["acked_by"] == "王主任"
             async with http.post(f"{base}/api/v1/alerts/nope/ack", headers=auth) as r:
                 assert r.status == 404
-            async with http.get(f"{base}/api/v1/alerts") as r:
+            async with http.get(f"{base}/api/v1/alerts", headers=auth) as r:
                 assert (await r.json())["alerts"][0]["acked_by"] == "王主任"
         later = [t for s in range(70, 3000, 30) for t in await a.evaluate([crowd(s)])]
         assert "repeat" not in {t.state for t in later}
@@ -111,8 +113,9 @@ async def test_alertmanager_webhook_forwards_to_wecom(tmp_path: Path) -> None:
         async with Outbox(tmp_path / "o.db") as ob, aiohttp.ClientSession() as http:
             a = Alerts(settings, ob, clock=time.time)
             await a.start()
-            app = web.Application()
-            add_routes(app, a, ob, None)
+            app = make_app([Token("am", TOKEN, frozenset({"alerts:forward"}))])
+            add_routes(app, a, ob)
+            auth = {"Authorization": f"Bearer {TOKEN}"}
             payload = {
                 "version": "4",
                 "status": "firing",
@@ -138,9 +141,13 @@ async def test_alertmanager_webhook_forwards_to_wecom(tmp_path: Path) -> None:
             }
             async with serve(app) as base:
                 for _ in range(2):
-                    async with http.post(f"{base}/api/v1/alertmanager/webhook", json=payload) as r:
+                    async with http.post(
+                        f"{base}/api/v1/alertmanager/webhook", json=payload, headers=auth
+                    ) as r:
                         assert r.status == 200
-                async with http.post(f"{base}/api/v1/alertmanager/webhook", json={"x": 1}) as r:
+                async with http.post(
+                    f"{base}/api/v1/alertmanager/webhook", json={"x": 1}, headers=auth
+                ) as r:
                     assert r.status == 400
             chans = channels(settings, http, clock=time.time)
             task = asyncio.create_task(

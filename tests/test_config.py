@@ -20,9 +20,9 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_without_file_or_env() -> None:
     """With no file, env or overrides, load gives the documented defaults."""
     s = load()
-    external = {"alerts": None, "staff": None, "complaints": None, "outage": None}
+    external = {"alerts": None, "api": None, "complaints": None, "outage": None}
     assert dataclasses.replace(s, **external) == Settings()  # type: ignore[arg-type]
-    assert s.staff is not None and s.staff.tokens == ()
+    assert s.api is not None and s.api.tokens == ()
     assert s.complaints is not None and s.complaints.verify_working_days == 2
     assert s.alerts is not None and s.alerts.rules.default.queue_peak.headcount == 20
     assert s.mqtt.broker().host == "127.0.0.1" and s.mqtt.broker().port == 1883

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from daemon import config
+from daemon.auth import Token
 from daemon.config import ConfigError
 from daemon.http import HttpServer
 from daemon.http_limits import RateLimiter
@@ -35,6 +36,11 @@ def test_client_table_is_bounded() -> None:
     assert len(lim._buckets) == 100
 
 
+TOKEN = "limits-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ECHO = "/api/v1/complaints"  # a real POST route, so the auth layer lets the token through
+
+
 def server(rate: int) -> HttpServer:
     s = HttpServer(
         "127.0.0.1",
@@ -45,12 +51,13 @@ def server(rate: int) -> HttpServer:
         time.time,
         90.0,
         rate_per_minute=rate,
+        tokens=[Token("all", TOKEN, frozenset({"*"}))],
     )
 
     async def echo(request: web.Request) -> web.Response:
         return web.json_response({"size": len(await request.read())})
 
-    s.app.router.add_post("/echo", echo)
+    s.app.router.add_post(ECHO, echo)
     return s
 
 
@@ -58,8 +65,8 @@ async def test_mutating_requests_get_429_with_retry_after() -> None:
     """Past 3 POSTs a minute a client gets 429 and Retry-After 20; GETs are never limited."""
     async with TestClient(TestServer(server(3).app)) as client:
         for _ in range(3):
-            assert (await client.post("/echo", data=b"x")).status == 200
-        resp = await client.post("/echo", data=b"x")
+            assert (await client.post(ECHO, data=b"x", headers=AUTH)).status == 200
+        resp = await client.post(ECHO, data=b"x", headers=AUTH)
         assert resp.status == 429
         assert resp.headers["Retry-After"] == "20"
         assert (await resp.json())["error"] == "too many requests"
@@ -76,15 +83,16 @@ async def test_report_reads_share_the_limit() -> None:
 
     s.app.router.add_get("/api/report", report)
     async with TestClient(TestServer(s.app)) as client:
-        assert [(await client.get("/api/report")).status for _ in range(3)] == [200, 200, 429]
+        got = [(await client.get("/api/report", headers=AUTH)).status for _ in range(3)]
+        assert got == [200, 200, 429]
         assert (await client.get("/metrics")).status == 200
 
 
 async def test_body_over_64_kib_is_413() -> None:
     """A body just over the 64 KiB cap is refused with 413; one just under is read."""
     async with TestClient(TestServer(server(0).app)) as client:
-        assert (await client.post("/echo", data=b"x" * (64 * 1024))).status == 200
-        assert (await client.post("/echo", data=b"x" * (64 * 1024 + 1))).status == 413
+        assert (await client.post(ECHO, data=b"x" * (64 * 1024), headers=AUTH)).status == 200
+        assert (await client.post(ECHO, data=b"x" * (64 * 1024 + 1), headers=AUTH)).status == 413
 
 
 @pytest.mark.parametrize("value", ["-1", "100001", "many"])

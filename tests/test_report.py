@@ -21,14 +21,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from alerts.outbox import Outbox
 from alerts.rules import Episode, RuleEngine
 from alerts.settings import RuleSettings
 from daemon import report_cli, report_html, svgchart
+from daemon.auth import Token
 from daemon.config import Settings
+from daemon.http import make_app
 from daemon.report import (
     Ack,
     CallbackRecord,
@@ -356,11 +357,12 @@ def test_cli_writes_one_hall_with_the_same_figures(history: History, tmp_path: P
 
 async def test_http_report(history: History) -> None:
     """GET /api/report gives the page (or a zip); bad periods are refused with 400, and a
-    configured token is required. (The holiday week: no events, so no replay to wait for.)"""
-    app = web.Application()
-    report_cli.add_routes(app, history.db, Settings(), token="s3cret")
+    token with reports:read is required. (The holiday week: no events, so no replay to wait
+    for.)"""
+    app = make_app([Token("centre", "s3cret-0123456789", frozenset({"reports:read"}))])
+    report_cli.add_routes(app, history.db, Settings())
     async with TestClient(TestServer(app)) as client:
-        auth = {"Authorization": "Bearer s3cret"}
+        auth = {"Authorization": "Bearer s3cret-0123456789"}
         url = "/api/report?from=2026-10-01&to=2026-10-07&hall=h2"
         assert (await client.get(url)).status == 401
         resp = await client.get(url, headers=auth)

@@ -11,22 +11,23 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from alerts.outbox import Outbox
 from daemon import staff_api
+from daemon.auth import ApiSettings
 from daemon.complaint_store import ComplaintDesk, ComplaintStore
 from daemon.config import ConfigError
+from daemon.http import make_app
 from daemon.outage import Callbacks, CallbackStore
-from daemon.staff_settings import ComplaintSettings, OutageSettings, StaffSettings
+from daemon.staff_settings import ComplaintSettings, OutageSettings
 from daemon.state import HallsState
 from daemon.workdays import WorkCalendar
 from sensors.events import SystemEvent
 from tests.alert_fakes import serve
 
 T0 = datetime.fromisoformat("2026-11-26T10:00+08:00").timestamp()
-TOKENS = StaffSettings.from_mapping(
+TOKENS = ApiSettings.from_mapping(
     {
         "tokens": {
             "desk": {"token": "desk-token-0123456789", "scopes": ["complaints:write"]},
@@ -94,8 +95,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         )
         await desk.start()
         await cbs.start()
-        app = web.Application()
-        staff_api.add_routes(app, complaints=desk, callbacks=cbs, tokens=TOKENS)
+        app = make_app(TOKENS, rate_per_minute=0)
+        staff_api.add_routes(app, complaints=desk, callbacks=cbs)
         registry = CollectorRegistry()
         registry.register(staff_api.StaffCollector(lambda: desk, lambda: cbs, clock))
         async with serve(app) as url:
@@ -227,16 +228,17 @@ async def test_complaint_metrics_by_hall(api: Api) -> None:
 def test_token_settings_are_checked() -> None:
     """Short tokens, unknown scopes and unknown keys stop start-up naming the key."""
     for data, key in [
-        ({"tokens": {"a": {"token": "short"}}}, "staff.tokens.a.token"),
+        ({"tokens": {"a": {"token": "short"}}}, "api.tokens.a.token"),
         (
             {"tokens": {"a": {"token": "x" * 20, "scopes": ["root"]}}},
-            "staff.tokens.a.scopes",
+            "api.tokens.a.scopes",
         ),
-        ({"tokns": {}}, "staff.tokns"),
+        ({"tokens": {"a": {"token": "x" * 20, "scopes": []}}}, "api.tokens.a.scopes"),
+        ({"tokns": {}}, "api.tokns"),
     ]:
         with pytest.raises(ConfigError) as err:
-            StaffSettings.from_mapping(data, {})
+            ApiSettings.from_mapping(data, {})
         assert err.value.key == key
-    env = {"HALLWATCH_STAFF_TOKENS_A_TOKEN": "from-the-env-0123456"}
-    (tok,) = StaffSettings.from_mapping({"tokens": {"a": {"scopes": []}}}, env).tokens
+    env = {"HALLWATCH_API_TOKENS_A_TOKEN": "from-the-env-0123456"}
+    (tok,) = ApiSettings.from_mapping({"tokens": {"a": {"scopes": ["*"]}}}, env).tokens
     assert tok.token == "from-the-env-0123456" and "from-the-env" not in repr(tok)

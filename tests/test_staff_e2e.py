@@ -63,7 +63,7 @@ wecom = ["director"]
 provider = "generic"
 endpoint = "{sms_url}/sms"
 
-[staff.tokens.frontdesk]
+[api.tokens.frontdesk]
 token = "{TOKEN}"
 scopes = ["complaints:write", "callbacks:write", "pii:read"]
 """,
