@@ -84,20 +84,13 @@ class ComplaintStore(SqliteFile):
 
     async def _tx(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> int:
         """Run statements in one transaction; returns the rows changed by the first."""
-        async with self._lock:
-            db = self.db
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                first = None
-                for sql, args in statements:
-                    before = db.total_changes
-                    await db.execute(sql, args)
-                    if first is None:
-                        first = db.total_changes - before
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
+        async with self.transaction() as tx:
+            first = None
+            for sql, args in statements:
+                before = tx.total_changes
+                await tx.execute(sql, args)
+                if first is None:
+                    first = tx.total_changes - before
         return first or 0
 
     @staticmethod
