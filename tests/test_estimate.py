@@ -256,3 +256,52 @@ def test_more_open_windows_never_raise_an_estimate(
     for s in "ab":
         if before[s] is not None:
             assert after[s] is not None and after[s] <= 1.05 * before[s] + 1e-6
+
+
+def test_events_for_tickets_the_state_does_not_hold_are_ignored() -> None:
+    """`on_event` never raises for a ticket missing from the hall's day (refused as stale or
+    over a cap, or the lane running behind across midnight): it returns nothing and learns
+    nothing."""
+    est = Estimator()
+    t0 = at("2026-11-27T09:00")
+    state, _ = feed(est, window_ev("w1", "open", t0), issued("A1", t0 + 1))
+    before = est.snapshot()
+    yesterday = at("2026-11-26T16:00")
+    for kind in ("issued", "called", "completed", "no_show", "cancelled", "transferred"):
+        for ticket, ts in (("Z9", t0 + 5), ("A1", yesterday), ("A7", yesterday)):
+            ev = ticket_ev(kind, ticket, ts, window="w1", service="gjj")
+            assert est.on_event(ev, state) == []
+    assert est.snapshot() == before
+
+
+@pytest.mark.parametrize("open_windows", [0, 2])
+def test_advice_and_estimates_have_a_bounded_cost_for_a_huge_queue(open_windows: int) -> None:
+    """5,000 waiting tickets (a flood, or a backlog after a restart) get staffing advice and an
+    estimate in well under a second: past a bound the estimator uses the queue-length formula
+    instead of simulating every ticket and the arrivals expected until closing."""
+    import time
+
+    from daemon.state import Limits
+
+    state = HallsState(limits=Limits(tickets=6000))
+    t0 = at("2026-11-26T10:00")
+    services = ("提取", "缴存", "贷款", "转移")
+    for i in range(5000):
+        prio = ("normal", "green", "appointment")[i % 3]
+        state.apply(issued(f"A{i}", t0 + i * 0.001, services[i % 4], prio))
+    for w in range(open_windows):
+        state.apply(window_ev(f"w{w}", "open", t0 + 6, ("提取", "缴存")))
+    est = Estimator()
+    started = time.perf_counter()
+    adv = est.advice(state, "h1", t0 + 10)
+    ev = issued("B1", t0 + 11, "提取")
+    state.apply(ev)
+    (out,) = estimates(est.on_event(ev, state))
+    assert time.perf_counter() - started < 1.0
+    first = next(sa for sa in adv.services if sa.service == "提取")
+    assert first.waiting == 1250 and first.extra_backlog == est.max_extra_windows
+    if open_windows:
+        assert out.position == 1250 and out.estimated_wait_s is not None
+        assert out.estimated_wait_s > est.target_wait_s
+    else:
+        assert out.estimated_wait_s is None and first.estimated_wait_s is None
