@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
-from prometheus_client import CollectorRegistry, disable_created_metrics
+from prometheus_client import disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -23,6 +23,7 @@ from alerts.receiver import add_routes as add_alert_routes
 from alerts.service import Alerts
 from alerts.settings import AlertSettings
 from daemon import offpeak, report_cli, screen, staff_api
+from daemon.collectors import SafeRegistry
 from daemon.complaint_store import ComplaintDesk, ComplaintStore
 from daemon.config import Settings
 from daemon.estimate import Advice, EstimateOut, Estimator
@@ -87,7 +88,8 @@ class Daemon:
         self.settings = settings
         self.clock = clock
         disable_created_metrics()  # type: ignore[no-untyped-call]  # noise on a wall display
-        self.registry = CollectorRegistry()
+        # Every collector isolated: one that fails is left out, the scrape still served.
+        self.registry = SafeRegistry(clock)
         self.metrics = IngestMetrics(self.registry)
         self.limits = settings.limits.limits()
         self.state = HallsState(tz=settings.hall.timezone, limits=self.limits)
