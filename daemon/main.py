@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 from prometheus_client import disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from alerts import build as alert_build
@@ -60,7 +60,9 @@ def make_estimator(settings: Settings, blob: bytes | None = None) -> Estimator:
     return Estimator.restore(blob, **kw) if blob else Estimator(**kw)
 
 
-class _EstimatorCollector(Collector):
+class _DaemonCollector(Collector):
+    """The estimator's gauges, the calendar's coverage, complaints refused past the cap."""
+
     def __init__(self, daemon: Daemon) -> None:
         self._d = daemon
 
@@ -79,6 +81,12 @@ class _EstimatorCollector(Collector):
         for y in (year, year + 1):
             covered.add_metric([str(y)], 1 if y in d.calendar.covered else 0)
         yield covered
+        over = CounterMetricFamily(
+            "hallwatch_complaints_over_limit",
+            "Complaints from the topic not registered: past limits.complaints a hall and day.",
+        )
+        over.add_metric([], d.complaints.over_limit if d.complaints else 0)
+        yield over
 
 
 class Daemon:
@@ -99,7 +107,7 @@ class Daemon:
         self.registry.register(
             StateCollector(lambda: self.state, clock, settings.hall.heartbeat_timeout_s)
         )
-        self.registry.register(_EstimatorCollector(self))
+        self.registry.register(_DaemonCollector(self))
         self.alert_metrics = AlertMetrics(self.registry)
         self.outputs = OutputPublisher(settings, self.registry)
         self.faults = Faults(clock, lambda stage: self.metrics.state_errors.labels(stage).inc())
@@ -378,6 +386,7 @@ class Daemon:
             notifier=self.alerts,
             hall_name=self._hall_name,
             topic_root=s.mqtt.topic_root,
+            per_day=self.limits.complaints,
         )
         await self.complaints.start()
         self.callbacks = Callbacks(
