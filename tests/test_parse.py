@@ -512,7 +512,7 @@ BOUNDS = [
             summary="s",
             received_by="a",
         ),
-    ),  # fmt: skip
+    ),
     (
         "RLM in received_by",
         "hall/h1/complaint",
@@ -523,7 +523,7 @@ BOUNDS = [
             summary="s",
             received_by="张\u200f三",
         ),
-    ),  # fmt: skip
+    ),
     (
         "C1 NEL in a phone",
         "hall/h1/complaint",
@@ -535,7 +535,7 @@ BOUNDS = [
             received_by="a",
             phone="138\x85",
         ),
-    ),  # fmt: skip
+    ),
     ("65 services", "hall/h1/window/w1", base(state="open", services=[f"s{i}" for i in range(65)])),
     (
         "summary of controls only",
@@ -547,7 +547,7 @@ BOUNDS = [
             summary="\x00\u202e\n",
             received_by="a",
         ),
-    ),  # fmt: skip
+    ),
 ]
 
 

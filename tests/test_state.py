@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from daemon.state import (
     CALLED,
-    SNAPSHOT_VERSION,
     CANCELLED,
     COMPLETED,
     NO_SHOW,
+    SNAPSHOT_VERSION,
     WAITING,
     Day,
     HallsState,
