@@ -7,6 +7,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from daemon.store import NewEvent, Store
 
 
@@ -72,3 +74,28 @@ def test_existing_database_is_made_private(tmp_path: Path) -> None:
     asyncio.run(go())
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     assert stat.S_IMODE(tmp_path.stat().st_mode) == mode_before
+
+
+def test_a_write_outside_transaction_is_refused(tmp_path: Path) -> None:
+    """No writer can bypass the lock: `db` refuses anything but a query, and a transaction's
+    statements cannot begin or end it themselves; a failing block rolls back."""
+
+    async def go() -> int:
+        async with Store(tmp_path / "h.db") as store:
+            with pytest.raises(RuntimeError, match="outside transaction"):
+                store.db.execute("INSERT INTO meta VALUES ('x', 'y')")
+            with pytest.raises(RuntimeError, match="outside transaction"):
+                store.db.execute("PRAGMA journal_mode=DELETE")
+            async with store.transaction() as tx:
+                for sql in ("BEGIN", "COMMIT", "rollback", "  SAVEPOINT s"):
+                    with pytest.raises(RuntimeError):
+                        await tx.execute(sql)
+            with pytest.raises(ZeroDivisionError):
+                async with store.transaction() as tx:
+                    await tx.execute("INSERT INTO meta VALUES ('x', 'y')")
+                    1 / 0  # noqa: B018
+            async with store.db.execute("SELECT count(*) FROM meta WHERE key = 'x'") as cur:
+                row = await cur.fetchone()
+            return int(row[0])
+
+    assert asyncio.run(go()) == 0
