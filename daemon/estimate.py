@@ -282,6 +282,7 @@ class Estimator:
                 b = L.age_bins[min(int(age // _AGE_BIN_S), _AGE_BINS - 1)]
                 b[0] += 1
                 b[1] += event.type == "no_show"
+                self._q = None  # the no-show curve is fitted to these bins: fit it again
             if event.type == "completed" and t.service and dur > 0:
                 logs = L.service_logs.setdefault(t.service, [])
                 _push(logs, math.log(dur), _KEEP_SERVICE)

@@ -313,3 +313,31 @@ def test_advice_and_estimates_have_a_bounded_cost_for_a_huge_queue(open_windows:
         assert out.estimated_wait_s > est.target_wait_s
     else:
         assert out.estimated_wait_s is None and first.estimated_wait_s is None
+
+
+def test_restored_estimator_estimates_as_the_live_one() -> None:
+    """After no-shows and then completions, an estimator restored from its snapshot gives the
+    same no-show curve and estimates as the one that learned live (the curve was cached and
+    kept stale when only completions moved its bins: a restart changed the estimates, found by
+    the simulation test as an alert the twin did not send)."""
+    est = Estimator()
+    state, _ = feed(est, window_ev("w1", "open", T0 - 3600))
+    for i in range(30):
+        t = T0 + i * 400
+        kind = "no_show" if i < 6 else "completed"
+        feed(
+            est,
+            issued(f"A{i}", t),
+            ticket_ev("called", f"A{i}", t + 60 + 20 * (i % 7), window="w1"),
+            ticket_ev(kind, f"A{i}", t + 300, window="w1"),
+            state=state,
+        )
+        est.no_show_p(600.0)  # the curve is used between events, as ticks and estimates do
+    restored = Estimator.restore(est.snapshot())
+    ages = (0.0, 100.0, 900.0, 4000.0)
+    assert [est.no_show_p(a) for a in ages] == [restored.no_show_p(a) for a in ages]
+    now = T0 + 30 * 400
+    feed(est, issued("B1", now - 5), issued("B2", now - 4), state=state)
+    assert est.wait_for_new(state, "h1", "gjj", now) == restored.wait_for_new(
+        state, "h1", "gjj", now
+    )
