@@ -147,11 +147,13 @@ class Daemon:
             "estimate_backlog": self.lane.backlog,
         }
 
-    def advice(self, hall: str) -> Advice | None:
-        """The estimator's staffing advice for a hall, cached for a tick."""
+    def advice(self, hall: str, *, fresh: bool = False) -> Advice | None:
+        """The estimator's staffing advice for a hall, cached for a tick. The alert tick asks
+        for it `fresh`, so what it notifies never depends on when /metrics or the screen last
+        asked (nor on a cache a restart has emptied); they reuse the tick's."""
         now = self.clock()
         hit = self._advice.get(hall)
-        if hit is not None and now - hit[0] < ADVICE_TTL_S:
+        if not fresh and hit is not None and now - hit[0] < ADVICE_TTL_S:
             return hit[1]
         if hall not in self.state.halls:
             return None
@@ -326,7 +328,13 @@ class Daemon:
         and each hall's retained status."""
         assert self.alerts is not None
         s = self.settings
-        views = all_views(self.state, now, self.advice, s.hall.heartbeat_timeout_s, self.calendar)
+        views = all_views(
+            self.state,
+            now,
+            lambda hall: self.advice(hall, fresh=True),
+            s.hall.heartbeat_timeout_s,
+            self.calendar,
+        )
         await self.alerts.evaluate(views)
         firing = self.alerts.active()
         for view in views:
