@@ -40,6 +40,7 @@ class Outcome(StrEnum):
     OUTDATED = "outdated"  # older than what the state holds for that window, device or system
     OVER_LIMIT = "over_limit"  # would pass a cap in `Limits`
 
+
 WAITING, CALLED, COMPLETED, NO_SHOW, CANCELLED = (
     "waiting",
     "called",

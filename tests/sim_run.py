@@ -333,6 +333,7 @@ class _Seed:
         self.faults = Faults(self.rng, CRASH_P, figures)
         self.at = -1
         self.logs = _LogCount()
+        self.node: Node | None = None  # the crashing daemon now running
 
     def fail(self, what: str) -> SimFailure:
         self.figures.failures[what.split(":")[0]] += 1
@@ -347,7 +348,7 @@ class _Seed:
         """Start the crashing daemon from its database, as often as it takes (it may crash
         while starting); start-up itself must never fail."""
         while True:
-            node = Node(self.work / "node.db", self.clock, self.faults)
+            node = self.node = Node(self.work / "node.db", self.clock, self.faults)
             try:
                 await node.start()
             except Crash:
@@ -367,14 +368,13 @@ class _Seed:
         logger.addHandler(self.logs)
         logger.propagate, logger.level = False, logging.WARNING
         twin = Node(self.work / "twin.db", self.clock, Faults(None, 0.0, self.figures))
-        node: Node | None = None
         try:
             self.clock.now = self.steps[0].now - 3600 if self.steps else 0.0
             await twin.start()
-            node = await self.start()
+            await self.start()
             for i, step in enumerate(self.steps):
                 self.at = i
-                node = await self.step(twin, node, step)
+                await self.step(twin, step)
             self.figures.notifications += len(twin.rows("SELECT key FROM alert_outbox"))
             self.figures.refused += twin.d.state.over_limit + sum(
                 h.stale_events for h in twin.d.state.halls.values()
@@ -384,10 +384,12 @@ class _Seed:
             logger.removeHandler(self.logs)
             logger.propagate, logger.level = saved
             await twin.kill()
-            if node is not None:
-                await node.kill()
+            if self.node is not None:
+                await self.node.kill()  # whichever daemon is running, even after a failure
 
-    async def step(self, twin: Node, node: Node, step: Step) -> Node:
+    async def step(self, twin: Node, step: Step) -> None:
+        node = self.node
+        assert node is not None
         self.clock.now = step.now
         self.logs.n = 0
         try:
@@ -414,7 +416,6 @@ class _Seed:
         self.figures.steps += 1
         self.figures.messages += len(step.messages)
         self.invariants(twin, node, step.tick)
-        return node
 
     def invariants(self, twin: Node, node: Node, ticked: bool) -> None:
         a, b = comparable(twin, outputs=ticked), comparable(node, outputs=ticked)
