@@ -127,11 +127,6 @@ class Outbox(SqliteFile):
         super().__init__(path, synchronous=synchronous)
         self.wake = asyncio.Event()  # set on enqueue, so the dispatcher need not poll
 
-    async def _write(self, sql: str, args: Sequence[Any]) -> int:
-        async with self._lock:
-            cur = await self.db.execute(sql, args)
-            return cur.rowcount
-
     async def enqueue(
         self,
         notes: Sequence[NewNotification],
@@ -147,28 +142,21 @@ class Outbox(SqliteFile):
             (n.key, n.channel, n.target, json.dumps(n.payload, ensure_ascii=False), now, now)
             for n in notes
         ]
-        async with self._lock:
-            db = self.db
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                before = db.total_changes
-                await db.executemany(
-                    "INSERT OR IGNORE INTO alert_outbox"
-                    " (key, channel, target, payload, created, due)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    rows,
+        async with self.transaction() as tx:
+            before = tx.total_changes
+            await tx.executemany(
+                "INSERT OR IGNORE INTO alert_outbox"
+                " (key, channel, target, payload, created, due)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            added = tx.total_changes - before
+            if state is not None:
+                await tx.execute(
+                    "INSERT INTO alert_state VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE"
+                    " SET body = excluded.body, updated = excluded.updated",
+                    (state[0], state[1], now),
                 )
-                added = db.total_changes - before
-                if state is not None:
-                    await db.execute(
-                        "INSERT INTO alert_state VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE"
-                        " SET body = excluded.body, updated = excluded.updated",
-                        (state[0], state[1], now),
-                    )
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
         if added:
             self.wake.set()
         return int(added)
@@ -192,11 +180,10 @@ class Outbox(SqliteFile):
         at: float,
     ) -> None:
         """Keep an acknowledgement for good (the first one of an episode counts)."""
-        await self.db.execute(
+        await self.write(
             "INSERT OR IGNORE INTO alert_acks VALUES (?, ?, ?, ?, ?, ?, ?)",
             (alert_id, hall, alert, subject, started_at, by, at),
         )
-        await self.db.commit()
 
     async def due(self, now: float, limit: int = 100) -> list[Notification]:
         """Pending notifications whose time has come, oldest first."""
@@ -220,14 +207,14 @@ class Outbox(SqliteFile):
         return _row(row) if row else None
 
     async def mark_sent(self, seq: int, now: float) -> None:
-        await self._write(
+        await self.write(
             "UPDATE alert_outbox SET state = 'sent', attempts = attempts + 1, done_at = ?,"
             " last_error = '' WHERE seq = ?",
             (now, seq),
         )
 
     async def mark_retry(self, seq: int, due: float, error: str) -> None:
-        await self._write(
+        await self.write(
             "UPDATE alert_outbox SET attempts = attempts + 1, due = ?, last_error = ?"
             " WHERE seq = ? AND state = 'pending'",
             (due, error[:500], seq),
@@ -235,12 +222,12 @@ class Outbox(SqliteFile):
 
     async def defer(self, seq: int, due: float) -> None:
         """Put off without counting an attempt (our own rate limit said wait)."""
-        await self._write(
+        await self.write(
             "UPDATE alert_outbox SET due = ? WHERE seq = ? AND state = 'pending'", (due, seq)
         )
 
     async def mark_dead(self, seq: int, now: float, error: str) -> None:
-        await self._write(
+        await self.write(
             "UPDATE alert_outbox SET state = 'dead', attempts = attempts + 1, done_at = ?,"
             " last_error = ? WHERE seq = ?",
             (now, error[:500], seq),
@@ -255,7 +242,7 @@ class Outbox(SqliteFile):
 
     async def requeue(self, seq: int, now: float) -> bool:
         """Send a dead letter again (after ops fixed the cause)."""
-        n = await self._write(
+        n = await self.write(
             "UPDATE alert_outbox SET state = 'pending', due = ?, created = ?, done_at = NULL"
             " WHERE seq = ? AND state = 'dead'",
             (now, now, seq),
@@ -280,6 +267,6 @@ class Outbox(SqliteFile):
 
     async def prune(self, before: float) -> int:
         """Forget sent notifications done before `before` (dead letters stay)."""
-        return await self._write(
+        return await self.write(
             "DELETE FROM alert_outbox WHERE state = 'sent' AND done_at < ?", (before,)
         )

@@ -259,7 +259,7 @@ class RuleEngine:
             if view.now - e.since < r.for_s:
                 return []
             e.phase = "firing"
-            e.level = 2 if far else 1
+            e.level = 2 if far or view.now - e.since >= r.escalate_after_s else 1
             e.last_level_change = view.now
             self._peak(e, view)
             e.outage = sorted(set(e.outage) | set(down))

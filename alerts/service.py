@@ -23,7 +23,6 @@ from alerts.view import HallView, Transition
 
 log = logging.getLogger("hallwatch.alerts")
 STATE_NAME = "rules"
-_SAVE_EVERY_S = 10.0
 
 
 class Alerts:
@@ -44,7 +43,6 @@ class Alerts:
         self._metrics = metrics
         self._am_sent: dict[str, float] = {}
         self._saved = b""
-        self._saved_at = 0.0
 
     async def start(self) -> None:
         """Restore the episodes saved with the last notifications (no re-firing on restart)."""
@@ -77,8 +75,11 @@ class Alerts:
         for n in self._am_resends(now):
             notes.setdefault(n.key, n)
         snap = self.engine.snapshot()
-        changed = snap != self._saved and (transitions or now - self._saved_at >= _SAVE_EVERY_S)
-        if notes or changed:
+        # Every change of the episodes is stored, not only transitions: a pending peak that was
+        # dropped, or a clearing that began, must survive a crash, or the restarted daemon
+        # would fire early and under another alert id (a second notification of one episode).
+        # Episodes change a few times a tick at most: one small transaction.
+        if notes or snap != self._saved:
             try:
                 await self.outbox.enqueue(list(notes.values()), now=now, state=(STATE_NAME, snap))
             except BaseException:
@@ -86,7 +87,7 @@ class Alerts:
                 # tick finds the same crossings and stores them then (store, then act).
                 self.engine.restore(before)
                 raise
-            self._saved, self._saved_at = snap, now
+            self._saved = snap
         self._publish()
         return transitions
 
@@ -303,7 +304,7 @@ class Alerts:
             )
             snap = self.engine.snapshot()
             await self.outbox.save_state(STATE_NAME, snap, now)
-            self._saved, self._saved_at = snap, now
+            self._saved = snap
             log.info("alert %s acknowledged by %s", alert_id, by)
         return e
 

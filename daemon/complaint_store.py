@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ import aiosqlite
 
 from daemon import complaints as cp
 from daemon.complaints import Complaint, ComplaintError, Step
+from daemon.ratelog import RateLimitedLog
 from daemon.sqlite import SqliteFile
 from daemon.staff_settings import ComplaintSettings
 from daemon.workdays import WorkCalendar
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS complaints (
     PRIMARY KEY (hall, complaint_id)
 );
 CREATE INDEX IF NOT EXISTS complaints_state ON complaints (state);
+CREATE INDEX IF NOT EXISTS complaints_received ON complaints (hall, received_at);
 CREATE TABLE IF NOT EXISTS complaint_history (
     seq INTEGER PRIMARY KEY,
     hall TEXT NOT NULL,
@@ -84,20 +86,13 @@ class ComplaintStore(SqliteFile):
 
     async def _tx(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> int:
         """Run statements in one transaction; returns the rows changed by the first."""
-        async with self._lock:
-            db = self.db
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                first = None
-                for sql, args in statements:
-                    before = db.total_changes
-                    await db.execute(sql, args)
-                    if first is None:
-                        first = db.total_changes - before
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
+        async with self.transaction() as tx:
+            first = None
+            for sql, args in statements:
+                before = tx.total_changes
+                await tx.execute(sql, args)
+                if first is None:
+                    first = tx.total_changes - before
         return first or 0
 
     @staticmethod
@@ -151,6 +146,16 @@ class ComplaintStore(SqliteFile):
 
     async def save_cursor(self, name: str, value: int) -> None:
         await self._tx([self._cursor_row(name, value)])
+
+    async def count_received(self, hall: str, since: float, until: float) -> int:
+        """Complaints of `hall` received in [since, until)."""
+        async with self.db.execute(
+            "SELECT count(*) FROM complaints WHERE hall = ? AND received_at >= ?"
+            " AND received_at < ?",
+            (hall, since, until),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     async def cursor(self, name: str) -> int:
         async with self.db.execute(
@@ -290,6 +295,7 @@ class ComplaintDesk:
         notifier: Notifier | None = None,
         hall_name: Callable[[str], str] = lambda h: h,
         topic_root: str = "hall",
+        per_day: int = 200,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -301,6 +307,12 @@ class ComplaintDesk:
         self.root = topic_root
         self.open: dict[tuple[str, str], Complaint] = {}
         self._lock = asyncio.Lock()
+        # The topic registers at most `per_day` complaints a hall and business day (a device
+        # flooding it must not fill the register and the staff's phones); staff entries are
+        # not capped. Refused ones are counted here and logged with a rate limit.
+        self.per_day = per_day
+        self.over_limit = 0
+        self._cap_log = RateLimitedLog(log, 60.0)
 
     async def start(self) -> None:
         """Load the open complaints and take in complaint events stored since the last run."""
@@ -357,7 +369,7 @@ class ComplaintDesk:
                 return n
             for seq, topic, payload in rows:
                 ev = parse(topic, bytes(payload), self.root)
-                if not isinstance(ev, ComplaintEvent):
+                if not isinstance(ev, ComplaintEvent) or await self._over_cap(ev):
                     await self.store.save_cursor("events", seq)
                     continue
                 try:
@@ -382,6 +394,26 @@ class ComplaintDesk:
                         n += 1
                     else:
                         await self.store.save_cursor("events", seq)
+
+    async def _over_cap(self, ev: ComplaintEvent) -> bool:
+        """Whether `ev` would be a new complaint past the hall's daily cap (then counted)."""
+        zone = ZoneInfo(self.tz)
+        day = datetime.fromtimestamp(ev.ts, zone).date()
+        start = datetime.combine(day, datetime.min.time(), zone)
+        end = datetime.combine(day + timedelta(days=1), datetime.min.time(), zone)
+        n = await self.store.count_received(ev.hall, start.timestamp(), end.timestamp())
+        if n < self.per_day or await self.store.get(ev.hall, ev.complaint_id) is not None:
+            return False
+        self.over_limit += 1
+        self._cap_log.warn(
+            ev.hall,
+            self.clock(),
+            "complaint from the topic not registered: hall %s has %d on %s already",
+            ev.hall,
+            n,
+            day.isoformat(),
+        )
+        return True
 
     # --- alarms and figures -------------------------------------------------------------
 

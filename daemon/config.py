@@ -173,6 +173,7 @@ class LimitsSettings:
     devices: int = _LIMITS.devices
     systems: int = _LIMITS.systems
     tickets: int = _LIMITS.tickets
+    complaints: int = _LIMITS.complaints
 
     def limits(self) -> Limits:
         return Limits(**{f.name: getattr(self, f.name) for f in fields(self)})

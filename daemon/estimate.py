@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from daemon import staffing
+from daemon import quickwait, staffing
 from daemon.offpeak import WaitTable
 from daemon.predictors import abandonment_rate
 from daemon.state import WAITING, Day, Hall, HallsState, Ticket, waiting_tickets
@@ -263,18 +263,18 @@ class Estimator:
             return []
         hall = state.halls.get(event.hall)
         day = hall.today if hall else None
-        if hall is None or day is None:
-            return []
+        if hall is None or day is None or day.day != state.business_day(event.ts):
+            return []  # not today's ticket (the lane ran behind across midnight): nothing to learn
         t = day.tickets.get(event.ticket)
         key = f"{event.hall}{_SEP}{event.ticket}"
         L = self.learned
-        if event.type == "issued":
-            out = self._on_issued(event, hall, day, key)
-            return [out] if out is not None else []
         if t is None:
-            return []
+            return []  # a ticket the state did not take: nothing to estimate or learn
+        if event.type == "issued":
+            out = self._on_issued(event, hall, day, t, key)
+            return [out] if out is not None else []
         if event.type == "called" and t.called_at == event.ts:
-            return self._on_called(event, hall, day, key)
+            return self._on_called(event, t, key)
         if event.type in ("completed", "no_show") and t.called_at is not None:
             dur = event.ts - t.called_at
             age = L.call_age.pop(key, None)
@@ -282,6 +282,7 @@ class Estimator:
                 b = L.age_bins[min(int(age // _AGE_BIN_S), _AGE_BINS - 1)]
                 b[0] += 1
                 b[1] += event.type == "no_show"
+                self._q = None  # the no-show curve is fitted to these bins: fit it again
             if event.type == "completed" and t.service and dur > 0:
                 logs = L.service_logs.setdefault(t.service, [])
                 _push(logs, math.log(dur), _KEEP_SERVICE)
@@ -311,8 +312,9 @@ class Estimator:
                 _push(L.pauses, ev.ts - since, 50)
                 self._pause_law = None
 
-    def _on_issued(self, ev: TicketEvent, hall: Hall, day: Day, key: str) -> EstimateOut | None:
-        t = day.tickets[ev.ticket]
+    def _on_issued(
+        self, ev: TicketEvent, hall: Hall, day: Day, t: Ticket, key: str
+    ) -> EstimateOut | None:
         service = t.service or ev.service or ""
         if t.status != WAITING:  # its call overtook its issue on the wire
             return EstimateOut(ev.hall, ev.ticket, service, t.priority, 0, 0.0, ev.ts)
@@ -321,7 +323,7 @@ class Estimator:
         if self.quick:
             est, position = self._quick_estimate(ev.hall, hall, day, t, ev.ts)
         else:
-            est, position = self._simulate_ticket(ev.hall, hall, day, ev.ticket, ev.ts)
+            est, position = self._simulate_ticket(ev.hall, hall, day, ev.ticket, t, ev.ts)
         L = self.learned
         # Tickets never called (the hall closed, an event lost) must not pile up forever.
         self._issued_since_prune += 1
@@ -335,11 +337,8 @@ class Estimator:
             L.pending[key] = Pending(service, est, t.issued_at or ev.ts)
         return EstimateOut(ev.hall, ev.ticket, service, t.priority, position, est, ev.ts)
 
-    def _on_called(
-        self, ev: TicketEvent, hall: Hall, day: Day, key: str
-    ) -> list[EstimateOut | ErrorOut]:
+    def _on_called(self, ev: TicketEvent, t: Ticket, key: str) -> list[EstimateOut | ErrorOut]:
         L = self.learned
-        t = day.tickets[ev.ticket]
         end = L.last_end.get(f"{ev.hall}{_SEP}{ev.window}")
         if end is not None and t.issued_at is not None and t.issued_at < end <= ev.ts:
             if ev.ts - end <= 120.0:  # the window had work waiting: a pure turnaround gap
@@ -540,7 +539,10 @@ class Estimator:
         seed: str,
         samples: int | None = None,
     ) -> tuple[float | None, int]:
-        """Median call time of the target over `samples` random runs, and its position."""
+        """Median call time of the target over `samples` random runs, and its position; past
+        `quickwait.SIM_MAX_ITEMS` tickets to run, the queue-length estimate instead."""
+        if len(items) + self._expected_arrivals(day, now, below_rank) > quickwait.SIM_MAX_ITEMS:
+            return self._queue_length(wins, items)
         for i, it in enumerate(items):
             it.idx = i
         called, position = _run(
@@ -588,6 +590,30 @@ class Estimator:
                 bound, exact = clear
                 wait = bound if exact else min(wait, bound)
         return wait, position
+
+    def _queue_length(self, wins: list[_Win], items: list[_Item]) -> tuple[float | None, int]:
+        """The target's queue-length wait: the tickets of its service it would be called after,
+        over the windows serving the service (its bounded fallback)."""
+        target = next((it for it in items if it.target), None)
+        if target is None:
+            return None, 0
+        key = (target.rank, target.issued_at)
+        ahead = sum(
+            1
+            for it in items
+            if it.real and not it.target and it.service == target.service
+            and (it.rank, it.issued_at) <= key
+        )  # fmt: skip
+        serving = sum(1 for w in wins if target.service in w.services)
+        cycle = self.law(target.service).mean + self.gap_s
+        return quickwait.queue_wait(ahead, serving, cycle), ahead
+
+    def _expected_arrivals(self, day: Day, now: float, below_rank: int) -> float:
+        """How many overtaking tickets (rank below `below_rank`) `_arrivals` would add."""
+        span = max(0.0, min(self._closing_ts(now), now + 3 * 3600.0) - now)
+        return sum(
+            r * span for (_, rank), r in self.arrival_rates(day, now).items() if rank < below_rank
+        )
 
     def _closing_ts(self, now: float) -> float:
         local = datetime.fromtimestamp(now, self.zone)
@@ -655,12 +681,11 @@ class Estimator:
         ahead = sum(n for (s, r), n in hit[1].items() if s == service and r <= rank) - 1
         ahead = max(0, ahead)
         cycle = self.law(service).mean + self.gap_s
-        return (ahead + 1) * cycle / len(serving), ahead
+        return quickwait.queue_wait(ahead, len(serving), cycle), ahead
 
     def _simulate_ticket(
-        self, hall_name: str, hall: Hall, day: Day, ticket: str, now: float
+        self, hall_name: str, hall: Hall, day: Day, ticket: str, t: Ticket, now: float
     ) -> tuple[float | None, int]:
-        t = day.tickets[ticket]
         service = t.service or ""
         if not any(w.state == "open" and service in w.services for w in hall.windows.values()):
             return None, 0
@@ -716,28 +741,41 @@ class Estimator:
         rates = self.arrival_rates(day, now)
         by_service = {s: sum(r for (x, _), r in rates.items() if x == s) for s in services}
         theta = abandonment_rate(day, now)
+        queue = self._queue(day, now, None)
+        span = max(0.0, min(closing, now + 3 * 3600.0) - now)
+        # Past SIM_MAX_ITEMS tickets to simulate, closed forms: a tick's cost stays bounded.
+        quick = len(queue) + sum(rates.values()) * span > quickwait.SIM_MAX_ITEMS
+        waiting: dict[str, int] = {}
+        for it in queue:
+            waiting[it.service] = waiting.get(it.service, 0) + 1
         out = []
         for s in services:
-            wait = self.wait_for_new(state, hall, s, now)
-            extra = 0
-            while extra < self.max_extra_windows and (wait is None or wait > self.target_wait_s):
-                extra += 1
-                # The search only needs the mean-value run: sampling each step would cost
-                # up to max_extra_windows x samples runs per service on every tick.
-                wait_k = self.wait_for_new(state, hall, s, now, [s] * extra, samples=0)
-                if wait_k is not None and wait_k <= self.target_wait_s:
-                    break
             cycle = self.law(s).mean + self.gap_s
+            if quick:
+                ahead = waiting.get(s, 0)
+                serving = sum(
+                    1 for w in h.windows.values() if w.state == "open" and s in w.services
+                )
+                wait = quickwait.queue_wait(ahead, serving, cycle)
+                extra = quickwait.extra_windows(
+                    ahead, serving, cycle, self.target_wait_s, self.max_extra_windows
+                )
+            else:
+                wait, extra = self._search_extra(state, hall, s, now)
             share = _capacity_share(h, s, by_service)
             arrivals = staffing.extra_for_arrivals(
                 by_service[s], cycle, share, self.target_wait_s, abandon_rate=theta
             )
-            waiting = sum(1 for t in day.tickets.values() if t.status == WAITING and t.service == s)
-            out.append(ServiceAdvice(s, waiting, wait, extra, arrivals))
-        queue = self._queue(day, now, None)
+            out.append(ServiceAdvice(s, waiting.get(s, 0), wait, extra, arrivals))
         windows = self._windows(hall, h, day, now)
-        clear = _finish(windows, queue, self._handling)
-        projected = _finish(windows, queue + self._arrivals(day, now, 3), self._handling)
+        if quick:
+            work = sum(self.law(it.service).mean + self.gap_s for it in queue)
+            more = sum(r * span * (self.law(k[0]).mean + self.gap_s) for k, r in rates.items())
+            clear = quickwait.finish_at(now, work, len(windows))
+            projected = quickwait.finish_at(now, work + more, len(windows))
+        else:
+            clear = _finish(windows, queue, self._handling)
+            projected = _finish(windows, queue + self._arrivals(day, now, 3), self._handling)
         return Advice(
             hall,
             now,
@@ -748,6 +786,21 @@ class Estimator:
             staffing.closing_overrun(clear, closing),
             staffing.closing_overrun(projected, closing),
         )
+
+    def _search_extra(
+        self, state: HallsState, hall: str, service: str, now: float
+    ) -> tuple[float | None, int]:
+        """A new ticket's wait, and the fewest extra windows that bring it under the target."""
+        wait = self.wait_for_new(state, hall, service, now)
+        extra = 0
+        while extra < self.max_extra_windows and (wait is None or wait > self.target_wait_s):
+            extra += 1
+            # The search only needs the mean-value run: sampling each step would cost
+            # up to max_extra_windows x samples runs per service on every tick.
+            wait_k = self.wait_for_new(state, hall, service, now, [service] * extra, samples=0)
+            if wait_k is not None and wait_k <= self.target_wait_s:
+                break
+        return wait, extra
 
     def metrics(
         self,

@@ -9,15 +9,13 @@ snapshot the lane is drained, so the estimator's learned data matches the state'
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Callable
 
 from daemon.estimate import EstimateOut, Estimator
+from daemon.pipeline import Faults, estimate
 from daemon.state import HallsState
 from sensors.events import Event
-
-log = logging.getLogger("hallwatch.estimate")
 
 DEGRADE_BACKLOG = 200
 STALE_AFTER_S = 60.0
@@ -31,8 +29,11 @@ class EstimateLane:
         publish: Callable[[EstimateOut], None],
         clock: Callable[[], float],
         stale_s: float = STALE_AFTER_S,
+        *,
+        faults: Faults,
     ) -> None:
         self.estimator = estimator
+        self._faults = faults
         self._state = state
         self._publish = publish
         self._clock = clock
@@ -57,10 +58,7 @@ class EstimateLane:
         est.quick = len(self._pending) > DEGRADE_BACKLOG or self._clock() - event.ts > self._stale_s
         self.degraded += est.quick
         try:
-            outs = est.on_event(event, self._state())
-        except Exception:
-            log.exception("estimator failed on %s/%s", event.hall, event.id)
-            return
+            outs = estimate(est, event, self._state(), self._faults)
         finally:
             est.quick = False
         if publish:
@@ -68,10 +66,11 @@ class EstimateLane:
                 if isinstance(out, EstimateOut):
                     self._publish(out)
 
-    def drain(self) -> None:
-        """Feed every queued event now (before a snapshot); estimates are still published."""
+    def drain(self, *, publish: bool = True) -> None:
+        """Feed every queued event now: before a snapshot (estimates still published), and
+        after each replayed event at start-up (not published: those tickets had theirs)."""
         while self._pending:
-            self._one()
+            self._one(publish)
 
     async def run(self) -> None:
         while True:

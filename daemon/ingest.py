@@ -29,7 +29,7 @@ from paho.mqtt.properties import Properties
 from daemon import backoff
 from daemon.config import Settings
 from daemon.metrics import IngestMetrics
-from daemon.state import HallsState
+from daemon.ratelog import RateLimitedLog
 from daemon.store import NewEvent, NewReject, Store
 from sensors.events import Event, Reason, Rejection
 from sensors.parse import parse
@@ -118,23 +118,6 @@ def reraise_if_cancelled(err: BaseException) -> None:
         raise asyncio.CancelledError from err
 
 
-class _RateLimitedLog:
-    """At most one log line per key per `every` seconds, saying how many were suppressed."""
-
-    def __init__(self, every: float = 10.0) -> None:
-        self._every = every
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def warn(self, key: str, now: float, msg: str, *args: object) -> None:
-        if now - self._last.get(key, -1e18) < self._every:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return
-        extra = self._suppressed.pop(key, 0)
-        self._last[key] = now
-        log.warning(msg + (f" ({extra} more suppressed)" if extra else ""), *args)
-
-
 class Ingest:
     """Owns the broker connection and the store-then-ack pipeline."""
 
@@ -142,23 +125,21 @@ class Ingest:
         self,
         settings: Settings,
         store: Store,
-        state: HallsState,
+        process: Callable[[Event], object],
         metrics: IngestMetrics,
         *,
         clock: Callable[[], float] = time.time,
         on_batch: Callable[[int], None] | None = None,
-        on_applied: Callable[[Event], None] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
-        self._state = state
+        self._process = process  # the pipeline: state, then estimator (daemon/pipeline.py)
         self._metrics = metrics
         self._clock = clock
         self._on_batch = on_batch
-        self._on_applied = on_applied
         self._root = settings.mqtt.topic_root
         self._max_future = settings.hall.max_future_s
-        self._rejects_log = _RateLimitedLog()
+        self._rejects_log = RateLimitedLog(log)
         self.connected = False
         self.last_seq = 0
         self.last_commit_at: float | None = None
@@ -219,13 +200,29 @@ class Ingest:
             raise_if_cancelling()
 
     async def _handle(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
+        await self.take(
+            [
+                (
+                    m.topic.value,
+                    m.payload if isinstance(m.payload, bytes) else bytes(m.payload or b""),
+                )
+                for m in batch
+            ]
+        )
+        # Stored: now the broker may forget them.
+        paho = client._client
+        for msg in batch:
+            if msg.qos > 0:
+                paho.ack(msg.mid, msg.qos)
+
+    async def take(self, messages: list[tuple[str, bytes]]) -> None:
+        """Parse, store (one transaction), then process each new event: store, then act.
+        Returns once the batch is durable, so the caller may acknowledge it."""
         received = self._clock()
         events = []
         stored: list[NewEvent] = []
         rejects: list[NewReject] = []
-        for msg in batch:
-            topic = msg.topic.value
-            payload = msg.payload if isinstance(msg.payload, bytes) else bytes(msg.payload or b"")
+        for topic, payload in messages:
             result = parse(topic, payload, self._root)
             if not isinstance(result, Rejection) and result.ts > received + self._max_future:
                 # One device with its clock years ahead would move its hall to that day and
@@ -244,7 +241,7 @@ class Ingest:
                 self._rejects_log.warn(
                     result.reason.value,
                     received,
-                    "rejected %s on %s: %s",
+                    "rejected %s on %r: %r",
                     result.reason.value,
                     topic[:128],
                     result.detail[:200],
@@ -255,7 +252,7 @@ class Ingest:
         started = time.perf_counter()
         fresh, self.last_seq = await self._store.commit_batch(stored, rejects)
         self._metrics.commit.observe(time.perf_counter() - started)
-        self._metrics.batch.observe(len(batch))
+        self._metrics.batch.observe(len(messages))
         self.last_commit_at = received
         duplicates = 0
         for event, is_new in zip(events, fresh, strict=True):
@@ -266,21 +263,9 @@ class Ingest:
             if lag < -5:
                 self._metrics.clock_ahead.inc()
             self._metrics.lag.observe(max(0.0, lag))
-            try:
-                self._state.apply(event)
-            except Exception:
-                self._metrics.state_errors.inc()
-                log.exception("state could not apply event %s/%s", event.hall, event.id)
-                continue
-            if self._on_applied is not None:
-                self._on_applied(event)
+            self._process(event)
         self._metrics.events.labels("accepted").inc(len(events) - duplicates)
         self._metrics.events.labels("duplicate").inc(duplicates)
         self._metrics.events.labels("rejected").inc(len(rejects))
-        # Stored: now the broker may forget them.
-        paho = client._client
-        for msg in batch:
-            if msg.qos > 0:
-                paho.ack(msg.mid, msg.qos)
         if self._on_batch is not None:
             self._on_batch(len(events) - duplicates)

@@ -11,9 +11,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
-import msgspec
-from prometheus_client import CollectorRegistry, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from alerts import build as alert_build
@@ -24,8 +23,8 @@ from alerts.receiver import add_routes as add_alert_routes
 from alerts.service import Alerts
 from alerts.settings import AlertSettings
 from daemon import offpeak, report_cli, screen, staff_api
-from daemon import state as state_mod
 from daemon.auth import ApiSettings
+from daemon.collectors import SafeRegistry
 from daemon.complaint_store import ComplaintDesk, ComplaintStore
 from daemon.config import Settings
 from daemon.estimate import Advice, EstimateOut, Estimator
@@ -35,41 +34,22 @@ from daemon.ingest import Ingest, make_output_client
 from daemon.metrics import IngestMetrics, StateCollector
 from daemon.outage import Callbacks, CallbackStore, HealthProbe
 from daemon.outputs import OutputPublisher, status_payload
+from daemon.pipeline import Faults, Pipeline
+from daemon.restore import decode_snapshot as decode_snapshot
+from daemon.restore import encode_snapshot as encode_snapshot
+from daemon.restore import load_snapshot, replay
+from daemon.restore import restore as restore
 from daemon.staff_settings import ComplaintSettings, OutageSettings
 from daemon.state import HallsState
 from daemon.store import Store
 from daemon.views import all_views
 from daemon.workdays import WorkCalendar
-from sensors.events import Event, Rejection
-from sensors.parse import parse
 
 log = logging.getLogger("hallwatch")
 
 DRAIN_S = 10.0  # what a shutdown waits for the tasks before it reports the stragglers
 TICK_S = 2.0  # alert rules and hall status are evaluated this often
 ADVICE_TTL_S = 2.0
-
-
-class _Snapshot(msgspec.Struct):
-    """What a snapshot row holds: the hall state and the estimator's learned data."""
-
-    state: msgspec.Raw
-    estimator: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))
-
-
-def encode_snapshot(state: HallsState, estimator: Estimator) -> bytes:
-    return msgspec.json.encode(
-        _Snapshot(msgspec.Raw(state_mod.encode(state)), msgspec.Raw(estimator.snapshot()))
-    )
-
-
-def decode_snapshot(blob: bytes) -> tuple[HallsState | None, bytes | None]:
-    try:
-        snap = msgspec.json.decode(blob, type=_Snapshot)
-    except msgspec.DecodeError:
-        return None, None
-    est = bytes(snap.estimator)
-    return state_mod.decode(bytes(snap.state)), None if est == b"null" else est
 
 
 def make_estimator(settings: Settings, blob: bytes | None = None) -> Estimator:
@@ -81,44 +61,9 @@ def make_estimator(settings: Settings, blob: bytes | None = None) -> Estimator:
     return Estimator.restore(blob, **kw) if blob else Estimator(**kw)
 
 
-async def restore(
-    store: Store,
-    tz: str,
-    root: str,
-    *,
-    on_applied: Callable[[Event, HallsState], None] | None = None,
-) -> tuple[HallsState, bytes | None, int, int]:
-    """State from the newest usable snapshot plus the events stored after it.
+class _DaemonCollector(Collector):
+    """The estimator's gauges, the calendar's coverage, complaints refused past the cap."""
 
-    Returns (state, estimator blob, last seq applied, events replayed); `on_applied` sees every
-    replayed event right after the state applied it. A snapshot from another version or time
-    zone is ignored and the whole log replayed, which gives the same state.
-    """
-    state, est_blob, upto = HallsState(tz=tz), None, 0
-    snap = await store.latest_snapshot()
-    if snap is not None:
-        loaded, blob = decode_snapshot(snap[1])
-        if loaded is not None and loaded.tz == tz:
-            state, est_blob, upto = loaded, blob, snap[0]
-        else:
-            log.info("snapshot at seq %d is not usable here; replaying the whole log", snap[0])
-    replayed = 0
-    last = upto
-    async for seq, topic, payload in store.events_after(upto):
-        event = parse(topic, payload, root)
-        last = seq
-        if isinstance(event, Rejection):
-            # Stored under another topic root or parser version; keep it, skip it.
-            log.warning("stored event %d no longer parses: %s", seq, event.detail)
-            continue
-        state.apply(event)
-        if on_applied is not None:
-            on_applied(event, state)
-        replayed += 1
-    return state, est_blob, last, replayed
-
-
-class _EstimatorCollector(Collector):
     def __init__(self, daemon: Daemon) -> None:
         self._d = daemon
 
@@ -137,6 +82,12 @@ class _EstimatorCollector(Collector):
         for y in (year, year + 1):
             covered.add_metric([str(y)], 1 if y in d.calendar.covered else 0)
         yield covered
+        over = CounterMetricFamily(
+            "hallwatch_complaints_over_limit",
+            "Complaints from the topic not registered: past limits.complaints a hall and day.",
+        )
+        over.add_metric([], d.complaints.over_limit if d.complaints else 0)
+        yield over
 
 
 class Daemon:
@@ -146,7 +97,8 @@ class Daemon:
         self.settings = settings
         self.clock = clock
         disable_created_metrics()  # type: ignore[no-untyped-call]  # noise on a wall display
-        self.registry = CollectorRegistry()
+        # Every collector isolated: one that fails is left out, the scrape still served.
+        self.registry = SafeRegistry(clock)
         self.metrics = IngestMetrics(self.registry)
         self.limits = settings.limits.limits()
         self.state = HallsState(tz=settings.hall.timezone, limits=self.limits)
@@ -156,16 +108,20 @@ class Daemon:
         self.registry.register(
             StateCollector(lambda: self.state, clock, settings.hall.heartbeat_timeout_s)
         )
-        self.registry.register(_EstimatorCollector(self))
+        self.registry.register(_DaemonCollector(self))
         self.alert_metrics = AlertMetrics(self.registry)
         self.outputs = OutputPublisher(settings, self.registry)
+        self.faults = Faults(clock, lambda stage: self.metrics.state_errors.labels(stage).inc())
         self.lane = EstimateLane(
             self.estimator,
             lambda: self.state,
             self._publish_estimate,
             clock,
             settings.hall.estimate_stale_s,
+            faults=self.faults,
         )
+        # The one way a stored event enters the state and the estimator, live and at start-up.
+        self.pipeline = Pipeline(lambda: self.state, self.lane.push, self.faults)
         self.http_started = asyncio.Event()
         self.http: HttpServer | None = None
         self.ingest: Ingest | None = None
@@ -192,11 +148,13 @@ class Daemon:
             "estimate_backlog": self.lane.backlog,
         }
 
-    def advice(self, hall: str) -> Advice | None:
-        """The estimator's staffing advice for a hall, cached for a tick."""
+    def advice(self, hall: str, *, fresh: bool = False) -> Advice | None:
+        """The estimator's staffing advice for a hall, cached for a tick. The alert tick asks
+        for it `fresh`, so what it notifies never depends on when /metrics or the screen last
+        asked (nor on a cache a restart has emptied); they reuse the tick's."""
         now = self.clock()
         hit = self._advice.get(hall)
-        if hit is not None and now - hit[0] < ADVICE_TTL_S:
+        if not fresh and hit is not None and now - hit[0] < ADVICE_TTL_S:
             return hit[1]
         if hall not in self.state.halls:
             return None
@@ -244,11 +202,10 @@ class Daemon:
             self.ingest = Ingest(
                 s,
                 store,
-                self.state,
+                self.pipeline.process,
                 self.metrics,
                 clock=self.clock,
                 on_batch=self._counted,
-                on_applied=self.lane.push,
             )
             host, port = s.http.host_port()
             self.http = HttpServer(
@@ -314,31 +271,32 @@ class Daemon:
         log.info("stopped")
 
     async def _restore(self, store: Store) -> None:
+        """The state and the estimator's learning from the newest snapshot, then every event
+        stored after it through the pipeline, as if it arrived now (estimates not published)."""
         s = self.settings
         started = time.perf_counter()
-        replay_est: list[Event] = []
-        state, est_blob, last, replayed = await restore(
-            store,
-            s.hall.timezone,
-            s.mqtt.topic_root,
-            on_applied=lambda ev, st: replay_est.append(ev),
-        )
+        state, est_blob, upto = await load_snapshot(store, s.hall.timezone)
+        state.limits = self.limits  # the caps of these settings, for the replay too
         self.state = state
-        self.state.limits = self.limits
         self.estimator = make_estimator(s, est_blob)
         self.lane.estimator = self.estimator
-        # The estimator learns from the replayed tail too; the state it reads is the final
-        # one, so estimates made here are not published (those tickets had theirs already).
-        for ev in replay_est:
-            self.estimator.on_event(ev, self.state)
+        last, replayed = await replay(
+            store,
+            upto,
+            s.mqtt.topic_root,
+            self.pipeline,
+            each=lambda: self.lane.drain(publish=False),
+        )
         took = time.perf_counter() - started
         self.metrics.restore_seconds.set(took)
         self.metrics.restore_events.set(replayed)
+        failed = {k.value: v for k, v in self.faults.failed.items() if v}
         log.info(
-            "state restored in %.3f s (%d events replayed, %d halls)",
+            "state restored in %.3f s (%d events replayed, %d halls%s)",
             took,
             replayed,
             len(self.state.halls),
+            f"; failed: {failed}" if failed else "",
         )
         self._snap_seq = last
         if replayed:
@@ -355,38 +313,47 @@ class Daemon:
 
     async def _ticks(self) -> None:
         """Every tick: alert rules over every hall, and the retained status per hall."""
-        assert self.alerts is not None
-        s = self.settings
         last_calendar_check = self.clock()
         while True:
             await asyncio.sleep(TICK_S)
             now = self.clock()
             try:
-                views = all_views(
-                    self.state, now, self.advice, s.hall.heartbeat_timeout_s, self.calendar
-                )
-                await self.alerts.evaluate(views)
-                firing = self.alerts.active()
-                for view in views:
-                    alerts = [a for a in firing if a.get("hall") == view.hall]
-                    payload = status_payload(
-                        view.hall,
-                        now,
-                        headcount=view.headcount,
-                        waiting=dict(view.waiting_by_service),
-                        estimated_wait_s=dict(view.est_wait_s_by_service),
-                        windows_open=view.windows_open,
-                        alerts=alerts,
-                        systems_down=[k for k, v in view.systems.items() if v[0] == "down"],
-                    )
-                    outage = self.callbacks.status(view.hall, now) if self.callbacks else None
-                    payload["outage"] = outage.payload() if outage else None  # staff procedures
-                    self.outputs.status(view.hall, payload, now)
+                await self.tick(now)
             except Exception:
                 log.exception("alert tick failed")
             if now - last_calendar_check > 86400:
                 last_calendar_check = now
                 self._warn_calendar()
+
+    async def tick(self, now: float) -> None:
+        """One tick: the hall views, the alert rules on them (notifications to the outbox),
+        and each hall's retained status."""
+        assert self.alerts is not None
+        s = self.settings
+        views = all_views(
+            self.state,
+            now,
+            lambda hall: self.advice(hall, fresh=True),
+            s.hall.heartbeat_timeout_s,
+            self.calendar,
+        )
+        await self.alerts.evaluate(views)
+        firing = self.alerts.active()
+        for view in views:
+            alerts = [a for a in firing if a.get("hall") == view.hall]
+            payload = status_payload(
+                view.hall,
+                now,
+                headcount=view.headcount,
+                waiting=dict(view.waiting_by_service),
+                estimated_wait_s=dict(view.est_wait_s_by_service),
+                windows_open=view.windows_open,
+                alerts=alerts,
+                systems_down=[k for k, v in view.systems.items() if v[0] == "down"],
+            )
+            outage = self.callbacks.status(view.hall, now) if self.callbacks else None
+            payload["outage"] = outage.payload() if outage else None  # staff procedures
+            self.outputs.status(view.hall, payload, now)
 
     async def _offpeak(self, request: aiohttp.web.Request) -> aiohttp.web.Response:
         hall = request.match_info["hall"]
@@ -429,6 +396,7 @@ class Daemon:
             notifier=self.alerts,
             hall_name=self._hall_name,
             topic_root=s.mqtt.topic_root,
+            per_day=self.limits.complaints,
         )
         await self.complaints.start()
         self.callbacks = Callbacks(

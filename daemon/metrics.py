@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from daemon.pipeline import Stage
 from daemon.state import WAITING, HallsState
 from sensors.events import Reason
 
@@ -69,9 +70,13 @@ class IngestMetrics:
         )
         self.state_errors = Counter(
             "hallwatch_state_errors",
-            "Stored events the state core failed to apply (a bug; the event is kept).",
+            "Stored events a stage of the core failed on, by stage: parse (a stored event no "
+            "longer parses), state, estimator. The event is kept and skipped; a bug.",
+            ["stage"],
             registry=registry,
         )
+        for stage in Stage:
+            self.state_errors.labels(stage.value)
         self.restore_seconds = Gauge(
             "hallwatch_restore_seconds",
             "Time the last start-up took to rebuild the state.",
@@ -179,7 +184,14 @@ def state_metrics(state: HallsState, now: float, heartbeat_timeout_s: float) -> 
         "Stored events not applied because they would pass a cap in [limits].",
     )
     over_limit.add_metric([], state.over_limit)
+    stale = CounterMetricFamily(
+        "hallwatch_events_stale",
+        "Stored events not applied because they belong to an earlier business day than the "
+        "hall's (late redelivery, a device clock behind).",
+        labels=["hall"],
+    )
     for name, hall in state.halls.items():
+        stale.add_metric([name], hall.stale_events)
         last_event.add_metric([name], hall.last_event_at)
         day = state.day_at(hall, now)
         services = set(hall.services)
@@ -225,6 +237,7 @@ def state_metrics(state: HallsState, now: float, heartbeat_timeout_s: float) -> 
             complaints.add_metric([name, s], n)
     return [
         over_limit,
+        stale,
         headcount,
         peak,
         waiting,

@@ -156,8 +156,8 @@ class CallbackStore(SqliteFile):
         systems: Iterable[str],
         note: str = "",
     ) -> Callback:
-        async with self._lock:
-            cur = await self.db.execute(
+        async with self.transaction() as tx:
+            cur = await tx.execute(
                 "INSERT INTO callbacks (hall, name, phone, registered_at, registered_by,"
                 " systems, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (hall, name, phone, at, by, ",".join(systems), note),
@@ -191,8 +191,8 @@ class CallbackStore(SqliteFile):
             return [_row(r) for r in await cur.fetchall()]
 
     async def mark_notified(self, ids: Sequence[int], at: float) -> None:
-        async with self._lock:
-            await self.db.executemany(
+        async with self.transaction() as tx:
+            await tx.executemany(
                 "UPDATE callbacks SET notified_at = ? WHERE id = ? AND notified_at IS NULL",
                 [(at, i) for i in ids],
             )
@@ -206,11 +206,11 @@ class CallbackStore(SqliteFile):
             return {r[0]: (int(r[1]), int(r[2])) for r in await cur.fetchall()}
 
     async def set_expected(self, hall: str, at: float | None, by: str, now: float) -> None:
-        async with self._lock:
+        async with self.transaction() as tx:
             if at is None:
-                await self.db.execute("DELETE FROM outage_recovery WHERE hall = ?", (hall,))
+                await tx.execute("DELETE FROM outage_recovery WHERE hall = ?", (hall,))
             else:
-                await self.db.execute(
+                await tx.execute(
                     "INSERT INTO outage_recovery VALUES (?, ?, ?, ?) ON CONFLICT(hall)"
                     " DO UPDATE SET expected_at = excluded.expected_at,"
                     " set_by = excluded.set_by, set_at = excluded.set_at",

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 
 from alerts.view import HallView
 from daemon.estimate import Advice, Estimator
+from daemon.pipeline import offline
 from daemon.replay import accepted_events
 from daemon.state import HallsState
 from daemon.views import all_views
@@ -37,14 +38,14 @@ def views_of_day(
     cal = calendar or WorkCalendar()
     next_tick: float | None = None
     cache: dict[str, tuple[float, Advice]] = {}
+    step = offline(state, est)
     for event in accepted_events(messages, root):
         if next_tick is None:
             next_tick = event.ts
         while next_tick <= event.ts:
             yield from _look(state, est, cal, next_tick, heartbeat_timeout_s, cache)
             next_tick += tick_s
-        state.apply(event)
-        est.on_event(event, state)
+        step(event)
     if next_tick is not None:
         # One more look after the last event, so rules waiting on a `for` can settle.
         for _ in range(int(300 / tick_s)):

@@ -26,6 +26,7 @@ from alerts.settings import AlertSettings, RuleSettings
 from alerts.view import HallView, Transition
 from daemon.config import Settings
 from daemon.estimate import Advice, ErrorOut, Estimator
+from daemon.pipeline import offline
 from daemon.state import HallsState
 from daemon.views import all_views
 from daemon.workdays import WorkCalendar
@@ -257,6 +258,7 @@ def replay_hall_day(
     s = settings
     state = HallsState(tz=s.tz)
     est = Estimator(tz=s.tz, target_wait_s=s.target_wait_s, closing=s.closing)
+    step = offline(state, est)  # the daemon's pipeline: a refused event never reaches `est`
     engine = RuleEngine(s.rules)
     out = HallDay(hall, day, s.calendar.is_working_day(day))
     seen: set[str] = set()
@@ -343,10 +345,10 @@ def replay_hall_day(
             for view in all_views(state, now, advise, s.heartbeat_timeout_s, s.calendar):
                 look(view)
             next_tick += s.tick_s
-        state.apply(event)
+        outs = step(event)
         if isinstance(event, TicketEvent):
             _track(state, event, cur, legs)
-        for o in est.on_event(event, state):
+        for o in outs:
             if isinstance(o, ErrorOut):
                 out.errors.append(o)
         if isinstance(event, SystemEvent):

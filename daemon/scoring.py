@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.estimate import EstimateOut, Estimator
+from daemon.pipeline import offline
 from daemon.predictors import NAMES, classic
 from daemon.replay import accepted_events
 from daemon.state import HallsState
@@ -118,9 +119,9 @@ def score(
     est = estimator or Estimator(tz=tz)
     report = ScoreReport()
     open_rows: dict[tuple[str, str], Row] = {}
+    step = offline(state, est)
     for event in accepted_events(messages, root):
-        state.apply(event)
-        outs = est.on_event(event, state)
+        outs = step(event)
         if not isinstance(event, TicketEvent):
             continue
         tkey = (event.hall, event.ticket)

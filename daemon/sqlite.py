@@ -1,14 +1,96 @@
 """One aiosqlite connection to a SQLite file in WAL mode with its schema: the shared edge of
-the event store, the alert outbox, the complaint store and the call-back register."""
+the event store, the alert outbox, the complaint store and the call-back register.
+
+One writer discipline: every write on a connection happens inside `transaction()`, which holds
+the connection's lock from BEGIN to COMMIT, so two coroutines can never interleave their
+statements in one transaction (the periodic snapshot once began a transaction inside an ingest
+commit and killed the daemon). `db` only reads: a write through it is refused at once.
+
+The database holds customers' phone numbers: a folder we create is 0700, and the database file
+0600 (SQLite gives its -wal and -shm files the database's mode), whatever the umask.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import sqlite3
+import stat
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import aiosqlite
+
+log = logging.getLogger("hallwatch.sqlite")
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+_READS = ("SELECT", "WITH", "PRAGMA", "EXPLAIN")
+
+
+class Reader:
+    """The connection as readers see it: queries only (a write needs `transaction()`)."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        head = sql.lstrip()[:7].upper()
+        if not head.startswith(_READS) or (head.startswith("PRAGMA") and "=" in sql):
+            raise RuntimeError(f"a write outside transaction(): {sql[:60]!r}")
+        return self._db.execute(sql, params)
+
+
+class Tx:
+    """The statements of one transaction; it is begun and ended by `transaction()` alone."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @staticmethod
+    def _check(sql: str) -> None:
+        head = sql.lstrip()[:9].upper()
+        if head.startswith(("BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE")):
+            raise RuntimeError("transaction() begins and ends the transaction")
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
+        self._check(sql)
+        return await self._db.execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._check(sql)
+        await self._db.executemany(sql, rows)
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        self._check(sql)
+        async with self._db.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        self._check(sql)
+        async with self._db.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    @property
+    def total_changes(self) -> int:
+        return self._db.total_changes
+
+
+def _private_file(path: Path) -> None:
+    """Create `path` 0600 if it is missing; narrow an existing one (from an older hallwatch)."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, FILE_MODE))
+        os.chmod(path, FILE_MODE)  # the umask may have taken bits away; never added any
+    except FileExistsError:
+        try:
+            if stat.S_IMODE(path.stat().st_mode) & 0o077:
+                os.chmod(path, FILE_MODE)
+        except PermissionError:
+            log.warning("%s is readable by others and not ours to change: chmod 600 it", path)
 
 
 class SqliteFile:
@@ -21,14 +103,20 @@ class SqliteFile:
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         self.path = str(path)
         self._synchronous = synchronous
-        self._db: aiosqlite.Connection | None = None
+        self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()  # one transaction at a time on this connection
 
     async def __aenter__(self) -> Self:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(self.path)
+            if not path.parent.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(path.parent, DIR_MODE)
+            for p in (path, Path(self.path + "-wal"), Path(self.path + "-shm")):
+                if p == path or p.exists():
+                    _private_file(p)
         db = await aiosqlite.connect(self.path, isolation_level=None)
-        self._db = db
+        self._conn = db
         try:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute(f"PRAGMA synchronous={self._synchronous}")
@@ -38,7 +126,7 @@ class SqliteFile:
             await db.executescript(self.SCHEMA)
             await self._ready()
         except BaseException:
-            self._db = None
+            self._conn = None
             await db.close()
             raise
         return self
@@ -52,12 +140,41 @@ class SqliteFile:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    def _open(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise RuntimeError(f"{self.NAME} is not open")
+        return self._conn
 
     @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError(f"{self.NAME} is not open")
-        return self._db
+    def db(self) -> Reader:
+        """For queries; every write goes through `transaction()`."""
+        return Reader(self._open())
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """`async with file.transaction() as tx:` BEGIN IMMEDIATE under the connection's lock,
+        COMMIT when the block ends, ROLLBACK if it raises (or if COMMIT fails)."""
+        async with self._lock:
+            db = self._open()
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(db)
+                await db.execute("COMMIT")
+            except BaseException:
+                # SQLite may have rolled back already (a full disk); then there is nothing to do.
+                if db.in_transaction:
+                    try:
+                        await db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                raise
+
+    async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One statement in its own transaction; returns the rows it changed."""
+        async with self.transaction() as tx:
+            cur = await tx.execute(sql, params)
+            return cur.rowcount

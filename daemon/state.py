@@ -11,6 +11,7 @@ ticket numbers restart every day, and the first event of a new business day star
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -26,7 +27,19 @@ from sensors.events import (
     WindowEvent,
 )
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+_COMPLAINT_DAYS = 31  # business days whose complaint counts are kept, for the daily cap
+
+
+class Outcome(StrEnum):
+    """What `HallsState.apply` did with an event. Only an APPLIED event may reach the later
+    stages (estimator, learning); the others are stored but left out of the live picture."""
+
+    APPLIED = "applied"
+    STALE_DAY = "stale_day"  # from a business day before the hall's current one
+    OUTDATED = "outdated"  # older than what the state holds for that window, device or system
+    OVER_LIMIT = "over_limit"  # would pass a cap in `Limits`
+
 
 WAITING, CALLED, COMPLETED, NO_SHOW, CANCELLED = (
     "waiting",
@@ -105,8 +118,10 @@ class Day(msgspec.Struct):
 class Limits(msgspec.Struct, frozen=True):
     """Caps on what devices can make us track, so a bad device cannot explode the metrics.
 
-    An event that would add a hall, service, window, door, device or system beyond its cap is
-    kept in the store but not applied, and counted in `HallsState.over_limit`.
+    An event that would add a hall, service, window, door, device, system, ticket or complaint
+    beyond its cap is kept in the store but not applied, and counted in `HallsState.over_limit`.
+    Any ticket event can create its ticket (a `cancelled` for a ticket never issued does), so the
+    ticket cap holds for all of them.
     """
 
     halls: int = 100
@@ -116,6 +131,7 @@ class Limits(msgspec.Struct, frozen=True):
     devices: int = 500  # per hall
     systems: int = 20  # per hall
     tickets: int = 5000  # per hall and business day
+    complaints: int = 200  # per hall and business day
 
 
 class Hall(msgspec.Struct):
@@ -128,6 +144,7 @@ class Hall(msgspec.Struct):
     complaints: dict[str, Complaint] = msgspec.field(default_factory=dict)
     last_event_at: float = 0.0
     stale_events: int = 0  # events from an earlier business day, after the hall moved on
+    complaint_days: dict[str, int] = msgspec.field(default_factory=dict)  # ISO day -> count
 
 
 class HallsState(msgspec.Struct):
@@ -148,17 +165,33 @@ class HallsState(msgspec.Struct):
         day = hall.today
         return day if day is not None and day.day >= self.business_day(now) else None
 
-    def apply(self, event: Event) -> None:
-        """Apply one accepted (already de-duplicated) event."""
+    def apply(self, event: Event) -> Outcome:
+        """Apply one accepted (already de-duplicated) event; says what it did."""
         hall = self.halls.get(event.hall)
-        if hall is None:
-            if len(self.halls) >= self.limits.halls:
-                self.over_limit += 1
-                return
-            hall = self.halls[event.hall] = Hall()
-        if not self._admits(hall, event):
+        if hall is None and len(self.halls) >= self.limits.halls:
             self.over_limit += 1
-            return
+            return Outcome.OVER_LIMIT
+        new = hall is None
+        if hall is None:
+            hall = Hall()
+        outcome = self._refuses(hall, event)
+        door_baseline = outcome is Outcome.STALE_DAY and isinstance(event, DoorEvent)
+        if (outcome is None or door_baseline) and not self._admits(hall, event):
+            outcome = Outcome.OVER_LIMIT
+        if outcome is Outcome.OVER_LIMIT:
+            self.over_limit += 1
+            return outcome
+        if new:
+            self.halls[event.hall] = hall
+        if outcome is Outcome.STALE_DAY:
+            hall.stale_events += 1
+            if isinstance(event, DoorEvent):
+                # Yesterday's last reading is a better baseline for today's count than an older
+                # one; it moves no one in or out of today's hall.
+                _apply_door(hall, None, event)
+            return outcome
+        if outcome is not None:
+            return outcome
         self.applied += 1
         hall.last_event_at = max(hall.last_event_at, event.ts)
         if isinstance(event, DeviceEvent):
@@ -166,18 +199,39 @@ class HallsState(msgspec.Struct):
         elif isinstance(event, SystemEvent):
             _apply_system(hall, event)
         elif isinstance(event, ComplaintEvent):
-            hall.complaints.setdefault(
-                event.complaint_id,
-                Complaint(event.severity, event.channel, event.ts, event.received_by),
-            )
+            _apply_complaint(hall, event)
         elif isinstance(event, WindowEvent):
             _apply_window(hall, event)
         else:
             day = self._day(hall, event.ts)
             if isinstance(event, DoorEvent):
                 _apply_door(hall, day, event)
-            elif day is not None:
+            else:
                 _apply_ticket(hall, day, event)
+        return Outcome.APPLIED
+
+    def _refuses(self, hall: Hall, event: Event) -> Outcome | None:
+        """STALE_DAY or OUTDATED when the event is older than what the hall holds; else None."""
+        if isinstance(event, TicketEvent | DoorEvent):
+            if hall.today is not None and self.business_day(event.ts) < hall.today.day:
+                return Outcome.STALE_DAY
+            if isinstance(event, DoorEvent):
+                door = hall.doors.get(event.door)
+                if door is not None and event.ts < door.base_ts:
+                    return Outcome.OUTDATED
+        elif isinstance(event, WindowEvent):
+            win = hall.windows.get(event.window)
+            if win is not None and event.ts < win.since:
+                return Outcome.OUTDATED  # an older state report arriving late
+        elif isinstance(event, DeviceEvent):
+            dev = hall.devices.get(event.device)
+            if dev is not None and event.ts < dev.last_seen:
+                return Outcome.OUTDATED  # a late heartbeat says nothing about now
+        elif isinstance(event, SystemEvent):
+            sys_ = hall.systems.get(event.system)
+            if sys_ is not None and event.ts < max(sys_.since, sys_.last_seen):
+                return Outcome.OUTDATED  # e.g. MQTT and the HTTP probe interleaved
+        return None
 
     def _admits(self, hall: Hall, event: Event) -> bool:
         """Whether `event` stays within the limits; registers the services it brings."""
@@ -195,13 +249,12 @@ class HallsState(msgspec.Struct):
                 return False
             day = hall.today
             if (
-                event.type == "issued"
-                and day is not None
+                day is not None
                 and event.ticket not in day.tickets
                 and len(day.tickets) >= lim.tickets
                 and self.business_day(event.ts) == day.day
             ):
-                return False
+                return False  # any ticket event creates its ticket, `issued` or not
             new = [event.service] if event.service and event.service not in hall.services else []
         elif isinstance(event, DoorEvent):
             return event.door in hall.doors or len(hall.doors) < lim.doors
@@ -210,24 +263,40 @@ class HallsState(msgspec.Struct):
         elif isinstance(event, SystemEvent):
             return event.system in hall.systems or len(hall.systems) < lim.systems
         else:
-            return True
+            return self._admits_complaint(hall, event)
         if len(hall.services) + len(new) > lim.services:
             return False
         for service in new:
             hall.services[service] = event.ts
         return True
 
-    def _day(self, hall: Hall, ts: float) -> Day | None:
-        """The hall's current business day for an event at `ts`; None if it is a stale day."""
+    def _admits_complaint(self, hall: Hall, event: ComplaintEvent) -> bool:
+        """At most `limits.complaints` a business day; counts are kept for the latest days, and a
+        complaint from a day older than all of them is refused once they are full."""
+        if event.complaint_id in hall.complaints:
+            return True  # the same complaint again changes nothing
+        day = self.business_day(event.ts).isoformat()
+        days = hall.complaint_days
+        n = days.get(day)
+        if n is None and len(days) >= _COMPLAINT_DAYS:
+            oldest = min(days)
+            if day < oldest:
+                return False
+            del days[oldest]
+        if (n or 0) >= self.limits.complaints:
+            return False
+        days[day] = (n or 0) + 1
+        return True
+
+    def _day(self, hall: Hall, ts: float) -> Day:
+        """The hall's business day for an event at `ts` (not a stale one: `_refuses` saw to it),
+        starting a new day when `ts` is past the current one."""
         bday = self.business_day(ts)
         if hall.today is None or bday > hall.today.day:
             hall.today = Day(day=bday)
             for window in hall.windows.values():
                 window.serving = None
                 window.serving_since = None
-        elif bday < hall.today.day:
-            hall.stale_events += 1
-            return None
         return hall.today
 
 
@@ -241,13 +310,17 @@ def _zone(name: str) -> ZoneInfo:
     return zone
 
 
+def _apply_complaint(hall: Hall, ev: ComplaintEvent) -> None:
+    hall.complaints.setdefault(
+        ev.complaint_id, Complaint(ev.severity, ev.channel, ev.ts, ev.received_by)
+    )
+
+
 def _apply_device(hall: Hall, ev: DeviceEvent) -> None:
     dev = hall.devices.get(ev.device)
     if dev is None:
         hall.devices[ev.device] = Device(ev.state, ev.kind, ev.ts, ev.ts)
         return
-    if ev.ts < dev.last_seen:
-        return  # a late heartbeat says nothing about now
     if ev.state != dev.state:
         dev.since = ev.ts
     dev.state, dev.kind, dev.last_seen = ev.state, ev.kind, ev.ts
@@ -258,8 +331,6 @@ def _apply_system(hall: Hall, ev: SystemEvent) -> None:
     if sys_ is None:
         hall.systems[ev.system] = System(ev.state, ev.ts, ev.detail, ev.ts)
         return
-    if ev.ts < max(sys_.since, sys_.last_seen):
-        return  # an older report arriving late (e.g. MQTT and the HTTP probe interleaved)
     if ev.state != sys_.state:
         sys_.since = ev.ts
     sys_.state, sys_.detail, sys_.last_seen = ev.state, ev.detail, ev.ts
@@ -269,11 +340,9 @@ def _apply_window(hall: Hall, ev: WindowEvent) -> None:
     win = hall.windows.get(ev.window)
     if win is None:
         win = hall.windows[ev.window] = Window()
-    elif ev.ts < win.since:
-        return  # an older state report arriving late
     win.state, win.services, win.emergency, win.since = (
         ev.state,
-        list(ev.services),
+        list(dict.fromkeys(ev.services)),
         ev.emergency,
         ev.ts,
     )

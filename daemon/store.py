@@ -80,7 +80,7 @@ class Store(SqliteFile):
         async with db.execute("SELECT value FROM meta WHERE key='schema'") as cur:
             row = await cur.fetchone()
         if row is None:
-            await db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            await self.write("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif int(row[0]) != SCHEMA_VERSION:
             raise RuntimeError(
                 f"{self.path}: schema {row[0]}, this hallwatch needs {SCHEMA_VERSION}"
@@ -95,55 +95,47 @@ class Store(SqliteFile):
         event or of an earlier one in the batch), and the highest `seq` now stored. When this
         returns, the batch is durable: only then may the broker be acknowledged.
         """
-        db = self.db
         keys = [f"{e.hall}/{e.id}" for e in events]
-        seen: set[str] = set()
-        for i in range(0, len(keys), _IN_CHUNK):
-            chunk = keys[i : i + _IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            async with db.execute(f"SELECT key FROM events WHERE key IN ({marks})", chunk) as cur:
-                seen.update(row[0] for row in await cur.fetchall())
         fresh: list[bool] = []
-        rows = []
-        for key, e in zip(keys, events, strict=True):
-            is_new = key not in seen
-            fresh.append(is_new)
-            if is_new:
-                seen.add(key)
-                rows.append((key, e.hall, e.topic, e.ts, e.received, e.payload))
-        await db.execute("BEGIN IMMEDIATE")
         try:
-            if rows:
-                await db.executemany(
-                    "INSERT INTO events (key, hall, topic, ts, received, payload)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-            if rejects:
-                await db.executemany(
-                    "INSERT INTO rejects (received, topic, reason, detail, payload)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [(r.received, r.topic, r.reason, r.detail, r.payload[:4096]) for r in rejects],
-                )
-            async with db.execute("SELECT coalesce(max(seq), 0) FROM events") as cur:
-                row = await cur.fetchone()
-            await db.execute("COMMIT")
+            # The duplicate check is inside the transaction: no other writer can store one of
+            # these keys between the check and the insert.
+            async with self.transaction() as tx:
+                seen: set[str] = set()
+                for i in range(0, len(keys), _IN_CHUNK):
+                    chunk = keys[i : i + _IN_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    found = await tx.fetchall(
+                        f"SELECT key FROM events WHERE key IN ({marks})", chunk
+                    )
+                    seen.update(r[0] for r in found)
+                rows = []
+                for key, e in zip(keys, events, strict=True):
+                    is_new = key not in seen
+                    fresh.append(is_new)
+                    if is_new:
+                        seen.add(key)
+                        rows.append((key, e.hall, e.topic, e.ts, e.received, e.payload))
+                if rows:
+                    await tx.executemany(
+                        "INSERT INTO events (key, hall, topic, ts, received, payload)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                if rejects:
+                    await tx.executemany(
+                        "INSERT INTO rejects (received, topic, reason, detail, payload)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        [
+                            (r.received, r.topic, r.reason, r.detail, r.payload[:4096])
+                            for r in rejects
+                        ],
+                    )
+                row = await tx.fetchone("SELECT coalesce(max(seq), 0) FROM events")
         except sqlite3.Error as err:
-            await self._rollback()
             # Nothing of this batch is acknowledged: the broker keeps it for the next start.
             raise StoreError(f"event store {self.path}: {err}") from err
-        except BaseException:
-            await self._rollback()
-            raise
         return fresh, int(row[0]) if row else 0
-
-    async def _rollback(self) -> None:
-        """Roll back what is open; SQLite may already have rolled back (a full disk)."""
-        if self.db.in_transaction:
-            try:
-                await self.db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
 
     async def last_seq(self) -> int:
         async with self.db.execute("SELECT coalesce(max(seq), 0) FROM events") as cur:
@@ -180,22 +172,16 @@ class Store(SqliteFile):
         return (int(row[0]), bytes(row[1])) if row else None
 
     async def save_snapshot(self, upto: int, created: float, body: bytes) -> None:
-        db = self.db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            await db.execute(
+        async with self.transaction() as tx:
+            await tx.execute(
                 "INSERT OR REPLACE INTO snapshots (upto, created, body) VALUES (?, ?, ?)",
                 (upto, created, body),
             )
-            await db.execute(
+            await tx.execute(
                 "DELETE FROM snapshots WHERE upto NOT IN"
                 " (SELECT upto FROM snapshots ORDER BY upto DESC LIMIT ?)",
                 (_KEEP_SNAPSHOTS,),
             )
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
 
     async def clear_snapshots(self) -> None:
-        await self.db.execute("DELETE FROM snapshots")
+        await self.write("DELETE FROM snapshots")

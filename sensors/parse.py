@@ -30,7 +30,21 @@ MAX_ID = 128
 MAX_TICKET = 32
 MAX_NAME = 64
 MAX_TEXT = 2000
+MAX_SERVICES = 64  # names in one window's `services`
+MAX_COUNT = 10**9  # door totals (and integer ticket numbers): 0..10^9
 IDENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# Characters no identifier, ticket number or name may hold, and that free text loses: controls
+# (C0, DEL, C1: NUL, ESC, ...), Unicode format characters (bidi embeddings, overrides and
+# isolates, LRM/RLM/ALM, zero-width ones, BOM, tags), line and paragraph separators, surrogates.
+# They would reach metric labels, logs, WeCom messages and SMS, and could make one name look
+# like another.
+UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891"
+    "\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff"
+    "\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+)
+_SPACES = re.compile(r"[\t\n\r\x0b\x0c\x85\u2028\u2029]")
 
 INPUT_KINDS = ("ticket", "window", "door", "device", "system", "complaint")
 
@@ -171,8 +185,23 @@ def parse_ts(value: Stamp) -> float:
 
 
 def _text(value: str, field: str, limit: int) -> str:
+    """A name or identifier: 1-`limit` characters, none of them `UNSAFE`."""
     if not value or len(value) > limit:
         raise _Invalid(Reason.BAD_VALUE, f"{field} must be 1-{limit} characters")
+    if UNSAFE.search(value):
+        raise _Invalid(Reason.BAD_VALUE, f"{field} holds control or bidi characters")
+    return value
+
+
+def clean_text(value: str) -> str:
+    """Free text (a complaint's summary, a system's detail): line breaks and tabs become spaces,
+    other `UNSAFE` characters are dropped. Shown to staff, it keeps what can be read."""
+    return UNSAFE.sub("", _SPACES.sub(" ", value)).strip()
+
+
+def _count(value: int, field: str) -> int:
+    if not 0 <= value <= MAX_COUNT:
+        raise _Invalid(Reason.BAD_VALUE, f"{field} must be 0-{MAX_COUNT}")
     return value
 
 
@@ -199,9 +228,14 @@ def _build(hall: str, kind: str, sub: str | None, wire: object) -> Event:
     assert isinstance(wire, _Base)
     if not 1 <= len(wire.id) <= MAX_ID:
         raise _Invalid(Reason.BAD_ID, f"id must be 1-{MAX_ID} characters")
+    if UNSAFE.search(wire.id):
+        raise _Invalid(Reason.BAD_ID, "id holds control or bidi characters")
     ts = parse_ts(wire.ts)
     if isinstance(wire, _TicketBase):
-        ticket = _text(str(wire.ticket), "ticket", MAX_TICKET)
+        number = wire.ticket
+        if isinstance(number, int):
+            number = str(_count(number, "ticket"))  # str() of a huge int would raise
+        ticket = _text(number, "ticket", MAX_TICKET)
         kind_name = _TICKET_TYPE[type(wire)]
         service = getattr(wire, "service", None)
         window = getattr(wire, "window", None)
@@ -217,16 +251,18 @@ def _build(hall: str, kind: str, sub: str | None, wire: object) -> Event:
         )
     assert sub is not None or isinstance(wire, _Complaint)
     if isinstance(wire, _Window):
-        services = tuple(_text(s, "services[]", MAX_NAME) for s in wire.services)
+        if len(wire.services) > MAX_SERVICES:
+            raise _Invalid(Reason.BAD_VALUE, f"services: at most {MAX_SERVICES} names")
+        services = tuple(dict.fromkeys(_text(s, "services[]", MAX_NAME) for s in wire.services))
         return WindowEvent(hall, wire.id, ts, str(sub), wire.state, services, wire.emergency)
     if isinstance(wire, _Door):
-        if wire.in_total < 0 or wire.out_total < 0:
-            raise _Invalid(Reason.BAD_VALUE, "door totals must be non-negative")
-        return DoorEvent(hall, wire.id, ts, str(sub), wire.in_total, wire.out_total)
+        in_total = _count(wire.in_total, "in_total")
+        out_total = _count(wire.out_total, "out_total")
+        return DoorEvent(hall, wire.id, ts, str(sub), in_total, out_total)
     if isinstance(wire, _Device):
         return DeviceEvent(hall, wire.id, ts, str(sub), wire.state, wire.kind)
     if isinstance(wire, _System):
-        detail = None if wire.detail is None else wire.detail[:MAX_TEXT]
+        detail = None if wire.detail is None else clean_text(wire.detail[:MAX_TEXT]) or None
         return SystemEvent(hall, wire.id, ts, str(sub), wire.state, detail)
     assert isinstance(wire, _Complaint)
     return ComplaintEvent(
@@ -236,7 +272,7 @@ def _build(hall: str, kind: str, sub: str | None, wire: object) -> Event:
         complaint_id=_text(wire.complaint_id, "complaint_id", MAX_ID),
         channel=wire.channel,
         severity=wire.severity,
-        summary=_text(wire.summary, "summary", MAX_TEXT),
+        summary=_text(clean_text(wire.summary[: MAX_TEXT * 2]), "summary", MAX_TEXT),
         received_by=_text(wire.received_by, "received_by", MAX_NAME),
         phone=None if wire.phone is None else _text(wire.phone, "phone", 32),
     )

@@ -107,6 +107,15 @@ def test_far_above_threshold_fires_at_level_2() -> None:
     assert [(x.state, x.level) for x in out] == [("firing", 2)]
 
 
+def test_a_peak_first_seen_firing_after_30_minutes_fires_at_level_2_once() -> None:
+    """A peak whose condition began more than 30 minutes before the tick that finds it firing
+    (ticks far apart: a busy or restarted daemon) fires at level 2, and evaluating the same
+    instant again changes nothing (it escalated on the next look, two messages for one)."""
+    e = engine()
+    out = run(e, [(0, 25), (1900, 25), (1900, 25), (1902, 25)])
+    assert [(x.state, x.level) for x in out] == [("firing", 2)]
+
+
 def test_no_peak_alert_outside_opening_hours_or_on_holidays() -> None:
     """At 08:00, after 17:00 and on a non-working day a crowd fires nothing."""
     e = engine()

@@ -196,3 +196,31 @@ async def test_archive_csv_has_the_full_history_masked(tmp_path: Path) -> None:
         full = await d.export_csv(pii=True)
         assert "13812348000" in full
         assert d.open == {}  # archived: no longer held in memory
+
+
+async def test_topic_complaints_are_capped_per_hall_and_day(tmp_path: Path) -> None:
+    """A device flooding the complaint topic registers at most `per_day` complaints a hall and
+    business day; the rest are counted, a repeat of a registered one is not, and the next day
+    and complaints entered by staff are not held back."""
+    db = tmp_path / "hw.db"
+    t0 = at("2026-11-26T10:00")
+    clock = Clock(t0)
+    flood = [complaint_event(i, t0 + i) for i in range(30)]
+    flood.append(complaint_event(99, t0 + 50, complaint_id="T0"))  # T0 again, another event
+    flood.append(complaint_event(100, at("2026-11-27T10:00")))
+    async with Store(db) as events, ComplaintStore(db) as store:
+        await events.commit_batch(flood)
+        d = ComplaintDesk(
+            store, ComplaintSettings(), WorkCalendar(), tz=TZ, clock=clock, per_day=10
+        )
+        await d.start()
+        assert len(await store.select()) == 11 and d.over_limit == 20
+        _, new = await d.register(
+            hall="h1",
+            complaint_id="S1",
+            channel="visit",
+            severity="normal",
+            summary="staff entry",
+            received_by="张三",
+        )
+        assert new

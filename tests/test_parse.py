@@ -490,3 +490,106 @@ def test_arbitrary_json_never_raises(topic: str, obj: dict[str, Any]) -> None:
     else:
         assert result.hall == topic.split("/")[1]
         assert 0 <= result.ts < 10**11
+
+
+# --- bounded values ----------------------------------------------------------------------------
+
+BOUNDS = [
+    ("door total 10^400", "hall/h1/door/d1", base(in_total=10**400, out_total=0)),
+    ("door total 2^63-1", "hall/h1/door/d1", base(in_total=0, out_total=2**63 - 1)),
+    ("door total past 10^9", "hall/h1/door/d1", base(in_total=10**9 + 1, out_total=0)),
+    ("negative ticket number", "hall/h1/ticket", base(type="cancelled", ticket=-3)),
+    ("NUL in a ticket", "hall/h1/ticket", base(type="cancelled", ticket="A\x00B")),
+    ("RLO in a service", "hall/h1/ticket", base(type="issued", ticket="A1", service="提\u202e取")),
+    ("LRI in a window's services", "hall/h1/window/w1", base(state="open", services=["\u2066a"])),
+    (
+        "ESC in a complaint id",
+        "hall/h1/complaint",
+        base(
+            complaint_id="c\x1b[31m",
+            channel="visit",
+            severity="normal",
+            summary="s",
+            received_by="a",
+        ),
+    ),
+    (
+        "RLM in received_by",
+        "hall/h1/complaint",
+        base(
+            complaint_id="c1",
+            channel="visit",
+            severity="normal",
+            summary="s",
+            received_by="张\u200f三",
+        ),
+    ),
+    (
+        "C1 NEL in a phone",
+        "hall/h1/complaint",
+        base(
+            complaint_id="c1",
+            channel="visit",
+            severity="normal",
+            summary="s",
+            received_by="a",
+            phone="138\x85",
+        ),
+    ),
+    ("65 services", "hall/h1/window/w1", base(state="open", services=[f"s{i}" for i in range(65)])),
+    (
+        "summary of controls only",
+        "hall/h1/complaint",
+        base(
+            complaint_id="c1",
+            channel="visit",
+            severity="normal",
+            summary="\x00\u202e\n",
+            received_by="a",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("topic", "body"), [c[1:] for c in BOUNDS], ids=[c[0] for c in BOUNDS])
+def test_values_out_of_range_are_bad_values(topic: str, body: dict[str, Any]) -> None:
+    """Numbers past their range and names holding control or bidi characters are rejected as
+    bad_value (they reached /metrics as an overflow and SMS as "厅内9223372036854775807人")."""
+    assert rejected(topic, enc(body)).reason is Reason.BAD_VALUE
+
+
+def test_huge_integer_ticket_number_is_a_bad_value() -> None:
+    """A ticket "number" of 5,000 digits is rejected, not raised (str() of it would raise)."""
+    body = b'{"id": "a", "ts": 0, "type": "cancelled", "ticket": 1' + b"0" * 5000 + b"}"
+    assert rejected("hall/h1/ticket", body).reason is Reason.BAD_VALUE
+
+
+def test_event_id_with_control_characters_is_a_bad_id() -> None:
+    """An id holding NUL or a bidi override is rejected as bad_id."""
+    for eid in ("tm\x00", "tm\u202e1"):
+        body = enc({"id": eid, "ts": 0, "type": "cancelled", "ticket": "1"})
+        assert rejected("hall/h1/ticket", body).reason is Reason.BAD_ID
+
+
+def test_values_at_their_bounds_are_accepted() -> None:
+    """Door totals 0 and 10^9, 64 services (duplicates kept once) are still valid."""
+    ev = parse("hall/h1/door/d1", enc(base(in_total=10**9, out_total=0)))
+    assert isinstance(ev, DoorEvent) and ev.in_total == 10**9
+    win = parse("hall/h1/window/w1", enc(base(state="open", services=["a"] * 64)))
+    assert isinstance(win, WindowEvent) and win.services == ("a",)
+
+
+def test_free_text_loses_control_and_bidi_characters() -> None:
+    """A complaint's summary and a system's detail keep their words, without controls or bidi
+    characters; line breaks become spaces."""
+    body = base(
+        complaint_id="c1",
+        channel="visit",
+        severity="normal",
+        summary="等候\x00时间\u202e过长\n请处理",
+        received_by="前台01",
+    )
+    ev = parse("hall/h1/complaint", enc(body))
+    assert isinstance(ev, ComplaintEvent) and ev.summary == "等候时间过长 请处理"
+    sys_ev = parse("hall/h1/system/core", enc(base(state="down", detail="\u2066timeout\u2069\x1b")))
+    assert isinstance(sys_ev, SystemEvent) and sys_ev.detail == "timeout"

@@ -382,3 +382,21 @@ async def test_http_report(history: History) -> None:
             "from=2026-10-09&to=2026-10-09&format=pdf",
         ):
             assert (await client.get(f"/api/report?{q}", headers=auth)).status == 400
+
+
+def test_a_day_past_the_ticket_cap_is_reported() -> None:
+    """A hall-day with more tickets than the daily cap (5,200 issued) is replayed for the report
+    without error (it raised KeyError 'G5000' and /api/report answered 500): the tickets past
+    the cap are left out, as the daemon leaves them out."""
+    from daemon.report import ReportSettings, replay_hall_day
+
+    day = date(2026, 9, 30)
+    t0 = datetime(2026, 9, 30, 9, 0, tzinfo=ZONE).timestamp()
+    messages = []
+    for i in range(5200):
+        body = {"id": f"tm:{i}", "ts": int((t0 + i) * 1000), "type": "issued"}
+        body |= {"ticket": f"G{i:04d}", "service": "提取"}
+        messages.append(("hall/h1/ticket", json.dumps(body, ensure_ascii=False).encode()))
+    settings = ReportSettings(advice_every_s=3600.0, tick_s=600.0)
+    got = replay_hall_day("h1", day, messages, settings)
+    assert len(got.visits) == 5000

@@ -13,6 +13,7 @@ from daemon.state import (
     CANCELLED,
     COMPLETED,
     NO_SHOW,
+    SNAPSHOT_VERSION,
     WAITING,
     Day,
     HallsState,
@@ -411,7 +412,8 @@ def test_snapshot_round_trip() -> None:
 
 def test_snapshot_of_another_version_or_garbage_is_none() -> None:
     """A snapshot of another version, or bytes that are not one, decode to None."""
-    blob = encode(run(issued("A1", T0))).replace(b'"version":1', b'"version":99')
+    version = f'"version":{SNAPSHOT_VERSION}'.encode()
+    blob = encode(run(issued("A1", T0))).replace(version, b'"version":99')
     assert b'"version":99' in blob
     assert decode(blob) is None
     assert decode(b"not json") is None
@@ -486,7 +488,7 @@ def test_restore_mid_stream_equals_applying_all(events: list[Event], data: st.Da
     for ev in events[cut:]:
         restored.apply(ev)
     assert encode(restored) == encode(whole)
-    assert restored.applied == len(events)
+    assert restored.applied == whole.applied
 
 
 @settings(max_examples=300, deadline=None)
@@ -528,3 +530,67 @@ def test_day_at_hides_yesterday_after_midnight() -> None:
     hall = state.halls["h1"]
     assert state.day_at(hall, at("2026-11-26T17:30")) is hall.today
     assert state.day_at(hall, at("2026-11-27T00:05")) is None
+
+
+def test_apply_says_what_it_did() -> None:
+    """`apply` answers applied, stale_day, outdated or over_limit, and a refused event changes
+    nothing of the state but its own counter (not even the services it names)."""
+    from daemon.state import Limits, Outcome
+
+    state = HallsState(limits=Limits(windows=1))
+    now = at("2026-11-27T09:00")
+    assert state.apply(window_ev("w1", "open", now, ("提取",))) is Outcome.APPLIED
+    assert state.apply(issued("A1", now + 1, "提取")) is Outcome.APPLIED
+    assert state.apply(device_ev("tm", "online", now)) is Outcome.APPLIED
+    before = encode(state)
+    assert state.apply(issued("A9", at("2026-11-26T16:00"), "新业务")) is Outcome.STALE_DAY
+    assert state.apply(window_ev("w1", "closed", now - 60, ("提取",))) is Outcome.OUTDATED
+    assert state.apply(device_ev("tm", "offline", now - 5)) is Outcome.OUTDATED
+    assert state.apply(window_ev("w2", "open", now, ("提取",))) is Outcome.OVER_LIMIT
+    hall = state.halls["h1"]
+    assert state.applied == 3 and state.over_limit == 1 and hall.stale_events == 1
+    hall.stale_events, state.over_limit = 0, 0
+    assert encode(state) == before
+
+
+def test_ticket_cap_holds_for_every_event_that_creates_a_ticket() -> None:
+    """A flood of `cancelled` (or `called`) for tickets never issued creates no more tickets
+    than the daily cap allows; the rest are counted as over the limit."""
+    from daemon.state import Limits
+
+    state = HallsState(limits=Limits(tickets=3))
+    t0 = at("2026-11-26T09:00")
+    for i in range(5):
+        state.apply(ticket_ev("cancelled", f"X{i}", t0 + i))
+    state.apply(ticket_ev("called", "Y1", t0 + 9, window="w1"))
+    assert len(today(state).tickets) == 3 and state.over_limit == 3
+    state.apply(ticket_ev("cancelled", "X0", t0 + 10))  # a known ticket is not a new one
+    assert state.over_limit == 3
+
+
+def test_complaints_are_capped_per_hall_and_day() -> None:
+    """Past `limits.complaints` a business day, complaints are counted over the limit; the same
+    complaint again is no new one, and the next day starts afresh."""
+    from daemon.state import Limits
+
+    state = HallsState(limits=Limits(complaints=2))
+    t0 = at("2026-11-26T09:00")
+    for i in range(4):
+        state.apply(complaint_ev(f"c{i}", t0 + i))
+    state.apply(complaint_ev("c0", t0 + 9))
+    assert sorted(state.halls["h1"].complaints) == ["c0", "c1"] and state.over_limit == 2
+    state.apply(complaint_ev("d0", at("2026-11-27T09:00")))
+    assert "d0" in state.halls["h1"].complaints and state.over_limit == 2
+
+
+def test_complaint_counts_are_kept_for_a_month_of_days() -> None:
+    """A device cycling through old days cannot evade the daily cap by outliving its counts:
+    once a month of days is counted, complaints older than all of them are refused."""
+    from daemon.state import Limits
+
+    state = HallsState(limits=Limits(complaints=1))
+    t0 = at("2026-11-26T09:00")
+    for d in range(40):
+        state.apply(complaint_ev(f"new{d}", t0 - d * 86400))
+    assert len(state.halls["h1"].complaint_days) == 31
+    assert len(state.halls["h1"].complaints) == 31 and state.over_limit == 9

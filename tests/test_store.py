@@ -131,7 +131,7 @@ async def test_wrong_schema_version_refuses_to_open(tmp_path: Path) -> None:
     """A database of another schema version is refused, and its connection closed."""
     path = tmp_path / "ev.db"
     async with Store(path) as store:
-        await store.db.execute("UPDATE meta SET value='99' WHERE key='schema'")
+        await store.write("UPDATE meta SET value='99' WHERE key='schema'")
     threads = threading.active_count()
     refused = Store(path)  # kept referenced, so garbage collection cannot hide a leak
     with pytest.raises(RuntimeError, match="schema 99"):

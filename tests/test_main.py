@@ -1,0 +1,47 @@
+"""daemon.main: the composition's own decisions (what the alert tick reads)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alerts.outbox import Outbox
+from alerts.service import Alerts
+from daemon.config import Settings, StoreSettings
+from daemon.main import Daemon
+from tests.factories import at, issued, window_ev
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_the_alert_tick_never_reads_advice_cached_by_a_scrape(tmp_path: Path) -> None:
+    """A scrape (or the hall screen) caches staffing advice for a tick; the alert tick a second
+    later computes its own, so what it notifies does not depend on when Prometheus scraped, nor
+    on a cache a restart emptied (found by the simulation test)."""
+    t0 = at("2026-11-26T10:00")
+    clock = Clock(t0)
+    d = Daemon(Settings(store=StoreSettings(path=str(tmp_path / "h.db"))), clock=clock)
+    d.pipeline.process(window_ev("w1", "open", t0 - 600, ("gjj",)))
+    scraped = d.advice("h1")  # a scrape: an empty queue
+    assert scraped is not None and scraped.services[0].estimated_wait_s == 0.0
+    for i in range(30):
+        d.pipeline.process(issued(f"A{i}", t0 + i * 0.01))
+    d.lane.drain(publish=False)
+    clock.t = t0 + 1
+
+    async def tick() -> None:
+        async with Outbox(tmp_path / "h.db") as outbox:
+            d.alerts = Alerts(d.alert_settings, outbox, clock=clock)
+            await d.alerts.start()
+            await d.tick(clock.t)
+
+    asyncio.run(tick())
+    assert d.advice("h1") is not scraped  # the tick's own advice, reused by the next scrape
+    (episode,) = d.alerts.engine.episodes.values()
+    assert episode.alert == "queue_peak" and episode.phase == "pending"
