@@ -30,6 +30,7 @@ from sensors.profiles import PROFILES
 from sensors.simulator import Day, publish_live, simulate_day
 
 log = logging.getLogger("hallwatch.demo")
+STOP_S = 5.0  # how long the replay may take to see `stop` before it is cancelled
 
 
 @contextlib.asynccontextmanager
@@ -70,13 +71,14 @@ async def run_demo(
     listen: str,
     db: str | None,
 ) -> int:
-    tz = ZoneInfo("Asia/Shanghai")
-    profile = dataclasses.replace(PROFILES[profile_name], date=datetime.now(tz).date())
-    day: Day = simulate_day(profile, seed)
+    # The handlers first: a Ctrl-C during start-up then stops the demo as one later would.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    tz = ZoneInfo("Asia/Shanghai")
+    profile = dataclasses.replace(PROFILES[profile_name], date=datetime.now(tz).date())
+    day: Day = simulate_day(profile, seed)
     with tempfile.TemporaryDirectory(prefix="hallwatch-demo-") as tmp:
         async with contextlib.AsyncExitStack() as stack:
             overrides: dict[str, object] = {
@@ -123,13 +125,21 @@ async def run_demo(
 
                 async def simulate() -> None:
                     sent = await publish_live(
-                        day, host=broker.host, port=broker.port, speed=speed, on_progress=progress
+                        day,
+                        host=broker.host,
+                        port=broker.port,
+                        speed=speed,
+                        on_progress=progress,
+                        stop=stop,
                     )
                     print(f"  模拟日结束 (day finished): {sent} 条消息; Ctrl-C 停止", flush=True)
 
                 sim = tg.create_task(simulate(), name="simulator")
                 await stop.wait()
-                sim.cancel()
+                # `stop` ends the replay before its next message; cancel only if it is stuck.
+                _, stuck = await asyncio.wait({sim}, timeout=STOP_S)
+                if stuck:
+                    sim.cancel()
                 await runner
     print("hallwatch demo stopped", flush=True)
     return 0

@@ -636,11 +636,14 @@ async def publish_live(
     username: str | None = None,
     password: str | None = None,
     on_progress: Callable[[float, int], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> int:
     """Publish the day at QoS 1 in event-time order, `speed` times real time (None/0: at once).
 
     Returns how many messages were published. `on_progress(sim_time, sent)` is called about
-    once a second of wall time, and once at the end.
+    once a second of wall time, and once at the end. Setting `stop` ends the replay before the
+    next message: on Python 3.11 a task cancel that lands as a QoS 1 acknowledgement arrives is
+    lost inside `asyncio.wait_for` (gh-86296), so cancelling alone cannot stop the replay.
     """
     import aiomqtt  # only the live path needs a broker client
 
@@ -663,9 +666,11 @@ async def publish_live(
         for m in day.messages:
             if speed:
                 due = wall0 + (m.at - first) / speed
-                while (delay := due - loop.time()) > 0:
-                    await asyncio.sleep(min(delay, 1.0))  # wake to report during long gaps
+                while (delay := due - loop.time()) > 0 and not (stop and stop.is_set()):
+                    await asyncio.sleep(min(delay, 0.2))  # wake to report and to see `stop`
                     report(first + (loop.time() - wall0) * speed)
+            if stop is not None and stop.is_set():
+                return sent
             await client.publish(m.topic, _json(m.payload).encode("utf-8"), qos=1, retain=m.retain)
             sent += 1
             report(m.at)

@@ -604,6 +604,32 @@ def test_publish_live_paces_by_speed(sim_broker_port: int) -> None:
     assert progress[-1] == (msgs[-1].at, 5)
 
 
+def test_publish_live_ends_when_stop_is_set(sim_broker_port: int) -> None:
+    """Setting `stop` ends a paced replay before its next message, without cancelling it."""
+    base = day("quiet", 1)
+    msgs = [
+        dataclasses.replace(m, at=base.messages[0].at + i * 10.0)
+        for i, m in enumerate(base.messages[:50])
+    ]
+
+    async def run() -> tuple[int, float]:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.35, stop.set)
+        start = time.monotonic()
+        sent = await publish_live(
+            dataclasses.replace(base, messages=msgs),
+            host="127.0.0.1",
+            port=sim_broker_port,
+            speed=100.0,  # one message every 0.1 s: 50 would take 5 s
+            stop=stop,
+        )
+        return sent, time.monotonic() - start
+
+    sent, took = asyncio.run(run())
+    assert 2 <= sent <= 6
+    assert took < 2.0
+
+
 def test_event_ids_stay_unique_across_days() -> None:
     """Two days of the same hall share no event id (the store would drop the second day)."""
     first = simulate_day(PROFILES["quiet"], seed=1)
