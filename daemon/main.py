@@ -259,12 +259,7 @@ class Daemon:
                 log.info("serving http://%s:%d/metrics", *self.http.bound)
                 await stop.wait()
                 log.info("stopping: draining the current batch")
-                for task in tasks:
-                    task.cancel()
-                _, stuck = await asyncio.wait(tasks, timeout=DRAIN_S)
-                for task in stuck:
-                    log.error("task %s did not stop within %.0f s:", task.get_name(), DRAIN_S)
-                    task.print_stack(file=sys.stderr)
+                await cancel_all(tasks, DRAIN_S)
             self.lane.drain()
             if self.ingest.last_seq > self._snap_seq:
                 await self._snapshot(store, self.ingest.last_seq)
@@ -466,6 +461,21 @@ class Daemon:
         self._since_snap = 0
         self._snap_seq = upto
         await store.save_snapshot(upto, self.clock(), body)
+
+
+async def cancel_all(tasks: list[asyncio.Task[Any]], within: float) -> None:
+    """Cancel `tasks` and wait for them, cancelling again every half second: on Python 3.11 a
+    cancel that lands as an awaited future completes is lost inside `asyncio.wait_for`
+    (gh-86296), and aiomqtt's publish and subscribe wait that way. Reports stragglers."""
+    pending = set(tasks)
+    deadline = time.monotonic() + within
+    while pending and time.monotonic() < deadline:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+    for task in pending:
+        log.error("task %s did not stop within %.0f s:", task.get_name(), within)
+        task.print_stack(file=sys.stderr)
 
 
 def _dumps(obj: Any) -> str:

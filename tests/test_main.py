@@ -8,7 +8,7 @@ from pathlib import Path
 from alerts.outbox import Outbox
 from alerts.service import Alerts
 from daemon.config import Settings, StoreSettings
-from daemon.main import Daemon
+from daemon.main import Daemon, cancel_all
 from tests.factories import at, issued, window_ev
 
 
@@ -45,3 +45,27 @@ def test_the_alert_tick_never_reads_advice_cached_by_a_scrape(tmp_path: Path) ->
     assert d.advice("h1") is not scraped  # the tick's own advice, reused by the next scrape
     (episode,) = d.alerts.engine.episodes.values()
     assert episode.alert == "queue_peak" and episode.phase == "pending"
+
+
+def test_shutdown_cancels_again_a_task_that_lost_its_cancel() -> None:
+    """A task that swallows one cancel (the Python 3.11 wait_for race) still stops at shutdown."""
+
+    async def run() -> tuple[int, bool]:
+        swallowed = 0
+
+        async def loop_forever() -> None:
+            nonlocal swallowed
+            while True:
+                try:
+                    await asyncio.sleep(3600)
+                except asyncio.CancelledError:
+                    if swallowed:
+                        raise
+                    swallowed += 1  # as wait_for does when the future completed meanwhile
+
+        task = asyncio.create_task(loop_forever())
+        await asyncio.sleep(0)
+        await cancel_all([task], within=5.0)
+        return swallowed, task.cancelled()
+
+    assert asyncio.run(run()) == (1, True)
