@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import aiohttp
-
-from alerts.channels import Channel
-from alerts.channels.alertmanager import AlertmanagerChannel
-from alerts.channels.limited import RateLimited
-from alerts.channels.sms import SmsChannel, provider
-from alerts.channels.webhook import WebhookChannel
-from alerts.channels.wecom import WecomChannel
-from alerts.settings import AlertSettings
+from hallwatch.alerts.channels import Channel
+from hallwatch.alerts.channels.alertmanager import AlertmanagerChannel
+from hallwatch.alerts.channels.limited import RateLimited
+from hallwatch.alerts.channels.sms import SmsChannel, provider
+from hallwatch.alerts.channels.webhook import WebhookChannel
+from hallwatch.alerts.channels.wecom import WecomChannel
+from hallwatch.alerts.settings import AlertSettings
 
 
 def channels(

@@ -14,10 +14,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 
-from alerts.channels import FAILED, RETRY, SENT, Channel, Result
-from alerts.metrics import AlertMetrics
-from alerts.outbox import Notification, Outbox, retry_at
-from alerts.settings import OutboxSettings
+from hallwatch.alerts.channels import FAILED, RETRY, SENT, Channel, Result
+from hallwatch.alerts.metrics import AlertMetrics
+from hallwatch.alerts.outbox import Notification, Outbox, retry_at
+from hallwatch.alerts.settings import OutboxSettings
 
 log = logging.getLogger("hallwatch.alerts")
 

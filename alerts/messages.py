@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.view import Figures, Transition
+from hallwatch.alerts.view import Figures, Transition
 
 WECOM_MARKDOWN_MAX = 4096
 WECOM_TEXT_MAX = 2048

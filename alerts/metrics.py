@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterator
 
+from hallwatch.alerts.outbox import OutboxStats
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-from alerts.outbox import OutboxStats
 
 RESULTS = ("sent", "retry", "throttled", "failed", "dead")
 CHANNELS = ("wecom", "sms", "webhook", "alertmanager")

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.backoff import delay
-from daemon.sqlite import SqliteFile
+from hallwatch.daemon.base.backoff import delay
+from hallwatch.daemon.store.sqlite import SqliteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alert_outbox (

@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from alerts.rules import RuleEngine
-from alerts.settings import RuleSettings
-from alerts.view import HallView, Transition
+from hallwatch.alerts.rules import RuleEngine
+from hallwatch.alerts.settings import RuleSettings
+from hallwatch.alerts.view import HallView, Transition
 
 TRANSITIONS = ("firing", "escalated", "resolved")
 

@@ -15,10 +15,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import msgspec
-
-from alerts import messages
-from alerts.settings import DeviceRule, HallRules, RuleSettings, SystemRule
-from alerts.view import Crossing, Figures, HallView, Transition
+from hallwatch.alerts import messages
+from hallwatch.alerts.settings import DeviceRule, HallRules, RuleSettings, SystemRule
+from hallwatch.alerts.view import Crossing, Figures, HallView, Transition
 
 # Which estimates a device feeds: a door counter the headcount, the others the wait estimates.
 _FEEDS = {

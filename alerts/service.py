@@ -12,14 +12,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from alerts import messages
-from alerts.channels.alertmanager import postable
-from alerts.messages import Names
-from alerts.metrics import AlertMetrics
-from alerts.outbox import NewNotification, Outbox
-from alerts.rules import Episode, RuleEngine
-from alerts.settings import AlertSettings
-from alerts.view import HallView, Transition
+from hallwatch.alerts import messages
+from hallwatch.alerts.channels.alertmanager import postable
+from hallwatch.alerts.messages import Names
+from hallwatch.alerts.metrics import AlertMetrics
+from hallwatch.alerts.outbox import NewNotification, Outbox
+from hallwatch.alerts.rules import Episode, RuleEngine
+from hallwatch.alerts.settings import AlertSettings
+from hallwatch.alerts.view import HallView, Transition
 
 log = logging.getLogger("hallwatch.alerts")
 STATE_NAME = "rules"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import time
 from typing import Any
 
-from alerts.view import KINDS
+from hallwatch.alerts.view import KINDS
 
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PHONE = re.compile(r"\+?[0-9]{5,15}")
@@ -229,6 +229,6 @@ class AlertSettings:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], env: Mapping[str, str]) -> AlertSettings:
         """Build from the `[alerts]` table and the environment; bad values raise ConfigError."""
-        from alerts.settings_reader import Reader  # it builds the classes of this module
+        from hallwatch.alerts.settings_reader import Reader  # it builds the classes of this module
 
         return Reader(env).settings(dict(data))

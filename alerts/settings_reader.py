@@ -1,5 +1,5 @@
 """Reading the `[alerts]` table into `alerts.settings` objects, each bad value a ConfigError
-naming its key. Secrets come from the file or the environment (`daemon.config.read_secret`)."""
+naming its key. Secrets come from the file or the environment (`config.settings.read_secret`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from alerts.settings import (
+from hallwatch.alerts.settings import (
     ALIYUN_ENDPOINT,
     NAME,
     PHONE,
@@ -35,8 +35,8 @@ from alerts.settings import (
     Webhook,
     WecomSettings,
 )
-from alerts.view import KINDS
-from daemon.config import ConfigError, env_name, read_secret
+from hallwatch.alerts.view import KINDS
+from hallwatch.daemon.config.settings import ConfigError, env_name, read_secret
 
 
 class Reader:

@@ -11,39 +11,40 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
+from hallwatch.alerts import build as alert_build
+from hallwatch.alerts.dispatcher import Dispatcher
+from hallwatch.alerts.metrics import AlertMetrics
+from hallwatch.alerts.outbox import Outbox
+from hallwatch.alerts.receiver import add_routes as add_alert_routes
+from hallwatch.alerts.service import Alerts
+from hallwatch.alerts.settings import AlertSettings
+from hallwatch.daemon.config.settings import Settings
+from hallwatch.daemon.config.staff import ComplaintSettings, OutageSettings
+from hallwatch.daemon.core.pipeline import Faults, Pipeline
+from hallwatch.daemon.core.state import HallsState
+from hallwatch.daemon.core.views import all_views
+from hallwatch.daemon.core.workdays import WorkCalendar
+from hallwatch.daemon.estimate import offpeak
+from hallwatch.daemon.estimate.lane import EstimateLane
+from hallwatch.daemon.estimate.model import Advice, EstimateOut, Estimator
+from hallwatch.daemon.metrics.collectors import SafeRegistry
+from hallwatch.daemon.metrics.families import IngestMetrics, StateCollector
+from hallwatch.daemon.mqtt.ingest import Ingest, make_output_client
+from hallwatch.daemon.mqtt.outputs import OutputPublisher, status_payload
+from hallwatch.daemon.reports import cli as report_cli
+from hallwatch.daemon.staff.complaint_store import ComplaintDesk, ComplaintStore
+from hallwatch.daemon.staff.outage import Callbacks, CallbackStore, HealthProbe
+from hallwatch.daemon.store.events import Store
+from hallwatch.daemon.store.restore import decode_snapshot as decode_snapshot
+from hallwatch.daemon.store.restore import encode_snapshot as encode_snapshot
+from hallwatch.daemon.store.restore import load_snapshot, replay
+from hallwatch.daemon.store.restore import restore as restore
+from hallwatch.daemon.web import screen, staff_api
+from hallwatch.daemon.web.auth import ApiSettings
+from hallwatch.daemon.web.server import HttpServer
 from prometheus_client import disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-from alerts import build as alert_build
-from alerts.dispatcher import Dispatcher
-from alerts.metrics import AlertMetrics
-from alerts.outbox import Outbox
-from alerts.receiver import add_routes as add_alert_routes
-from alerts.service import Alerts
-from alerts.settings import AlertSettings
-from daemon import offpeak, report_cli, screen, staff_api
-from daemon.auth import ApiSettings
-from daemon.collectors import SafeRegistry
-from daemon.complaint_store import ComplaintDesk, ComplaintStore
-from daemon.config import Settings
-from daemon.estimate import Advice, EstimateOut, Estimator
-from daemon.estimating import EstimateLane
-from daemon.http import HttpServer
-from daemon.ingest import Ingest, make_output_client
-from daemon.metrics import IngestMetrics, StateCollector
-from daemon.outage import Callbacks, CallbackStore, HealthProbe
-from daemon.outputs import OutputPublisher, status_payload
-from daemon.pipeline import Faults, Pipeline
-from daemon.restore import decode_snapshot as decode_snapshot
-from daemon.restore import encode_snapshot as encode_snapshot
-from daemon.restore import load_snapshot, replay
-from daemon.restore import restore as restore
-from daemon.staff_settings import ComplaintSettings, OutageSettings
-from daemon.state import HallsState
-from daemon.store import Store
-from daemon.views import all_views
-from daemon.workdays import WorkCalendar
 
 log = logging.getLogger("hallwatch")
 

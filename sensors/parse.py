@@ -12,8 +12,7 @@ from datetime import datetime
 from typing import Literal
 
 import msgspec
-
-from sensors.events import (
+from hallwatch.sensors.events import (
     ComplaintEvent,
     DeviceEvent,
     DoorEvent,

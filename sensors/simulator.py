@@ -28,7 +28,7 @@ from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from sensors.profiles import PROFILES, Outage, Profile, ServiceSpec
+from hallwatch.sensors.profiles import PROFILES, Outage, Profile, ServiceSpec
 
 CST = timezone(timedelta(hours=8))  # Asia/Shanghai has had no DST since 1991
 PRIORITY_RANK: dict[str, int] = {"green": 0, "appointment": 1, "normal": 2}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.mosquitto import Mosquitto, find_mosquitto
-from daemon.procs import ROOT as ROOT  # re-exported for the tests
-from daemon.procs import DaemonChild
+from tests.harness.mosquitto import Mosquitto, find_mosquitto
+from tests.harness.procs import ROOT as ROOT  # re-exported for the tests
+from tests.harness.procs import DaemonChild
 
 
 @pytest.fixture
@@ -40,7 +40,8 @@ def wait_until(pred: Callable[[], object], timeout: float = 20.0, what: str = "c
 
 
 class DaemonProcess(DaemonChild):
-    """`hallwatch run` as a subprocess (daemon/procs.py) that fails the test, with the daemon's
+    """`hallwatch run` as a subprocess (tests/harness/procs.py)
+    that fails the test, with the daemon's
     log, when it exits unexpectedly."""
 
     def __init__(self, workdir: Path, broker_url: str, *, extra_env: dict[str, str] | None = None):

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sensors.events import (
+from hallwatch.sensors.events import (
     ComplaintEvent,
     DeviceEvent,
     DoorEvent,

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hallwatch.daemon.config import settings as config
 
-from daemon import config
 from tests.conftest import ROOT
 
 UNIT = ROOT / "deploy/systemd/hallwatch.service"

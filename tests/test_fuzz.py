@@ -15,22 +15,22 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from hallwatch.alerts.outbox import Outbox
+from hallwatch.alerts.receiver import add_routes
+from hallwatch.alerts.service import Alerts
+from hallwatch.alerts.settings import AlertSettings
+from hallwatch.daemon.config import settings as config
+from hallwatch.daemon.config.settings import ConfigError
+from hallwatch.daemon.core.state import HallsState
+from hallwatch.daemon.web.auth import Token
+from hallwatch.daemon.web.server import HttpServer
+from hallwatch.sensors.events import Reason, Rejection
+from hallwatch.sensors.parse import IDENT, MAX_ID, parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from alerts.outbox import Outbox
-from alerts.receiver import add_routes
-from alerts.service import Alerts
-from alerts.settings import AlertSettings
-from daemon import config
-from daemon.auth import Token
-from daemon.config import ConfigError
-from daemon.fakes import ServerThread
-from daemon.http import HttpServer
-from daemon.state import HallsState
-from sensors.events import Reason, Rejection
-from sensors.parse import IDENT, MAX_ID, parse
+from tests.harness.fakes import ServerThread
 
 FAST = settings(max_examples=300, deadline=1000, suppress_health_check=[HealthCheck.too_slow])
 

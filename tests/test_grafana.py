@@ -11,12 +11,11 @@ import json
 import re
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
+from tests import REPO as ROOT
 from tests.factories import at, device_ev, door_ev, issued, system_ev, ticket_ev, window_ev
 
-ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "grafana"
 DASHBOARDS = {p.stem: p for p in sorted((GRAFANA / "dashboards").glob("*.json"))}
 DATASOURCE_UID = "hallwatch-prometheus"
@@ -273,8 +272,8 @@ def test_metric_extraction_sees_through_promql_syntax():
 def test_exported_list_matches_the_daemon():
     """Every metric listed as exported today really comes out of a daemon's registry (a listed
     not-yet-exported one that does is reported as a warning)."""
-    from daemon.config import load
-    from daemon.main import Daemon
+    from hallwatch.daemon.config.settings import load
+    from hallwatch.daemon.main import Daemon
 
     t0 = at("2026-11-30T09:00")
     daemon = Daemon(load(), clock=lambda: t0 + 60)

@@ -26,11 +26,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from hallwatch.sensors.profiles import PROFILES, hm
+from hallwatch.sensors.simulator import CST, Day, SimMessage, epoch, publish_live, simulate_day
 
-from daemon.mosquitto import Mosquitto, free_port
-from sensors.profiles import PROFILES, hm
-from sensors.simulator import CST, Day, SimMessage, epoch, publish_live, simulate_day
+from tests import REPO as ROOT
 from tests.conftest import DaemonProcess, wait_until
+from tests.harness.mosquitto import Mosquitto, free_port
 from tests.test_grafana import (
     DASHBOARDS,
     EXPORTED,
@@ -44,7 +45,6 @@ from tests.test_grafana import (
     variable_queries,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "grafana/prometheus/hallwatch-rules.yml"
 RULE_TESTS = ROOT / "grafana/prometheus/hallwatch-rules.test.yml"
 ALERTMANAGER_CONFIG = ROOT / "grafana/alertmanager/alertmanager.yml"

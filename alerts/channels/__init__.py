@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
-
-from alerts.outbox import Notification
+from hallwatch.alerts.outbox import Notification
 
 SENT, RETRY, FAILED = "sent", "retry", "failed"
 

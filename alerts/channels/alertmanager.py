@@ -10,10 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import aiohttp
-
-from alerts.channels import Result, by_status, request
-from alerts.outbox import Notification
-from alerts.settings import AlertmanagerSettings
+from hallwatch.alerts.channels import Result, by_status, request
+from hallwatch.alerts.outbox import Notification
+from hallwatch.alerts.settings import AlertmanagerSettings
 
 ALERTNAMES = {
     "queue_peak": "HallQueuePeak",

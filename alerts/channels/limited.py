@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from alerts.channels import RETRY, Channel, Result
-from alerts.outbox import Notification
-from alerts.ratelimit import RateLimits, SlidingWindow
-from alerts.settings import ChannelLimits
+from hallwatch.alerts.channels import RETRY, Channel, Result
+from hallwatch.alerts.outbox import Notification
+from hallwatch.alerts.ratelimit import RateLimits, SlidingWindow
+from hallwatch.alerts.settings import ChannelLimits
 
 
 class RateLimited:

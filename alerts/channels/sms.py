@@ -19,10 +19,9 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import aiohttp
-
-from alerts.channels import FAILED, RETRY, SENT, Reply, Result, by_status, request
-from alerts.outbox import Notification
-from alerts.settings import SmsSettings
+from hallwatch.alerts.channels import FAILED, RETRY, SENT, Reply, Result, by_status, request
+from hallwatch.alerts.outbox import Notification
+from hallwatch.alerts.settings import SmsSettings
 
 
 class SmsProvider(Protocol):

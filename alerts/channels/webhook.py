@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import aiohttp
-
-from alerts.channels import FAILED, Result, by_status, request
-from alerts.outbox import Notification
-from alerts.settings import Webhook
+from hallwatch.alerts.channels import FAILED, Result, by_status, request
+from hallwatch.alerts.outbox import Notification
+from hallwatch.alerts.settings import Webhook
 
 
 class WebhookChannel:

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import aiohttp
-
-from alerts.channels import FAILED, RETRY, SENT, Reply, Result, request
-from alerts.outbox import Notification
-from alerts.settings import Robot
+from hallwatch.alerts.channels import FAILED, RETRY, SENT, Reply, Result, request
+from hallwatch.alerts.outbox import Notification
+from hallwatch.alerts.settings import Robot
 
 THROTTLED = 45009
 # Transient server-side codes: system busy (-1) and frequency limits.

@@ -1,0 +1,1 @@
+"""Leaf utilities every layer may use: backoff, rate-limited logging, errors, ports."""

@@ -1,0 +1,1 @@
+"""The `hallwatch` command line: one module per command group, and the demo."""

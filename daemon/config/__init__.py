@@ -1,0 +1,1 @@
+"""One validated settings object, from TOML, the environment and flags."""

@@ -1,0 +1,470 @@
+"""Live hall state: a pure, synchronous core driven by events and event time.
+
+`HallsState.apply(event)` is the only way state changes; it reads no clock, socket or
+environment, so the live daemon, `hallwatch replay` and the tests drive exactly the same code.
+State classes are msgspec structs so a snapshot is one `msgspec.json.encode` away.
+
+Day-scoped data (tickets, queues, headcount, today's counts) is per hall and per business day:
+ticket numbers restart every day, and the first event of a new business day starts it afresh.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+import msgspec
+from hallwatch.sensors.events import (
+    PRIORITY_RANK,
+    ComplaintEvent,
+    DeviceEvent,
+    DoorEvent,
+    Event,
+    SystemEvent,
+    TicketEvent,
+    WindowEvent,
+)
+
+SNAPSHOT_VERSION = 2
+_COMPLAINT_DAYS = 31  # business days whose complaint counts are kept, for the daily cap
+
+
+class Outcome(StrEnum):
+    """What `HallsState.apply` did with an event. Only an APPLIED event may reach the later
+    stages (estimator, learning); the others are stored but left out of the live picture."""
+
+    APPLIED = "applied"
+    STALE_DAY = "stale_day"  # from a business day before the hall's current one
+    OUTDATED = "outdated"  # older than what the state holds for that window, device or system
+    OVER_LIMIT = "over_limit"  # would pass a cap in `Limits`
+
+
+WAITING, CALLED, COMPLETED, NO_SHOW, CANCELLED = (
+    "waiting",
+    "called",
+    "completed",
+    "no_show",
+    "cancelled",
+)
+_DONE = (COMPLETED, NO_SHOW, CANCELLED)
+
+
+class Ticket(msgspec.Struct):
+    service: str | None
+    priority: str
+    issued_at: float | None  # when it (re-)entered the queue; None if `issued` never arrived
+    status: str
+    window: str | None = None
+    called_at: float | None = None
+    first_issued_at: float | None = None
+
+
+class Window(msgspec.Struct):
+    state: str = "closed"
+    services: list[str] = msgspec.field(default_factory=list)
+    emergency: bool = False
+    since: float = 0.0
+    serving: str | None = None  # ticket being served, if any
+    serving_since: float | None = None
+
+
+class Door(msgspec.Struct):
+    in_base: int
+    out_base: int
+    resets: int = 0
+    base_ts: float = 0.0  # event time of the reading the baseline came from
+
+
+class Device(msgspec.Struct):
+    state: str
+    kind: str
+    last_seen: float
+    since: float
+
+
+class System(msgspec.Struct):
+    state: str
+    since: float
+    detail: str | None = None
+    last_seen: float = 0.0  # event time of the newest report (`since` only moves on a change)
+
+
+class Complaint(msgspec.Struct):
+    severity: str
+    channel: str
+    received_at: float
+    received_by: str
+
+
+class Day(msgspec.Struct):
+    """Everything in a hall that starts afresh each business day."""
+
+    day: date
+    tickets: dict[str, Ticket] = msgspec.field(default_factory=dict)
+    occupancy: int = 0
+    peak_occupancy: int = 0
+    peak_occupancy_at: float | None = None
+    issued: int = 0
+    called: int = 0
+    completed: int = 0
+    no_show: int = 0
+    cancelled: int = 0
+    transferred: int = 0
+    wait_total_s: float = 0.0  # sum of (called_at - issued_at) over called tickets
+
+
+class Limits(msgspec.Struct, frozen=True):
+    """Caps on what devices can make us track, so a bad device cannot explode the metrics.
+
+    An event that would add a hall, service, window, door, device, system, ticket or complaint
+    beyond its cap is kept in the store but not applied, and counted in `HallsState.over_limit`.
+    Any ticket event can create its ticket (a `cancelled` for a ticket never issued does), so the
+    ticket cap holds for all of them.
+    """
+
+    halls: int = 100
+    services: int = 50  # per hall
+    windows: int = 100  # per hall
+    doors: int = 50  # per hall
+    devices: int = 500  # per hall
+    systems: int = 20  # per hall
+    tickets: int = 5000  # per hall and business day
+    complaints: int = 200  # per hall and business day
+
+
+class Hall(msgspec.Struct):
+    services: dict[str, float] = msgspec.field(default_factory=dict)  # name -> first seen
+    today: Day | None = None
+    windows: dict[str, Window] = msgspec.field(default_factory=dict)
+    doors: dict[str, Door] = msgspec.field(default_factory=dict)
+    devices: dict[str, Device] = msgspec.field(default_factory=dict)
+    systems: dict[str, System] = msgspec.field(default_factory=dict)
+    complaints: dict[str, Complaint] = msgspec.field(default_factory=dict)
+    last_event_at: float = 0.0
+    stale_events: int = 0  # events from an earlier business day, after the hall moved on
+    complaint_days: dict[str, int] = msgspec.field(default_factory=dict)  # ISO day -> count
+
+
+class HallsState(msgspec.Struct):
+    """All halls; the root of a snapshot."""
+
+    tz: str = "Asia/Shanghai"
+    halls: dict[str, Hall] = msgspec.field(default_factory=dict)
+    applied: int = 0
+    limits: Limits = Limits()
+    over_limit: int = 0
+
+    def business_day(self, ts: float) -> date:
+        return datetime.fromtimestamp(ts, _zone(self.tz)).date()
+
+    def day_at(self, hall: Hall, now: float) -> Day | None:
+        """The hall's business day as seen at `now`: after midnight, yesterday's queue and
+        headcount are not "now" any more, so a hall with no event yet today has no day."""
+        day = hall.today
+        return day if day is not None and day.day >= self.business_day(now) else None
+
+    def apply(self, event: Event) -> Outcome:
+        """Apply one accepted (already de-duplicated) event; says what it did."""
+        hall = self.halls.get(event.hall)
+        if hall is None and len(self.halls) >= self.limits.halls:
+            self.over_limit += 1
+            return Outcome.OVER_LIMIT
+        new = hall is None
+        if hall is None:
+            hall = Hall()
+        outcome = self._refuses(hall, event)
+        door_baseline = outcome is Outcome.STALE_DAY and isinstance(event, DoorEvent)
+        if (outcome is None or door_baseline) and not self._admits(hall, event):
+            outcome = Outcome.OVER_LIMIT
+        if outcome is Outcome.OVER_LIMIT:
+            self.over_limit += 1
+            return outcome
+        if new:
+            self.halls[event.hall] = hall
+        if outcome is Outcome.STALE_DAY:
+            hall.stale_events += 1
+            if isinstance(event, DoorEvent):
+                # Yesterday's last reading is a better baseline for today's count than an older
+                # one; it moves no one in or out of today's hall.
+                _apply_door(hall, None, event)
+            return outcome
+        if outcome is not None:
+            return outcome
+        self.applied += 1
+        hall.last_event_at = max(hall.last_event_at, event.ts)
+        if isinstance(event, DeviceEvent):
+            _apply_device(hall, event)
+        elif isinstance(event, SystemEvent):
+            _apply_system(hall, event)
+        elif isinstance(event, ComplaintEvent):
+            _apply_complaint(hall, event)
+        elif isinstance(event, WindowEvent):
+            _apply_window(hall, event)
+        else:
+            day = self._day(hall, event.ts)
+            if isinstance(event, DoorEvent):
+                _apply_door(hall, day, event)
+            else:
+                _apply_ticket(hall, day, event)
+        return Outcome.APPLIED
+
+    def _refuses(self, hall: Hall, event: Event) -> Outcome | None:
+        """STALE_DAY or OUTDATED when the event is older than what the hall holds; else None."""
+        if isinstance(event, TicketEvent | DoorEvent):
+            if hall.today is not None and self.business_day(event.ts) < hall.today.day:
+                return Outcome.STALE_DAY
+            if isinstance(event, DoorEvent):
+                door = hall.doors.get(event.door)
+                if door is not None and event.ts < door.base_ts:
+                    return Outcome.OUTDATED
+        elif isinstance(event, WindowEvent):
+            win = hall.windows.get(event.window)
+            if win is not None and event.ts < win.since:
+                return Outcome.OUTDATED  # an older state report arriving late
+        elif isinstance(event, DeviceEvent):
+            dev = hall.devices.get(event.device)
+            if dev is not None and event.ts < dev.last_seen:
+                return Outcome.OUTDATED  # a late heartbeat says nothing about now
+        elif isinstance(event, SystemEvent):
+            sys_ = hall.systems.get(event.system)
+            if sys_ is not None and event.ts < max(sys_.since, sys_.last_seen):
+                return Outcome.OUTDATED  # e.g. MQTT and the HTTP probe interleaved
+        return None
+
+    def _admits(self, hall: Hall, event: Event) -> bool:
+        """Whether `event` stays within the limits; registers the services it brings."""
+        lim = self.limits
+        if isinstance(event, WindowEvent):
+            if event.window not in hall.windows and len(hall.windows) >= lim.windows:
+                return False
+            new = [s for s in dict.fromkeys(event.services) if s not in hall.services]
+        elif isinstance(event, TicketEvent):
+            if (
+                event.window is not None
+                and event.window not in hall.windows
+                and len(hall.windows) >= lim.windows
+            ):
+                return False
+            day = hall.today
+            if (
+                day is not None
+                and event.ticket not in day.tickets
+                and len(day.tickets) >= lim.tickets
+                and self.business_day(event.ts) == day.day
+            ):
+                return False  # any ticket event creates its ticket, `issued` or not
+            new = [event.service] if event.service and event.service not in hall.services else []
+        elif isinstance(event, DoorEvent):
+            return event.door in hall.doors or len(hall.doors) < lim.doors
+        elif isinstance(event, DeviceEvent):
+            return event.device in hall.devices or len(hall.devices) < lim.devices
+        elif isinstance(event, SystemEvent):
+            return event.system in hall.systems or len(hall.systems) < lim.systems
+        else:
+            return self._admits_complaint(hall, event)
+        if len(hall.services) + len(new) > lim.services:
+            return False
+        for service in new:
+            hall.services[service] = event.ts
+        return True
+
+    def _admits_complaint(self, hall: Hall, event: ComplaintEvent) -> bool:
+        """At most `limits.complaints` a business day; counts are kept for the latest days, and a
+        complaint from a day older than all of them is refused once they are full."""
+        if event.complaint_id in hall.complaints:
+            return True  # the same complaint again changes nothing
+        day = self.business_day(event.ts).isoformat()
+        days = hall.complaint_days
+        n = days.get(day)
+        if n is None and len(days) >= _COMPLAINT_DAYS:
+            oldest = min(days)
+            if day < oldest:
+                return False
+            del days[oldest]
+        if (n or 0) >= self.limits.complaints:
+            return False
+        days[day] = (n or 0) + 1
+        return True
+
+    def _day(self, hall: Hall, ts: float) -> Day:
+        """The hall's business day for an event at `ts` (not a stale one: `_refuses` saw to it),
+        starting a new day when `ts` is past the current one."""
+        bday = self.business_day(ts)
+        if hall.today is None or bday > hall.today.day:
+            hall.today = Day(day=bday)
+            for window in hall.windows.values():
+                window.serving = None
+                window.serving_since = None
+        return hall.today
+
+
+_ZONES: dict[str, ZoneInfo] = {}
+
+
+def _zone(name: str) -> ZoneInfo:
+    zone = _ZONES.get(name)
+    if zone is None:
+        zone = _ZONES[name] = ZoneInfo(name)
+    return zone
+
+
+def _apply_complaint(hall: Hall, ev: ComplaintEvent) -> None:
+    hall.complaints.setdefault(
+        ev.complaint_id, Complaint(ev.severity, ev.channel, ev.ts, ev.received_by)
+    )
+
+
+def _apply_device(hall: Hall, ev: DeviceEvent) -> None:
+    dev = hall.devices.get(ev.device)
+    if dev is None:
+        hall.devices[ev.device] = Device(ev.state, ev.kind, ev.ts, ev.ts)
+        return
+    if ev.state != dev.state:
+        dev.since = ev.ts
+    dev.state, dev.kind, dev.last_seen = ev.state, ev.kind, ev.ts
+
+
+def _apply_system(hall: Hall, ev: SystemEvent) -> None:
+    sys_ = hall.systems.get(ev.system)
+    if sys_ is None:
+        hall.systems[ev.system] = System(ev.state, ev.ts, ev.detail, ev.ts)
+        return
+    if ev.state != sys_.state:
+        sys_.since = ev.ts
+    sys_.state, sys_.detail, sys_.last_seen = ev.state, ev.detail, ev.ts
+
+
+def _apply_window(hall: Hall, ev: WindowEvent) -> None:
+    win = hall.windows.get(ev.window)
+    if win is None:
+        win = hall.windows[ev.window] = Window()
+    win.state, win.services, win.emergency, win.since = (
+        ev.state,
+        list(dict.fromkeys(ev.services)),
+        ev.emergency,
+        ev.ts,
+    )
+
+
+def _apply_door(hall: Hall, day: Day | None, ev: DoorEvent) -> None:
+    door = hall.doors.get(ev.door)
+    if door is None:
+        # Totals count since the counter's last reset, which we never saw: take them as the
+        # baseline rather than as people in the hall now.
+        hall.doors[ev.door] = Door(ev.in_total, ev.out_total, 0, ev.ts)
+        return
+    if ev.ts < door.base_ts:
+        # An older reading arriving late: taking it as the baseline would count the people
+        # between it and the newer reading twice (and look like a counter reset).
+        return
+    d_in, d_out = ev.in_total - door.in_base, ev.out_total - door.out_base
+    if d_in < 0 or d_out < 0:
+        door.resets += 1  # reset or replaced counter: a new baseline, not negative traffic
+    door.in_base, door.out_base, door.base_ts = ev.in_total, ev.out_total, ev.ts
+    if day is None:
+        return
+    d_in, d_out = max(d_in, 0), max(d_out, 0)
+    day.occupancy = max(0, day.occupancy + d_in - d_out)
+    if day.occupancy > day.peak_occupancy:
+        day.peak_occupancy, day.peak_occupancy_at = day.occupancy, ev.ts
+
+
+def _apply_ticket(hall: Hall, day: Day, ev: TicketEvent) -> None:
+    t = day.tickets.get(ev.ticket)
+    kind = ev.type
+    if kind == "issued":
+        if t is None:
+            day.tickets[ev.ticket] = Ticket(
+                ev.service, ev.priority, ev.ts, WAITING, None, None, ev.ts
+            )
+            day.issued += 1
+        elif t.first_issued_at is None:
+            # `issued` arrived after a later event of the same ticket: fill in what it knows.
+            t.service = t.service or ev.service
+            t.priority = ev.priority
+            if t.issued_at is None:
+                t.issued_at = ev.ts
+                if t.called_at is not None:  # its call was counted without a wait
+                    day.wait_total_s += max(0.0, t.called_at - ev.ts)
+            t.first_issued_at = ev.ts
+            day.issued += 1
+        return
+    if t is None:
+        t = day.tickets[ev.ticket] = Ticket(ev.service, "normal", None, WAITING)
+    if kind == "called":
+        if t.status == WAITING:
+            t.status, t.window, t.called_at = CALLED, ev.window, ev.ts
+            day.called += 1
+            if t.issued_at is not None:
+                day.wait_total_s += max(0.0, ev.ts - t.issued_at)
+            _start_serving(hall, ev.window, ev.ticket, ev.ts)
+    elif kind in ("completed", "no_show"):
+        if t.status in (WAITING, CALLED):
+            if kind == "completed":
+                day.completed += 1
+            else:
+                day.no_show += 1
+            t.status = COMPLETED if kind == "completed" else NO_SHOW
+            _stop_serving(hall, ev.window or t.window, ev.ticket)
+    elif kind == "cancelled":
+        if t.status == WAITING:
+            t.status = CANCELLED
+            day.cancelled += 1
+    elif kind == "transferred":
+        if t.status != CANCELLED:
+            _stop_serving(hall, t.window, ev.ticket)
+            t.service, t.status, t.issued_at = ev.service, WAITING, ev.ts
+            t.window = t.called_at = None
+            day.transferred += 1
+
+
+def _start_serving(hall: Hall, window: str | None, ticket: str, ts: float) -> None:
+    if window is None:
+        return
+    win = hall.windows.get(window)
+    if win is None:
+        # A window we have not heard from yet is evidently open.
+        win = hall.windows[window] = Window(state="open", since=ts)
+    win.serving, win.serving_since = ticket, ts
+
+
+def _stop_serving(hall: Hall, window: str | None, ticket: str) -> None:
+    win = hall.windows.get(window) if window else None
+    if win is not None and win.serving == ticket:
+        win.serving = win.serving_since = None
+
+
+def waiting_tickets(day: Day) -> list[tuple[str, Ticket]]:
+    """Tickets still in the queue, in calling order (class rank, then first in)."""
+    items = [(k, t) for k, t in day.tickets.items() if t.status == WAITING and t.service]
+    items.sort(key=lambda kt: (PRIORITY_RANK.get(kt[1].priority, 2), kt[1].issued_at or 0.0))
+    return items
+
+
+def waiting_counts(day: Day) -> dict[tuple[str, str], int]:
+    """Waiting tickets per (service, priority)."""
+    out: dict[tuple[str, str], int] = {}
+    for t in day.tickets.values():
+        if t.status == WAITING and t.service:
+            key = (t.service, t.priority)
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
+def encode(state: HallsState) -> bytes:
+    return msgspec.json.encode({"version": SNAPSHOT_VERSION, "state": state})
+
+
+def decode(blob: bytes) -> HallsState | None:
+    """A snapshot back into state; None when it was written by another snapshot version."""
+    try:
+        raw = msgspec.json.decode(blob, type=_Envelope)
+    except msgspec.DecodeError:
+        return None
+    return raw.state if raw.version == SNAPSHOT_VERSION else None
+
+
+class _Envelope(msgspec.Struct):
+    version: int
+    state: HallsState

@@ -1,0 +1,92 @@
+"""The per-hall view the alert rules read, built from the state and the estimator's advice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from hallwatch.alerts.view import DeviceView, HallView
+from hallwatch.daemon.core.state import Hall, HallsState, waiting_counts
+from hallwatch.daemon.core.workdays import WorkCalendar
+from hallwatch.daemon.estimate.model import Advice
+
+
+class Advisor(Protocol):
+    def advice(self, state: HallsState, hall: str, now: float) -> Advice: ...
+
+
+def device_views(hall: Hall, now: float, heartbeat_timeout_s: float) -> tuple[DeviceView, ...]:
+    """Each device up or down now, and since when (a silent device is down since it went quiet)."""
+    out = []
+    for name, dev in sorted(hall.devices.items()):
+        if dev.state != "online":
+            out.append(DeviceView(name, dev.kind, False, dev.since))
+        elif now - dev.last_seen > heartbeat_timeout_s:
+            out.append(DeviceView(name, dev.kind, False, dev.last_seen + heartbeat_timeout_s))
+        else:
+            out.append(DeviceView(name, dev.kind, True, dev.since))
+    return tuple(out)
+
+
+def hall_view(
+    state: HallsState,
+    name: str,
+    now: float,
+    *,
+    advice: Advice | None,
+    heartbeat_timeout_s: float,
+    calendar: WorkCalendar,
+) -> HallView:
+    """One hall as the rules see it at `now` (yesterday's day reads as an empty hall)."""
+    hall = state.halls[name]
+    today = state.business_day(now)
+    day = state.day_at(hall, now)
+    waiting: dict[str, int] = {}
+    if day is not None:
+        for (service, _prio), n in waiting_counts(day).items():
+            waiting[service] = waiting.get(service, 0) + n
+    est: dict[str, float | None] = {}
+    extra: dict[str, int] = {}
+    overrun: float | None = None
+    if advice is not None:
+        for sa in advice.services:
+            est[sa.service] = sa.estimated_wait_s
+            need = max(sa.extra_backlog, sa.extra_arrivals)
+            if need > 0:
+                extra[sa.service] = need
+        overrun = advice.closing_overrun_s
+    open_windows = [w for w in hall.windows.values() if w.state == "open"]
+    return HallView(
+        hall=name,
+        now=now,
+        headcount=day.occupancy if day else 0,
+        est_wait_s_by_service=est,
+        waiting_by_service=waiting,
+        windows_open=len(open_windows),
+        emergency_windows_open=sum(1 for w in open_windows if w.emergency),
+        extra_windows_by_service=extra,
+        closing_overrun_s=overrun,
+        devices=device_views(hall, now, heartbeat_timeout_s),
+        systems={s: (v.state, v.since) for s, v in sorted(hall.systems.items())},
+        is_working_day=calendar.is_working_day(today),
+    )
+
+
+def all_views(
+    state: HallsState,
+    now: float,
+    advise: Callable[[str], Advice | None],
+    heartbeat_timeout_s: float,
+    calendar: WorkCalendar,
+) -> list[HallView]:
+    return [
+        hall_view(
+            state,
+            name,
+            now,
+            advice=advise(name),
+            heartbeat_timeout_s=heartbeat_timeout_s,
+            calendar=calendar,
+        )
+        for name in sorted(state.halls)
+    ]

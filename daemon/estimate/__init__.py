@@ -1,0 +1,2 @@
+"""Wait estimation: the estimator, its lane, Erlang maths, the classic predictors,
+off-peak guidance."""

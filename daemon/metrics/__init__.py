@@ -1,0 +1,1 @@
+"""Prometheus: the metric families and the isolated collectors behind /metrics."""

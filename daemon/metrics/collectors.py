@@ -1,0 +1,107 @@
+"""A metrics registry in which every collector is isolated, so /metrics can never answer 500.
+
+`SafeRegistry` is a `CollectorRegistry` whose `register` wraps each collector (our custom ones,
+and the client library's counters and gauges): a collector that raises, or yields a sample the
+exposition cannot write (a number too large for a float, a label that is not text), is logged
+with a rate limit, counted in `hallwatch_collector_errors_total{collector}`, and left out; the
+rest of the scrape is served.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from hallwatch.daemon.base.ratelog import RateLimitedLog
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
+
+log = logging.getLogger("hallwatch.metrics")
+
+
+def _writable(sample: Sample) -> bool:
+    """Whether the text exposition can write `sample` (it converts, and would raise)."""
+    try:
+        floatToGoString(sample.value)  # type: ignore[no-untyped-call]
+        if sample.timestamp is not None:
+            int(float(sample.timestamp) * 1000)
+        return all(isinstance(v, str) for v in sample.labels.values())
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+class _Isolated(Collector):
+    def __init__(self, inner: Collector, name: str, registry: SafeRegistry) -> None:
+        self.inner = inner
+        self.name = name
+        self._registry = registry
+
+    def describe(self) -> Iterable[Metric]:
+        describe = getattr(self.inner, "describe", None)
+        return describe() if describe is not None else ()
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            families = list(self.inner.collect())
+        except Exception as err:
+            self._registry.failed(self.name, f"raised {err!r}", err)
+            return []
+        for fam in families:
+            good = [s for s in fam.samples if _writable(s)]
+            if len(good) != len(fam.samples):
+                dropped = len(fam.samples) - len(good)
+                self._registry.failed(self.name, f"{dropped} unwritable samples of {fam.name}")
+                fam.samples = good
+        return families
+
+
+class _Errors(Collector):
+    def __init__(self, registry: SafeRegistry) -> None:
+        self._registry = registry
+
+    def describe(self) -> Iterable[Metric]:
+        return ()
+
+    def collect(self) -> Iterator[Metric]:
+        fam = CounterMetricFamily(
+            "hallwatch_collector_errors",
+            "Scrapes in which a metrics collector failed and was left out.",
+            labels=["collector"],
+        )
+        for name, n in sorted(self._registry.errors.items()):
+            fam.add_metric([name], n)
+        yield fam
+
+
+class SafeRegistry(CollectorRegistry):
+    """A registry whose collectors each fail alone (see the module docstring)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self._clock = clock
+        self._log = RateLimitedLog(log, 60.0)
+        self._wrapped: dict[Collector, _Isolated] = {}
+        self.errors: dict[str, int] = {}
+        super().register(_Errors(self))
+
+    def register(self, collector: Collector, name: str | None = None) -> None:
+        """Register `collector`, isolated; `name` labels its failures (default: its class and,
+        for a client-library metric, the metric's name)."""
+        label = name or getattr(collector, "_name", None) or type(collector).__name__
+        wrapped = _Isolated(collector, str(label), self)
+        super().register(wrapped)
+        self._wrapped[collector] = wrapped
+
+    def unregister(self, collector: Collector) -> None:
+        super().unregister(self._wrapped.pop(collector))
+
+    def failed(self, name: str, what: str, err: BaseException | None = None) -> None:
+        self.errors[name] = self.errors.get(name, 0) + 1
+        self._log.log(
+            logging.ERROR, name, self._clock(), "collector %s left out: %s", name, what,
+            exc_info=err,
+        )  # fmt: skip

@@ -1,0 +1,255 @@
+"""Prometheus metrics: ingest counters, and a collector over a snapshot of the hall state.
+
+The state collector builds every series afresh on each scrape from the state it is handed,
+so a hall, window or device that goes away takes its series with it (no stale series).
+Each daemon owns its own `CollectorRegistry`; nothing is registered globally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from hallwatch.daemon.core.pipeline import Stage
+from hallwatch.daemon.core.state import WAITING, HallsState
+from hallwatch.sensors.events import Reason
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+PRIORITIES = ("green", "appointment", "normal")
+RESULTS = ("accepted", "duplicate", "rejected")
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
+
+
+class IngestMetrics:
+    """Counters and histograms the ingest path updates."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events = Counter(
+            "hallwatch_events", "Input events by result.", ["result"], registry=registry
+        )
+        self.rejected = Counter(
+            "hallwatch_events_rejected",
+            "Rejected inputs by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        for result in RESULTS:
+            self.events.labels(result)
+        for reason in Reason:
+            self.rejected.labels(reason.value)
+        self.lag = Histogram(
+            "hallwatch_event_lag_seconds",
+            "Arrival time at the daemon minus the event's own ts (clamped at 0).",
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
+        self.clock_ahead = Counter(
+            "hallwatch_event_ts_in_future",
+            "Events whose ts was more than 5 s after their arrival (device clock ahead).",
+            registry=registry,
+        )
+        self.batch = Histogram(
+            "hallwatch_store_batch_events",
+            "Messages per committed batch.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
+            registry=registry,
+        )
+        self.commit = Histogram(
+            "hallwatch_store_commit_seconds",
+            "Time to commit one batch to the event store.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+            registry=registry,
+        )
+        self.connected = Gauge(
+            "hallwatch_mqtt_connected", "1 while connected to the MQTT broker.", registry=registry
+        )
+        self.reconnects = Counter(
+            "hallwatch_mqtt_reconnects", "Broker connections lost.", registry=registry
+        )
+        self.state_errors = Counter(
+            "hallwatch_state_errors",
+            "Stored events a stage of the core failed on, by stage: parse (a stored event no "
+            "longer parses), state, estimator. The event is kept and skipped; a bug.",
+            ["stage"],
+            registry=registry,
+        )
+        for stage in Stage:
+            self.state_errors.labels(stage.value)
+        self.restore_seconds = Gauge(
+            "hallwatch_restore_seconds",
+            "Time the last start-up took to rebuild the state.",
+            registry=registry,
+        )
+        self.restore_events = Gauge(
+            "hallwatch_restore_replayed_events",
+            "Events replayed after the snapshot at the last start-up.",
+            registry=registry,
+        )
+
+
+class StateCollector(Collector):
+    """Hall gauges from the state returned by `source()` at scrape time."""
+
+    def __init__(
+        self,
+        source: Callable[[], HallsState],
+        clock: Callable[[], float],
+        heartbeat_timeout_s: float,
+    ) -> None:
+        self._source = source
+        self._clock = clock
+        self._heartbeat = heartbeat_timeout_s
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(state_metrics(self._source(), self._clock(), self._heartbeat))
+
+
+def state_metrics(state: HallsState, now: float, heartbeat_timeout_s: float) -> list[Metric]:
+    """The hall gauges for `state` as seen at `now` (pure: tests call it directly)."""
+    g = GaugeMetricFamily
+    headcount = g(
+        "hallwatch_hall_headcount", "People in the hall (door counters).", labels=["hall"]
+    )
+    peak = g(
+        "hallwatch_hall_headcount_peak",
+        "Highest headcount so far this business day.",
+        labels=["hall"],
+    )
+    waiting = g(
+        "hallwatch_queue_waiting",
+        "Tickets waiting to be called.",
+        labels=["hall", "service", "priority"],
+    )
+    oldest = g(
+        "hallwatch_queue_oldest_wait_seconds",
+        "How long the longest-waiting ticket of a service has waited (head of line).",
+        labels=["hall", "service"],
+    )
+    windows_open = g("hallwatch_windows_open", "Windows open now.", labels=["hall"])
+    emergency = g(
+        "hallwatch_windows_emergency_open",
+        "Emergency windows (opened under the plan) open now.",
+        labels=["hall"],
+    )
+    window_state = g(
+        "hallwatch_window_state",
+        "1 for the window's current state.",
+        labels=["hall", "window", "state"],
+    )
+    serving = g(
+        "hallwatch_window_serving",
+        "1 while the window is serving a customer.",
+        labels=["hall", "window"],
+    )
+    tickets = g(
+        "hallwatch_tickets_today",
+        "Ticket transitions this business day.",
+        labels=["hall", "event"],
+    )
+    wait_mean = g(
+        "hallwatch_wait_mean_seconds_today",
+        "Mean wait from issue to call of the tickets called this business day.",
+        labels=["hall"],
+    )
+    device_up = g(
+        "hallwatch_device_up",
+        "1 if the device said online and was heard within its heartbeat timeout.",
+        labels=["hall", "device", "kind"],
+    )
+    device_seen = g(
+        "hallwatch_device_last_seen_timestamp_seconds",
+        "Event time of the device's last status message.",
+        labels=["hall", "device"],
+    )
+    system_state = g(
+        "hallwatch_system_state",
+        "1 for the information system's current state.",
+        labels=["hall", "system", "state"],
+    )
+    complaints = g(
+        "hallwatch_complaints_registered", "Complaints registered.", labels=["hall", "severity"]
+    )
+    last_event = g(
+        "hallwatch_hall_last_event_timestamp_seconds",
+        "Event time of the newest event from the hall.",
+        labels=["hall"],
+    )
+    over_limit = CounterMetricFamily(
+        "hallwatch_events_over_limit",
+        "Stored events not applied because they would pass a cap in [limits].",
+    )
+    over_limit.add_metric([], state.over_limit)
+    stale = CounterMetricFamily(
+        "hallwatch_events_stale",
+        "Stored events not applied because they belong to an earlier business day than the "
+        "hall's (late redelivery, a device clock behind).",
+        labels=["hall"],
+    )
+    for name, hall in state.halls.items():
+        stale.add_metric([name], hall.stale_events)
+        last_event.add_metric([name], hall.last_event_at)
+        day = state.day_at(hall, now)
+        services = set(hall.services)
+        counts: dict[tuple[str, str], int] = {}
+        head: dict[str, float] = {}
+        if day is not None:
+            for t in day.tickets.values():
+                if t.status == WAITING and t.service:
+                    key = (t.service, t.priority)
+                    counts[key] = counts.get(key, 0) + 1
+                    if t.issued_at is not None:
+                        head[t.service] = max(head.get(t.service, 0.0), now - t.issued_at)
+        headcount.add_metric([name], day.occupancy if day else 0)
+        peak.add_metric([name], day.peak_occupancy if day else 0)
+        for service in sorted(services):
+            for prio in PRIORITIES:
+                waiting.add_metric([name, service, prio], counts.get((service, prio), 0))
+            oldest.add_metric([name, service], max(0.0, head.get(service, 0.0)))
+        opened = sum(1 for w in hall.windows.values() if w.state == "open")
+        windows_open.add_metric([name], opened)
+        emergency.add_metric(
+            [name], sum(1 for w in hall.windows.values() if w.state == "open" and w.emergency)
+        )
+        for wname, win in sorted(hall.windows.items()):
+            for st in ("open", "paused", "closed"):
+                window_state.add_metric([name, wname, st], 1 if win.state == st else 0)
+            serving.add_metric([name, wname], 1 if win.serving else 0)
+        if day is not None:
+            for field in ("issued", "called", "completed", "no_show", "cancelled", "transferred"):
+                tickets.add_metric([name, field], getattr(day, field))
+            wait_mean.add_metric([name], day.wait_total_s / day.called if day.called else 0.0)
+        for dname, dev in sorted(hall.devices.items()):
+            up = dev.state == "online" and now - dev.last_seen <= heartbeat_timeout_s
+            device_up.add_metric([name, dname, dev.kind], 1 if up else 0)
+            device_seen.add_metric([name, dname], dev.last_seen)
+        for sname, sys_ in sorted(hall.systems.items()):
+            for st in ("up", "degraded", "down"):
+                system_state.add_metric([name, sname, st], 1 if sys_.state == st else 0)
+        sev: dict[str, int] = {"normal": 0, "serious": 0}
+        for c in hall.complaints.values():
+            sev[c.severity] = sev.get(c.severity, 0) + 1
+        for s, n in sev.items():
+            complaints.add_metric([name, s], n)
+    return [
+        over_limit,
+        stale,
+        headcount,
+        peak,
+        waiting,
+        oldest,
+        windows_open,
+        emergency,
+        window_state,
+        serving,
+        tickets,
+        wait_mean,
+        device_up,
+        device_seen,
+        system_state,
+        complaints,
+        last_event,
+    ]

@@ -1,0 +1,270 @@
+"""MQTT ingest: receive, validate, store, then acknowledge.
+
+Two traps of aiomqtt 2.x are handled here:
+- it acknowledges QoS 1 messages on receipt, which would lose any message still in memory when
+  the process dies. We switch the underlying paho-mqtt 2 client to `manual_ack` and send each
+  PUBACK only after the batch holding the message is committed.
+- its default `clean_start` starts a fresh session on re-entry. We connect with MQTT 5,
+  `clean_start=False` and a session expiry, so the broker keeps our subscriptions and queues
+  messages while the daemon is down, and redelivers whatever we had not acknowledged.
+
+Batching is natural: while one batch commits (in aiosqlite's thread), the event loop keeps
+reading the socket; the next batch is whatever arrived meanwhile, up to `store.batch_max`.
+The broker's in-flight window is our CONNECT Receive Maximum (`mqtt.receive_maximum`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiomqtt
+from hallwatch.daemon.base import backoff
+from hallwatch.daemon.base.ratelog import RateLimitedLog
+from hallwatch.daemon.config.settings import Settings
+from hallwatch.daemon.metrics.families import IngestMetrics
+from hallwatch.daemon.store.events import NewEvent, NewReject, Store
+from hallwatch.sensors.events import Event, Reason, Rejection
+from hallwatch.sensors.parse import parse
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+log = logging.getLogger("hallwatch.ingest")
+
+INPUT_FILTERS = ("+/ticket", "+/window/+", "+/door/+", "+/device/+", "+/system/+", "+/complaint")
+
+
+def subscriptions(root: str) -> list[tuple[str, int]]:
+    """The input topics of the contract, at QoS 1; never the daemon's own outputs."""
+    return [(f"{root}/{f}", 1) for f in INPUT_FILTERS]
+
+
+def tls_params(settings: Settings) -> aiomqtt.TLSParameters | None:
+    """TLS for mqtts:// brokers: verify the server, optionally present a client certificate."""
+    mq = settings.mqtt
+    if not mq.broker().tls:
+        return None
+    return aiomqtt.TLSParameters(ca_certs=mq.ca_file, certfile=mq.cert_file, keyfile=mq.key_file)
+
+
+def make_output_client(settings: Settings) -> aiomqtt.Client:
+    """A plain client for the daemon's outputs (estimates, status): no session to keep."""
+    broker = settings.mqtt.broker()
+    return aiomqtt.Client(
+        broker.host,
+        broker.port,
+        username=broker.username,
+        password=broker.password,
+        identifier=f"{settings.mqtt.client_id}-out",
+        keepalive=settings.mqtt.keepalive_s,
+        timeout=5,
+        tls_params=tls_params(settings),
+    )
+
+
+def make_client(settings: Settings, *, identifier: str | None = None) -> aiomqtt.Client:
+    """A persistent-session, manual-ack MQTT 5 client for the settings' broker."""
+    mq = settings.mqtt
+    broker = mq.broker()
+    session: dict[str, Any]
+    if mq.protocol == "5":
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = mq.session_expiry_s
+        props.ReceiveMaximum = mq.receive_maximum
+        session = {
+            "protocol": aiomqtt.ProtocolVersion.V5,
+            "clean_start": False,
+            "properties": props,
+        }
+    else:
+        # MQTT 3.1.1 (e.g. the demo's embedded amqtt): a persistent session, but the broker
+        # sets the in-flight window itself.
+        session = {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": False}
+    client = aiomqtt.Client(
+        broker.host,
+        broker.port,
+        username=broker.username,
+        password=broker.password,
+        identifier=identifier or mq.client_id,
+        keepalive=mq.keepalive_s,
+        # Also bounds a connect that a dying broker accepted but never answers (no CONNACK).
+        timeout=5,
+        tls_params=tls_params(settings),
+        **session,
+    )
+    # aiomqtt has no switch for this; the paho client underneath does (see module docstring).
+    client._client.manual_ack_set(True)
+    return client
+
+
+def raise_if_cancelling() -> None:
+    """Raise CancelledError if the current task was asked to stop but did not see it (3.11's
+    asyncio.wait_for, used inside aiomqtt, can swallow a cancellation that races a result)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+def reraise_if_cancelled(err: BaseException) -> None:
+    """aiomqtt's `__aexit__` can turn a cancellation into an MqttError (its disconnect fails);
+    a task being cancelled must still stop, not reconnect."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from err
+
+
+class Ingest:
+    """Owns the broker connection and the store-then-ack pipeline."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        process: Callable[[Event], object],
+        metrics: IngestMetrics,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._process = process  # the pipeline: state, then estimator (daemon/core/pipeline.py)
+        self._metrics = metrics
+        self._clock = clock
+        self._on_batch = on_batch
+        self._root = settings.mqtt.topic_root
+        self._max_future = settings.hall.max_future_s
+        self._rejects_log = RateLimitedLog(log)
+        self.connected = False
+        self.last_seq = 0
+        self.last_commit_at: float | None = None
+
+    async def run(self) -> None:
+        """Connect, consume, reconnect with backoff; returns only by cancellation."""
+        attempt = 0
+        rand = random.Random()
+        mq = self._settings.mqtt
+        while True:
+            client = make_client(self._settings)
+            try:
+                async with client:
+                    attempt = 0
+                    self._set_connected(True)
+                    log.info("connected to %s", mq.broker().url())
+                    await client.subscribe(subscriptions(self._root))
+                    await self._consume(client)
+            except aiomqtt.MqttError as err:
+                reraise_if_cancelled(err)
+                wait = backoff.delay(
+                    attempt, base=mq.reconnect_min_s, cap=mq.reconnect_max_s, rand=rand
+                )
+                if self.connected:
+                    self._metrics.reconnects.inc()
+                log.warning("broker %s: %s; retrying in %.1f s", mq.broker().url(), err, wait)
+                self._set_connected(False)
+                attempt += 1
+                await asyncio.sleep(wait)
+            finally:
+                self._set_connected(False)
+
+    def _set_connected(self, up: bool) -> None:
+        self.connected = up
+        self._metrics.connected.set(1 if up else 0)
+
+    async def _consume(self, client: aiomqtt.Client) -> None:
+        batch_max = self._settings.store.batch_max
+        messages = client.messages
+        it = aiter(messages)
+        while True:
+            batch = [await anext(it)]
+            # The rest of the batch is what has already arrived: taken straight from aiomqtt's
+            # queue, because its iterator spends a task and a wait on every message.
+            queue = client._queue
+            while len(batch) < batch_max:
+                try:
+                    batch.append(queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            # Shielded: a shutdown waits for the batch to be stored and acknowledged.
+            work = asyncio.ensure_future(self._handle(client, batch))
+            try:
+                await asyncio.shield(work)
+            except asyncio.CancelledError:
+                await work
+                raise
+            raise_if_cancelling()
+
+    async def _handle(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
+        await self.take(
+            [
+                (
+                    m.topic.value,
+                    m.payload if isinstance(m.payload, bytes) else bytes(m.payload or b""),
+                )
+                for m in batch
+            ]
+        )
+        # Stored: now the broker may forget them.
+        paho = client._client
+        for msg in batch:
+            if msg.qos > 0:
+                paho.ack(msg.mid, msg.qos)
+
+    async def take(self, messages: list[tuple[str, bytes]]) -> None:
+        """Parse, store (one transaction), then process each new event: store, then act.
+        Returns once the batch is durable, so the caller may acknowledge it."""
+        received = self._clock()
+        events = []
+        stored: list[NewEvent] = []
+        rejects: list[NewReject] = []
+        for topic, payload in messages:
+            result = parse(topic, payload, self._root)
+            if not isinstance(result, Rejection) and result.ts > received + self._max_future:
+                # One device with its clock years ahead would move its hall to that day and
+                # make every real event "stale": refuse it, visibly, instead.
+                result = Rejection(
+                    Reason.BAD_TS,
+                    f"ts is {result.ts - received:.0f} s ahead of the daemon's clock",
+                    topic[:256],
+                    result.hall,
+                )
+            if isinstance(result, Rejection):
+                rejects.append(
+                    NewReject(received, topic[:256], result.reason.value, result.detail, payload)
+                )
+                self._metrics.rejected.labels(result.reason.value).inc()
+                self._rejects_log.warn(
+                    result.reason.value,
+                    received,
+                    "rejected %s on %r: %r",
+                    result.reason.value,
+                    topic[:128],
+                    result.detail[:200],
+                )
+            else:
+                events.append(result)
+                stored.append(NewEvent(result.hall, result.id, topic, result.ts, received, payload))
+        started = time.perf_counter()
+        fresh, self.last_seq = await self._store.commit_batch(stored, rejects)
+        self._metrics.commit.observe(time.perf_counter() - started)
+        self._metrics.batch.observe(len(messages))
+        self.last_commit_at = received
+        duplicates = 0
+        for event, is_new in zip(events, fresh, strict=True):
+            if not is_new:
+                duplicates += 1
+                continue
+            lag = received - event.ts
+            if lag < -5:
+                self._metrics.clock_ahead.inc()
+            self._metrics.lag.observe(max(0.0, lag))
+            self._process(event)
+        self._metrics.events.labels("accepted").inc(len(events) - duplicates)
+        self._metrics.events.labels("duplicate").inc(duplicates)
+        self._metrics.events.labels("rejected").inc(len(rejects))
+        if self._on_batch is not None:
+            self._on_batch(len(events) - duplicates)

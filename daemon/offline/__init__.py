@@ -1,0 +1,1 @@
+"""Recorded days: recording from the broker, offline replay through the core, scoring."""

@@ -1,0 +1,1 @@
+"""The durable event log in SQLite, snapshots and start-up restore."""

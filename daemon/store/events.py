@@ -1,0 +1,187 @@
+"""The durable event log: SQLite in WAL mode through aiosqlite.
+
+Every accepted event is stored once, raw (topic and payload bytes, as it came off the wire),
+keyed by (hall, id); the state is rebuilt by parsing them again in arrival order (`seq`).
+Rejected inputs are kept too (payload cut to 4 KiB) so ops can see what a device sent.
+Snapshots of the state, tagged with the last `seq` they include, keep restarts fast.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from hallwatch.daemon.store.sqlite import SqliteFile
+
+SCHEMA_VERSION = 1
+_IN_CHUNK = 400  # bound on SQL variables per statement
+_KEEP_SNAPSHOTS = 3
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,          -- hall '/' id: the idempotency key
+    hall TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    ts REAL NOT NULL,                  -- event time, epoch seconds
+    received REAL NOT NULL,            -- arrival time at the daemon
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_hall_ts ON events (hall, ts);
+CREATE TABLE IF NOT EXISTS rejects (
+    seq INTEGER PRIMARY KEY,
+    received REAL NOT NULL,
+    topic TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    upto INTEGER PRIMARY KEY,          -- state includes every event with seq <= upto
+    created REAL NOT NULL,
+    body BLOB NOT NULL
+);
+"""
+
+
+class StoreError(RuntimeError):
+    """The event store cannot take a batch (disk full, I/O error); the message names the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    hall: str
+    id: str
+    topic: str
+    ts: float
+    received: float
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NewReject:
+    received: float
+    topic: str
+    reason: str
+    detail: str
+    payload: bytes
+
+
+class Store(SqliteFile):
+    """One writer's connection to the event database. Use `async with Store(path):`."""
+
+    SCHEMA = _SCHEMA
+    NAME = "store"
+
+    async def _ready(self) -> None:
+        db = self.db
+        async with db.execute("SELECT value FROM meta WHERE key='schema'") as cur:
+            row = await cur.fetchone()
+        if row is None:
+            await self.write("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path}: schema {row[0]}, this hallwatch needs {SCHEMA_VERSION}"
+            )
+
+    async def commit_batch(
+        self, events: Sequence[NewEvent], rejects: Sequence[NewReject] = ()
+    ) -> tuple[list[bool], int]:
+        """Store a batch in one transaction.
+
+        Returns, aligned with `events`, whether each was new (False: a duplicate of a stored
+        event or of an earlier one in the batch), and the highest `seq` now stored. When this
+        returns, the batch is durable: only then may the broker be acknowledged.
+        """
+        keys = [f"{e.hall}/{e.id}" for e in events]
+        fresh: list[bool] = []
+        try:
+            # The duplicate check is inside the transaction: no other writer can store one of
+            # these keys between the check and the insert.
+            async with self.transaction() as tx:
+                seen: set[str] = set()
+                for i in range(0, len(keys), _IN_CHUNK):
+                    chunk = keys[i : i + _IN_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    found = await tx.fetchall(
+                        f"SELECT key FROM events WHERE key IN ({marks})", chunk
+                    )
+                    seen.update(r[0] for r in found)
+                rows = []
+                for key, e in zip(keys, events, strict=True):
+                    is_new = key not in seen
+                    fresh.append(is_new)
+                    if is_new:
+                        seen.add(key)
+                        rows.append((key, e.hall, e.topic, e.ts, e.received, e.payload))
+                if rows:
+                    await tx.executemany(
+                        "INSERT INTO events (key, hall, topic, ts, received, payload)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                if rejects:
+                    await tx.executemany(
+                        "INSERT INTO rejects (received, topic, reason, detail, payload)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        [
+                            (r.received, r.topic, r.reason, r.detail, r.payload[:4096])
+                            for r in rejects
+                        ],
+                    )
+                row = await tx.fetchone("SELECT coalesce(max(seq), 0) FROM events")
+        except sqlite3.Error as err:
+            # Nothing of this batch is acknowledged: the broker keeps it for the next start.
+            raise StoreError(f"event store {self.path}: {err}") from err
+        return fresh, int(row[0]) if row else 0
+
+    async def last_seq(self) -> int:
+        async with self.db.execute("SELECT coalesce(max(seq), 0) FROM events") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def count_events(self) -> int:
+        async with self.db.execute("SELECT count(*) FROM events") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def events_after(
+        self, seq: int, chunk: int = 5000
+    ) -> AsyncIterator[tuple[int, str, bytes]]:
+        """(seq, topic, payload) of every stored event after `seq`, in arrival order."""
+        last = seq
+        while True:
+            async with self.db.execute(
+                "SELECT seq, topic, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (last, chunk),
+            ) as cur:
+                rows = list(await cur.fetchall())
+            if not rows:
+                return
+            for row in rows:
+                yield int(row[0]), str(row[1]), bytes(row[2])
+            last = int(rows[-1][0])
+
+    async def latest_snapshot(self) -> tuple[int, bytes] | None:
+        async with self.db.execute(
+            "SELECT upto, body FROM snapshots ORDER BY upto DESC LIMIT 1"
+        ) as cur:
+            row = await cur.fetchone()
+        return (int(row[0]), bytes(row[1])) if row else None
+
+    async def save_snapshot(self, upto: int, created: float, body: bytes) -> None:
+        async with self.transaction() as tx:
+            await tx.execute(
+                "INSERT OR REPLACE INTO snapshots (upto, created, body) VALUES (?, ?, ?)",
+                (upto, created, body),
+            )
+            await tx.execute(
+                "DELETE FROM snapshots WHERE upto NOT IN"
+                " (SELECT upto FROM snapshots ORDER BY upto DESC LIMIT ?)",
+                (_KEEP_SNAPSHOTS,),
+            )
+
+    async def clear_snapshots(self) -> None:
+        await self.write("DELETE FROM snapshots")

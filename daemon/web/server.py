@@ -1,0 +1,147 @@
+"""The daemon's HTTP side: the app every route is mounted on, and /metrics, /healthz, /api/state.
+
+`make_app` is the one place the app is built, so every route, whoever mounts it, passes the same
+middlewares: the rate limit, authentication and authorisation (`web.auth`), and the body
+deadline, in that order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aiohttp import web
+from hallwatch.daemon.core.state import HallsState, waiting_counts
+from hallwatch.daemon.web import auth
+from hallwatch.daemon.web.limits import body_deadline, rate_limit
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+MAX_BODY = 64 * 1024
+LINGER_S = 1.0
+
+
+def make_app(
+    tokens: Iterable[auth.Token] = (),
+    *,
+    rate_per_minute: int = 120,
+    read_timeout_s: float = 10.0,
+) -> web.Application:
+    """The aiohttp app with hallwatch's middlewares; mount routes on it."""
+    return web.Application(
+        client_max_size=MAX_BODY,
+        middlewares=[
+            rate_limit(rate_per_minute),
+            auth.middleware(tokens),
+            body_deadline(read_timeout_s),
+        ],
+    )
+
+
+def state_summary(state: HallsState, now: float, heartbeat_timeout_s: float) -> dict[str, Any]:
+    """A JSON-able summary per hall (what the status topic and the hall screen build on)."""
+    halls: dict[str, Any] = {}
+    for name, hall in sorted(state.halls.items()):
+        day = state.day_at(hall, now)
+        waiting: dict[str, dict[str, int]] = {}
+        if day is not None:
+            for (service, prio), n in sorted(waiting_counts(day).items()):
+                waiting.setdefault(service, {})[prio] = n
+        halls[name] = {
+            "business_day": day.day.isoformat() if day else None,
+            "headcount": day.occupancy if day else 0,
+            "waiting": waiting,
+            "windows": {
+                w: {
+                    "state": win.state,
+                    "services": win.services,
+                    "emergency": win.emergency,
+                    "serving": win.serving,
+                }
+                for w, win in sorted(hall.windows.items())
+            },
+            "devices": {
+                d: {
+                    "kind": dev.kind,
+                    "state": dev.state,
+                    "up": dev.state == "online" and now - dev.last_seen <= heartbeat_timeout_s,
+                    "last_seen": dev.last_seen,
+                }
+                for d, dev in sorted(hall.devices.items())
+            },
+            "systems": {
+                s: {"state": sys_.state, "since": sys_.since, "detail": sys_.detail}
+                for s, sys_ in sorted(hall.systems.items())
+            },
+            "last_event_at": hall.last_event_at,
+        }
+    return {"applied": state.applied, "halls": halls}
+
+
+class HttpServer:
+    """aiohttp app served until cancelled."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        state: Callable[[], HallsState],
+        health: Callable[[], tuple[bool, dict[str, Any]]],
+        clock: Callable[[], float],
+        heartbeat_timeout_s: float,
+        *,
+        rate_per_minute: int = 120,
+        tokens: Iterable[auth.Token] = (),
+        read_timeout_s: float = 10.0,
+    ) -> None:
+        self._host, self._port = host, port
+        self._registry = registry
+        self._state = state
+        self._health = health
+        self._clock = clock
+        self._heartbeat = heartbeat_timeout_s
+        self.bound: tuple[str, int] | None = None
+        self._read_timeout = read_timeout_s
+        self.app = make_app(tokens, rate_per_minute=rate_per_minute, read_timeout_s=read_timeout_s)
+        self.app.router.add_get("/metrics", self._metrics)
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/api/state", self._api_state)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self._registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        ok, detail = self._health()
+        return web.json_response({"ok": ok, **detail}, status=200 if ok else 503)
+
+    async def _api_state(self, request: web.Request) -> web.Response:
+        return web.json_response(state_summary(self._state(), self._clock(), self._heartbeat))
+
+    async def run(self, started: asyncio.Event | None = None) -> None:
+        # keepalive_timeout: the request line and headers must arrive within it, from the
+        # connection's first byte on (aiohttp 3.14.4+), and an idle connection closes after it.
+        # lingering_time: after answering early (408, 413), how long the rest of a body is
+        # still read before the connection closes (aiohttp's default: 10 s).
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            shutdown_timeout=3.0,
+            keepalive_timeout=self._read_timeout,
+            lingering_time=LINGER_S,
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port, reuse_address=True)
+        try:
+            await site.start()
+            server = site._server
+            if server is not None and getattr(server, "sockets", None):
+                sock = server.sockets[0].getsockname()  # type: ignore[attr-defined]
+                self.bound = (str(sock[0]), int(sock[1]))
+            if started is not None:
+                started.set()
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()

@@ -1,0 +1,72 @@
+"""hallwatch.daemon.main: the composition's own decisions (what the alert tick reads)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from hallwatch.alerts.outbox import Outbox
+from hallwatch.alerts.service import Alerts
+from hallwatch.daemon.config.settings import Settings, StoreSettings
+from hallwatch.daemon.main import Daemon, cancel_all
+
+from tests.factories import at, issued, window_ev
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_the_alert_tick_never_reads_advice_cached_by_a_scrape(tmp_path: Path) -> None:
+    """A scrape (or the hall screen) caches staffing advice for a tick; the alert tick a second
+    later computes its own, so what it notifies does not depend on when Prometheus scraped, nor
+    on a cache a restart emptied (found by the simulation test)."""
+    t0 = at("2026-11-26T10:00")
+    clock = Clock(t0)
+    d = Daemon(Settings(store=StoreSettings(path=str(tmp_path / "h.db"))), clock=clock)
+    d.pipeline.process(window_ev("w1", "open", t0 - 600, ("gjj",)))
+    scraped = d.advice("h1")  # a scrape: an empty queue
+    assert scraped is not None and scraped.services[0].estimated_wait_s == 0.0
+    for i in range(30):
+        d.pipeline.process(issued(f"A{i}", t0 + i * 0.01))
+    d.lane.drain(publish=False)
+    clock.t = t0 + 1
+
+    async def tick() -> None:
+        async with Outbox(tmp_path / "h.db") as outbox:
+            d.alerts = Alerts(d.alert_settings, outbox, clock=clock)
+            await d.alerts.start()
+            await d.tick(clock.t)
+
+    asyncio.run(tick())
+    assert d.advice("h1") is not scraped  # the tick's own advice, reused by the next scrape
+    (episode,) = d.alerts.engine.episodes.values()
+    assert episode.alert == "queue_peak" and episode.phase == "pending"
+
+
+def test_shutdown_cancels_again_a_task_that_lost_its_cancel() -> None:
+    """A task that swallows one cancel (the Python 3.11 wait_for race) still stops at shutdown."""
+
+    async def run() -> tuple[int, bool]:
+        swallowed = 0
+
+        async def loop_forever() -> None:
+            nonlocal swallowed
+            while True:
+                try:
+                    await asyncio.sleep(3600)
+                except asyncio.CancelledError:
+                    if swallowed:
+                        raise
+                    swallowed += 1  # as wait_for does when the future completed meanwhile
+
+        task = asyncio.create_task(loop_forever())
+        await asyncio.sleep(0)
+        await cancel_all([task], within=5.0)
+        return swallowed, task.cancelled()
+
+    assert asyncio.run(run()) == (1, True)
