@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import get_args
+
+from hallwatch.sensors.events import DeviceKind
 
 ALERTS = ("queue_peak", "device_offline", "system_outage")
 # What a role may receive: the alerts, plus the notices of complaints and the calendar check.
 KINDS = (*ALERTS, "complaint", "calendar")
 STATES = ("firing", "escalated", "repeat", "resolved")
-DEVICE_KINDS = ("ticket_machine", "door_counter", "window_terminal", "display", "other")
+DEVICE_KINDS: tuple[str, ...] = get_args(DeviceKind)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal
 
 import msgspec
 from hallwatch.sensors.events import (
+    Channel,
     ComplaintEvent,
     DeviceEvent,
+    DeviceKind,
+    DeviceState,
     DoorEvent,
     Event,
+    Priority,
     Reason,
     Rejection,
+    Severity,
     SystemEvent,
+    SystemState,
     TicketEvent,
     WindowEvent,
+    WindowState,
 )
 
 MAX_PAYLOAD = 64 * 1024
@@ -61,7 +67,7 @@ class _TicketBase(_Base, tag_field="type"):
 
 class _Issued(_TicketBase, tag="issued"):
     service: str
-    priority: Literal["normal", "green", "appointment"] = "normal"
+    priority: Priority = "normal"
 
 
 class _Called(_TicketBase, tag="called"):
@@ -88,7 +94,7 @@ _TicketWire = _Issued | _Called | _Completed | _NoShow | _Cancelled | _Transferr
 
 
 class _Window(_Base):
-    state: Literal["open", "paused", "closed"]
+    state: WindowState
     services: list[str]
     emergency: bool = False
 
@@ -99,19 +105,19 @@ class _Door(_Base):
 
 
 class _Device(_Base):
-    state: Literal["online", "offline"]
-    kind: Literal["ticket_machine", "door_counter", "window_terminal", "display", "other"]
+    state: DeviceState
+    kind: DeviceKind
 
 
 class _System(_Base):
-    state: Literal["up", "degraded", "down"]
+    state: SystemState
     detail: str | None = None
 
 
 class _Complaint(_Base):
     complaint_id: str
-    channel: Literal["visit", "phone", "letter", "online"]
-    severity: Literal["normal", "serious"]
+    channel: Channel
+    severity: Severity
     summary: str
     received_by: str
     phone: str | None = None

@@ -25,7 +25,6 @@ from hallwatch.daemon.core.workdays import WorkCalendar
 ZONE = ZoneInfo("Asia/Shanghai")
 SERVICES = ("提取", "缴存", "贷款", "转移")
 HOSTILE_TEXT = ("A\x00B", "x\u202ey", "\u2066w\u2069", "a\u200fb", "\x1b[31m", "\x85x", "z\u061c")
-DEVICE_KINDS = ("ticket_machine", "door_counter", "window_terminal", "display", "other")
 _CALENDAR = WorkCalendar()
 
 
