@@ -61,6 +61,13 @@ class NewNotification:
     payload: dict[str, Any]
 
 
+def recipient_key(event: str, route: str, target: str) -> str:
+    """The idempotency key of one event's notification to one recipient: `event/route/target`
+    (route is the channel, or a variant of it such as `wecom-at`). Every notification the daemon
+    stores is keyed this way, so the same event never reaches the same recipient twice."""
+    return f"{event}/{route}/{target}"
+
+
 @dataclass(frozen=True, slots=True)
 class Notification:
     seq: int

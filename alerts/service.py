@@ -16,7 +16,7 @@ from hallwatch.alerts import messages
 from hallwatch.alerts.channels.alertmanager import postable
 from hallwatch.alerts.messages import Names
 from hallwatch.alerts.metrics import AlertMetrics
-from hallwatch.alerts.outbox import NewNotification, Outbox
+from hallwatch.alerts.outbox import NewNotification, Outbox, recipient_key
 from hallwatch.alerts.rules import Episode, RuleEngine
 from hallwatch.alerts.settings import AlertSettings
 from hallwatch.alerts.view import HallView, Transition
@@ -112,7 +112,7 @@ class Alerts:
                 if role.mention_mobiles:
                     mentions.setdefault(robot, []).extend(role.mention_mobiles)
             for phone in role.sms:
-                key = f"{base}/sms/{phone}"
+                key = recipient_key(base, "sms", phone)
                 out[key] = NewNotification(
                     key,
                     "sms",
@@ -120,16 +120,16 @@ class Alerts:
                     {"text": messages.sms_text(t, names), "params": messages.sms_params(t, names)},
                 )
             for hook in role.webhooks:
-                key = f"{base}/webhook/{hook}"
+                key = recipient_key(base, "webhook", hook)
                 out[key] = NewNotification(key, "webhook", hook, self.webhook_body(t, key))
         for robot, ids in userids.items():
-            key = f"{base}/wecom/{robot}"
+            key = recipient_key(base, "wecom", robot)
             content = messages.wecom_markdown(t, names, tuple(dict.fromkeys(ids)))
             out[key] = NewNotification(
                 key, "wecom", robot, {"msgtype": "markdown", "content": content}
             )
         for robot, mobiles in mentions.items():
-            key = f"{base}/wecom-at/{robot}"
+            key = recipient_key(base, "wecom-at", robot)
             out[key] = NewNotification(
                 key,
                 "wecom",
@@ -238,16 +238,18 @@ class Alerts:
                 userids.setdefault(robot, []).extend(role.mention_userids)
             for phone in role.sms:
                 params = {"hall": self.names(hall).hall[:20], "event": title[:20], "detail": ""}
-                out[f"{key}/sms/{phone}"] = NewNotification(
-                    f"{key}/sms/{phone}", "sms", phone, {"text": text, "params": params}
+                sms_key = recipient_key(key, "sms", phone)
+                out[sms_key] = NewNotification(
+                    sms_key, "sms", phone, {"text": text, "params": params}
                 )
         for robot, ids in userids.items():
             body = [f'## <font color="warning">{title}</font>', *lines]
             if ids:
                 body.append(" ".join(f"<@{u}>" for u in dict.fromkeys(ids)))
             content = messages.fit_bytes("\n".join(body), messages.WECOM_MARKDOWN_MAX)
-            out[f"{key}/wecom/{robot}"] = NewNotification(
-                f"{key}/wecom/{robot}", "wecom", robot, {"msgtype": "markdown", "content": content}
+            wecom_key = recipient_key(key, "wecom", robot)
+            out[wecom_key] = NewNotification(
+                wecom_key, "wecom", robot, {"msgtype": "markdown", "content": content}
             )
         return list(out.values())
 
@@ -338,7 +340,7 @@ class Alerts:
                 if role is None:
                     continue
                 for robot in role.wecom:
-                    key = f"{base}/wecom/{robot}"
+                    key = recipient_key(base, "wecom", robot)
                     content = messages.forwarded_markdown(alert, status)
                     if role.mention_userids:
                         content += "\n" + " ".join(f"<@{u}>" for u in role.mention_userids)
@@ -346,7 +348,7 @@ class Alerts:
                         key, "wecom", robot, {"msgtype": "markdown", "content": content}
                     )
                 for phone in role.sms:
-                    key = f"{base}/sms/{phone}"
+                    key = recipient_key(base, "sms", phone)
                     text = messages.forwarded_sms(alert, status)
                     params = {"hall": "", "event": status, "detail": text[:20]}
                     notes[key] = NewNotification(
