@@ -29,7 +29,8 @@ from hallwatch.daemon.core.pipeline import offline
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.core.views import all_views
 from hallwatch.daemon.core.workdays import WorkCalendar
-from hallwatch.daemon.estimate.model import Advice, ErrorOut, Estimator
+from hallwatch.daemon.estimate.advice import Advice
+from hallwatch.daemon.estimate.model import ErrorOut, Estimator
 from hallwatch.sensors.events import (
     ComplaintEvent,
     DeviceEvent,
