@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, Ticket, waiting_tickets
 from hallwatch.daemon.estimate import quickwait
-from hallwatch.daemon.estimate.laws import Laws
+from hallwatch.daemon.estimate.laws import Laws, Priors
 from hallwatch.daemon.estimate.learned import SEP, Learned
 from hallwatch.daemon.estimate.lognormal import residual_draw
 from hallwatch.daemon.estimate.simulation import (
@@ -39,22 +39,9 @@ class Forecaster(Laws):
         samples: int,
         quantile: float,
         learned: Learned | None,
-        prior_service_s: float,
-        prior_sigma: float,
-        prior_recall_s: float,
-        prior_gap_s: float,
-        prior_pause_s: float,
-        shrink: float,
+        priors: Priors,
     ) -> None:
-        super().__init__(
-            learned=learned,
-            prior_service_s=prior_service_s,
-            prior_sigma=prior_sigma,
-            prior_recall_s=prior_recall_s,
-            prior_gap_s=prior_gap_s,
-            prior_pause_s=prior_pause_s,
-            shrink=shrink,
-        )
+        super().__init__(learned, priors)
         self.tz, self.zone = tz, ZoneInfo(tz)
         self.closing = time.fromisoformat(closing)
         self.rate_window_s = rate_window_s

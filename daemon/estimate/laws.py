@@ -3,33 +3,37 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from hallwatch.daemon.estimate.learned import AGE_BIN_S, AGE_BINS, Learned
 from hallwatch.daemon.estimate.lognormal import LogNormal, fit, isotonic
 from hallwatch.daemon.estimate.simulation import Handling, Item
 
 
+@dataclass(frozen=True, slots=True)
+class Priors:
+    """What the laws assume before anything is learned; `shrink` pseudo-samples weigh them."""
+
+    service_s: float
+    sigma: float
+    recall_s: float
+    gap_s: float
+    pause_s: float
+    shrink: float
+
+
 class Laws:
     """Priors and the laws fitted to `learned`, cached until new data invalidates them."""
 
-    def __init__(
-        self,
-        *,
-        learned: Learned | None,
-        prior_service_s: float,
-        prior_sigma: float,
-        prior_recall_s: float,
-        prior_gap_s: float,
-        prior_pause_s: float,
-        shrink: float,
-    ) -> None:
-        self.prior = LogNormal(math.log(prior_service_s) - prior_sigma**2 / 2, prior_sigma)
-        self.prior_recall_s, self.prior_gap_s = prior_recall_s, prior_gap_s
-        self.prior_pause_s = prior_pause_s
-        self.shrink = shrink
+    def __init__(self, learned: Learned | None, priors: Priors) -> None:
+        p = priors
+        self.prior = LogNormal(math.log(p.service_s) - p.sigma**2 / 2, p.sigma)
+        self.prior_recall_s, self.prior_gap_s = p.recall_s, p.gap_s
+        self.prior_pause_s = p.pause_s
+        self.shrink = p.shrink
         self.learned = learned or Learned()
         self._laws: dict[str, LogNormal] | None = None
-        self.prior_pause = LogNormal(math.log(prior_pause_s) - prior_sigma**2 / 2, prior_sigma)
+        self.prior_pause = LogNormal(math.log(p.pause_s) - p.sigma**2 / 2, p.sigma)
         self._pause_law: LogNormal | None = None
         self._q: list[float] | None = None
 

@@ -36,6 +36,7 @@ from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, Ticket
 from hallwatch.daemon.estimate.advice import Advice, advise
 from hallwatch.daemon.estimate.export import metric_families
 from hallwatch.daemon.estimate.forecast import Forecaster
+from hallwatch.daemon.estimate.laws import Priors
 from hallwatch.daemon.estimate.learned import (
     AGE_BIN_S,
     AGE_BINS,
@@ -115,12 +116,9 @@ class Estimator(Forecaster):
             samples=samples,
             quantile=quantile,
             learned=learned,
-            prior_service_s=prior_service_s,
-            prior_sigma=prior_sigma,
-            prior_recall_s=prior_recall_s,
-            prior_gap_s=prior_gap_s,
-            prior_pause_s=prior_pause_s,
-            shrink=shrink,
+            priors=Priors(
+                prior_service_s, prior_sigma, prior_recall_s, prior_gap_s, prior_pause_s, shrink
+            ),
         )
         self.target_wait_s = target_wait_s
         self.max_extra_windows = max_extra_windows
