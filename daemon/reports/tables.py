@@ -94,140 +94,167 @@ WAIT_COLS = ("等待中位数(分钟)", "等待90分位(分钟)", "等待≥20�
 def tables(r: Report) -> list[Table]:
     """Every table of the report, in page order."""
     f = Fmt(r)
-    name = r.settings.hall_name
-    out = [
-        Table(
-            "01-summary",
-            "概览",
-            (
-                "大厅",
-                "天数",
-                "取号",
-                "办结(含转办)",
-                "未到",
-                "取消",
-                *WAIT_COLS,
-                "预计等待误差(分钟)",
-                "高峰启动次数",
-                "最高在厅人数",
-                "系统故障次数",
-                "投诉件数",
-                "设备故障次数",
-            ),
-            tuple(
-                (
-                    s.name,
-                    s.days,
-                    s.issued,
-                    s.served,
-                    s.no_show,
-                    s.cancelled,
-                    *_waits(s.waits),
-                    Fmt.minutes(s.accuracy.mae_s),
-                    s.peak_episodes,
-                    s.peak_headcount,
-                    s.outages,
-                    s.complaints,
-                    s.device_failures,
-                )
-                for s in r.summaries
-            ),
-        ),
-        Table(
-            "02-peak-episodes",
-            "高峰期应急处置（在厅20人或等待20分钟启动预案）",
-            (
-                "大厅",
-                "启动时间",
-                "级别",
-                "升级时间",
-                "最高在厅人数",
-                "最长预计等待(分钟)",
-                "期间实际最长等待(分钟)",
-                "持续",
-                "确认用时",
-                "确认人",
-                "应急窗口",
-                "启动至开窗",
-                "等待回落至20分钟内用时",
-                "结束",
-            ),
-            tuple(
-                (
-                    name(p.hall),
-                    f.at(p.fired_at),
-                    LEVELS.get(p.level, str(p.level)),
-                    "、".join(f"{f.clock(t)}({LEVELS.get(lv, lv)})" for t, lv in p.escalations)
-                    or NONE,
-                    p.peak_headcount,
-                    Fmt.minutes(p.peak_wait_s),
-                    Fmt.minutes(p.actual_max_wait_s),
-                    Fmt.dur(p.duration_s) if p.resolved_at is not None else "进行中",
-                    Fmt.dur(p.ack_s),
-                    p.acked_by or NONE,
-                    _emergency(p.emergency_at_start, p.emergency_opened, f),
-                    Fmt.dur(p.emergency_opened[0][1] - p.fired_at) if p.emergency_opened else NONE,
-                    _back_under(p.wait_over_target, p.back_under_s),
-                    REASONS.get(p.reason, p.reason or NONE),
-                )
-                for p in r.peaks
-            ),
-            note=(
-                "" if r.acks_recorded else "确认用时：告警服务未保存该时段的确认记录，显示为“—”。"
-            ),
-        ),
-        Table(
-            "03-emergency-windows",
-            "应急窗口开启记录",
-            ("大厅", "窗口", "开启", "关闭", "开放时长"),
-            tuple(
-                (
-                    name(w.hall),
-                    w.window,
-                    f.at(w.opened_at),
-                    f.at(w.closed_at),
-                    Fmt.dur(None if w.closed_at is None else w.closed_at - w.opened_at),
-                )
-                for w in r.emergency
-            ),
-        ),
-        Table(
-            "04-system-outages",
-            "信息系统故障",
-            (
-                "大厅",
-                "系统",
-                "开始",
-                "恢复",
-                "持续",
-                "状态",
-                "说明",
-                "期间取号",
-                "告警级别",
-                "登记回访人数",
-                "已通知人数",
-            ),
-            tuple(
-                (
-                    name(o.hall),
-                    o.system,
-                    f.at(o.start),
-                    f.at(o.end) if o.end is not None else "未恢复",
-                    Fmt.dur(o.duration_s),
-                    SYSTEM_STATES.get(o.state, o.state),
-                    o.detail or NONE,
-                    o.tickets_issued,
-                    LEVELS.get(o.alert_level, NONE),
-                    Fmt.count(o.callbacks),
-                    Fmt.count(o.notified),
-                )
-                for o in r.outages
-            ),
-            note="" if r.callbacks_recorded else "回访登记簿尚未接入，回访与通知人数显示为“—”。",
-        ),
+    return [
+        _summary(r),
+        _peaks(r, f),
+        _emergency_windows(r, f),
+        _outages(r, f),
+        *_complaints(r, f),
+        *_service(r),
+        *_devices(r, f),
     ]
+
+
+def _summary(r: Report) -> Table:
+    """The overview (概览): one row per hall."""
+    return Table(
+        "01-summary",
+        "概览",
+        (
+            "大厅",
+            "天数",
+            "取号",
+            "办结(含转办)",
+            "未到",
+            "取消",
+            *WAIT_COLS,
+            "预计等待误差(分钟)",
+            "高峰启动次数",
+            "最高在厅人数",
+            "系统故障次数",
+            "投诉件数",
+            "设备故障次数",
+        ),
+        tuple(
+            (
+                s.name,
+                s.days,
+                s.issued,
+                s.served,
+                s.no_show,
+                s.cancelled,
+                *_waits(s.waits),
+                Fmt.minutes(s.accuracy.mae_s),
+                s.peak_episodes,
+                s.peak_headcount,
+                s.outages,
+                s.complaints,
+                s.device_failures,
+            )
+            for s in r.summaries
+        ),
+    )
+
+
+def _peaks(r: Report, f: Fmt) -> Table:
+    """The peak procedure, episode by episode."""
+    name = r.settings.hall_name
+    return Table(
+        "02-peak-episodes",
+        "高峰期应急处置（在厅20人或等待20分钟启动预案）",
+        (
+            "大厅",
+            "启动时间",
+            "级别",
+            "升级时间",
+            "最高在厅人数",
+            "最长预计等待(分钟)",
+            "期间实际最长等待(分钟)",
+            "持续",
+            "确认用时",
+            "确认人",
+            "应急窗口",
+            "启动至开窗",
+            "等待回落至20分钟内用时",
+            "结束",
+        ),
+        tuple(
+            (
+                name(p.hall),
+                f.at(p.fired_at),
+                LEVELS.get(p.level, str(p.level)),
+                "、".join(f"{f.clock(t)}({LEVELS.get(lv, lv)})" for t, lv in p.escalations) or NONE,
+                p.peak_headcount,
+                Fmt.minutes(p.peak_wait_s),
+                Fmt.minutes(p.actual_max_wait_s),
+                Fmt.dur(p.duration_s) if p.resolved_at is not None else "进行中",
+                Fmt.dur(p.ack_s),
+                p.acked_by or NONE,
+                _emergency(p.emergency_at_start, p.emergency_opened, f),
+                Fmt.dur(p.emergency_opened[0][1] - p.fired_at) if p.emergency_opened else NONE,
+                _back_under(p.wait_over_target, p.back_under_s),
+                REASONS.get(p.reason, p.reason or NONE),
+            )
+            for p in r.peaks
+        ),
+        note=("" if r.acks_recorded else "确认用时：告警服务未保存该时段的确认记录，显示为“—”。"),
+    )
+
+
+def _emergency_windows(r: Report, f: Fmt) -> Table:
+    """Every emergency window opened."""
+    name = r.settings.hall_name
+    return Table(
+        "03-emergency-windows",
+        "应急窗口开启记录",
+        ("大厅", "窗口", "开启", "关闭", "开放时长"),
+        tuple(
+            (
+                name(w.hall),
+                w.window,
+                f.at(w.opened_at),
+                f.at(w.closed_at),
+                Fmt.dur(None if w.closed_at is None else w.closed_at - w.opened_at),
+            )
+            for w in r.emergency
+        ),
+    )
+
+
+def _outages(r: Report, f: Fmt) -> Table:
+    """Information system outages and their call-backs."""
+    name = r.settings.hall_name
+    return Table(
+        "04-system-outages",
+        "信息系统故障",
+        (
+            "大厅",
+            "系统",
+            "开始",
+            "恢复",
+            "持续",
+            "状态",
+            "说明",
+            "期间取号",
+            "告警级别",
+            "登记回访人数",
+            "已通知人数",
+        ),
+        tuple(
+            (
+                name(o.hall),
+                o.system,
+                f.at(o.start),
+                f.at(o.end) if o.end is not None else "未恢复",
+                Fmt.dur(o.duration_s),
+                SYSTEM_STATES.get(o.state, o.state),
+                o.detail or NONE,
+                o.tickets_issued,
+                LEVELS.get(o.alert_level, NONE),
+                Fmt.count(o.callbacks),
+                Fmt.count(o.notified),
+            )
+            for o in r.outages
+        ),
+        note="" if r.callbacks_recorded else "回访登记簿尚未接入，回访与通知人数显示为“—”。",
+    )
+
+
+def _complaints(r: Report, f: Fmt) -> list[Table]:
+    """Complaints one by one, then counted by hall and by person."""
+    name = r.settings.hall_name
     comp_note = "" if r.complaints_recorded else "投诉办理记录尚未接入：答复、上报与回访显示为“—”。"
-    out.append(
+    out = [
         Table(
             "05-complaints",
             "投诉受理与办理明细",
@@ -266,7 +293,7 @@ def tables(r: Report) -> list[Table]:
             ),
             note=comp_note,
         )
-    )
+    ]
     for slug, title, key, label in (
         ("06-complaints-by-hall", "投诉汇总（按大厅）", "hall", "大厅"),
         ("07-complaints-by-person", "投诉汇总（按责任人）", "responsible", "责任人"),
@@ -290,6 +317,12 @@ def tables(r: Report) -> list[Table]:
                 ),
             )
         )
+    return out
+
+
+def _service(r: Report) -> list[Table]:
+    """Service by day, by hour of issue and by service (with the estimate's accuracy)."""
+    name = r.settings.hall_name
     day_rows = []
     hour_rows = []
     service_rows = []
@@ -319,7 +352,7 @@ def tables(r: Report) -> list[Table]:
             )
         for service, served, w, a in r.by_service(hall):
             service_rows.append((name(hall), service, served, w.n, *_waits(w), *_acc(a)))
-    out += [
+    return [
         Table(
             "08-service-by-day",
             "每日服务情况",
@@ -349,6 +382,13 @@ def tables(r: Report) -> list[Table]:
             tuple(service_rows),
             note="预计准确度：按事件重放（每日冷启动）所得的取号时预计等待与实际等待之差。",
         ),
+    ]
+
+
+def _devices(r: Report, f: Fmt) -> list[Table]:
+    """Device downtime and the failure ranking."""
+    name = r.settings.hall_name
+    return [
         Table(
             "11-device-offline",
             "设备离线记录（营业时间内）",
@@ -384,7 +424,6 @@ def tables(r: Report) -> list[Table]:
             ),
         ),
     ]
-    return out
 
 
 def _emergency(at_start: int, opened: Sequence[tuple[str, float]], f: Fmt) -> str:
