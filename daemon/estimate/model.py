@@ -1,4 +1,4 @@
-"""Wait-time estimation for issued tickets, staffing advice and closing-time overrun.
+"""The wait estimator: learns from events, estimates issued tickets' waits, advises on staffing.
 
 Pure: `Estimator.on_event(event, state)` runs right after `state.apply(event)` and reads the live
 state; it holds no clock. Its estimate for a ticket is a deterministic forward simulation of the
