@@ -1,4 +1,4 @@
-"""Figures for the centre's reports (plan §5: appraisal, archive, failing devices), from events.
+"""The centre's report (plan §5: appraisal, archive, failing devices): every section's figures.
 
 The event store is the truth: every figure is recomputed by replaying the stored events of each
 hall and business day through the same core as the daemon (parser -> `HallsState` ->
