@@ -31,7 +31,6 @@ from hallwatch.daemon.metrics.collectors import SafeRegistry
 from hallwatch.daemon.metrics.families import IngestMetrics, StateCollector
 from hallwatch.daemon.mqtt.ingest import Ingest, make_output_client
 from hallwatch.daemon.mqtt.outputs import OutputPublisher, status_payload
-from hallwatch.daemon.reports import cli as report_cli
 from hallwatch.daemon.staff.complaint_store import ComplaintDesk, ComplaintStore
 from hallwatch.daemon.staff.outage import Callbacks, CallbackStore, HealthProbe
 from hallwatch.daemon.store.events import Store
@@ -39,6 +38,7 @@ from hallwatch.daemon.store.restore import decode_snapshot as decode_snapshot
 from hallwatch.daemon.store.restore import encode_snapshot as encode_snapshot
 from hallwatch.daemon.store.restore import load_snapshot, replay
 from hallwatch.daemon.store.restore import restore as restore
+from hallwatch.daemon.web import report_api as report_cli
 from hallwatch.daemon.web import screen, staff_api
 from hallwatch.daemon.web.auth import ApiSettings
 from hallwatch.daemon.web.server import HttpServer

@@ -14,7 +14,8 @@ from hallwatch.daemon.core.pipeline import offline
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.core.views import all_views
 from hallwatch.daemon.core.workdays import WorkCalendar
-from hallwatch.daemon.estimate.model import Advice, Estimator
+from hallwatch.daemon.estimate.advice import Advice
+from hallwatch.daemon.estimate.model import Estimator
 from hallwatch.daemon.offline.replay import accepted_events
 
 # The estimator's staffing advice is recomputed at most this often (event time): the wait it

@@ -171,7 +171,7 @@ async def test_acknowledgement_outlives_the_episode_for_the_reports(tmp_path: Pa
     """An ack is kept in `alert_acks` after its alert resolves, and the report reads it."""
     import sqlite3
 
-    from hallwatch.daemon.reports.cli import read_acks
+    from hallwatch.daemon.reports.history import read_acks
 
     settings = AlertSettings.from_mapping(config(), {})
     async with Outbox(tmp_path / "o.db") as ob:

@@ -6,7 +6,9 @@ import math
 
 import pytest
 from hallwatch.daemon.core.state import HallsState
-from hallwatch.daemon.estimate.model import Advice, ErrorOut, EstimateOut, Estimator, LogNormal
+from hallwatch.daemon.estimate.advice import Advice
+from hallwatch.daemon.estimate.lognormal import LogNormal
+from hallwatch.daemon.estimate.model import ErrorOut, EstimateOut, Estimator
 from hallwatch.sensors.events import Event
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -175,6 +177,31 @@ def test_learns_service_times_and_survives_a_restart() -> None:
     again = Estimator.restore(est.snapshot())
     assert again.law("gjj").mean == pytest.approx(est.law("gjj").mean)
     assert Estimator.restore(b"not json").law("gjj").mean == pytest.approx(MEAN)
+
+
+# A snapshot as the estimator stored it before estimate.model was split (every field but the
+# off-peak table set); stores written by earlier versions must still load, byte for byte.
+STORED_SNAPSHOT = (
+    b'{"version":1,"learned":{"service_logs":{"gjj":[5.5,6.0]},"recall":[55.0],"gaps":[8.0],'
+    b'"pauses":[900.0],"age_bins":[[0,0],[3,1],' + b"[0,0]," * 27 + b'[0,0]],"cancelled":2,'
+    b'"no_shows":1,"call_age":{"h1\\u001fA001":300.0},'
+    b'"pending":{"h1\\u001fA002":["gjj",610.0,1700000100.0]},'
+    b'"errors":{"h1\\u001fgjj":[-20.0,35.5]},'
+    b'"hist":{"h1\\u001fgjj":[1.0,2.0,2.0,2.0,2.0,2.0,2.0,2.0,2.0,55.5,2.0]},'
+    b'"last_end":{"h1\\u001fW1":1700000200.0},"paused_at":{"h1\\u001fW2":1700000300.0},'
+    b'"waits":{}}}'
+)
+
+
+def test_a_stored_snapshot_loads_and_encodes_to_the_same_bytes() -> None:
+    """A snapshot stored by an earlier version restores every field and re-encodes unchanged."""
+    est = Estimator.restore(STORED_SNAPSHOT)
+    L = est.learned
+    assert L.service_logs == {"gjj": [5.5, 6.0]}
+    assert L.pending["h1\x1fA002"].estimate == 610.0
+    assert L.age_bins[1] == [3, 1] and L.cancelled == 2 and L.no_shows == 1
+    assert est.rolling_mae("h1", "gjj") == pytest.approx(27.75)
+    assert est.snapshot() == STORED_SNAPSHOT
 
 
 def test_advice_extra_windows_and_closing_overrun() -> None:

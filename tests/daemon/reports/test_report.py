@@ -26,21 +26,18 @@ from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.rules import Episode, RuleEngine
 from hallwatch.alerts.settings import RuleSettings
 from hallwatch.daemon.config.settings import Settings
+from hallwatch.daemon.reports import charts as report_charts
 from hallwatch.daemon.reports import cli as report_cli
+from hallwatch.daemon.reports import history as report_history
 from hallwatch.daemon.reports import html as report_html
 from hallwatch.daemon.reports import svgchart
-from hallwatch.daemon.reports.figures import (
-    Ack,
-    CallbackRecord,
-    ComplaintRecord,
-    Period,
-    Report,
-    Workflow,
-    build,
-    nearest_rank,
-    tally,
-)
+from hallwatch.daemon.reports import tables as report_tables
+from hallwatch.daemon.reports.figures import Report, build
+from hallwatch.daemon.reports.incidents import tally
+from hallwatch.daemon.reports.inputs import Ack, CallbackRecord, ComplaintRecord, Period, Workflow
+from hallwatch.daemon.reports.stats import nearest_rank
 from hallwatch.daemon.store.events import NewEvent, Store
+from hallwatch.daemon.web import report_api
 from hallwatch.daemon.web.auth import Token
 from hallwatch.daemon.web.server import make_app
 from hallwatch.sensors.profiles import PROFILES, hm
@@ -92,7 +89,8 @@ def built_history() -> History:
     sims = {p: simulated(p, d, h) for p, d, h in DAYS}
     db = root / "hallwatch.db"
     asyncio.run(_store(db, list(sims.values())))
-    rep = report_cli.gather(db, PERIOD, Settings(), now=epoch(sims["quiet"].profile, hm("18:00")))
+    now = epoch(sims["quiet"].profile, hm("18:00"))
+    rep = report_history.gather(db, PERIOD, Settings(), now=now)
     return History(db, sims, rep)
 
 
@@ -252,9 +250,10 @@ async def test_workflow_tables_are_read_when_present(tmp_path: Path) -> None:
     engine.episodes[("h1", "queue_peak", "")] = e
     async with Outbox(db) as outbox:
         await outbox.save_state("rules", engine.snapshot(), 1300.0)
-    conn = report_cli.connect(db)
-    assert report_cli.read_acks(conn) == [Ack("h1", "queue_peak", "", 1000.0, 1300.0, "李四")]
-    assert report_cli.complaint_rows(conn) is None and report_cli.callback_rows(conn) is None
+    conn = report_history.connect(db)
+    assert report_history.read_acks(conn) == [Ack("h1", "queue_peak", "", 1000.0, 1300.0, "李四")]
+    assert report_history.complaint_rows(conn) is None
+    assert report_history.callback_rows(conn) is None
     conn.close()
     rw = sqlite3.connect(db)
     rw.executescript(
@@ -276,17 +275,17 @@ async def test_workflow_tables_are_read_when_present(tmp_path: Path) -> None:
     rw.execute("INSERT INTO callbacks VALUES (1,'h1','n','138',5.0,'x','core','',NULL)")
     rw.commit()
     rw.close()
-    conn = report_cli.connect(db)
-    assert report_cli.complaint_rows(conn) == [
+    conn = report_history.connect(db)
+    assert report_history.complaint_rows(conn) == [
         ComplaintRecord("h1", "C1", 50.0, True, 60.0, "S001")
     ]
-    assert report_cli.callback_rows(conn) == [CallbackRecord("h1", 5.0, None, ("core",))]
+    assert report_history.callback_rows(conn) == [CallbackRecord("h1", 5.0, None, ("core",))]
     conn.close()
 
 
 def test_charts_are_valid_svg_with_chinese_labels(history: History) -> None:
     """Every chart parses as SVG, has a title, draws its bars, and escapes its labels."""
-    charts = report_html.charts(history.report)
+    charts = report_charts.charts(history.report)
     assert {"02-peak-episodes", "09-service-by-hour", "12-device-ranking"} <= set(charts)
     for svgs in charts.values():
         for svg in svgs:
@@ -312,12 +311,12 @@ def test_html_and_csv_files(history: History, tmp_path: Path) -> None:
     assert "<script" not in html and "http://" not in html.replace(
         'xmlns="http://www.w3.org/2000/svg"', ""
     )
-    for t in report_html.tables(history.report):
+    for t in report_tables.tables(history.report):
         raw = (tmp_path / f"{t.slug}.csv").read_bytes()
         assert raw.startswith(b"\xef\xbb\xbf")
         lines = raw.decode("utf-8-sig").splitlines()
         assert lines[0].split(",")[0] == t.columns[0] and len(lines) == len(t.rows) + 1
-    assert len(paths) == 1 + len(report_html.tables(history.report))
+    assert len(paths) == 1 + len(report_tables.tables(history.report))
 
 
 def test_cli_writes_one_hall_with_the_same_figures(history: History, tmp_path: Path) -> None:
@@ -333,7 +332,7 @@ def test_cli_writes_one_hall_with_the_same_figures(history: History, tmp_path: P
     )
     assert args.func(args) == 0
     assert "h2" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
-    [table] = [t for t in report_html.tables(history.report) if t.slug == "01-summary"]
+    [table] = [t for t in report_tables.tables(history.report) if t.slug == "01-summary"]
     csv_rows = (tmp_path / "out" / "01-summary.csv").read_text(encoding="utf-8-sig").splitlines()
     want = [report_html.csv_text(table).splitlines()[0]]
     want += [line for line in report_html.csv_text(table).splitlines() if line.startswith("h2,")]
@@ -361,7 +360,7 @@ async def test_http_report(history: History) -> None:
     token with reports:read is required. (The holiday week: no events, so no replay to wait
     for.)"""
     app = make_app([Token("centre", "s3cret-0123456789", frozenset({"reports:read"}))])
-    report_cli.add_routes(app, history.db, Settings())
+    report_api.add_routes(app, history.db, Settings())
     async with TestClient(TestServer(app)) as client:
         auth = {"Authorization": "Bearer s3cret-0123456789"}
         url = "/api/report?from=2026-10-01&to=2026-10-07&hall=h2"
@@ -389,7 +388,8 @@ def test_a_day_past_the_ticket_cap_is_reported() -> None:
     """A hall-day with more tickets than the daily cap (5,200 issued) is replayed for the report
     without error (it raised KeyError 'G5000' and /api/report answered 500): the tickets past
     the cap are left out, as the daemon leaves them out."""
-    from hallwatch.daemon.reports.figures import ReportSettings, replay_hall_day
+    from hallwatch.daemon.reports.hallday import replay_hall_day
+    from hallwatch.daemon.reports.inputs import ReportSettings
 
     day = date(2026, 9, 30)
     t0 = datetime(2026, 9, 30, 9, 0, tzinfo=ZONE).timestamp()

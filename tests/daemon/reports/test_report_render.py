@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hallwatch.daemon.reports import charts as report_charts
 from hallwatch.daemon.reports import html as report_html
 from hallwatch.daemon.reports.figures import Report
 
@@ -95,7 +96,7 @@ async def test_report_renders_and_prints_in_chromium(rep: Report, tmp_path: Path
         assert f"h1{s.days}{s.issued}{s.served}" in flat  # the summary row, as computed
         assert "45分钟" in flat and "dc-d2" in flat and "2026-10-09" in flat
         charts = await browser.js("document.querySelectorAll('svg.chart').length")
-        assert charts == sum(len(v) for v in report_html.charts(rep).values()) and charts >= 5
+        assert charts == sum(len(v) for v in report_charts.charts(rep).values()) and charts >= 5
         widths = await browser.js(
             "[...document.querySelectorAll('svg.chart')].map(s => s.getBoundingClientRect().width)"
         )

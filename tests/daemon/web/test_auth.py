@@ -216,8 +216,8 @@ async def test_report_masks_complaint_numbers_without_pii_read(tmp_path: Path) -
     from datetime import datetime
 
     from hallwatch.daemon.config.settings import Settings
-    from hallwatch.daemon.reports import cli as report_cli
     from hallwatch.daemon.store.events import NewEvent, Store
+    from hallwatch.daemon.web import report_api
 
     ts = datetime.fromisoformat("2026-11-26T10:00+08:00").timestamp()
     summary = f"客户{PHONE}反映等候太久，身份证{ID_NO}"
@@ -240,7 +240,7 @@ async def test_report_masks_complaint_numbers_without_pii_read(tmp_path: Path) -
             auth.Token("head", "head-token-01234567890", frozenset({"reports:read", "pii:read"})),
         ]
     )
-    report_cli.add_routes(app, db, Settings())
+    report_api.add_routes(app, db, Settings())
     url = "/api/report?from=2026-11-26&to=2026-11-26"
     async with serve(app) as base, aiohttp.ClientSession() as http:
         async with http.get(base + url) as r:

@@ -1,0 +1,124 @@
+"""Staffing advice: extra windows per service and the closing-time overrun."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState
+from hallwatch.daemon.estimate import erlang as staffing
+from hallwatch.daemon.estimate import quickwait
+from hallwatch.daemon.estimate.predictors import abandonment_rate
+from hallwatch.daemon.estimate.simulation import finish
+
+if TYPE_CHECKING:
+    from hallwatch.daemon.estimate.model import Estimator
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAdvice:
+    """What one service needs: its queue, a new ticket's wait, the windows to add."""
+
+    service: str
+    waiting: int
+    estimated_wait_s: float | None  # a normal ticket taken now
+    extra_backlog: int  # windows to add so that wait is under the target
+    extra_arrivals: int  # windows to add so the current arrival rate is held under the target
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """A hall's staffing advice at one moment, per service, and its closing-time overrun."""
+
+    hall: str
+    at: float
+    target_wait_s: float
+    services: tuple[ServiceAdvice, ...]
+    closing_at: float
+    clear_at: float | None  # when the current queue is served, at the current staffing
+    closing_overrun_s: float  # extended hours (延时服务) the current queue needs
+    projected_overrun_s: float  # the same, with the expected arrivals until closing
+
+
+def advise(est: Estimator, state: HallsState, hall: str, now: float) -> Advice:
+    """Extra windows per service (backlog, arrivals) and the closing-time overrun."""
+    h = state.halls.get(hall) or Hall()
+    day = state.day_at(h, now) or Day(day=state.business_day(now))
+    closing = est.closing_ts(now)
+    services = sorted(
+        {s for w in h.windows.values() for s in w.services}
+        | {t.service for t in day.tickets.values() if t.service and t.status == WAITING}
+    )
+    rates = est.arrival_rates(day, now)
+    by_service = {s: sum(r for (x, _), r in rates.items() if x == s) for s in services}
+    theta = abandonment_rate(day, now)
+    queue = est.queue_items(day, now, None)
+    span = max(0.0, min(closing, now + 3 * 3600.0) - now)
+    # Past SIM_MAX_ITEMS tickets to simulate, closed forms: a tick's cost stays bounded.
+    quick = len(queue) + sum(rates.values()) * span > quickwait.SIM_MAX_ITEMS
+    waiting: dict[str, int] = {}
+    for it in queue:
+        waiting[it.service] = waiting.get(it.service, 0) + 1
+    out = []
+    for s in services:
+        cycle = est.law(s).mean + est.gap_s
+        if quick:
+            ahead = waiting.get(s, 0)
+            serving = sum(1 for w in h.windows.values() if w.state == "open" and s in w.services)
+            wait = quickwait.queue_wait(ahead, serving, cycle)
+            extra = quickwait.extra_windows(
+                ahead, serving, cycle, est.target_wait_s, est.max_extra_windows
+            )
+        else:
+            wait, extra = _search_extra(est, state, hall, s, now)
+        share = _capacity_share(h, s, by_service)
+        arrivals = staffing.extra_for_arrivals(
+            by_service[s], cycle, share, est.target_wait_s, abandon_rate=theta
+        )
+        out.append(ServiceAdvice(s, waiting.get(s, 0), wait, extra, arrivals))
+    windows = est.windows_at(hall, h, day, now)
+    if quick:
+        work = sum(est.law(it.service).mean + est.gap_s for it in queue)
+        more = sum(r * span * (est.law(k[0]).mean + est.gap_s) for k, r in rates.items())
+        clear = quickwait.finish_at(now, work, len(windows))
+        projected = quickwait.finish_at(now, work + more, len(windows))
+    else:
+        clear = finish(windows, queue, est.handling)
+        projected = finish(windows, queue + est.arrivals(day, now, 3), est.handling)
+    return Advice(
+        hall,
+        now,
+        est.target_wait_s,
+        tuple(out),
+        closing,
+        clear,
+        staffing.closing_overrun(clear, closing),
+        staffing.closing_overrun(projected, closing),
+    )
+
+
+def _search_extra(
+    est: Estimator, state: HallsState, hall: str, service: str, now: float
+) -> tuple[float | None, int]:
+    """A new ticket's wait, and the fewest extra windows that bring it under the target."""
+    wait = est.wait_for_new(state, hall, service, now)
+    extra = 0
+    while extra < est.max_extra_windows and (wait is None or wait > est.target_wait_s):
+        extra += 1
+        # The search only needs the mean-value run: sampling each step would cost
+        # up to max_extra_windows x samples runs per service on every tick.
+        wait_k = est.wait_for_new(state, hall, service, now, [service] * extra, samples=0)
+        if wait_k is not None and wait_k <= est.target_wait_s:
+            break
+    return wait, extra
+
+
+def _capacity_share(hall: Hall, service: str, load: dict[str, float]) -> float:
+    """Open windows' capacity for `service`, a shared window split by its services' loads."""
+    share = 0.0
+    for w in hall.windows.values():
+        if w.state != "open" or service not in w.services:
+            continue
+        total = sum(load.get(s, 0.0) for s in w.services)
+        share += load.get(service, 0.0) / total if total > 0 else 1.0 / len(w.services)
+    return share

@@ -1,0 +1,313 @@
+"""Per-ticket wait estimates: the hall as the simulation sees it, sampled runs, quick mode."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
+from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, Ticket, waiting_tickets
+from hallwatch.daemon.estimate import quickwait
+from hallwatch.daemon.estimate.laws import Laws, Priors
+from hallwatch.daemon.estimate.learned import SEP, Learned
+from hallwatch.daemon.estimate.lognormal import residual_draw
+from hallwatch.daemon.estimate.simulation import (
+    Item,
+    Win,
+    clear_quantile,
+    poisson_arrivals,
+    quantile_of,
+    run_to_target,
+    uniform,
+)
+from hallwatch.sensors.events import PRIORITY_RANK
+
+_QUICK_REFRESH_S = 5.0
+_SAMPLE_BUDGET = 8000  # queue items simulated per estimate, over all its sampled runs
+
+
+class Forecaster(Laws):
+    """Wait estimates by forward simulation over the live state, with the fitted laws."""
+
+    def __init__(
+        self,
+        *,
+        tz: str,
+        closing: str,
+        rate_window_s: float,
+        samples: int,
+        quantile: float,
+        learned: Learned | None,
+        priors: Priors,
+    ) -> None:
+        super().__init__(learned, priors)
+        self.tz, self.zone = tz, ZoneInfo(tz)
+        self.closing = time.fromisoformat(closing)
+        self.rate_window_s = rate_window_s
+        self.samples = samples
+        self.quantile = quantile
+        # Quick mode (`quick`, set by the daemon while it is behind, e.g. a flood of tickets):
+        # an issued ticket gets a queue-length estimate from a per-hall count refreshed every
+        # few seconds, instead of a forward simulation over the whole queue.
+        self._quick: dict[str, tuple[float, dict[tuple[str, int], int]]] = {}
+
+    def window_at(self, hall_name: str, hall: Hall, day: Day, name: str, now: float) -> Win | None:
+        """A window as the simulation sees it, or None if it is closed."""
+        w = hall.windows[name]
+        key = f"{hall_name}{SEP}{name}"
+        services = frozenset(w.services)
+        if w.state == "paused":
+            # Back after the residual pause E[P - a | P > a]: a window paused longer than the
+            # usual pause is not about to return "now", it is on an unusually long one.
+            since = self.learned.paused_at.get(key, w.since)
+            a = max(0.0, now - since)
+            law = self.pause_law
+            return Win(name, services, now + law.residual(a), law, a)
+        if w.state != "open":
+            return None
+        if w.serving is not None and w.serving_since is not None:
+            a = max(0.0, now - w.serving_since)
+            cur = day.tickets.get(w.serving)
+            law = self.law(cur.service or "") if cur else self.law("")
+            rest = law.residual(a)
+            recall = self.recall_s
+            p = 0.0
+            if cur is not None and cur.issued_at is not None and a < recall:
+                q = self.no_show_p(w.serving_since - cur.issued_at)
+                surv = law.survival(a)
+                p = q / (q + (1.0 - q) * surv) if q + (1.0 - q) * surv > 0 else 0.0
+                rest = p * (recall - a) + (1.0 - p) * rest
+            return Win(
+                name, services, now + rest + self.gap_s, law, a, p, max(0.0, recall - a), self.gap_s
+            )
+        end = self.learned.last_end.get(key)
+        return Win(name, services, max(now, end + self.gap_s) if end is not None else now)
+
+    def windows_at(
+        self, hall_name: str, hall: Hall, day: Day, now: float, extra: Iterable[str] = ()
+    ) -> list[Win]:
+        out = []
+        for name in sorted(hall.windows):
+            win = self.window_at(hall_name, hall, day, name, now)
+            if win is not None:
+                out.append(win)
+        out.extend(Win(f"+{i}", frozenset((s,)), now) for i, s in enumerate(extra))
+        return out
+
+    def _sample_frees(
+        self, wins: list[Win], now: float, seed: str, strata: list[list[int]], r: int
+    ) -> list[float]:
+        """Random next-call times of the windows in run `r`: residual services drawn from
+        S | S > a (pauses from P | P > a), each within its stratum of `strata`."""
+        out = []
+        n = len(strata[0]) if strata else 1
+        for k, w in enumerate(wins):
+            if w.law is None:
+                out.append(w.free)
+                continue
+            u = (strata[k][r] + uniform(f"{seed}:{r}:{w.name}")) / n
+            if u < w.p_recall:
+                out.append(now + w.recall_left + w.gap)
+            else:
+                u = (u - w.p_recall) / (1.0 - w.p_recall)
+                out.append(now + residual_draw(w.law, w.served, u) + w.gap)
+        return out
+
+    def _estimate(
+        self,
+        wins: list[Win],
+        items: list[Item],
+        below_rank: int,
+        day: Day,
+        now: float,
+        seed: str,
+        samples: int | None = None,
+    ) -> tuple[float | None, int]:
+        """Median call time of the target over `samples` random runs, and its position; past
+        `quickwait.SIM_MAX_ITEMS` tickets to run, the queue-length estimate instead."""
+        if len(items) + self._expected_arrivals(day, now, below_rank) > quickwait.SIM_MAX_ITEMS:
+            return self._queue_length(wins, items)
+        for i, it in enumerate(items):
+            it.idx = i
+        called, position = run_to_target(
+            [w.free for w in wins],
+            wins,
+            items + self.arrivals(day, now, below_rank),
+            self.handling,
+        )
+        # Sampling costs samples x queue length; a flood of tickets (or a hostile device) must
+        # not stall the daemon, so long queues get fewer runs, down to the mean-value run.
+        samples = self.samples if samples is None else samples
+        samples = min(samples, _SAMPLE_BUDGET // max(1, len(items)))
+        if called is None or samples <= 0:
+            return (None if called is None else max(0.0, called - now)), position
+        rates = [(k, r) for k, r in self.arrival_rates(day, now).items() if k[1] < below_rank]
+        horizon = min(self.closing_ts(now), now + 3 * 3600.0)
+        waits = []
+        # Latin hypercube over the windows' residual draws: run r draws window w's residual
+        # from stratum strata[w][r] of `samples` equal ones, so 32 runs cover each window's
+        # law evenly (less noise in the median than independent draws, at the same cost).
+        # Each window's strata are keyed by its name: opening a window leaves the others'.
+        strata = []
+        for w in wins:
+            perm = list(range(samples))
+            random.Random(f"{seed}:{w.name}").shuffle(perm)
+            strata.append(perm)
+        for r in range(samples):
+            rng = random.Random(f"{seed}:{r}")
+            arrivals = poisson_arrivals(rates, now, horizon, rng)
+            run = items + arrivals
+            for i in range(len(items), len(run)):
+                run[i].idx = i
+            draws = [(rng.random(), rng.random(), rng.gauss(0.0, 1.0)) for _ in run]
+            frees = self._sample_frees(wins, now, seed, strata, r)
+            t, _ = run_to_target(frees, wins, run, self.sampler(draws))
+            if t is not None:
+                waits.append(max(0.0, t - now))
+        if not waits:
+            return None, position
+        wait = quantile_of(waits, self.quantile)
+        target = next((it for it in items if it.target), None)
+        if target is not None:
+            clear = clear_quantile(wins, items, target, now, self.quantile)
+            if clear is not None:
+                bound, exact = clear
+                wait = bound if exact else min(wait, bound)
+        return wait, position
+
+    def _queue_length(self, wins: list[Win], items: list[Item]) -> tuple[float | None, int]:
+        """The target's queue-length wait: the tickets of its service it would be called after,
+        over the windows serving the service (its bounded fallback)."""
+        target = next((it for it in items if it.target), None)
+        if target is None:
+            return None, 0
+        key = (target.rank, target.issued_at)
+        ahead = sum(
+            1
+            for it in items
+            if it.real and not it.target and it.service == target.service
+            and (it.rank, it.issued_at) <= key
+        )  # fmt: skip
+        serving = sum(1 for w in wins if target.service in w.services)
+        cycle = self.law(target.service).mean + self.gap_s
+        return quickwait.queue_wait(ahead, serving, cycle), ahead
+
+    def _expected_arrivals(self, day: Day, now: float, below_rank: int) -> float:
+        """How many overtaking tickets (rank below `below_rank`) `_arrivals` would add."""
+        span = max(0.0, min(self.closing_ts(now), now + 3 * 3600.0) - now)
+        return sum(
+            r * span for (_, rank), r in self.arrival_rates(day, now).items() if rank < below_rank
+        )
+
+    def closing_ts(self, now: float) -> float:
+        local = datetime.fromtimestamp(now, self.zone)
+        return datetime.combine(local.date(), self.closing, self.zone).timestamp()
+
+    def arrival_rates(self, day: Day, now: float) -> dict[tuple[str, int], float]:
+        """Recent arrivals per second by (service, class rank), from today's tickets."""
+        first = min((t.issued_at for t in day.tickets.values() if t.issued_at), default=now)
+        span = max(min(self.rate_window_s, now - first), 900.0)
+        counts: dict[tuple[str, int], int] = {}
+        for t in day.tickets.values():
+            if t.service and t.issued_at is not None and now - span < t.issued_at <= now:
+                k = (t.service, PRIORITY_RANK.get(t.priority, 2))
+                counts[k] = counts.get(k, 0) + 1
+        return {k: n / span for k, n in counts.items()}
+
+    def queue_items(self, day: Day, now: float, target: str | None) -> list[Item]:
+        return [
+            Item(
+                t.service or "",
+                PRIORITY_RANK.get(t.priority, 2),
+                t.issued_at if t.issued_at is not None else now,
+                max(0.0, now - (t.issued_at if t.issued_at is not None else now)),
+                True,
+                k == target,
+            )
+            for k, t in waiting_tickets(day)
+        ]
+
+    def arrivals(self, day: Day, now: float, below_rank: int) -> list[Item]:
+        """Expected future tickets of the classes that overtake rank `below_rank`, spread evenly
+        (at (k - 1/2) / rate) until closing time or three hours ahead."""
+        horizon = min(self.closing_ts(now), now + 3 * 3600.0)
+        out = []
+        for (service, rank), rate in self.arrival_rates(day, now).items():
+            if rank >= below_rank or rate <= 0:
+                continue
+            k = 1
+            while (at := now + (k - 0.5) / rate) < horizon:
+                out.append(Item(service, rank, at, 0.0, False))
+                k += 1
+        return out
+
+    def quick_estimate(
+        self, hall_name: str, hall: Hall, day: Day, t: Ticket, now: float
+    ) -> tuple[float | None, int]:
+        """Queue-length estimate: the tickets ahead over the windows serving the service."""
+        service = t.service or ""
+        serving = [w for w in hall.windows.values() if w.state == "open" and service in w.services]
+        if not serving:
+            return None, 0
+        hit = self._quick.get(hall_name)
+        if hit is None or now - hit[0] > _QUICK_REFRESH_S:
+            counts: dict[tuple[str, int], int] = {}
+            for other in day.tickets.values():
+                if other.status == WAITING and other.service:
+                    k = (other.service, PRIORITY_RANK.get(other.priority, 2))
+                    counts[k] = counts.get(k, 0) + 1
+            hit = self._quick[hall_name] = (now, counts)
+        else:
+            # This ticket joined since the count was taken.
+            k = (service, PRIORITY_RANK.get(t.priority, 2))
+            hit[1][k] = hit[1].get(k, 0) + 1
+        rank = PRIORITY_RANK.get(t.priority, 2)
+        ahead = sum(n for (s, r), n in hit[1].items() if s == service and r <= rank) - 1
+        ahead = max(0, ahead)
+        cycle = self.law(service).mean + self.gap_s
+        return quickwait.queue_wait(ahead, len(serving), cycle), ahead
+
+    def simulate_ticket(
+        self, hall_name: str, hall: Hall, day: Day, ticket: str, t: Ticket, now: float
+    ) -> tuple[float | None, int]:
+        service = t.service or ""
+        if not any(w.state == "open" and service in w.services for w in hall.windows.values()):
+            return None, 0
+        return self._estimate(
+            self.windows_at(hall_name, hall, day, now),
+            self.queue_items(day, now, ticket),
+            PRIORITY_RANK.get(t.priority, 2),
+            day,
+            now,
+            f"{hall_name}:{ticket}:{now}",
+        )
+
+    def wait_for_new(
+        self,
+        state: HallsState,
+        hall: str,
+        service: str,
+        now: float,
+        extra: Iterable[str] = (),
+        samples: int | None = None,
+    ) -> float | None:
+        """The wait a normal ticket for `service` taken at `now` would face (None: no window).
+
+        `extra` names the service of each additional window to assume open and idle;
+        `samples` overrides the number of sampled runs (0: the mean-value run only).
+        """
+        h = state.halls.get(hall)
+        if h is None:
+            return None
+        extra = list(extra)
+        if not extra and not any(
+            w.state == "open" and service in w.services for w in h.windows.values()
+        ):
+            return None
+        day = state.day_at(h, now) or Day(day=state.business_day(now))
+        queue = self.queue_items(day, now, None)
+        queue.append(Item(service, 2, now, 0.0, False, True))
+        wins = self.windows_at(hall, h, day, now, extra)
+        seed = f"{hall}:{service}:new:{now}"
+        return self._estimate(wins, queue, 2, day, now, seed, samples)[0]

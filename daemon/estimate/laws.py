@@ -1,0 +1,134 @@
+"""The laws the estimator fits to what it learned: service, pause, recall, gap, no-show, cancel."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hallwatch.daemon.estimate.learned import AGE_BIN_S, AGE_BINS, Learned
+from hallwatch.daemon.estimate.lognormal import LogNormal, fit, isotonic
+from hallwatch.daemon.estimate.simulation import Handling, Item
+
+
+@dataclass(frozen=True, slots=True)
+class Priors:
+    """What the laws assume before anything is learned; `shrink` pseudo-samples weigh them."""
+
+    service_s: float
+    sigma: float
+    recall_s: float
+    gap_s: float
+    pause_s: float
+    shrink: float
+
+
+class Laws:
+    """Priors and the laws fitted to `learned`, cached until new data invalidates them."""
+
+    def __init__(self, learned: Learned | None, priors: Priors) -> None:
+        p = priors
+        self.prior = LogNormal(math.log(p.service_s) - p.sigma**2 / 2, p.sigma)
+        self.prior_recall_s, self.prior_gap_s = p.recall_s, p.gap_s
+        self.prior_pause_s = p.pause_s
+        self.shrink = p.shrink
+        self.learned = learned or Learned()
+        self._laws: dict[str, LogNormal] | None = None
+        self.prior_pause = LogNormal(math.log(p.pause_s) - p.sigma**2 / 2, p.sigma)
+        self._pause_law: LogNormal | None = None
+        self._q: list[float] | None = None
+
+    def law(self, service: str) -> LogNormal:
+        """Service-time law for `service`: its own fit, shrunk to the pooled fit and the prior."""
+        if self._laws is None:
+            self._laws = {}
+        law = self._laws.get(service)
+        if law is None:
+            pooled = [x for logs in self.learned.service_logs.values() for x in logs]
+            base = fit(pooled, self.prior, self.shrink)
+            law = self._laws[service] = fit(
+                self.learned.service_logs.get(service, []), base, self.shrink
+            )
+        return law
+
+    def mean_service_s(self, service: str) -> float:
+        return self.law(service).mean
+
+    @property
+    def recall_s(self) -> float:
+        r = self.learned.recall
+        return sum(r) / len(r) if r else self.prior_recall_s
+
+    @property
+    def gap_s(self) -> float:
+        g = self.learned.gaps
+        return (sum(g) + 3 * self.prior_gap_s) / (len(g) + 3)
+
+    @property
+    def pause_s(self) -> float:
+        return self.pause_law.mean
+
+    @property
+    def pause_law(self) -> LogNormal:
+        """Pause-length law: a log-normal fit of the learned pauses, shrunk to the prior."""
+        if self._pause_law is None:
+            logs = [math.log(x) for x in self.learned.pauses if x > 0]
+            self._pause_law = fit(logs, self.prior_pause, 1.0)
+        return self._pause_law
+
+    def no_show_p(self, age: float) -> float:
+        """P(no-show | called after waiting `age` s): binned, pooled to the mean, monotone,
+        linear between bin centres (so a later call never makes a window free up earlier)."""
+        if self._q is None:
+            bins = self.learned.age_bins
+            n = sum(b[0] for b in bins)
+            g = (sum(b[1] for b in bins) + 0.5) / (n + 10.0)
+            raw = [((b[1] + 4 * g) / (b[0] + 4), b[0] + 4.0) for b in bins]
+            self._q = isotonic(raw)
+        x = age / AGE_BIN_S - 0.5
+        if x <= 0:
+            return self._q[0]
+        i = int(x)
+        if i >= AGE_BINS - 1:
+            return self._q[-1]
+        return self._q[i] + (self._q[i + 1] - self._q[i]) * (x - i)
+
+    @property
+    def cancel_share(self) -> float:
+        L = self.learned
+        return (L.cancelled + 1.0) / (L.cancelled + L.no_shows + 4.0)
+
+    def cancel_p(self, age_now: float, age_call: float) -> float:
+        """P(a ticket still waiting at age_now is cancelled before its call at age_call)."""
+        k = self.cancel_share
+        if k >= 1.0 or age_call <= age_now:
+            return 0.0
+
+        def gave_up(age: float) -> float:  # P(patience < age), from the no-show share
+            q = self.no_show_p(age)
+            return q / ((1.0 - k) + k * q)
+
+        f0, f1 = gave_up(age_now), gave_up(age_call)
+        return min(max(k * (f1 - f0) / max(1.0 - k * f0, 1e-9), 0.0), 1.0)
+
+    def handling(self, item: Item, t: float) -> float:
+        """Expected time a window spends on `item` if it is called at `t` (gap included)."""
+        age = t - item.issued_at
+        q = self.no_show_p(age)
+        work = q * self.recall_s + (1.0 - q) * self.law(item.service).mean + self.gap_s
+        return (1.0 - self.cancel_p(item.age_now, age)) * work
+
+    def sampler(self, draws: list[tuple[float, float, float]]) -> Handling:
+        """One random realisation of handling times; `draws` holds each item's uniforms."""
+        recall, gap = self.recall_s + self.gap_s, self.gap_s
+
+        def handle(item: Item, t: float) -> float | None:
+            u_cancel, u_ns, z = draws[item.idx]
+            age = t - item.issued_at
+            if not item.target and u_cancel < self.cancel_p(item.age_now, age):
+                return None
+            if u_ns < self.no_show_p(age):
+                return recall
+            law = self.law(item.service)
+            return math.exp(law.mu + law.sigma * z) + gap
+
+        return handle

@@ -1,0 +1,218 @@
+"""The forward simulation of the calling rules: queue items, windows, sampled and exact runs."""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hallwatch.daemon.estimate.lognormal import LogNormal
+
+
+@dataclass(slots=True)
+class Item:
+    service: str
+    rank: int
+    issued_at: float
+    age_now: float  # how long it has waited at the simulation start
+    real: bool = True
+    target: bool = False
+    idx: int = 0  # index into a sample's random draws
+
+
+@dataclass(slots=True)
+class Win:
+    name: str  # seeds its random draws, so opening another window leaves these unchanged
+    services: frozenset[str]
+    free: float  # expected time of its next call
+    # When serving: the current customer's service law and how long they have been served;
+    # when paused: the pause law and how long the window has been paused.
+    law: LogNormal | None = None
+    served: float = 0.0
+    p_recall: float = 0.0  # probability the current call is a no-show being recalled
+    recall_left: float = 0.0
+    gap: float = 0.0  # between the end of `law` and the next call
+
+
+Handling = Callable[[Item, float], float | None]
+
+
+def uniform(key: str) -> float:
+    """A deterministic uniform in [0, 1) for `key` (common random numbers across scenarios);
+    a keyed hash is ~10x cheaper than seeding a `random.Random` for a single draw."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
+def survival(w: Win, t: float) -> float:
+    """P(window `w` makes its next call more than `t` seconds from now)."""
+    if w.law is None:
+        return 1.0 if t < w.free else 0.0
+    x = t - w.gap
+    if x <= 0.0:
+        return 1.0
+    law, a = w.law, w.served
+    tail = law.survival(a)
+    if tail < 1e-12:  # far in the tail: the residual is all but certain
+        rest = 1.0 if x < law.residual(a) else 0.0
+    else:
+        rest = min(1.0, law.survival(a + x) / tail)
+    if w.p_recall <= 0.0:
+        return rest
+    return w.p_recall * (1.0 if t < w.recall_left + w.gap else 0.0) + (1.0 - w.p_recall) * rest
+
+
+def clear_quantile(
+    wins: list[Win], items: list[Item], target: Item, now: float, q: float
+) -> tuple[float, bool] | None:
+    """The q-quantile of the target's wait if it were called by the first *clear* window
+    (serving its service, and with no queued ticket it would call first) to make its next
+    call: the minimum of independent next-call times, whose survival is the product of
+    theirs. Without overtaking arrivals that call is never later, so this bounds the wait;
+    the flag says whether every window serving the service is clear (then it is the wait).
+    None: no clear window."""
+    key = (target.rank, target.issued_at)
+    ahead = [
+        it.service for it in items if it.real and not it.target and (it.rank, it.issued_at) <= key
+    ]
+    clear, every = [], True
+    for w in wins:
+        if target.service not in w.services:
+            continue
+        if any(s in w.services for s in ahead):
+            every = False
+        else:
+            clear.append(
+                Win(
+                    w.name,
+                    w.services,
+                    w.free - now,
+                    w.law,
+                    w.served,
+                    w.p_recall,
+                    w.recall_left,
+                    w.gap,
+                )
+            )  # times from now
+    if not clear:
+        return None
+    stop = 1.0 - q
+
+    def surv(t: float) -> float:
+        out = 1.0
+        for w in clear:
+            out *= survival(w, t)
+            if out <= stop:
+                break
+        return out
+
+    if surv(0.0) <= stop:
+        return 0.0, every
+    hi = max(60.0, min(w.free for w in clear))
+    while surv(hi) > stop:
+        hi *= 2.0
+        if hi > 7 * 86400.0:
+            return None
+    lo = 0.0
+    while hi - lo > 0.05:
+        mid = 0.5 * (lo + hi)
+        if surv(mid) > stop:
+            lo = mid
+        else:
+            hi = mid
+    return hi, every
+
+
+def quantile_of(values: list[float], q: float) -> float:
+    """The q-quantile of `values` by linear interpolation (q = 0.5: the median)."""
+    xs = sorted(values)
+    pos = q * (len(xs) - 1)
+    i = int(pos)
+    return xs[i] if i + 1 >= len(xs) else xs[i] + (xs[i + 1] - xs[i]) * (pos - i)
+
+
+def poisson_arrivals(
+    rates: list[tuple[tuple[str, int], float]], now: float, horizon: float, rng: random.Random
+) -> list[Item]:
+    out = []
+    for (service, rank), rate in rates:
+        if rate <= 0:
+            continue
+        t = now + rng.expovariate(rate)
+        while t < horizon:
+            out.append(Item(service, rank, t, 0.0, False))
+            t += rng.expovariate(rate)
+    return out
+
+
+def run_to_target(
+    frees: list[float], wins: list[Win], items: list[Item], handling: Handling
+) -> tuple[float | None, int]:
+    """Run the calling rules until the target is called: (its call time, real tickets before)."""
+    result: list[float] = []
+    position = simulate(frees, wins, items, handling, stop_at_target=True, out=result)
+    return (result[0] if result else None), position
+
+
+def finish(wins: list[Win], items: list[Item], handling: Handling) -> float | None:
+    """When the last of `items` a window can serve has been served (None: nothing to serve)."""
+    if not items:
+        return None
+    result: list[float] = []
+    simulate([w.free for w in wins], wins, items, handling, stop_at_target=False, out=result)
+    return max(result) if result else None
+
+
+def simulate(
+    frees: list[float],
+    wins: list[Win],
+    items: list[Item],
+    handling: Handling,
+    *,
+    stop_at_target: bool,
+    out: list[float],
+) -> int:
+    """Windows call by the contract's rules; `handling` gives each call's duration (None: the
+    ticket was cancelled before its turn and the window calls the next one at once)."""
+    queues: dict[tuple[str, int], deque[Item]] = {}
+    for it in sorted(items, key=lambda i: i.issued_at):
+        queues.setdefault((it.service, it.rank), deque()).append(it)
+    heap = [(free, i) for i, free in enumerate(frees)]
+    heapq.heapify(heap)
+    position = 0
+    ends: list[float] = []
+    while heap:
+        t, i = heapq.heappop(heap)
+        services = wins[i].services
+        best: Item | None = None
+        best_q: deque[Item] | None = None
+        for rank in range(3):
+            for s in services:
+                q = queues.get((s, rank))
+                if q and q[0].issued_at <= t and (best is None or q[0].issued_at < best.issued_at):
+                    best, best_q = q[0], q
+            if best is not None:
+                break
+        if best is None or best_q is None:
+            nxt = [q[0].issued_at for (s, _), q in queues.items() if q and s in services]
+            if nxt:
+                heapq.heappush(heap, (max(min(nxt), t), i))
+            continue
+        best_q.popleft()
+        if best.target and stop_at_target:
+            out.append(t)
+            return position
+        dur = handling(best, t)
+        if dur is None:
+            heapq.heappush(heap, (t, i))
+            continue
+        position += best.real
+        if best.real:
+            ends.append(t + dur)
+        heapq.heappush(heap, (t + dur, i))
+    if not stop_at_target:
+        out.extend(ends)
+    return position
