@@ -1,5 +1,5 @@
 """Reading the `[alerts]` table into `alerts.settings` objects, each bad value a ConfigError
-naming its key. Secrets come from the file or the environment (`config.settings.read_secret`)."""
+naming its key. Secrets come from the file or the environment (`base.errors.read_secret`)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from hallwatch.alerts.settings import (
     WecomSettings,
 )
 from hallwatch.alerts.view import KINDS
-from hallwatch.daemon.config.settings import ConfigError, env_name, read_secret
+from hallwatch.daemon.base.errors import ConfigError, env_name, read_secret
 
 
 class Reader:

@@ -19,8 +19,8 @@ from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.receiver import add_routes
 from hallwatch.alerts.service import Alerts
 from hallwatch.alerts.settings import AlertSettings
+from hallwatch.daemon.base.errors import ConfigError
 from hallwatch.daemon.config import settings as config
-from hallwatch.daemon.config.settings import ConfigError
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.web.auth import Token
 from hallwatch.daemon.web.server import HttpServer

@@ -14,8 +14,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from hallwatch.daemon.base.errors import ConfigError
 from hallwatch.daemon.config import settings as config
-from hallwatch.daemon.config.settings import ConfigError, Settings
+from hallwatch.daemon.config.settings import Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -8,7 +8,6 @@ start-up with a `ConfigError` that names the key. Nothing here reads the environ
 from __future__ import annotations
 
 import difflib
-import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hallwatch.daemon.base.errors import ConfigError
 from hallwatch.daemon.core.state import Limits
 from hallwatch.daemon.core.workdays import WorkCalendar
 
@@ -26,37 +26,6 @@ if TYPE_CHECKING:
     from hallwatch.daemon.config.staff import ComplaintSettings, OutageSettings
     from hallwatch.daemon.web.auth import ApiSettings
 from hallwatch.sensors.parse import IDENT
-
-
-class ConfigError(ValueError):
-    """A setting is missing, unknown or invalid; `key` names it as `section.key` (or the
-    environment variable that is wrong)."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"config error: {key}: {message}")
-        self.key = key
-
-
-def env_name(key: str) -> str:
-    """The environment variable of a setting: `alerts.sms.token` -> HALLWATCH_ALERTS_SMS_TOKEN."""
-    return "HALLWATCH_" + re.sub(r"[.\-]", "_", key).upper()
-
-
-def read_secret(data: Mapping[str, Any], name: str, key: str, env: Mapping[str, str]) -> str:
-    """A secret from `HALLWATCH_<KEY>_FILE` (a file), `HALLWATCH_<KEY>` or the table, in that
-    order. An error never echoes the value."""
-    var = env_name(key)
-    if var + "_FILE" in env:
-        try:
-            return Path(env[var + "_FILE"]).read_text(encoding="utf-8").strip()
-        except OSError as err:
-            raise ConfigError(key, f"cannot read {var}_FILE: {err.strerror}") from None
-    if var in env:
-        return env[var].strip()
-    value = data.get(name, "")
-    if not isinstance(value, str):
-        raise ConfigError(key, "must be a string")
-    return value
 
 
 def _mask(url: str) -> str:

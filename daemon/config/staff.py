@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from hallwatch.daemon.config.settings import ConfigError
+from hallwatch.daemon.base.errors import ConfigError
 
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 

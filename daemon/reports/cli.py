@@ -27,7 +27,8 @@ from typing import Any
 from aiohttp import web
 from hallwatch.alerts.rules import RuleEngine
 from hallwatch.alerts.settings import RuleSettings
-from hallwatch.daemon.config.settings import ConfigError, Settings
+from hallwatch.daemon.base.errors import ConfigError
+from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.reports import html as report_html
 from hallwatch.daemon.reports.figures import (
     Ack,

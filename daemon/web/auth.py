@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from hallwatch.daemon.config.settings import ConfigError, read_secret
+from hallwatch.daemon.base.errors import ConfigError, env_name, read_secret
 from hallwatch.daemon.web import pii
 
 log = logging.getLogger("hallwatch.http")
@@ -134,7 +134,7 @@ def _tokens(raw: Mapping[str, Any], prefix: str, env: Mapping[str, str]) -> list
             raise ConfigError(
                 f"{key}.token",
                 f"must be at least {MIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 24`); "
-                f"best from a file named by {_env_name(key)}_TOKEN_FILE",
+                f"best from a file named by {env_name(key)}_TOKEN_FILE",
             )
         if secret in seen:
             raise ConfigError(f"{key}.token", "the same token is given to two names")
@@ -153,10 +153,6 @@ def _tokens(raw: Mapping[str, Any], prefix: str, env: Mapping[str, str]) -> list
                 )
         tokens.append(Token(name, secret, frozenset(scopes)))
     return tokens
-
-
-def _env_name(key: str) -> str:
-    return "HALLWATCH_" + re.sub(r"[.\-]", "_", key).upper()
 
 
 # --- start-up check ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from hallwatch.alerts.settings import AlertSettings
-from hallwatch.daemon.config.settings import ConfigError
+from hallwatch.daemon.base.errors import ConfigError
 
 ROBOT = {"wecom": {"robots": {"supervisor": {}}}}
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hallwatch.daemon.config.settings import ConfigError, Settings, load
+from hallwatch.daemon.base.errors import ConfigError
+from hallwatch.daemon.config.settings import Settings, load
 
 
 def write(tmp_path: Path, text: str) -> Path:

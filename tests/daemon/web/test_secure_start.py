@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hallwatch.daemon.base.errors import ConfigError
 from hallwatch.daemon.config import settings as config
-from hallwatch.daemon.config.settings import ConfigError
 from hallwatch.daemon.web import auth
 
 from tests.conftest import ROOT, DaemonProcess, wait_until

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from hallwatch.alerts.outbox import Outbox
-from hallwatch.daemon.config.settings import ConfigError
+from hallwatch.daemon.base.errors import ConfigError
 from hallwatch.daemon.config.staff import ComplaintSettings, OutageSettings
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.core.workdays import WorkCalendar
