@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-ALERTS = ("queue_peak", "device_offline", "system_outage")
-# What a role may receive: the alerts, plus the notices of complaints and the calendar check.
-KINDS = (*ALERTS, "complaint", "calendar")
+# The alert names (ALERTS) and what a role may receive (KINDS): hallwatch.daemon.config.alerts.
 STATES = ("firing", "escalated", "repeat", "resolved")
 DEVICE_KINDS = ("ticket_machine", "door_counter", "window_terminal", "display", "other")
 

@@ -17,9 +17,8 @@ from hallwatch.alerts.metrics import AlertMetrics
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.receiver import add_routes as add_alert_routes
 from hallwatch.alerts.service import Alerts
-from hallwatch.alerts.settings import AlertSettings
+from hallwatch.daemon.config.alerts import AlertSettings
 from hallwatch.daemon.config.settings import Settings
-from hallwatch.daemon.config.staff import ComplaintSettings, OutageSettings
 from hallwatch.daemon.core.pipeline import Faults, Pipeline
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.core.views import all_views
@@ -39,8 +38,7 @@ from hallwatch.daemon.store.restore import decode_snapshot as decode_snapshot
 from hallwatch.daemon.store.restore import encode_snapshot as encode_snapshot
 from hallwatch.daemon.store.restore import load_snapshot, replay
 from hallwatch.daemon.store.restore import restore as restore
-from hallwatch.daemon.web import screen, staff_api
-from hallwatch.daemon.web.auth import ApiSettings
+from hallwatch.daemon.web import auth, screen, staff_api
 from hallwatch.daemon.web.server import HttpServer
 from prometheus_client import disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -105,7 +103,7 @@ class Daemon:
         self.state = HallsState(tz=settings.hall.timezone, limits=self.limits)
         self.estimator = make_estimator(settings)
         self.calendar: WorkCalendar = settings.calendar.calendar()
-        self.alert_settings: AlertSettings = settings.alerts or AlertSettings()
+        self.alert_settings: AlertSettings = settings.alerts
         self.registry.register(
             StateCollector(lambda: self.state, clock, settings.hall.heartbeat_timeout_s)
         )
@@ -218,7 +216,7 @@ class Daemon:
                 self.clock,
                 s.hall.heartbeat_timeout_s,
                 rate_per_minute=s.http.rate_per_minute,
-                tokens=(s.api or ApiSettings()).tokens,
+                tokens=s.api.tokens,
                 read_timeout_s=s.http.read_timeout_s,
             )
             add_alert_routes(self.http.app, self.alerts, outbox)
@@ -232,7 +230,7 @@ class Daemon:
                 tz=s.hall.timezone,
             )
             probe = HealthProbe(
-                (s.outage or OutageSettings()).probes,
+                s.outage.probes,
                 self.outputs.put,
                 session,
                 topic_root=s.mqtt.topic_root,
@@ -241,7 +239,7 @@ class Daemon:
             # --- end staff procedures ---
             self.http.app.router.add_get("/api/offpeak/{hall}", self._offpeak)
             screen.add_routes(self.http.app, self._screen_model)
-            report_cli.add_routes(self.http.app, s.store.path, s)
+            report_cli.add_routes(self.http.app, s.store.path, s, may_read_pii=auth.may_read_pii)
             self._warn_calendar()
             async with asyncio.TaskGroup() as tg:
                 tasks = [
@@ -385,7 +383,7 @@ class Daemon:
         rules = self.alert_settings.rules
         self.complaints = ComplaintDesk(
             complaint_store,
-            s.complaints or ComplaintSettings(),
+            s.complaints,
             self.calendar,
             tz=s.hall.timezone,
             clock=self.clock,
@@ -398,7 +396,7 @@ class Daemon:
         self.callbacks = Callbacks(
             callback_store,
             outbox,
-            s.outage or OutageSettings(),
+            s.outage,
             state=lambda: self.state,
             callback_after=lambda h: rules.for_hall(h).system_outage.escalate_after_s,
             clock=self.clock,

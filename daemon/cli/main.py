@@ -90,11 +90,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             out["estimates"] = report.summary()
         if args.alerts_out:
             from hallwatch.alerts.replay import write_jsonl
-            from hallwatch.alerts.settings import AlertSettings
             from hallwatch.daemon.estimate.model import Estimator
             from hallwatch.daemon.offline.alerts import views_of_day
 
-            rules = (settings.alerts or AlertSettings()).rules
+            rules = settings.alerts.rules
             views = views_of_day(
                 read_day(args.file),
                 root=root,

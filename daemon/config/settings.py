@@ -13,18 +13,17 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hallwatch.daemon.base.errors import ConfigError
+from hallwatch.daemon.config.alerts import AlertSettings
+from hallwatch.daemon.config.alerts_reader import read_alerts
+from hallwatch.daemon.config.api import ApiSettings, check_exposure
+from hallwatch.daemon.config.staff import ComplaintSettings, OutageSettings
 from hallwatch.daemon.core.state import Limits
 from hallwatch.daemon.core.workdays import WorkCalendar
-
-if TYPE_CHECKING:
-    from hallwatch.alerts.settings import AlertSettings
-    from hallwatch.daemon.config.staff import ComplaintSettings, OutageSettings
-    from hallwatch.daemon.web.auth import ApiSettings
 from hallwatch.sensors.parse import IDENT
 
 
@@ -178,17 +177,22 @@ class Settings:
     limits: LimitsSettings = LimitsSettings()
     calendar: CalendarSettings = CalendarSettings()
     log: LogSettings = LogSettings()
-    # The [alerts] table, validated by alerts.settings (built in `load`).
-    alerts: AlertSettings | None = None
-    # [api]: the HTTP API's tokens and their scopes, validated by hallwatch.daemon.web.auth.
-    api: ApiSettings | None = None
-    # [complaints] and [outage], validated by hallwatch.daemon.config.staff (built in `load`).
-    complaints: ComplaintSettings | None = None
-    outage: OutageSettings | None = None
+    # The [alerts] table, validated by config.alerts_reader.
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    # [api]: the HTTP API's tokens and their scopes, validated by config.api.
+    api: ApiSettings = field(default_factory=ApiSettings)
+    # [complaints] and [outage], validated by config.staff.
+    complaints: ComplaintSettings = field(default_factory=ComplaintSettings)
+    outage: OutageSettings = field(default_factory=OutageSettings)
 
 
-# Sections validated by their own module's `from_mapping(data, env)`.
-_EXTERNAL = ("alerts", "api", "complaints", "outage")
+# Sections validated by their own module: each reader takes the table and the environment.
+_EXTERNAL: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], Any]] = {
+    "alerts": read_alerts,
+    "api": ApiSettings.from_mapping,
+    "complaints": ComplaintSettings.from_mapping,
+    "outage": OutageSettings.from_mapping,
+}
 # Settings that moved: reading them would be silence, so they stop start-up with the new place.
 _MOVED = {
     "staff": "[staff.tokens.NAME] is now [api.tokens.NAME] (the same token and scopes; its "
@@ -212,22 +216,6 @@ _ENV_HINTS = {
     "HALLWATCH_ALERTS_API_TOKEN": "alerts.api_token is now a token in [api.tokens.NAME] with "
     "its scopes (set HALLWATCH_API_TOKENS_<NAME>_TOKEN_FILE)",
 }
-
-
-def _external(section: str, data: Mapping[str, Any], env: Mapping[str, str]) -> Any:
-    if section == "alerts":
-        from hallwatch.alerts.settings import AlertSettings  # it imports ConfigError from here
-
-        return AlertSettings.from_mapping(data, env)
-    if section == "api":
-        from hallwatch.daemon.web.auth import ApiSettings
-
-        return ApiSettings.from_mapping(data, env)
-    from hallwatch.daemon.config import staff as ss
-
-    if section == "complaints":
-        return ss.ComplaintSettings.from_mapping(data, env)
-    return ss.OutageSettings.from_mapping(data, env)
 
 
 def parse_broker_url(url: str, *, key: str) -> Broker:
@@ -359,16 +347,8 @@ def load(
     watched = _Watched(env or {})
     settings = _load(path, watched, overrides)
     _unknown_variables(watched)
-    from hallwatch.daemon.web.auth import check_exposure
-
-    check_exposure(settings.http.host_port()[0], (settings.api or _api()).tokens)
+    check_exposure(settings.http.host_port()[0], settings.api.tokens)
     return settings
-
-
-def _api() -> ApiSettings:
-    from hallwatch.daemon.web.auth import ApiSettings
-
-    return ApiSettings()
 
 
 class _Watched(Mapping[str, str]):
@@ -445,7 +425,7 @@ def _load(
     for sect_field in fields(Settings):
         sect = sect_field.name
         if sect in _EXTERNAL:
-            sections[sect] = _external(sect, data.get(sect, {}), env)
+            sections[sect] = _EXTERNAL[sect](data.get(sect, {}), env)
             continue
         default_obj = getattr(base, sect)
         given = dict(data.get(sect, {}))

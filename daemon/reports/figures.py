@@ -22,8 +22,8 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from hallwatch.alerts.rules import RuleEngine
-from hallwatch.alerts.settings import AlertSettings, RuleSettings
 from hallwatch.alerts.view import HallView, Transition
+from hallwatch.daemon.config.alerts import RuleSettings
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.core.pipeline import offline
 from hallwatch.daemon.core.state import HallsState
@@ -73,7 +73,7 @@ class ReportSettings:
             heartbeat_timeout_s=s.hall.heartbeat_timeout_s,
             target_wait_s=s.hall.target_wait_s,
             closing=s.hall.closing,
-            rules=(s.alerts or AlertSettings()).rules,
+            rules=s.alerts.rules,
             calendar=s.calendar.calendar(),
             **kw,  # type: ignore[arg-type]
         )

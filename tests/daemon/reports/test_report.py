@@ -24,7 +24,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.rules import Episode, RuleEngine
-from hallwatch.alerts.settings import RuleSettings
+from hallwatch.daemon.config.alerts import RuleSettings
+from hallwatch.daemon.config.api import Token
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.reports import cli as report_cli
 from hallwatch.daemon.reports import html as report_html
@@ -41,7 +42,6 @@ from hallwatch.daemon.reports.figures import (
     tally,
 )
 from hallwatch.daemon.store.events import NewEvent, Store
-from hallwatch.daemon.web.auth import Token
 from hallwatch.daemon.web.server import make_app
 from hallwatch.sensors.profiles import PROFILES, hm
 from hallwatch.sensors.simulator import Day, TicketTruth, epoch, simulate_day
@@ -361,7 +361,7 @@ async def test_http_report(history: History) -> None:
     token with reports:read is required. (The holiday week: no events, so no replay to wait
     for.)"""
     app = make_app([Token("centre", "s3cret-0123456789", frozenset({"reports:read"}))])
-    report_cli.add_routes(app, history.db, Settings())
+    report_cli.add_routes(app, history.db, Settings(), may_read_pii=lambda request: False)
     async with TestClient(TestServer(app)) as client:
         auth = {"Authorization": "Bearer s3cret-0123456789"}
         url = "/api/report?from=2026-10-01&to=2026-10-07&hall=h2"

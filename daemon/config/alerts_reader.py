@@ -1,4 +1,4 @@
-"""Reading the `[alerts]` table into `alerts.settings` objects, each bad value a ConfigError
+"""Reading the `[alerts]` table into `config.alerts` objects, each bad value a ConfigError
 naming its key. Secrets come from the file or the environment (`base.errors.read_secret`)."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from hallwatch.alerts.settings import (
+from hallwatch.daemon.base.errors import ConfigError, env_name, read_secret
+from hallwatch.daemon.config.alerts import (
     ALIYUN_ENDPOINT,
+    KINDS,
     NAME,
     PHONE,
     RATE_LIMITS,
@@ -35,8 +37,11 @@ from hallwatch.alerts.settings import (
     Webhook,
     WecomSettings,
 )
-from hallwatch.alerts.view import KINDS
-from hallwatch.daemon.base.errors import ConfigError, env_name, read_secret
+
+
+def read_alerts(data: Mapping[str, Any], env: Mapping[str, str]) -> AlertSettings:
+    """Build from the `[alerts]` table and the environment; bad values raise ConfigError."""
+    return Reader(env).settings(dict(data))
 
 
 class Reader:
