@@ -19,25 +19,25 @@ from hallwatch.alerts.receiver import add_routes as add_alert_routes
 from hallwatch.alerts.service import Alerts
 from hallwatch.daemon.config.alerts import AlertSettings
 from hallwatch.daemon.config.settings import Settings
-from hallwatch.daemon.core.pipeline import Faults, Pipeline
 from hallwatch.daemon.core.state import HallsState
-from hallwatch.daemon.core.views import all_views
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.estimate import offpeak
-from hallwatch.daemon.estimate.lane import EstimateLane
 from hallwatch.daemon.estimate.model import Advice, EstimateOut, Estimator
 from hallwatch.daemon.metrics.collectors import SafeRegistry
 from hallwatch.daemon.metrics.families import IngestMetrics, StateCollector
 from hallwatch.daemon.mqtt.ingest import Ingest, make_output_client
 from hallwatch.daemon.mqtt.outputs import OutputPublisher, status_payload
+from hallwatch.daemon.pipeline.lane import EstimateLane
+from hallwatch.daemon.pipeline.process import Faults, Pipeline
+from hallwatch.daemon.pipeline.restore import decode_snapshot as decode_snapshot
+from hallwatch.daemon.pipeline.restore import encode_snapshot as encode_snapshot
+from hallwatch.daemon.pipeline.restore import load_snapshot, replay
+from hallwatch.daemon.pipeline.restore import restore as restore
+from hallwatch.daemon.pipeline.views import all_views
 from hallwatch.daemon.reports import cli as report_cli
 from hallwatch.daemon.staff.complaint_store import ComplaintDesk, ComplaintStore
 from hallwatch.daemon.staff.outage import Callbacks, CallbackStore, HealthProbe
 from hallwatch.daemon.store.events import Store
-from hallwatch.daemon.store.restore import decode_snapshot as decode_snapshot
-from hallwatch.daemon.store.restore import encode_snapshot as encode_snapshot
-from hallwatch.daemon.store.restore import load_snapshot, replay
-from hallwatch.daemon.store.restore import restore as restore
 from hallwatch.daemon.web import auth, screen, staff_api
 from hallwatch.daemon.web.server import HttpServer
 from prometheus_client import disable_created_metrics

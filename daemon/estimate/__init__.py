@@ -1,2 +1,1 @@
-"""Wait estimation: the estimator, its lane, Erlang maths, the classic predictors,
-off-peak guidance."""
+"""Wait estimation: the estimator, Erlang maths, the classic predictors, off-peak guidance."""

@@ -132,7 +132,7 @@ class Ingest:
     ) -> None:
         self._settings = settings
         self._store = store
-        self._process = process  # the pipeline: state, then estimator (daemon/core/pipeline.py)
+        self._process = process  # the pipeline: state, then estimator (daemon/pipeline/process.py)
         self._metrics = metrics
         self._clock = clock
         self._on_batch = on_batch

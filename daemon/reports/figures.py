@@ -25,11 +25,11 @@ from hallwatch.alerts.rules import RuleEngine
 from hallwatch.alerts.view import HallView, Transition
 from hallwatch.daemon.config.alerts import RuleSettings
 from hallwatch.daemon.config.settings import Settings
-from hallwatch.daemon.core.pipeline import offline
 from hallwatch.daemon.core.state import HallsState
-from hallwatch.daemon.core.views import all_views
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.estimate.model import Advice, ErrorOut, Estimator
+from hallwatch.daemon.pipeline.process import offline
+from hallwatch.daemon.pipeline.views import all_views
 from hallwatch.sensors.events import (
     ComplaintEvent,
     DeviceEvent,

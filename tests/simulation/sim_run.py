@@ -39,10 +39,10 @@ from hallwatch.alerts.service import Alerts
 from hallwatch.daemon.config.alerts_reader import read_alerts
 from hallwatch.daemon.config.settings import HallSettings, LimitsSettings, Settings, StoreSettings
 from hallwatch.daemon.core import state as state_mod
-from hallwatch.daemon.core.pipeline import Pipeline
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.main import Daemon
 from hallwatch.daemon.mqtt.ingest import Ingest
+from hallwatch.daemon.pipeline.process import Pipeline
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
 from hallwatch.daemon.staff.outage import CallbackStore
 from hallwatch.daemon.store.events import Store
