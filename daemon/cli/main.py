@@ -16,6 +16,7 @@ from typing import Any
 
 from hallwatch.daemon.base.errors import ConfigError
 from hallwatch.daemon.config import settings as config
+from hallwatch.daemon.config.sections import parse_broker_url
 from hallwatch.daemon.config.settings import Settings
 
 
@@ -161,7 +162,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         truth = write_day(day, args.out)
         print(f"wrote {len(day.messages)} messages to {args.out}, ground truth to {truth}")
     if args.broker:
-        broker = config.parse_broker_url(args.broker, key="--broker")
+        broker = parse_broker_url(args.broker, key="--broker")
         speed = None if args.speed in (None, 0) else args.speed
         sent = asyncio.run(
             publish_live(

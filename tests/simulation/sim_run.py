@@ -37,7 +37,8 @@ import msgspec
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.service import Alerts
 from hallwatch.daemon.config.alerts_reader import read_alerts
-from hallwatch.daemon.config.settings import HallSettings, LimitsSettings, Settings, StoreSettings
+from hallwatch.daemon.config.sections import HallSettings, LimitsSettings, StoreSettings
+from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.core import state as state_mod
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.main import Daemon

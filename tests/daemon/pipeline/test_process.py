@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from hallwatch.daemon.base.ratelog import RateLimitedLog
-from hallwatch.daemon.config.settings import Settings, StoreSettings
+from hallwatch.daemon.config.sections import StoreSettings
+from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.core.state import HallsState, Limits, Outcome
 from hallwatch.daemon.estimate.model import Estimator
 from hallwatch.daemon.main import Daemon
