@@ -25,7 +25,8 @@ from hallwatch.daemon.estimate import offpeak
 from hallwatch.daemon.estimate.model import Advice, EstimateOut, Estimator
 from hallwatch.daemon.metrics.collectors import SafeRegistry
 from hallwatch.daemon.metrics.families import IngestMetrics, StateCollector
-from hallwatch.daemon.mqtt.ingest import Ingest, make_output_client
+from hallwatch.daemon.mqtt.client import make_output_client
+from hallwatch.daemon.mqtt.ingest import Ingest
 from hallwatch.daemon.mqtt.outputs import OutputPublisher, status_payload
 from hallwatch.daemon.pipeline.lane import EstimateLane
 from hallwatch.daemon.pipeline.process import Faults, Pipeline

@@ -137,9 +137,8 @@ class HttpServer:
         site = web.TCPSite(runner, self._host, self._port, reuse_address=True)
         try:
             await site.start()
-            server = site._server
-            if server is not None and getattr(server, "sockets", None):
-                sock = server.sockets[0].getsockname()  # type: ignore[attr-defined]
+            if runner.addresses:  # the bound (host, port, ...) of each socket: port 0 resolved
+                sock = runner.addresses[0]
                 self.bound = (str(sock[0]), int(sock[1]))
             if started is not None:
                 started.set()
