@@ -30,7 +30,7 @@ from hallwatch.alerts.rules import RuleEngine
 from hallwatch.daemon.base import pii
 from hallwatch.daemon.base.errors import ConfigError
 from hallwatch.daemon.config.alerts import RuleSettings
-from hallwatch.daemon.config.settings import Settings
+from hallwatch.daemon.config.settings import Settings, load
 from hallwatch.daemon.reports import html as report_html
 from hallwatch.daemon.reports.figures import (
     Ack,
@@ -222,14 +222,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from hallwatch.daemon.config import settings as config
-
     try:
         period = period_of(args.start, args.end)
         overrides = {"store.path": args.db} if args.db else {}
-        settings = config.load(
-            args.config or os.environ.get("HALLWATCH_CONFIG"), os.environ, overrides
-        )
+        settings = load(args.config or os.environ.get("HALLWATCH_CONFIG"), os.environ, overrides)
         started = time.monotonic()
         rep = gather(settings.store.path, period, settings, hall=args.hall)
     except (ValueError, OSError, sqlite3.Error) as err:
