@@ -12,7 +12,7 @@ from hallwatch.alerts.channels.limited import RateLimited
 from hallwatch.alerts.channels.sms import SmsChannel, provider
 from hallwatch.alerts.channels.webhook import WebhookChannel
 from hallwatch.alerts.channels.wecom import WecomChannel
-from hallwatch.alerts.settings import AlertSettings
+from hallwatch.daemon.config.alerts import AlertSettings
 
 
 def channels(

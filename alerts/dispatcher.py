@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from hallwatch.alerts.channels import FAILED, RETRY, SENT, Channel, Result
 from hallwatch.alerts.metrics import AlertMetrics
 from hallwatch.alerts.outbox import Notification, Outbox, retry_at
-from hallwatch.alerts.settings import OutboxSettings
+from hallwatch.daemon.config.alerts import OutboxSettings
 
 log = logging.getLogger("hallwatch.alerts")
 

@@ -5,7 +5,7 @@ POST /api/v1/alertmanager/webhook            Alertmanager webhook (version 4) ->
 GET  /api/v1/alerts                          firing alerts
 GET  /api/v1/alerts/dead-letters             notifications given up on
 POST /api/v1/alerts/dead-letters/{seq}/retry send a dead letter again
-Who may call which is `web.auth`'s route table (alerts:read, alerts:write, alerts:forward).
+Who may call which is `config.api`'s route table (alerts:read, alerts:write, alerts:forward).
 
 What Alertmanager sends is relayed to people's phones and groups, so the receiver takes at most
 `alerts.forward.max_alerts` alerts a request (413 beyond) and passes on only a cleaned copy:
@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.service import Alerts
-from hallwatch.daemon.web.limits import read_json
+from hallwatch.daemon.base.jsonbody import read_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -13,8 +13,8 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from hallwatch.alerts.rules import RuleEngine
-from hallwatch.alerts.settings import RuleSettings
 from hallwatch.alerts.view import HallView, Transition
+from hallwatch.daemon.config.alerts import RuleSettings
 
 TRANSITIONS = ("firing", "escalated", "resolved")
 

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from hallwatch.alerts import messages
-from hallwatch.alerts.settings import DeviceRule, HallRules, RuleSettings, SystemRule
 from hallwatch.alerts.view import Crossing, Figures, HallView, Transition
+from hallwatch.daemon.config.alerts import DeviceRule, HallRules, RuleSettings, SystemRule
 
 # Which estimates a device feeds: a door counter the headcount, the others the wait estimates.
 _FEEDS = {

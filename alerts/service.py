@@ -18,8 +18,8 @@ from hallwatch.alerts.messages import Names
 from hallwatch.alerts.metrics import AlertMetrics
 from hallwatch.alerts.outbox import NewNotification, Outbox, recipient_key
 from hallwatch.alerts.rules import Episode, RuleEngine
-from hallwatch.alerts.settings import AlertSettings
 from hallwatch.alerts.view import HallView, Transition
+from hallwatch.daemon.config.alerts import AlertSettings
 
 log = logging.getLogger("hallwatch.alerts")
 STATE_NAME = "rules"

@@ -12,9 +12,7 @@ from typing import get_args
 
 from hallwatch.sensors.events import DeviceKind
 
-ALERTS = ("queue_peak", "device_offline", "system_outage")
-# What a role may receive: the alerts, plus the notices of complaints and the calendar check.
-KINDS = (*ALERTS, "complaint", "calendar")
+# The alert names (ALERTS) and what a role may receive (KINDS): hallwatch.daemon.config.alerts.
 STATES = ("firing", "escalated", "repeat", "resolved")
 DEVICE_KINDS: tuple[str, ...] = get_args(DeviceKind)
 

@@ -17,30 +17,29 @@ from hallwatch.alerts.metrics import AlertMetrics
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.receiver import add_routes as add_alert_routes
 from hallwatch.alerts.service import Alerts
-from hallwatch.alerts.settings import AlertSettings
+from hallwatch.daemon.config.alerts import AlertSettings
 from hallwatch.daemon.config.settings import Settings
-from hallwatch.daemon.config.staff import ComplaintSettings, OutageSettings
-from hallwatch.daemon.core.pipeline import Faults, Pipeline
 from hallwatch.daemon.core.state import HallsState
-from hallwatch.daemon.core.views import all_views
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.estimate import offpeak
-from hallwatch.daemon.estimate.lane import EstimateLane
-from hallwatch.daemon.estimate.model import Advice, EstimateOut, Estimator
+from hallwatch.daemon.estimate.advice import Advice
+from hallwatch.daemon.estimate.model import EstimateOut, Estimator
 from hallwatch.daemon.metrics.collectors import SafeRegistry
 from hallwatch.daemon.metrics.families import IngestMetrics, StateCollector
-from hallwatch.daemon.mqtt.ingest import Ingest, make_output_client
+from hallwatch.daemon.mqtt.client import make_output_client
+from hallwatch.daemon.mqtt.ingest import Ingest
 from hallwatch.daemon.mqtt.outputs import OutputPublisher, status_payload
+from hallwatch.daemon.pipeline.lane import EstimateLane
+from hallwatch.daemon.pipeline.process import Faults, Pipeline
+from hallwatch.daemon.pipeline.restore import decode_snapshot as decode_snapshot
+from hallwatch.daemon.pipeline.restore import encode_snapshot as encode_snapshot
+from hallwatch.daemon.pipeline.restore import load_snapshot, replay
+from hallwatch.daemon.pipeline.restore import restore as restore
+from hallwatch.daemon.pipeline.views import all_views
 from hallwatch.daemon.staff.complaint_store import ComplaintDesk, ComplaintStore
 from hallwatch.daemon.staff.outage import Callbacks, CallbackStore, HealthProbe
 from hallwatch.daemon.store.events import Store
-from hallwatch.daemon.store.restore import decode_snapshot as decode_snapshot
-from hallwatch.daemon.store.restore import encode_snapshot as encode_snapshot
-from hallwatch.daemon.store.restore import load_snapshot, replay
-from hallwatch.daemon.store.restore import restore as restore
-from hallwatch.daemon.web import report_api as report_cli
-from hallwatch.daemon.web import screen, staff_api
-from hallwatch.daemon.web.auth import ApiSettings
+from hallwatch.daemon.web import report_api, screen, staff_api
 from hallwatch.daemon.web.server import HttpServer
 from prometheus_client import disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -105,7 +104,7 @@ class Daemon:
         self.state = HallsState(tz=settings.hall.timezone, limits=self.limits)
         self.estimator = make_estimator(settings)
         self.calendar: WorkCalendar = settings.calendar.calendar()
-        self.alert_settings: AlertSettings = settings.alerts or AlertSettings()
+        self.alert_settings: AlertSettings = settings.alerts
         self.registry.register(
             StateCollector(lambda: self.state, clock, settings.hall.heartbeat_timeout_s)
         )
@@ -218,7 +217,7 @@ class Daemon:
                 self.clock,
                 s.hall.heartbeat_timeout_s,
                 rate_per_minute=s.http.rate_per_minute,
-                tokens=(s.api or ApiSettings()).tokens,
+                tokens=s.api.tokens,
                 read_timeout_s=s.http.read_timeout_s,
             )
             add_alert_routes(self.http.app, self.alerts, outbox)
@@ -232,7 +231,7 @@ class Daemon:
                 tz=s.hall.timezone,
             )
             probe = HealthProbe(
-                (s.outage or OutageSettings()).probes,
+                s.outage.probes,
                 self.outputs.put,
                 session,
                 topic_root=s.mqtt.topic_root,
@@ -241,7 +240,7 @@ class Daemon:
             # --- end staff procedures ---
             self.http.app.router.add_get("/api/offpeak/{hall}", self._offpeak)
             screen.add_routes(self.http.app, self._screen_model)
-            report_cli.add_routes(self.http.app, s.store.path, s)
+            report_api.add_routes(self.http.app, s.store.path, s)
             self._warn_calendar()
             async with asyncio.TaskGroup() as tg:
                 tasks = [
@@ -385,7 +384,7 @@ class Daemon:
         rules = self.alert_settings.rules
         self.complaints = ComplaintDesk(
             complaint_store,
-            s.complaints or ComplaintSettings(),
+            s.complaints,
             self.calendar,
             tz=s.hall.timezone,
             clock=self.clock,
@@ -398,7 +397,7 @@ class Daemon:
         self.callbacks = Callbacks(
             callback_store,
             outbox,
-            s.outage or OutageSettings(),
+            s.outage,
             state=lambda: self.state,
             callback_after=lambda h: rules.for_hall(h).system_outage.escalate_after_s,
             clock=self.clock,

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hallwatch.daemon.base.errors import ConfigError
 from hallwatch.daemon.config import settings as config
 
 from tests.conftest import ROOT
@@ -97,7 +98,7 @@ def test_example_config_loads_with_the_units_secrets_on_a_network_address(tmp_pa
     assert s.api is not None and {t.name for t in s.api.tokens} == {"admin", "alertmanager"}
     assert s.mqtt.password is not None
     no_tokens = {k: v for k, v in env.items() if "API_TOKENS" not in k}
-    with pytest.raises(config.ConfigError):
+    with pytest.raises(ConfigError):
         config.load(cfg, no_tokens)
 
 

@@ -18,11 +18,11 @@ from aiohttp import web
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.receiver import add_routes
 from hallwatch.alerts.service import Alerts
-from hallwatch.alerts.settings import AlertSettings
+from hallwatch.daemon.base.errors import ConfigError
 from hallwatch.daemon.config import settings as config
-from hallwatch.daemon.config.settings import ConfigError
+from hallwatch.daemon.config.alerts_reader import read_alerts
+from hallwatch.daemon.config.api import Token
 from hallwatch.daemon.core.state import HallsState
-from hallwatch.daemon.web.auth import Token
 from hallwatch.daemon.web.server import HttpServer
 from hallwatch.sensors.events import Reason, Rejection
 from hallwatch.sensors.parse import IDENT, MAX_ID, parse
@@ -355,7 +355,7 @@ alert_inner = st.recursive(
 def test_alert_settings_only_raise_config_error(data: dict[str, Any], env: dict[str, str]) -> None:
     """Random `[alerts]` tables give settings or a ConfigError whose key is under `alerts`."""
     try:
-        AlertSettings.from_mapping(data, env)
+        read_alerts(data, env)
     except ConfigError as err:
         assert err.key.startswith("alerts"), err.key
 
@@ -370,7 +370,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """The daemon's HTTP app (body cap, rate limit off) with the alert endpoints mounted on a
     real Alerts service and outbox, served from a thread: (host, port)."""
     db = tmp_path_factory.mktemp("api") / "outbox.db"
-    alert_settings = AlertSettings.from_mapping(
+    alert_settings = read_alerts(
         {
             "wecom": {"url": "http://127.0.0.1:9/send", "robots": {"r": {"key": "k"}}},
             "roles": {"supervisor": {"wecom": ["r"]}},

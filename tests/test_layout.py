@@ -90,3 +90,25 @@ def test_installs_beside_python_daemon_and_survives_its_removal(
         [str(venv / "bin" / "hallwatch"), "--help"], capture_output=True, text=True, cwd=tmp_path
     )
     assert cli.returncode == 0 and "demo" in cli.stdout, cli.stderr
+
+
+def test_import_contracts_hold() -> None:
+    """lint-imports passes: the layers and the no-cycle contracts of pyproject.toml are kept."""
+    lint = Path(sys.executable).parent / "lint-imports"
+    done = subprocess.run(
+        [str(lint), str(ROOT / "pyproject.toml"), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_package_is_in_a_layer() -> None:
+    """Each hallwatch.daemon subpackage (and sensors, alerts) has a place in the layers contract."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (layers,) = [c for c in pyproject["tool"]["importlinter"]["contracts"] if c["type"] == "layers"]
+    placed = {name.strip() for layer in layers["layers"] for name in layer.split("|")}
+    top = {".".join(p.split(".")[: 3 if ".daemon." in p else 2]) for p in _declared()}
+    top = top - {"hallwatch.daemon"} | {"hallwatch.daemon.main"}
+    assert top - placed == set(), "add these to a layer in [tool.importlinter]"

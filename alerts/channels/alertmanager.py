@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import aiohttp
 from hallwatch.alerts.channels import Result, by_status, request
 from hallwatch.alerts.outbox import Notification
-from hallwatch.alerts.settings import AlertmanagerSettings
+from hallwatch.daemon.config.alerts import AlertmanagerSettings
 
 ALERTNAMES = {
     "queue_peak": "HallQueuePeak",

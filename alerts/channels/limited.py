@@ -13,7 +13,7 @@ from collections.abc import Callable
 from hallwatch.alerts.channels import RETRY, Channel, Result
 from hallwatch.alerts.outbox import Notification
 from hallwatch.alerts.ratelimit import RateLimits, SlidingWindow
-from hallwatch.alerts.settings import ChannelLimits
+from hallwatch.daemon.config.alerts import ChannelLimits
 
 
 class RateLimited:

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from hallwatch.alerts.channels import FAILED, RETRY, SENT, Reply, Result, by_status, request
 from hallwatch.alerts.outbox import Notification
-from hallwatch.alerts.settings import SmsSettings
+from hallwatch.daemon.config.alerts import SmsSettings
 
 
 class SmsProvider(Protocol):

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import aiohttp
 from hallwatch.alerts.channels import FAILED, Result, by_status, request
 from hallwatch.alerts.outbox import Notification
-from hallwatch.alerts.settings import Webhook
+from hallwatch.daemon.config.alerts import Webhook
 
 
 class WebhookChannel:

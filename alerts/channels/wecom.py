@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 import aiohttp
 from hallwatch.alerts.channels import FAILED, RETRY, SENT, Reply, Result, request
 from hallwatch.alerts.outbox import Notification
-from hallwatch.alerts.settings import Robot
+from hallwatch.daemon.config.alerts import Robot
 
 THROTTLED = 45009
 # Transient server-side codes: system busy (-1) and frequency limits.

@@ -14,8 +14,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from hallwatch.daemon.base.errors import ConfigError
 from hallwatch.daemon.config import settings as config
-from hallwatch.daemon.config.settings import ConfigError, Settings
+from hallwatch.daemon.config.sections import parse_broker_url
+from hallwatch.daemon.config.settings import Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -89,11 +91,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             out["estimates"] = report.summary()
         if args.alerts_out:
             from hallwatch.alerts.replay import write_jsonl
-            from hallwatch.alerts.settings import AlertSettings
             from hallwatch.daemon.estimate.model import Estimator
             from hallwatch.daemon.offline.alerts import views_of_day
 
-            rules = (settings.alerts or AlertSettings()).rules
+            rules = settings.alerts.rules
             views = views_of_day(
                 read_day(args.file),
                 root=root,
@@ -161,7 +162,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         truth = write_day(day, args.out)
         print(f"wrote {len(day.messages)} messages to {args.out}, ground truth to {truth}")
     if args.broker:
-        broker = config.parse_broker_url(args.broker, key="--broker")
+        broker = parse_broker_url(args.broker, key="--broker")
         speed = None if args.speed in (None, 0) else args.speed
         sent = asyncio.run(
             publish_live(

@@ -8,218 +8,54 @@ start-up with a `ConfigError` that names the key. Nothing here reads the environ
 from __future__ import annotations
 
 import difflib
-import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
-from hallwatch.daemon.core.state import Limits
-from hallwatch.daemon.core.workdays import WorkCalendar
-
-if TYPE_CHECKING:
-    from hallwatch.alerts.settings import AlertSettings
-    from hallwatch.daemon.config.staff import ComplaintSettings, OutageSettings
-    from hallwatch.daemon.web.auth import ApiSettings
-from hallwatch.sensors.parse import IDENT
-
-
-class ConfigError(ValueError):
-    """A setting is missing, unknown or invalid; `key` names it as `section.key` (or the
-    environment variable that is wrong)."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"config error: {key}: {message}")
-        self.key = key
-
-
-def env_name(key: str) -> str:
-    """The environment variable of a setting: `alerts.sms.token` -> HALLWATCH_ALERTS_SMS_TOKEN."""
-    return "HALLWATCH_" + re.sub(r"[.\-]", "_", key).upper()
-
-
-def read_secret(data: Mapping[str, Any], name: str, key: str, env: Mapping[str, str]) -> str:
-    """A secret from `HALLWATCH_<KEY>_FILE` (a file), `HALLWATCH_<KEY>` or the table, in that
-    order. An error never echoes the value."""
-    var = env_name(key)
-    if var + "_FILE" in env:
-        try:
-            return Path(env[var + "_FILE"]).read_text(encoding="utf-8").strip()
-        except OSError as err:
-            raise ConfigError(key, f"cannot read {var}_FILE: {err.strerror}") from None
-    if var in env:
-        return env[var].strip()
-    value = data.get(name, "")
-    if not isinstance(value, str):
-        raise ConfigError(key, "must be a string")
-    return value
-
-
-def _mask(url: str) -> str:
-    """A URL with any password blanked."""
-    try:
-        parts = urlsplit(url)
-        if parts.password:
-            return url.replace(f":{parts.password}@", ":***@")
-    except ValueError:
-        pass
-    return url
-
-
-def _show(url: str) -> str:
-    """A URL for an error message, with any password blanked."""
-    return repr(_mask(url))
-
-
-@dataclass(frozen=True, slots=True)
-class Broker:
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls: bool = False
-
-    def url(self) -> str:
-        """The broker URL without the password, fit for logs."""
-        scheme = "mqtts" if self.tls else "mqtt"
-        user = f"{self.username}@" if self.username else ""
-        return f"{scheme}://{user}{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class MqttSettings:
-    url: str = "mqtt://127.0.0.1:1883"
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    client_id: str = "hallwatch"
-    protocol: str = "5"
-    topic_root: str = "hall"
-    keepalive_s: int = 30
-    receive_maximum: int = 2000
-    session_expiry_s: int = 7 * 24 * 3600
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 30.0
-    # TLS (mqtts://): the broker's certificate is always verified, against `ca_file` or the
-    # system's CAs; a client certificate is sent when `cert_file` and `key_file` are set.
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-
-    def __repr__(self) -> str:
-        # The URL may carry a password (mqtt://user:pass@host); never let it reach a log.
-        shown = {
-            f.name: _mask(self.url) if f.name == "url" else getattr(self, f.name)
-            for f in fields(self)
-            if f.repr
-        }
-        return "MqttSettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
-
-    def broker(self) -> Broker:
-        broker = parse_broker_url(self.url, key="mqtt.url")
-        return replace(
-            broker,
-            username=self.username or broker.username,
-            password=self.password or broker.password,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class StoreSettings:
-    path: str = "hallwatch.db"
-    batch_max: int = 500
-    synchronous: str = "FULL"
-    snapshot_every: int = 20000
-
-
-@dataclass(frozen=True, slots=True)
-class HttpSettings:
-    listen: str = "127.0.0.1:9120"
-    rate_per_minute: int = 120  # mutating requests per client address; 0: no limit
-    # A request's line and headers, and then its body, must each arrive within this; an idle
-    # connection is closed after it (aiohttp's keepalive_timeout, from the connection's start).
-    read_timeout_s: float = 10.0
-
-    def host_port(self) -> tuple[str, int]:
-        return parse_listen(self.listen, key="http.listen")
-
-
-@dataclass(frozen=True, slots=True)
-class HallSettings:
-    timezone: str = "Asia/Shanghai"
-    heartbeat_timeout_s: float = 90.0
-    max_future_s: float = 300.0
-    closing: str = "17:00"  # when the estimator asks "will the queue clear by closing?"
-    target_wait_s: float = 1200.0  # the plan's 20 minutes: staffing advice aims below it
-    # A ticket processed this long after it was issued (a backlog after downtime) gets a quick
-    # queue-length estimate instead of the forward simulation, and is not scored.
-    estimate_stale_s: float = 60.0
-
-
-_LIMITS = Limits()
-
-
-@dataclass(frozen=True, slots=True)
-class LimitsSettings:
-    """`[limits]`: the state core's caps (`core.state.Limits`, where the defaults live)."""
-
-    halls: int = _LIMITS.halls
-    services: int = _LIMITS.services
-    windows: int = _LIMITS.windows
-    doors: int = _LIMITS.doors
-    devices: int = _LIMITS.devices
-    systems: int = _LIMITS.systems
-    tickets: int = _LIMITS.tickets
-    complaints: int = _LIMITS.complaints
-
-    def limits(self) -> Limits:
-        return Limits(**{f.name: getattr(self, f.name) for f in fields(self)})
-
-
-@dataclass(frozen=True, slots=True)
-class CalendarSettings:
-    """Corrections to the official working-day calendar (ISO dates), and years declared complete."""
-
-    holidays: tuple[str, ...] = ()
-    workdays: tuple[str, ...] = ()
-    complete_years: tuple[int, ...] = ()
-
-    def calendar(self) -> WorkCalendar:
-        return WorkCalendar(
-            holidays=[date.fromisoformat(d) for d in self.holidays],
-            workdays=[date.fromisoformat(d) for d in self.workdays],
-            complete_years=[int(y) for y in self.complete_years],
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class LogSettings:
-    level: str = "INFO"
+from hallwatch.daemon.base.errors import ConfigError, env_name
+from hallwatch.daemon.config.alerts import AlertSettings
+from hallwatch.daemon.config.alerts_reader import read_alerts
+from hallwatch.daemon.config.api import ApiSettings, check_exposure
+from hallwatch.daemon.config.sections import (
+    CHECKS,
+    CalendarSettings,
+    HallSettings,
+    HttpSettings,
+    LimitsSettings,
+    LogSettings,
+    MqttSettings,
+    StoreSettings,
+)
+from hallwatch.daemon.config.staff import ComplaintSettings, OutageSettings
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    mqtt: MqttSettings = MqttSettings()
-    store: StoreSettings = StoreSettings()
-    http: HttpSettings = HttpSettings()
-    hall: HallSettings = HallSettings()
-    limits: LimitsSettings = LimitsSettings()
-    calendar: CalendarSettings = CalendarSettings()
-    log: LogSettings = LogSettings()
-    # The [alerts] table, validated by alerts.settings (built in `load`).
-    alerts: AlertSettings | None = None
-    # [api]: the HTTP API's tokens and their scopes, validated by hallwatch.daemon.web.auth.
-    api: ApiSettings | None = None
-    # [complaints] and [outage], validated by hallwatch.daemon.config.staff (built in `load`).
-    complaints: ComplaintSettings | None = None
-    outage: OutageSettings | None = None
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    hall: HallSettings = field(default_factory=HallSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    calendar: CalendarSettings = field(default_factory=CalendarSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    # The [alerts] table, validated by config.alerts_reader.
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    # [api]: the HTTP API's tokens and their scopes, validated by config.api.
+    api: ApiSettings = field(default_factory=ApiSettings)
+    # [complaints] and [outage], validated by config.staff.
+    complaints: ComplaintSettings = field(default_factory=ComplaintSettings)
+    outage: OutageSettings = field(default_factory=OutageSettings)
 
 
-# Sections validated by their own module's `from_mapping(data, env)`.
-_EXTERNAL = ("alerts", "api", "complaints", "outage")
+# Sections validated by their own module: each reader takes the table and the environment.
+_EXTERNAL: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], Any]] = {
+    "alerts": read_alerts,
+    "api": ApiSettings.from_mapping,
+    "complaints": ComplaintSettings.from_mapping,
+    "outage": OutageSettings.from_mapping,
+}
 # Settings that moved: reading them would be silence, so they stop start-up with the new place.
 _MOVED = {
     "staff": "[staff.tokens.NAME] is now [api.tokens.NAME] (the same token and scopes; its "
@@ -243,117 +79,6 @@ _ENV_HINTS = {
     "HALLWATCH_ALERTS_API_TOKEN": "alerts.api_token is now a token in [api.tokens.NAME] with "
     "its scopes (set HALLWATCH_API_TOKENS_<NAME>_TOKEN_FILE)",
 }
-
-
-def _external(section: str, data: Mapping[str, Any], env: Mapping[str, str]) -> Any:
-    if section == "alerts":
-        from hallwatch.alerts.settings import AlertSettings  # it imports ConfigError from here
-
-        return AlertSettings.from_mapping(data, env)
-    if section == "api":
-        from hallwatch.daemon.web.auth import ApiSettings
-
-        return ApiSettings.from_mapping(data, env)
-    from hallwatch.daemon.config import staff as ss
-
-    if section == "complaints":
-        return ss.ComplaintSettings.from_mapping(data, env)
-    return ss.OutageSettings.from_mapping(data, env)
-
-
-def parse_broker_url(url: str, *, key: str) -> Broker:
-    """`mqtt://[user:pass@]HOST:PORT` (or `mqtts://`) into a `Broker`."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as err:
-        raise ConfigError(key, f"{_show(url)} is not a broker URL ({err})") from None
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ConfigError(key, f"{_show(url)} is not mqtt://[user:pass@]HOST:PORT")
-    tls = parts.scheme == "mqtts"
-    if port == 0:
-        raise ConfigError(key, f"{_show(url)}: port must be 1-65535")
-    return Broker(
-        host=parts.hostname,
-        port=port or (8883 if tls else 1883),
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        tls=tls,
-    )
-
-
-def parse_listen(value: str, *, key: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(key, f"{value!r} is not HOST:PORT")
-    return host.strip("[]"), int(port)
-
-
-def _positive(kind: type) -> Callable[[Any], str | None]:
-    def check(v: Any) -> str | None:
-        return None if v > 0 else f"must be a positive {kind.__name__}"
-
-    return check
-
-
-def _zone_ok(v: str) -> str | None:
-    try:
-        ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Asia" is a directory: OSError
-        return f"unknown time zone {v!r}"
-    return None
-
-
-_CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "mqtt.url": lambda v: (parse_broker_url(v, key="mqtt.url"), None)[1],
-    "mqtt.client_id": lambda v: None if 0 < len(v) <= 64 else "must be 1-64 characters",
-    "mqtt.protocol": lambda v: None if v in ("5", "3.1.1") else 'must be "5" or "3.1.1"',
-    "mqtt.topic_root": lambda v: None if IDENT.fullmatch(v) else "must match [A-Za-z0-9_.-]{1,64}",
-    "mqtt.keepalive_s": _positive(int),
-    "mqtt.receive_maximum": lambda v: None if 1 <= v <= 65535 else "must be 1-65535",
-    "mqtt.session_expiry_s": _positive(int),
-    "mqtt.reconnect_min_s": _positive(float),
-    "mqtt.reconnect_max_s": _positive(float),
-    "store.batch_max": lambda v: None if 1 <= v <= 10000 else "must be 1-10000",
-    "store.synchronous": lambda v: None if v in ("FULL", "NORMAL") else "must be FULL or NORMAL",
-    "store.snapshot_every": _positive(int),
-    "http.listen": lambda v: (parse_listen(v, key="http.listen"), None)[1],
-    "http.rate_per_minute": lambda v: None if 0 <= v <= 100_000 else "must be 0-100000",
-    "http.read_timeout_s": lambda v: None if 1 <= v <= 300 else "must be 1-300 seconds",
-    "hall.timezone": _zone_ok,
-    "hall.heartbeat_timeout_s": _positive(float),
-    "hall.max_future_s": _positive(float),
-    "hall.closing": lambda v: None if _hhmm(v) else "must be HH:MM",
-    "hall.target_wait_s": _positive(float),
-    "hall.estimate_stale_s": _positive(float),
-    **{f"limits.{f.name}": _positive(int) for f in fields(LimitsSettings)},
-    "calendar.holidays": lambda v: _dates(v),
-    "calendar.workdays": lambda v: _dates(v),
-    "calendar.complete_years": lambda v: (
-        None
-        if all(str(y).isdigit() and 2000 <= int(y) <= 2100 for y in v)
-        else "must be a list of years"
-    ),
-    "log.level": lambda v: (
-        None
-        if v in ("DEBUG", "INFO", "WARNING", "ERROR")
-        else "must be DEBUG, INFO, WARNING or ERROR"
-    ),
-}
-
-
-def _hhmm(value: str) -> bool:
-    hh, sep, mm = value.partition(":")
-    return bool(sep) and hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60
-
-
-def _dates(values: tuple[Any, ...]) -> str | None:
-    for v in values:
-        try:
-            date.fromisoformat(str(v))
-        except ValueError:
-            return f"{v!r} is not a YYYY-MM-DD date"
-    return None
 
 
 def _coerce(key: str, value: Any, default: Any, from_env: bool) -> Any:
@@ -390,16 +115,8 @@ def load(
     watched = _Watched(env or {})
     settings = _load(path, watched, overrides)
     _unknown_variables(watched)
-    from hallwatch.daemon.web.auth import check_exposure
-
-    check_exposure(settings.http.host_port()[0], (settings.api or _api()).tokens)
+    check_exposure(settings.http.host_port()[0], settings.api.tokens)
     return settings
-
-
-def _api() -> ApiSettings:
-    from hallwatch.daemon.web.auth import ApiSettings
-
-    return ApiSettings()
 
 
 class _Watched(Mapping[str, str]):
@@ -449,19 +166,41 @@ def _unknown_variables(env: _Watched) -> None:
 def _load(
     path: str | Path | None, env: Mapping[str, str], overrides: Mapping[str, Any] | None
 ) -> Settings:
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as err:
-            raise ConfigError("--config", f"cannot read {path}: {err.strerror}") from None
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError("--config", f"{path} is not valid TOML: {err}") from None
-        except UnicodeDecodeError:
-            raise ConfigError("--config", f"{path} is not UTF-8 (save it as UTF-8)") from None
+    data = _read_file(path)
     base = Settings()
     known = {f.name for f in fields(Settings)} - set(_EXTERNAL)
-    for key in overrides or {}:
+    _check_names(data, overrides or {}, base, known)
+    sections: dict[str, Any] = {}
+    for sect in (f.name for f in fields(Settings)):
+        reader = _EXTERNAL.get(sect)
+        if reader is not None:
+            sections[sect] = reader(data.get(sect, {}), env)
+        else:
+            sections[sect] = _section(sect, getattr(base, sect), data.get(sect, {}), env, overrides)
+    settings = Settings(**sections)
+    _check_mqtt(settings.mqtt)
+    return settings
+
+
+def _read_file(path: str | Path | None) -> dict[str, Any]:
+    """The TOML file as a table ({} without a file)."""
+    if path is None:
+        return {}
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError("--config", f"cannot read {path}: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError("--config", f"{path} is not valid TOML: {err}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("--config", f"{path} is not UTF-8 (save it as UTF-8)") from None
+
+
+def _check_names(
+    data: Mapping[str, Any], overrides: Mapping[str, Any], base: Settings, known: set[str]
+) -> None:
+    """Every flag names a known key, every table of the file a known section."""
+    for key in overrides:
         sect, _, name = key.partition(".")
         if sect not in known or name not in {f.name for f in fields(getattr(base, sect))}:
             raise ConfigError(key, "unknown key")
@@ -472,52 +211,63 @@ def _load(
             raise ConfigError(section, "unknown section")
         if not isinstance(data[section], dict):
             raise ConfigError(section, "must be a table")
-    sections: dict[str, Any] = {}
-    for sect_field in fields(Settings):
-        sect = sect_field.name
-        if sect in _EXTERNAL:
-            sections[sect] = _external(sect, data.get(sect, {}), env)
-            continue
-        default_obj = getattr(base, sect)
-        given = dict(data.get(sect, {}))
-        keys = {f.name for f in fields(default_obj)}
-        for k in given:
-            if k not in keys:
-                raise ConfigError(f"{sect}.{k}", "unknown key")
-        values: dict[str, Any] = {}
-        for f in fields(default_obj):
-            key = f"{sect}.{f.name}"
-            default = getattr(default_obj, f.name)
-            value, from_env = given.get(f.name, default), False
-            env_name = f"HALLWATCH_{sect}_{f.name}".upper()
-            if env_name + "_FILE" in env:
-                try:
-                    value = Path(env[env_name + "_FILE"]).read_text(encoding="utf-8").strip()
-                except OSError as err:
-                    raise ConfigError(key, f"cannot read {env_name}_FILE: {err.strerror}") from None
-                from_env = True
-            elif env_name in env:
-                value, from_env = env[env_name], True
-            if overrides and key in overrides and overrides[key] is not None:
-                value, from_env = overrides[key], isinstance(overrides[key], str)
-            if default is None and value == "":
-                value = None  # an optional setting left empty is not set
-            if value is not None:
-                value = _coerce(key, value, default, from_env)
-                check = _CHECKS.get(key)
-                problem = check(value) if check else None
-                if problem:
-                    raise ConfigError(key, problem)
-            values[f.name] = value
-        sections[sect] = replace(default_obj, **values)
-    settings = Settings(**sections)
-    mq = settings.mqtt
+
+
+def _section(
+    sect: str,
+    default_obj: Any,
+    given: Mapping[str, Any],
+    env: Mapping[str, str],
+    overrides: Mapping[str, Any] | None,
+) -> Any:
+    """One section read key by key: default < file < environment < flag, each value checked."""
+    keys = {f.name for f in fields(default_obj)}
+    for k in given:
+        if k not in keys:
+            raise ConfigError(f"{sect}.{k}", "unknown key")
+    values: dict[str, Any] = {}
+    for f in fields(default_obj):
+        key = f"{sect}.{f.name}"
+        default = getattr(default_obj, f.name)
+        value, from_env = _given(key, given.get(f.name, default), env, overrides)
+        if default is None and value == "":
+            value = None  # an optional setting left empty is not set
+        if value is not None:
+            value = _coerce(key, value, default, from_env)
+            check = CHECKS.get(key)
+            problem = check(value) if check else None
+            if problem:
+                raise ConfigError(key, problem)
+        values[f.name] = value
+    return replace(default_obj, **values)
+
+
+def _given(
+    key: str, value: Any, env: Mapping[str, str], overrides: Mapping[str, Any] | None
+) -> tuple[Any, bool]:
+    """The value that wins for `key`, and whether it came as a string from the environment."""
+    from_env = False
+    var = env_name(key)
+    if var + "_FILE" in env:
+        try:
+            value = Path(env[var + "_FILE"]).read_text(encoding="utf-8").strip()
+        except OSError as err:
+            raise ConfigError(key, f"cannot read {var}_FILE: {err.strerror}") from None
+        from_env = True
+    elif var in env:
+        value, from_env = env[var], True
+    if overrides and key in overrides and overrides[key] is not None:
+        value, from_env = overrides[key], isinstance(overrides[key], str)
+    return value, from_env
+
+
+def _check_mqtt(mq: MqttSettings) -> None:
+    """What no single key can check: the TLS files exist and pair up; the reconnect bounds."""
     for key in ("ca_file", "cert_file", "key_file"):
         value = getattr(mq, key)
         if value is not None and not Path(value).is_file():
             raise ConfigError(f"mqtt.{key}", f"{value!r} is not a readable file")
     if (mq.cert_file is None) != (mq.key_file is None):
         raise ConfigError("mqtt.cert_file", "mqtt.cert_file and mqtt.key_file go together")
-    if settings.mqtt.reconnect_max_s < settings.mqtt.reconnect_min_s:
+    if mq.reconnect_max_s < mq.reconnect_min_s:
         raise ConfigError("mqtt.reconnect_max_s", "must not be below mqtt.reconnect_min_s")
-    return settings

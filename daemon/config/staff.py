@@ -1,6 +1,6 @@
 """The `[complaints]` and `[outage]` sections: complaint deadlines, the outage call-back register
 and the HTTP health probes. Validated once at start. (The staff API's tokens are in `[api]`:
-`hallwatch.daemon.web.auth`.)
+`hallwatch.daemon.config.api`.)
 
 Each `from_mapping(data, env)` takes its TOML table and the environment; a bad value raises
 `ConfigError` naming the key.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from hallwatch.daemon.config.settings import ConfigError
+from hallwatch.daemon.base.errors import ConfigError
 
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 

@@ -1,2 +1,1 @@
-"""The pure core: hall state driven by events and event time, the one processing path,
-the alert views."""
+"""The pure core: hall state driven by events and event time, and the working-day calendar."""

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState
 from hallwatch.daemon.estimate import erlang as staffing
 from hallwatch.daemon.estimate import quickwait
+from hallwatch.daemon.estimate.forecast import Forecaster
 from hallwatch.daemon.estimate.predictors import abandonment_rate
 from hallwatch.daemon.estimate.simulation import finish
-
-if TYPE_CHECKING:
-    from hallwatch.daemon.estimate.model import Estimator
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +37,17 @@ class Advice:
     projected_overrun_s: float  # the same, with the expected arrivals until closing
 
 
-def advise(est: Estimator, state: HallsState, hall: str, now: float) -> Advice:
-    """Extra windows per service (backlog, arrivals) and the closing-time overrun."""
+def advise(
+    est: Forecaster,
+    state: HallsState,
+    hall: str,
+    now: float,
+    *,
+    target_wait_s: float,
+    max_extra_windows: int,
+) -> Advice:
+    """Extra windows per service (backlog, arrivals) and the closing-time overrun, against the
+    target wait, adding at most `max_extra_windows` windows per service."""
     h = state.halls.get(hall) or Hall()
     day = state.day_at(h, now) or Day(day=state.business_day(now))
     closing = est.closing_ts(now)
@@ -66,14 +72,12 @@ def advise(est: Estimator, state: HallsState, hall: str, now: float) -> Advice:
             ahead = waiting.get(s, 0)
             serving = sum(1 for w in h.windows.values() if w.state == "open" and s in w.services)
             wait = quickwait.queue_wait(ahead, serving, cycle)
-            extra = quickwait.extra_windows(
-                ahead, serving, cycle, est.target_wait_s, est.max_extra_windows
-            )
+            extra = quickwait.extra_windows(ahead, serving, cycle, target_wait_s, max_extra_windows)
         else:
-            wait, extra = _search_extra(est, state, hall, s, now)
+            wait, extra = _search_extra(est, state, hall, s, now, target_wait_s, max_extra_windows)
         share = _capacity_share(h, s, by_service)
         arrivals = staffing.extra_for_arrivals(
-            by_service[s], cycle, share, est.target_wait_s, abandon_rate=theta
+            by_service[s], cycle, share, target_wait_s, abandon_rate=theta
         )
         out.append(ServiceAdvice(s, waiting.get(s, 0), wait, extra, arrivals))
     windows = est.windows_at(hall, h, day, now)
@@ -88,7 +92,7 @@ def advise(est: Estimator, state: HallsState, hall: str, now: float) -> Advice:
     return Advice(
         hall,
         now,
-        est.target_wait_s,
+        target_wait_s,
         tuple(out),
         closing,
         clear,
@@ -98,17 +102,23 @@ def advise(est: Estimator, state: HallsState, hall: str, now: float) -> Advice:
 
 
 def _search_extra(
-    est: Estimator, state: HallsState, hall: str, service: str, now: float
+    est: Forecaster,
+    state: HallsState,
+    hall: str,
+    service: str,
+    now: float,
+    target_wait_s: float,
+    max_extra_windows: int,
 ) -> tuple[float | None, int]:
     """A new ticket's wait, and the fewest extra windows that bring it under the target."""
     wait = est.wait_for_new(state, hall, service, now)
     extra = 0
-    while extra < est.max_extra_windows and (wait is None or wait > est.target_wait_s):
+    while extra < max_extra_windows and (wait is None or wait > target_wait_s):
         extra += 1
         # The search only needs the mean-value run: sampling each step would cost
         # up to max_extra_windows x samples runs per service on every tick.
         wait_k = est.wait_for_new(state, hall, service, now, [service] * extra, samples=0)
-        if wait_k is not None and wait_k <= est.target_wait_s:
+        if wait_k is not None and wait_k <= target_wait_s:
             break
     return wait, extra
 

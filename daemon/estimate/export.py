@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.estimate.advice import Advice
-from hallwatch.daemon.estimate.learned import ERROR_BUCKETS, SEP
+from hallwatch.daemon.estimate.learned import ERROR_BUCKETS, SEP, Learned
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
-
-if TYPE_CHECKING:
-    from hallwatch.daemon.estimate.model import Estimator
 
 
 def metric_families(
-    estimator: Estimator,
+    learned: Learned,
     state: HallsState,
     now: float,
-    advice: Callable[[str], Advice | None] | None = None,
+    advice: Callable[[str], Advice | None],
 ) -> list[Metric]:
-    """Gauge families over the live state and what was learned (built afresh each scrape).
-
-    `advice`, when given, supplies (cached) advice per hall instead of computing it here.
-    """
+    """Gauge families over the live state and what was learned (built afresh each scrape);
+    `advice` gives each hall's staffing advice (cached or computed by the caller)."""
     est = GaugeMetricFamily(
         "hallwatch_estimated_wait_seconds",
         "Estimated wait of a normal ticket taken now.",
@@ -60,7 +54,7 @@ def metric_families(
         labels=["hall", "service"],
     )
     for name in sorted(state.halls):
-        adv = advice(name) if advice is not None else estimator.advice(state, name, now)
+        adv = advice(name)
         if adv is None:
             continue
         for sa in adv.services:
@@ -69,14 +63,14 @@ def metric_families(
             extra.add_metric([name, sa.service, "backlog"], sa.extra_backlog)
             extra.add_metric([name, sa.service, "arrivals"], sa.extra_arrivals)
         overrun.add_metric([name], adv.closing_overrun_s)
-        table = estimator.learned.waits.get(name)
+        table = learned.waits.get(name)
         for wd, hour, mean, _ in table.cells() if table else ():
             offpeak.add_metric([name, str(wd), str(hour)], mean)
-    for key, errs in sorted(estimator.learned.errors.items()):
+    for key, errs in sorted(learned.errors.items()):
         hall, service = key.split(SEP, 1)
         mae.add_metric([hall, service], sum(abs(e) for e in errs) / len(errs))
         bias.add_metric([hall, service], sum(errs) / len(errs))
-        h = estimator.learned.hist[key]
+        h = learned.hist[key]
         buckets = [(_le(b), h[i]) for i, b in enumerate(ERROR_BUCKETS)]
         buckets.append(("+Inf", h[-1]))
         hist.add_metric([hall, service], buckets, h[-2])

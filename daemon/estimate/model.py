@@ -53,8 +53,6 @@ from hallwatch.sensors.events import Event, TicketEvent, WindowEvent
 from prometheus_client.core import Metric
 
 # The estimator's surface: the class and the records it returns (`Advice` is defined in `advice`).
-__all__ = ["Advice", "ErrorOut", "EstimateOut", "Estimator"]
-
 _KEEP_SERVICE = 120  # completions per service the fit uses: recent enough to follow slow-downs
 _KEEP_ERRORS = 200
 
@@ -254,7 +252,14 @@ class Estimator(Forecaster):
 
     def advice(self, state: HallsState, hall: str, now: float) -> Advice:
         """Extra windows per service (backlog, arrivals) and the closing-time overrun."""
-        return advise(self, state, hall, now)
+        return advise(
+            self,
+            state,
+            hall,
+            now,
+            target_wait_s=self.target_wait_s,
+            max_extra_windows=self.max_extra_windows,
+        )
 
     def metrics(
         self,
@@ -266,4 +271,8 @@ class Estimator(Forecaster):
 
         `advice`, when given, supplies (cached) advice per hall instead of computing it here.
         """
-        return metric_families(self, state, now, advice)
+        if advice is None:
+            return metric_families(
+                self.learned, state, now, lambda name: self.advice(state, name, now)
+            )
+        return metric_families(self.learned, state, now, advice)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from hallwatch.daemon.core.pipeline import Stage
 from hallwatch.daemon.core.state import WAITING, HallsState
+from hallwatch.daemon.pipeline.process import Stage
 from hallwatch.sensors.events import Reason
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric

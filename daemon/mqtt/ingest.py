@@ -2,8 +2,8 @@
 
 Two traps of aiomqtt 2.x are handled here:
 - it acknowledges QoS 1 messages on receipt, which would lose any message still in memory when
-  the process dies. We switch the underlying paho-mqtt 2 client to `manual_ack` and send each
-  PUBACK only after the batch holding the message is committed.
+  the process dies. The client (`mqtt.client.make_client`) is switched to paho-mqtt's
+  `manual_ack`, and each PUBACK is sent only after the batch holding the message is committed.
 - its default `clean_start` starts a fresh session on re-entry. We connect with MQTT 5,
   `clean_start=False` and a session expiry, so the broker keeps our subscriptions and queues
   messages while the daemon is down, and redelivers whatever we had not acknowledged.
@@ -20,18 +20,16 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any
 
 import aiomqtt
 from hallwatch.daemon.base import backoff
 from hallwatch.daemon.base.ratelog import RateLimitedLog
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.metrics.families import IngestMetrics
+from hallwatch.daemon.mqtt.client import AckingClient, make_client
 from hallwatch.daemon.store.events import NewEvent, NewReject, Store
 from hallwatch.sensors.events import Event, Reason, Rejection
 from hallwatch.sensors.parse import parse
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 log = logging.getLogger("hallwatch.ingest")
 
@@ -41,64 +39,6 @@ INPUT_FILTERS = ("+/ticket", "+/window/+", "+/door/+", "+/device/+", "+/system/+
 def subscriptions(root: str) -> list[tuple[str, int]]:
     """The input topics of the contract, at QoS 1; never the daemon's own outputs."""
     return [(f"{root}/{f}", 1) for f in INPUT_FILTERS]
-
-
-def tls_params(settings: Settings) -> aiomqtt.TLSParameters | None:
-    """TLS for mqtts:// brokers: verify the server, optionally present a client certificate."""
-    mq = settings.mqtt
-    if not mq.broker().tls:
-        return None
-    return aiomqtt.TLSParameters(ca_certs=mq.ca_file, certfile=mq.cert_file, keyfile=mq.key_file)
-
-
-def make_output_client(settings: Settings) -> aiomqtt.Client:
-    """A plain client for the daemon's outputs (estimates, status): no session to keep."""
-    broker = settings.mqtt.broker()
-    return aiomqtt.Client(
-        broker.host,
-        broker.port,
-        username=broker.username,
-        password=broker.password,
-        identifier=f"{settings.mqtt.client_id}-out",
-        keepalive=settings.mqtt.keepalive_s,
-        timeout=5,
-        tls_params=tls_params(settings),
-    )
-
-
-def make_client(settings: Settings, *, identifier: str | None = None) -> aiomqtt.Client:
-    """A persistent-session, manual-ack MQTT 5 client for the settings' broker."""
-    mq = settings.mqtt
-    broker = mq.broker()
-    session: dict[str, Any]
-    if mq.protocol == "5":
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = mq.session_expiry_s
-        props.ReceiveMaximum = mq.receive_maximum
-        session = {
-            "protocol": aiomqtt.ProtocolVersion.V5,
-            "clean_start": False,
-            "properties": props,
-        }
-    else:
-        # MQTT 3.1.1 (e.g. the demo's embedded amqtt): a persistent session, but the broker
-        # sets the in-flight window itself.
-        session = {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": False}
-    client = aiomqtt.Client(
-        broker.host,
-        broker.port,
-        username=broker.username,
-        password=broker.password,
-        identifier=identifier or mq.client_id,
-        keepalive=mq.keepalive_s,
-        # Also bounds a connect that a dying broker accepted but never answers (no CONNACK).
-        timeout=5,
-        tls_params=tls_params(settings),
-        **session,
-    )
-    # aiomqtt has no switch for this; the paho client underneath does (see module docstring).
-    client._client.manual_ack_set(True)
-    return client
 
 
 def raise_if_cancelling() -> None:
@@ -132,7 +72,7 @@ class Ingest:
     ) -> None:
         self._settings = settings
         self._store = store
-        self._process = process  # the pipeline: state, then estimator (daemon/core/pipeline.py)
+        self._process = process  # the pipeline: state, then estimator (daemon/pipeline/process.py)
         self._metrics = metrics
         self._clock = clock
         self._on_batch = on_batch
@@ -149,14 +89,14 @@ class Ingest:
         rand = random.Random()
         mq = self._settings.mqtt
         while True:
-            client = make_client(self._settings)
+            conn = make_client(self._settings)
             try:
-                async with client:
+                async with conn.client:
                     attempt = 0
                     self._set_connected(True)
                     log.info("connected to %s", mq.broker().url())
-                    await client.subscribe(subscriptions(self._root))
-                    await self._consume(client)
+                    await conn.client.subscribe(subscriptions(self._root))
+                    await self._consume(conn)
             except aiomqtt.MqttError as err:
                 reraise_if_cancelled(err)
                 wait = backoff.delay(
@@ -175,22 +115,17 @@ class Ingest:
         self.connected = up
         self._metrics.connected.set(1 if up else 0)
 
-    async def _consume(self, client: aiomqtt.Client) -> None:
+    async def _consume(self, conn: AckingClient) -> None:
         batch_max = self._settings.store.batch_max
-        messages = client.messages
+        messages = conn.client.messages
         it = aiter(messages)
         while True:
             batch = [await anext(it)]
-            # The rest of the batch is what has already arrived: taken straight from aiomqtt's
-            # queue, because its iterator spends a task and a wait on every message.
-            queue = client._queue
-            while len(batch) < batch_max:
-                try:
-                    batch.append(queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
+            # The rest of the batch is what has already arrived: taken straight from the
+            # client's queue, because aiomqtt's iterator spends a task and a wait on each message.
+            conn.take_ready(batch, batch_max)
             # Shielded: a shutdown waits for the batch to be stored and acknowledged.
-            work = asyncio.ensure_future(self._handle(client, batch))
+            work = asyncio.ensure_future(self._handle(conn, batch))
             try:
                 await asyncio.shield(work)
             except asyncio.CancelledError:
@@ -198,7 +133,7 @@ class Ingest:
                 raise
             raise_if_cancelling()
 
-    async def _handle(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
+    async def _handle(self, conn: AckingClient, batch: list[aiomqtt.Message]) -> None:
         await self.take(
             [
                 (
@@ -209,10 +144,8 @@ class Ingest:
             ]
         )
         # Stored: now the broker may forget them.
-        paho = client._client
         for msg in batch:
-            if msg.qos > 0:
-                paho.ack(msg.mid, msg.qos)
+            conn.ack(msg)
 
     async def take(self, messages: list[tuple[str, bytes]]) -> None:
         """Parse, store (one transaction), then process each new event: store, then act.

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from hallwatch.alerts.view import HallView
-from hallwatch.daemon.core.pipeline import offline
 from hallwatch.daemon.core.state import HallsState
-from hallwatch.daemon.core.views import all_views
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.estimate.advice import Advice
 from hallwatch.daemon.estimate.model import Estimator
 from hallwatch.daemon.offline.replay import accepted_events
+from hallwatch.daemon.pipeline.process import offline
+from hallwatch.daemon.pipeline.views import all_views
 
 # The estimator's staffing advice is recomputed at most this often (event time): the wait it
 # gives moves slowly, and computing it at every tick of a whole day would dominate the replay.

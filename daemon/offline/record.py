@@ -8,7 +8,8 @@ import time
 
 import aiomqtt
 from hallwatch.daemon.config.settings import Settings
-from hallwatch.daemon.mqtt.ingest import subscriptions, tls_params
+from hallwatch.daemon.mqtt.client import tls_params
+from hallwatch.daemon.mqtt.ingest import subscriptions
 from hallwatch.daemon.offline.replay import record_line
 
 

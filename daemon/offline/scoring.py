@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hallwatch.daemon.core.pipeline import offline
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.estimate.model import EstimateOut, Estimator
 from hallwatch.daemon.estimate.predictors import NAMES, classic
 from hallwatch.daemon.offline.replay import accepted_events
+from hallwatch.daemon.pipeline.process import offline
 from hallwatch.sensors.events import TicketEvent
 
 PREDICTORS = ("daemon", *NAMES)

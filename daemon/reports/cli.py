@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hallwatch.daemon.config.settings import ConfigError
+from hallwatch.daemon.base.errors import ConfigError
+from hallwatch.daemon.config.settings import load
 from hallwatch.daemon.reports import html as report_html
 from hallwatch.daemon.reports.history import gather
 from hallwatch.daemon.reports.inputs import period_of
@@ -37,14 +38,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from hallwatch.daemon.config import settings as config
-
     try:
         period = period_of(args.start, args.end)
         overrides = {"store.path": args.db} if args.db else {}
-        settings = config.load(
-            args.config or os.environ.get("HALLWATCH_CONFIG"), os.environ, overrides
-        )
+        settings = load(args.config or os.environ.get("HALLWATCH_CONFIG"), os.environ, overrides)
         started = time.monotonic()
         rep = gather(settings.store.path, period, settings, hall=args.hall)
     except (ValueError, OSError, sqlite3.Error) as err:

@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 
 from hallwatch.alerts.rules import RuleEngine
 from hallwatch.alerts.view import HallView, Transition
-from hallwatch.daemon.core.pipeline import offline
 from hallwatch.daemon.core.state import HallsState
-from hallwatch.daemon.core.views import all_views
 from hallwatch.daemon.estimate.advice import Advice
 from hallwatch.daemon.estimate.model import ErrorOut, Estimator
+from hallwatch.daemon.pipeline.process import offline
+from hallwatch.daemon.pipeline.views import all_views
 from hallwatch.daemon.reports.inputs import ReportSettings
 from hallwatch.sensors.events import (
     ComplaintEvent,

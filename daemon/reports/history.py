@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hallwatch.alerts.rules import RuleEngine
-from hallwatch.alerts.settings import RuleSettings
+from hallwatch.daemon.config.alerts import RuleSettings
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.reports.figures import Report, report
 from hallwatch.daemon.reports.hallday import Stored

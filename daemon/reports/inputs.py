@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from hallwatch.alerts.settings import AlertSettings, RuleSettings
+from hallwatch.daemon.config.alerts import RuleSettings
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.core.workdays import WorkCalendar
 
@@ -41,7 +41,7 @@ class ReportSettings:
             heartbeat_timeout_s=s.hall.heartbeat_timeout_s,
             target_wait_s=s.hall.target_wait_s,
             closing=s.hall.closing,
-            rules=(s.alerts or AlertSettings()).rules,
+            rules=s.alerts.rules,
             calendar=s.calendar.calendar(),
             **kw,  # type: ignore[arg-type]
         )

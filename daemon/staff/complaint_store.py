@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import aiosqlite
+from hallwatch.daemon.base.pii import mask_phone
 from hallwatch.daemon.base.ratelog import RateLimitedLog
 from hallwatch.daemon.config.staff import ComplaintSettings
 from hallwatch.daemon.core.workdays import WorkCalendar
@@ -468,7 +469,7 @@ class ComplaintDesk:
         """A complaint as the API shows it; the phone masked unless `pii`."""
         d = asdict(c)
         d["raised"] = sorted(c.raised)
-        d["phone"] = c.phone if pii else cp.mask_phone(c.phone)
+        d["phone"] = c.phone if pii else mask_phone(c.phone)
         d["state_name"] = cp.STATE_NAMES.get(c.state, c.state)
         dl = cp.deadline(c, self.settings, self.calendar, self.tz)
         d["deadline"] = None if dl is None else {"stage": dl.stage, "due_at": dl.due_at}
@@ -496,7 +497,7 @@ class ComplaintDesk:
         w = csv.writer(buf)
         w.writerow(CSV_FIELDS)
         for c in await self.store.select(hall=hall, state=state, since=since, until=until):
-            phone = c.phone if pii else cp.mask_phone(c.phone)
+            phone = c.phone if pii else mask_phone(c.phone)
             for i, s in enumerate(await self.store.history(c.hall, c.complaint_id), 1):
                 w.writerow(
                     [

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from hallwatch.daemon.base.pii import mask_phone
 from hallwatch.daemon.config.staff import ComplaintSettings
 from hallwatch.daemon.core.workdays import WorkCalendar
 
@@ -138,18 +139,6 @@ class Alarm:
     def key(self) -> str:
         """The idempotency key of its notifications."""
         return f"complaint/{self.hall}/{self.complaint_id}/{self.flag}"
-
-
-def mask_phone(phone: str | None) -> str | None:
-    """138****8000: the first three and last four digits; shorter numbers keep only two."""
-    if not phone:
-        return phone
-    digits = re.sub(r"\D", "", phone)
-    if len(digits) == 13 and digits.startswith("86"):
-        digits = digits[2:]  # +86: the mobile number is what people recognise
-    if len(digits) >= 11:
-        return digits[:3] + "****" + digits[-4:]
-    return "*" * max(0, len(digits) - 2) + digits[-2:]
 
 
 def clean_phone(phone: str | None) -> str | None:

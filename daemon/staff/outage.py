@@ -29,9 +29,10 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 from hallwatch.alerts.outbox import NewNotification, Outbox
+from hallwatch.daemon.base.pii import mask_phone
 from hallwatch.daemon.config.staff import OutageSettings, Probe
 from hallwatch.daemon.core.state import Hall, HallsState
-from hallwatch.daemon.staff.complaints import ComplaintError, clean_phone, mask_phone
+from hallwatch.daemon.staff.complaints import ComplaintError, clean_phone
 from hallwatch.daemon.store.sqlite import SqliteFile
 
 log = logging.getLogger("hallwatch.outage")

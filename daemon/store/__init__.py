@@ -1,1 +1,1 @@
-"""The durable event log in SQLite, snapshots and start-up restore."""
+"""The durable event log in SQLite and its snapshots (the start-up restore is in `pipeline`)."""

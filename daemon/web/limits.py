@@ -1,6 +1,6 @@
 """Bounds on what a client can make the HTTP side do: a per-client rate limit on mutating
-requests, a deadline on reading a request body, and one JSON body reader that answers 400 for
-anything that is not JSON (nested 60,000 deep included), never 500.
+requests and a deadline on reading a request body. (The one JSON body reader, which answers
+400 for anything that is not JSON, is `hallwatch.daemon.base.jsonbody`.)
 
 Each client address gets a token bucket of `rate_per_minute` tokens that refills continuously;
 a POST, PUT, PATCH or DELETE takes one, and so does a read of an expensive path (`/api/report`
@@ -101,29 +101,6 @@ def body_deadline(timeout_s: float) -> Middleware:
         return await handler(request)
 
     return middleware
-
-
-async def read_json(request: web.Request) -> Any:
-    """The request body as JSON; `web.HTTPBadRequest` (JSON, with the reason) if it is not."""
-    raw = await request.read()
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
-        raise web.HTTPBadRequest(
-            text=_dumps({"error": "bad_json", "message": "body must be JSON"}),
-            content_type="application/json",
-        ) from None
-
-
-async def read_object(request: web.Request) -> dict[str, Any]:
-    """`read_json`, and it must be an object."""
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(
-            text=_dumps({"error": "bad_json", "message": "body must be a JSON object"}),
-            content_type="application/json",
-        )
-    return body
 
 
 def _dumps(obj: Any) -> str:

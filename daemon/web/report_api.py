@@ -10,12 +10,13 @@ import zipfile
 from pathlib import Path
 
 from aiohttp import web
+from hallwatch.daemon.base import pii
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.reports import html as report_html
 from hallwatch.daemon.reports.figures import Report
 from hallwatch.daemon.reports.history import gather
 from hallwatch.daemon.reports.inputs import period_of
-from hallwatch.daemon.web import auth, pii
+from hallwatch.daemon.web import auth
 
 log = logging.getLogger("hallwatch.report")
 
@@ -65,7 +66,7 @@ def add_routes(app: web.Application, db_path: str | Path, settings: Settings) ->
                 log.warning("report failed: %s", err)
                 return error(503, "event database unavailable")
             if fmt == "zip":
-                show = auth.allows(request, auth.PII)
+                show = auth.may_read_pii(request)
                 body = await asyncio.to_thread(report_html.zip_bytes if show else masked_zip, rep)
                 name = f"hallwatch-report-{period.start}-{period.end}.zip"
                 return web.Response(

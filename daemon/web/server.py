@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
+from hallwatch.daemon.config import api
 from hallwatch.daemon.core.state import HallsState, waiting_counts
 from hallwatch.daemon.web import auth
 from hallwatch.daemon.web.limits import body_deadline, rate_limit
@@ -23,7 +24,7 @@ LINGER_S = 1.0
 
 
 def make_app(
-    tokens: Iterable[auth.Token] = (),
+    tokens: Iterable[api.Token] = (),
     *,
     rate_per_minute: int = 120,
     read_timeout_s: float = 10.0,
@@ -93,7 +94,7 @@ class HttpServer:
         heartbeat_timeout_s: float,
         *,
         rate_per_minute: int = 120,
-        tokens: Iterable[auth.Token] = (),
+        tokens: Iterable[api.Token] = (),
         read_timeout_s: float = 10.0,
     ) -> None:
         self._host, self._port = host, port
@@ -136,9 +137,8 @@ class HttpServer:
         site = web.TCPSite(runner, self._host, self._port, reuse_address=True)
         try:
             await site.start()
-            server = site._server
-            if server is not None and getattr(server, "sockets", None):
-                sock = server.sockets[0].getsockname()  # type: ignore[attr-defined]
+            if runner.addresses:  # the bound (host, port, ...) of each socket: port 0 resolved
+                sock = runner.addresses[0]
                 self.bound = (str(sock[0]), int(sock[1]))
             if started is not None:
                 started.set()

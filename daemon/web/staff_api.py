@@ -10,7 +10,7 @@ GET  /api/v1/callbacks[?hall=&pending=1]              list               callbac
 GET  /api/v1/outages                                  halls in outage    callbacks:read
 PUT  /api/v1/outages/{hall}                           expected recovery  callbacks:write
 
-Who may call which is `web.auth`'s route table: a token from `[api.tokens]` with the scope
+Who may call which is `config.api`'s route table: a token from `[api.tokens]` with the scope
 shown (a write scope includes its read). Phone numbers are masked (138****8000) unless the token
 also has `pii:read`.
 """
@@ -24,11 +24,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from hallwatch.daemon.base.jsonbody import read_object
+from hallwatch.daemon.config import api
 from hallwatch.daemon.staff.complaint_store import ComplaintDesk
 from hallwatch.daemon.staff.complaints import ComplaintError
 from hallwatch.daemon.staff.outage import Callbacks, OutageError
 from hallwatch.daemon.web import auth
-from hallwatch.daemon.web.limits import read_object
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -84,7 +85,7 @@ def add_routes(
     """Mount the staff endpoints."""
 
     def pii(request: web.Request) -> bool:
-        return auth.allows(request, auth.PII)
+        return auth.allows(request, api.PII)
 
     # --- complaints -----------------------------------------------------------------------
 

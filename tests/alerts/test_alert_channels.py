@@ -23,7 +23,7 @@ from hallwatch.alerts.channels.sms import (
 from hallwatch.alerts.channels.webhook import WebhookChannel
 from hallwatch.alerts.channels.wecom import WecomChannel
 from hallwatch.alerts.outbox import Notification
-from hallwatch.alerts.settings import AlertmanagerSettings, Robot, SmsSettings, Webhook
+from hallwatch.daemon.config.alerts import AlertmanagerSettings, Robot, SmsSettings, Webhook
 
 from tests.harness.alert_fakes import FakeAliyun, FakeTencent, FakeWecom, Sink, serve
 

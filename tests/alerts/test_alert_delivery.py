@@ -22,8 +22,9 @@ from hallwatch.alerts.metrics import AlertMetrics
 from hallwatch.alerts.outbox import NewNotification, Outbox, retry_at
 from hallwatch.alerts.ratelimit import SlidingWindow
 from hallwatch.alerts.service import Alerts
-from hallwatch.alerts.settings import AlertSettings, ChannelLimits, OutboxSettings, Webhook
 from hallwatch.alerts.view import HallView
+from hallwatch.daemon.config.alerts import ChannelLimits, OutboxSettings, Webhook
+from hallwatch.daemon.config.alerts_reader import read_alerts
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
@@ -117,7 +118,7 @@ async def test_wecom_rate_limit_never_exceeded_under_a_storm_across_halls(tmp_pa
             },
             "roles": {"supervisor": {"wecom": ["group"]}},
         }
-        settings = AlertSettings.from_mapping(cfg, {})
+        settings = read_alerts(cfg, {})
         # WeCom's 20 a minute (+2 s for jitter) scaled to 20 per 2 s (+0.2 s); the config
         # refuses that, and WeCom would too
         scaled = {**settings.rate_limits, "wecom": ChannelLimits(20, 2.2, 100, 60.0)}

@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 from hallwatch.alerts.messages import Names, sms_text, wecom_markdown
 from hallwatch.alerts.rules import RuleEngine
-from hallwatch.alerts.settings import AlertSettings, RuleSettings
 from hallwatch.alerts.view import HallView, Transition
+from hallwatch.daemon.config.alerts import RuleSettings
+from hallwatch.daemon.config.alerts_reader import read_alerts
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 26, 11, 30, tzinfo=TZ).timestamp()
@@ -73,5 +74,5 @@ def test_unreliable_estimates_are_flagged() -> None:
 
 def test_service_display_names_come_from_config() -> None:
     """`alerts.service_names` maps service codes to the names shown."""
-    s = AlertSettings.from_mapping({"service_names": {"withdrawal": "公积金提取"}}, {})
+    s = read_alerts({"service_names": {"withdrawal": "公积金提取"}}, {})
     assert s.service_names["withdrawal"] == "公积金提取"

@@ -15,9 +15,9 @@ from hallwatch.alerts.dispatcher import Dispatcher
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.receiver import add_routes
 from hallwatch.alerts.service import Alerts
-from hallwatch.alerts.settings import AlertSettings
 from hallwatch.alerts.view import HallView
-from hallwatch.daemon.web.auth import Token
+from hallwatch.daemon.config.alerts_reader import read_alerts
+from hallwatch.daemon.config.api import Token
 from hallwatch.daemon.web.server import make_app
 
 from tests.harness.alert_fakes import FakeWecom, serve
@@ -55,7 +55,7 @@ def crowd(t: float, n: int = 25) -> HallView:
 async def test_routing_per_level_and_no_refire_after_restart(tmp_path: Path) -> None:
     """Level 1 reaches the supervisor (markdown, @mobile text, SMS, webhook) and Alertmanager;
     the escalation adds the director's robot; a restarted service does not fire again."""
-    settings = AlertSettings.from_mapping(config(), {})
+    settings = read_alerts(config(), {})
     db = tmp_path / "o.db"
     async with Outbox(db) as ob:
         a = Alerts(settings, ob, clock=lambda: T0)
@@ -82,7 +82,7 @@ async def test_routing_per_level_and_no_refire_after_restart(tmp_path: Path) -> 
 
 async def test_ack_api_stops_repeats_and_needs_the_token(tmp_path: Path) -> None:
     """Without the bearer token the ack is refused; with it, no repeat follows 15 min later."""
-    settings = AlertSettings.from_mapping(config(), {})
+    settings = read_alerts(config(), {})
     async with Outbox(tmp_path / "o.db") as ob:
         a = Alerts(settings, ob, clock=lambda: T0)
         await a.start()
@@ -109,7 +109,7 @@ async def test_alertmanager_webhook_forwards_to_wecom(tmp_path: Path) -> None:
     Alertmanager retries the same payload; our own alerts coming back are not forwarded."""
     fake = FakeWecom()
     async with serve(fake.app()) as wecom_base:
-        settings = AlertSettings.from_mapping(config(wecom_base), {})
+        settings = read_alerts(config(wecom_base), {})
         async with Outbox(tmp_path / "o.db") as ob, aiohttp.ClientSession() as http:
             a = Alerts(settings, ob, clock=time.time)
             await a.start()
@@ -173,7 +173,7 @@ async def test_acknowledgement_outlives_the_episode_for_the_reports(tmp_path: Pa
 
     from hallwatch.daemon.reports.history import read_acks
 
-    settings = AlertSettings.from_mapping(config(), {})
+    settings = read_alerts(config(), {})
     async with Outbox(tmp_path / "o.db") as ob:
         a = Alerts(settings, ob, clock=lambda: T0)
         await a.start()
@@ -191,7 +191,7 @@ async def test_acknowledgement_outlives_the_episode_for_the_reports(tmp_path: Pa
 
 async def test_a_failed_store_loses_no_transition(tmp_path: Path) -> None:
     """When the outbox cannot store a tick's notifications, the next tick fires them again."""
-    settings = AlertSettings.from_mapping(config(), {})
+    settings = read_alerts(config(), {})
     async with Outbox(tmp_path / "o.db") as ob:
         a = Alerts(settings, ob, clock=lambda: T0)
         await a.start()

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 from hallwatch.alerts.replay import write_jsonl
 from hallwatch.alerts.rules import RuleEngine, unreliable
-from hallwatch.alerts.settings import AlertSettings, RuleSettings
 from hallwatch.alerts.view import DeviceView, HallView, Transition
+from hallwatch.daemon.config.alerts import RuleSettings
+from hallwatch.daemon.config.alerts_reader import read_alerts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -195,7 +196,7 @@ def test_snapshot_restore_does_not_refire() -> None:
 
 def test_per_hall_thresholds_from_config() -> None:
     """A hall's own headcount threshold applies to it and not to others."""
-    s = AlertSettings.from_mapping(
+    s = read_alerts(
         {"halls": {"small": {"queue_peak": {"headcount": 10, "clear_headcount": 8}}}}, {}
     )
     e = RuleEngine(s.rules)

@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.service import Alerts
-from hallwatch.alerts.settings import AlertSettings
 from hallwatch.alerts.view import HallView
+from hallwatch.daemon.config.alerts_reader import read_alerts
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
-SETTINGS = AlertSettings.from_mapping(
+SETTINGS = read_alerts(
     {"wecom": {"robots": {"head": {"key": "k"}}}, "roles": {"supervisor": {"wecom": ["head"]}}},
     {},
 )

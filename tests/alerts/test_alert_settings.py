@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hallwatch.alerts.settings import AlertSettings
-from hallwatch.daemon.config.settings import ConfigError
+from hallwatch.daemon.base.errors import ConfigError
+from hallwatch.daemon.config.alerts_reader import read_alerts
 
 ROBOT = {"wecom": {"robots": {"supervisor": {}}}}
 
 
 def test_defaults_are_the_plan() -> None:
     """With no config: 20 people / 20 min, 09:00-17:00, 60 s for, clear below 15 for 120 s."""
-    s = AlertSettings.from_mapping({}, {})
+    s = read_alerts({}, {})
     p = s.rules.default.queue_peak
     assert (p.headcount, p.wait_s, p.for_s, p.clear_headcount, p.clear_for_s) == (
         20, 1200.0, 60.0, 15, 120.0,
@@ -25,7 +25,7 @@ def test_defaults_are_the_plan() -> None:
 def test_robot_key_from_env_and_never_in_repr() -> None:
     """The robot key comes from HALLWATCH_ALERTS_WECOM_ROBOTS_SUPERVISOR_KEY and repr hides it."""
     env = {"HALLWATCH_ALERTS_WECOM_ROBOTS_SUPERVISOR_KEY": "s3cr3t-key"}
-    s = AlertSettings.from_mapping(ROBOT, env)
+    s = read_alerts(ROBOT, env)
     assert s.wecom.robots["supervisor"].key == "s3cr3t-key"
     assert "s3cr3t" not in repr(s)
 
@@ -35,7 +35,7 @@ def test_secret_from_file(tmp_path: Path) -> None:
     f = tmp_path / "k"
     f.write_text("file-key\n")
     env = {"HALLWATCH_ALERTS_WECOM_ROBOTS_SUPERVISOR_KEY_FILE": str(f)}
-    assert AlertSettings.from_mapping(ROBOT, env).wecom.robots["supervisor"].key == "file-key"
+    assert read_alerts(ROBOT, env).wecom.robots["supervisor"].key == "file-key"
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,7 @@ def test_secret_from_file(tmp_path: Path) -> None:
 def test_bad_values_name_the_key(data: dict[str, object], key: str) -> None:
     """Every bad value raises ConfigError naming its key."""
     with pytest.raises(ConfigError) as err:
-        AlertSettings.from_mapping(data, {})
+        read_alerts(data, {})
     assert err.value.key == key
 
 
@@ -63,5 +63,5 @@ def test_bad_url_error_does_not_echo_the_key() -> None:
     """An invalid robot URL is reported without the query string that may hold a key."""
     data = {"wecom": {"robots": {"r": {"key": "k", "url": "ftp://x/send?key=SECRET"}}}}
     with pytest.raises(ConfigError) as err:
-        AlertSettings.from_mapping(data, {})
+        read_alerts(data, {})
     assert "SECRET" not in str(err.value)

@@ -20,8 +20,9 @@ from hallwatch.alerts.metrics import AlertMetrics
 from hallwatch.alerts.outbox import NewNotification, Outbox
 from hallwatch.alerts.receiver import add_routes
 from hallwatch.alerts.service import Alerts
-from hallwatch.alerts.settings import AlertSettings, ChannelLimits
-from hallwatch.daemon.web.auth import Token
+from hallwatch.daemon.config.alerts import AlertSettings, ChannelLimits
+from hallwatch.daemon.config.alerts_reader import read_alerts
+from hallwatch.daemon.config.api import Token
 from hallwatch.daemon.web.server import make_app
 from prometheus_client import CollectorRegistry
 
@@ -51,7 +52,7 @@ def webhook_payload(n: int, **annotations: str) -> dict[str, Any]:
 
 
 def settings_for(sms: str, wecom: str) -> AlertSettings:
-    return AlertSettings.from_mapping(
+    return read_alerts(
         {
             "wecom": {"url": wecom + "/cgi-bin/webhook/send", "robots": {"g": {"key": "robot-g"}}},
             "sms": {"provider": "generic", "endpoint": sms + "/sms"},
@@ -191,7 +192,7 @@ def test_every_channel_is_built_with_its_limits() -> None:
     [alerts.rate_limits] (per recipient and total); none is sent unlimited."""
     from hallwatch.alerts.channels.limited import RateLimited
 
-    settings = AlertSettings.from_mapping(
+    settings = read_alerts(
         {
             "sms": {"provider": "generic", "endpoint": "http://127.0.0.1:9/sms"},
             "alertmanager": {"url": "http://127.0.0.1:9"},
@@ -210,7 +211,7 @@ async def test_webhook_recipient_limit_holds_the_rest(tmp_path: Path) -> None:
     """Ten notifications to one webhook with a limit of 3 a minute: 3 arrive, 7 wait."""
     sink = Sink()
     async with serve(sink.app()) as base, Outbox(tmp_path / "o.db") as ob:
-        settings = AlertSettings.from_mapping(
+        settings = read_alerts(
             {
                 "webhooks": {"ops": {"url": base + "/hook"}},
                 "rate_limits": {"webhook": {"per_recipient": 3}},

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.service import Alerts
-from hallwatch.daemon.config.settings import Settings, StoreSettings
+from hallwatch.daemon.config.sections import StoreSettings
+from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.main import Daemon, cancel_all
 
 from tests.factories import at, issued, window_ev

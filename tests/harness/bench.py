@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
-from hallwatch.daemon.config.settings import parse_broker_url
+from hallwatch.daemon.config.sections import parse_broker_url
 from hallwatch.sensors.publish import publish_all
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties

@@ -14,7 +14,7 @@ import aiohttp
 from hallwatch.alerts.channels.webhook import WebhookChannel
 from hallwatch.alerts.dispatcher import Dispatcher
 from hallwatch.alerts.outbox import NewNotification, Outbox
-from hallwatch.alerts.settings import OutboxSettings, Webhook
+from hallwatch.daemon.config.alerts import OutboxSettings, Webhook
 
 
 async def main(db: str, url: str, n: int) -> None:

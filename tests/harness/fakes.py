@@ -125,9 +125,7 @@ class ServerThread:
                 runners.append(runner)
                 site = web.TCPSite(runner, "127.0.0.1", 0)
                 await site.start()
-                server = site._server
-                assert server is not None
-                port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+                port = runner.addresses[0][1]  # this runner's one site
                 self.urls.append(f"http://127.0.0.1:{port}")
             self._ready.set()
             await self._stop.wait()

@@ -36,13 +36,14 @@ from zoneinfo import ZoneInfo
 import msgspec
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.service import Alerts
-from hallwatch.alerts.settings import AlertSettings
-from hallwatch.daemon.config.settings import HallSettings, LimitsSettings, Settings, StoreSettings
+from hallwatch.daemon.config.alerts_reader import read_alerts
+from hallwatch.daemon.config.sections import HallSettings, LimitsSettings, StoreSettings
+from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.core import state as state_mod
-from hallwatch.daemon.core.pipeline import Pipeline
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.main import Daemon
 from hallwatch.daemon.mqtt.ingest import Ingest
+from hallwatch.daemon.pipeline.process import Pipeline
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
 from hallwatch.daemon.staff.outage import CallbackStore
 from hallwatch.daemon.store.events import Store
@@ -152,7 +153,7 @@ def settings_for(db: Path) -> Settings:
         store=StoreSettings(path=str(db), synchronous="NORMAL"),
         hall=HallSettings(heartbeat_timeout_s=900.0),
         limits=LimitsSettings(**{k: v for k, v in LIMITS.items() if k in known}),
-        alerts=AlertSettings.from_mapping(
+        alerts=read_alerts(
             {
                 "wecom": {"robots": {"head": {"key": "k-head"}, "dir": {"key": "k-dir"}}},
                 "sms": {"provider": "generic", "endpoint": "http://127.0.0.1:9/sms", "token": "t"},

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hallwatch.daemon.config.settings import ConfigError, Settings, load
+from hallwatch.daemon.base.errors import ConfigError
+from hallwatch.daemon.config.alerts_reader import read_alerts
+from hallwatch.daemon.config.settings import Settings, load
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -19,11 +21,12 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_without_file_or_env() -> None:
     """With no file, env or overrides, load gives the documented defaults."""
     s = load()
-    external = {"alerts": None, "api": None, "complaints": None, "outage": None}
-    assert dataclasses.replace(s, **external) == Settings()  # type: ignore[arg-type]
-    assert s.api is not None and s.api.tokens == ()
-    assert s.complaints is not None and s.complaints.verify_working_days == 2
-    assert s.alerts is not None and s.alerts.rules.default.queue_peak.headcount == 20
+    # [alerts] is its reader's default (an SMS region filled in), every other section Settings()'s
+    assert dataclasses.replace(s, alerts=Settings().alerts) == Settings()
+    assert s.alerts == read_alerts({}, {})
+    assert s.api.tokens == ()
+    assert s.complaints.verify_working_days == 2
+    assert s.alerts.rules.default.queue_peak.headcount == 20
     assert s.mqtt.broker().host == "127.0.0.1" and s.mqtt.broker().port == 1883
     assert s.http.host_port() == ("127.0.0.1", 9120)
     assert s.hall.timezone == "Asia/Shanghai"

@@ -24,7 +24,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.rules import Episode, RuleEngine
-from hallwatch.alerts.settings import RuleSettings
+from hallwatch.daemon.config.alerts import RuleSettings
+from hallwatch.daemon.config.api import Token
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.reports import charts as report_charts
 from hallwatch.daemon.reports import cli as report_cli
@@ -38,7 +39,6 @@ from hallwatch.daemon.reports.inputs import Ack, CallbackRecord, ComplaintRecord
 from hallwatch.daemon.reports.stats import nearest_rank
 from hallwatch.daemon.store.events import NewEvent, Store
 from hallwatch.daemon.web import report_api
-from hallwatch.daemon.web.auth import Token
 from hallwatch.daemon.web.server import make_app
 from hallwatch.sensors.profiles import PROFILES, hm
 from hallwatch.sensors.simulator import Day, TicketTruth, epoch, simulate_day

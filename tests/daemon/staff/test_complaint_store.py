@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.service import Alerts
-from hallwatch.alerts.settings import AlertSettings
+from hallwatch.daemon.config.alerts_reader import read_alerts
 from hallwatch.daemon.config.staff import ComplaintSettings
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.staff.complaint_store import ComplaintDesk, ComplaintStore
@@ -23,7 +23,7 @@ def at(text: str) -> float:
     return datetime.fromisoformat(text + "+08:00").timestamp()
 
 
-ALERTS = AlertSettings.from_mapping(
+ALERTS = read_alerts(
     {
         "wecom": {"robots": {"head": {"key": "robot-head"}, "director": {"key": "robot-dir"}}},
         "roles": {"supervisor": {"wecom": ["head"]}, "director": {"wecom": ["director"]}},

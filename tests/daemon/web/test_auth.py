@@ -13,7 +13,8 @@ from aiohttp import web
 from hallwatch.alerts.outbox import NewNotification, Outbox
 from hallwatch.alerts.receiver import add_routes
 from hallwatch.alerts.service import Alerts
-from hallwatch.alerts.settings import AlertSettings
+from hallwatch.daemon.config import api
+from hallwatch.daemon.config.alerts_reader import read_alerts
 from hallwatch.daemon.web import auth
 from hallwatch.daemon.web.server import make_app
 
@@ -68,16 +69,16 @@ POLICY = {
 
 
 def test_route_table_matches_the_real_app_and_the_policy(live: LiveDaemon) -> None:
-    """Every route on the real app is in web.auth's tables, every table entry is a route
+    """Every route on the real app is in config.api's tables, every table entry is a route
     (so the table cannot rot), and the tables say what the policy says: only the metrics, the
     health check and the hall screen are public."""
     app_routes = {(m, p) for m, p in live.routes() if m != "HEAD"}
-    declared = set(auth.ROUTES) | set(auth.PUBLIC)
+    declared = set(api.ROUTES) | set(api.PUBLIC)
     assert app_routes - declared == set(), "routes with no scope and not public"
     assert declared - app_routes == set(), "table entries that are not routes"
-    assert set(auth.PUBLIC) & set(auth.ROUTES) == set()
-    assert {k: None for k in auth.PUBLIC} | dict(auth.ROUTES) == POLICY
-    assert set(auth.ROUTES.values()) == SCOPED
+    assert set(api.PUBLIC) & set(api.ROUTES) == set()
+    assert {k: None for k in api.PUBLIC} | dict(api.ROUTES) == POLICY
+    assert set(api.ROUTES.values()) == SCOPED
 
 
 def test_every_non_public_route_refuses_without_token_or_scope(live: LiveDaemon) -> None:
@@ -86,17 +87,17 @@ def test_every_non_public_route_refuses_without_token_or_scope(live: LiveDaemon)
     for method, pattern in live.routes():
         path = concrete(pattern)
         body = b"{}" if method in ("POST", "PUT") else None
-        if (("GET" if method == "HEAD" else method), pattern) in auth.PUBLIC:
+        if (("GET" if method == "HEAD" else method), pattern) in api.PUBLIC:
             assert live.call(method, path).status not in (401, 403), (method, pattern)
             continue
-        scope = auth.ROUTES[("GET" if method == "HEAD" else method, pattern)]
+        scope = api.ROUTES[("GET" if method == "HEAD" else method, pattern)]
         none = live.call(method, path, body=body)
         assert none.status == 401, (method, pattern)
         assert none.headers.get("WWW-Authenticate", "").startswith("Bearer")
         for wrong in ("not-a-configured-token-000", token_of("pii:read")):
             assert live.call(method, path, wrong, body).status in (401, 403)
         assert live.call(method, path, token_of("pii:read"), body).status == 403, pattern
-        others = [s for s in SCOPED if s != scope and auth.IMPLIED.get(s) != scope]
+        others = [s for s in SCOPED if s != scope and api.IMPLIED.get(s) != scope]
         for other in others:
             status = live.call(method, path, token_of(other), body).status
             assert status == 403, (method, pattern, other, status)
@@ -108,7 +109,7 @@ def test_every_non_public_route_refuses_without_token_or_scope(live: LiveDaemon)
 async def test_a_route_missing_from_the_table_is_refused_even_to_star() -> None:
     """A route added without a scope answers 401 without a token and 403 to every token, `*`
     included: deny by default."""
-    app = make_app([auth.Token("all", "star-token-0123456789", frozenset({"*"}))])
+    app = make_app([api.Token("all", "star-token-0123456789", frozenset({"*"}))])
 
     async def new(request: web.Request) -> web.Response:
         return web.json_response({"secret": True})
@@ -125,8 +126,8 @@ async def test_a_route_missing_from_the_table_is_refused_even_to_star() -> None:
 def test_keyring_matches_exactly_and_any_bearer_case() -> None:
     """Only the exact token matches (not a prefix, not an extension); the scheme is
     case-insensitive; other schemes and empty values match nothing."""
-    tok = auth.Token("a", "alpha-token-0123456789", frozenset({"alerts:read"}))
-    ring = auth.Keyring([tok, auth.Token("b", "beta-token-0123456789", frozenset())])
+    tok = api.Token("a", "alpha-token-0123456789", frozenset({"alerts:read"}))
+    ring = auth.Keyring([tok, api.Token("b", "beta-token-0123456789", frozenset())])
     assert ring.find("Bearer alpha-token-0123456789") is tok
     assert ring.find("bearer  alpha-token-0123456789 ") is tok
     for header in (
@@ -142,10 +143,10 @@ def test_keyring_matches_exactly_and_any_bearer_case() -> None:
 
 def test_scopes_imply_reads_and_star_is_everything() -> None:
     """A write scope includes its read; `*` holds every scope, pii:read included."""
-    w = auth.Token("w", "x" * 16, frozenset({"complaints:write"}))
+    w = api.Token("w", "x" * 16, frozenset({"complaints:write"}))
     assert w.allows("complaints:read") and not w.allows("callbacks:read")
-    star = auth.Token("s", "y" * 16, frozenset({"*"}))
-    assert all(star.allows(s) for s in auth.SCOPES)
+    star = api.Token("s", "y" * 16, frozenset({"*"}))
+    assert all(star.allows(s) for s in api.SCOPES)
 
 
 def test_state_and_offpeak_need_state_read(live: LiveDaemon) -> None:
@@ -161,7 +162,7 @@ def test_state_and_offpeak_need_state_read(live: LiveDaemon) -> None:
 async def test_dead_letters_mask_phone_numbers_without_pii_read(tmp_path: Path) -> None:
     """GET /api/v1/alerts/dead-letters shows an SMS recipient as 138****8000 (also inside the
     error text) to alerts:read, and in full only to a token that also holds pii:read."""
-    settings = AlertSettings.from_mapping({}, {})
+    settings = read_alerts({}, {})
     async with Outbox(tmp_path / "o.db") as ob:
         await ob.enqueue([NewNotification("k/1", "sms", PHONE, {"text": "x"})], now=100.0)
         (row,) = await ob.due(100.0)
@@ -170,8 +171,8 @@ async def test_dead_letters_mask_phone_numbers_without_pii_read(tmp_path: Path) 
         await engine.start()
         app = make_app(
             [
-                auth.Token("reader", "reader-token-0123456789", frozenset({"alerts:read"})),
-                auth.Token("pii", "pii-token-01234567890", frozenset({"alerts:read", "pii:read"})),
+                api.Token("reader", "reader-token-0123456789", frozenset({"alerts:read"})),
+                api.Token("pii", "pii-token-01234567890", frozenset({"alerts:read", "pii:read"})),
             ]
         )
         add_routes(app, engine, ob)
@@ -192,7 +193,7 @@ async def test_dead_letters_mask_phone_numbers_without_pii_read(tmp_path: Path) 
 def test_mask_text_hides_phones_and_ids_but_not_other_numbers() -> None:
     """Mobile (also +86 and grouped), landline and 18/15-digit ID numbers are masked; epoch
     times, decimals and counts in the same text are not."""
-    from hallwatch.daemon.web.pii import mask_text
+    from hallwatch.daemon.base.pii import mask_text
 
     text = (
         f"客户{PHONE}，+86 138 1234 8001，座机010-62345678，身份证{ID_NO}、"
@@ -236,8 +237,8 @@ async def test_report_masks_complaint_numbers_without_pii_read(tmp_path: Path) -
         await store.commit_batch([ev])
     app = make_app(
         [
-            auth.Token("centre", "centre-token-0123456789", frozenset({"reports:read"})),
-            auth.Token("head", "head-token-01234567890", frozenset({"reports:read", "pii:read"})),
+            api.Token("centre", "centre-token-0123456789", frozenset({"reports:read"})),
+            api.Token("head", "head-token-01234567890", frozenset({"reports:read", "pii:read"})),
         ]
     )
     report_api.add_routes(app, db, Settings())

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hallwatch.daemon.base.errors import ConfigError
 from hallwatch.daemon.config import settings as config
-from hallwatch.daemon.config.settings import ConfigError
+from hallwatch.daemon.config.api import Token
 from hallwatch.daemon.core.state import HallsState
-from hallwatch.daemon.web.auth import Token
 from hallwatch.daemon.web.limits import RateLimiter
 from hallwatch.daemon.web.server import HttpServer
 from prometheus_client import CollectorRegistry

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hallwatch.daemon.base.errors import ConfigError
+from hallwatch.daemon.config import api
 from hallwatch.daemon.config import settings as config
-from hallwatch.daemon.config.settings import ConfigError
-from hallwatch.daemon.web import auth
 
 from tests.conftest import ROOT, DaemonProcess, wait_until
 from tests.harness.mosquitto import Mosquitto, free_port
@@ -156,7 +156,7 @@ def test_unknown_variables_are_named_with_a_hint(tmp_path: Path) -> None:
     cfg = tmp_path / "h.toml"
     cfg.write_text('[api.tokens.ops]\nscopes = ["alerts:read"]\n')
     s = config.load(cfg, {"HALLWATCH_API_TOKENS_OPS_TOKEN": "y" * 20})
-    assert s.api is not None and s.api.tokens[0].token == "y" * 20
+    assert s.api.tokens[0].token == "y" * 20
 
 
 @pytest.mark.parametrize(
@@ -203,24 +203,24 @@ def test_moved_and_bad_settings_name_their_key(
 def test_exposure_is_anything_but_loopback(host: str, exposed: bool) -> None:
     """Only loopback addresses may listen without tokens; a wildcard, a LAN address or a name
     may not."""
-    assert auth.is_loopback(host) is not exposed
+    assert api.is_loopback(host) is not exposed
     if exposed:
         with pytest.raises(ConfigError) as err:
-            auth.check_exposure(host, ())
+            api.check_exposure(host, ())
         assert err.value.key == "http.listen"
     else:
-        auth.check_exposure(host, ())
+        api.check_exposure(host, ())
 
 
 def test_one_ungranted_scope_is_enough_to_refuse() -> None:
     """Tokens for every scope but alerts:forward: listening on 0.0.0.0 is refused, naming it."""
-    held = {s for s in auth.ROUTES.values() if s != "alerts:forward"}
-    tokens = [auth.Token("ops", "t" * 20, frozenset(held))]
-    assert auth.ungranted(tokens) == ["alerts:forward"]
+    held = {s for s in api.ROUTES.values() if s != "alerts:forward"}
+    tokens = [api.Token("ops", "t" * 20, frozenset(held))]
+    assert api.ungranted(tokens) == ["alerts:forward"]
     with pytest.raises(ConfigError, match='"alerts:forward"'):
-        auth.check_exposure("0.0.0.0", tokens)
-    auth.check_exposure(
-        "0.0.0.0", [*tokens, auth.Token("am", "u" * 20, frozenset({"alerts:forward"}))]
+        api.check_exposure("0.0.0.0", tokens)
+    api.check_exposure(
+        "0.0.0.0", [*tokens, api.Token("am", "u" * 20, frozenset({"alerts:forward"}))]
     )
 
 

@@ -12,14 +12,14 @@ from typing import Any
 import aiohttp
 import pytest
 from hallwatch.alerts.outbox import Outbox
-from hallwatch.daemon.config.settings import ConfigError
+from hallwatch.daemon.base.errors import ConfigError
+from hallwatch.daemon.config.api import ApiSettings
 from hallwatch.daemon.config.staff import ComplaintSettings, OutageSettings
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.staff.complaint_store import ComplaintDesk, ComplaintStore
 from hallwatch.daemon.staff.outage import Callbacks, CallbackStore
 from hallwatch.daemon.web import staff_api
-from hallwatch.daemon.web.auth import ApiSettings
 from hallwatch.daemon.web.server import make_app
 from hallwatch.sensors.events import SystemEvent
 from prometheus_client import CollectorRegistry

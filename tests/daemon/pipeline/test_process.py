@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 from hallwatch.daemon.base.ratelog import RateLimitedLog
-from hallwatch.daemon.config.settings import Settings, StoreSettings
-from hallwatch.daemon.core.pipeline import Faults, Pipeline, Stage
+from hallwatch.daemon.config.sections import StoreSettings
+from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.core.state import HallsState, Limits, Outcome
-from hallwatch.daemon.estimate.lane import EstimateLane
 from hallwatch.daemon.estimate.model import Estimator
 from hallwatch.daemon.main import Daemon
+from hallwatch.daemon.pipeline.lane import EstimateLane
+from hallwatch.daemon.pipeline.process import Faults, Pipeline, Stage
 from hallwatch.daemon.store.events import NewEvent, Store
 from hallwatch.sensors.events import Event
 

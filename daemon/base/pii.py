@@ -1,6 +1,7 @@
-"""Personal numbers in free text: Chinese mobile and landline numbers and resident ID numbers.
+"""Personal numbers, masked: one phone (`mask_phone`) and, in free text, Chinese mobile and
+landline numbers and resident ID numbers (`mask_text`, `mask_json`).
 
-`mask_text` hides them the way the rest of hallwatch shows a phone (138****8000: the first three
+`mask_text` hides them the way `mask_phone` shows a phone (138****8000: the first three
 and last four digits), so a complaint summary or an error message that quotes a customer's number
 does not leak it to a token without `pii:read`. The patterns want the number to stand alone
 (no digit, Latin letter or decimal point glued to it), so timestamps, counts and coordinates
@@ -11,8 +12,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-
-from hallwatch.daemon.staff.complaints import mask_phone
 
 _BEFORE = r"(?<![0-9A-Za-z.])"
 _AFTER = r"(?![0-9A-Za-z]|\.[0-9])"
@@ -30,6 +29,18 @@ NUMBERS = re.compile(
     + ")"
     + _AFTER
 )
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """138****8000: the first three and last four digits; shorter numbers keep only two."""
+    if not phone:
+        return phone
+    digits = re.sub(r"\D", "", phone)
+    if len(digits) == 13 and digits.startswith("86"):
+        digits = digits[2:]  # +86: the mobile number is what people recognise
+    if len(digits) >= 11:
+        return digits[:3] + "****" + digits[-4:]
+    return "*" * max(0, len(digits) - 2) + digits[-2:]
 
 
 def _hide(m: re.Match[str]) -> str:

@@ -12,9 +12,9 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-from hallwatch.daemon.core.pipeline import Faults, estimate
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.estimate.model import EstimateOut, Estimator
+from hallwatch.daemon.pipeline.process import Faults, estimate
 from hallwatch.sensors.events import Event
 
 DEGRADE_BACKLOG = 200

@@ -8,7 +8,7 @@ from typing import Protocol
 from hallwatch.alerts.view import DeviceView, HallView
 from hallwatch.daemon.core.state import Hall, HallsState, waiting_counts
 from hallwatch.daemon.core.workdays import WorkCalendar
-from hallwatch.daemon.estimate.model import Advice
+from hallwatch.daemon.estimate.advice import Advice
 
 
 class Advisor(Protocol):

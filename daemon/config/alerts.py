@@ -1,12 +1,12 @@
 """The `[alerts]` section: rules, opening hours, routing, channels. Validated once at start.
 
-`AlertSettings.from_mapping(data, env)` takes the `[alerts]` table of the TOML file and the
+`config.alerts_reader.read_alerts(data, env)` takes the `[alerts]` table of the TOML file and the
 environment. Secrets (robot keys, SMS keys, tokens) may come from the file, from
 `HALLWATCH_ALERTS_<PATH>` or from a file named by `HALLWATCH_ALERTS_<PATH>_FILE`, where PATH
 is the key's path upper-cased with dots and dashes as underscores
 (`alerts.wecom.robots.supervisor.key` -> `HALLWATCH_ALERTS_WECOM_ROBOTS_SUPERVISOR_KEY`).
 Secret fields are left out of every repr, so printing the settings never leaks them. This
-module holds what the settings are; `alerts.settings_reader` reads and checks the table.
+module holds what the settings are; `config.alerts_reader` reads and checks the table.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
-from typing import Any
 
-from hallwatch.alerts.view import KINDS
-
+ALERTS = ("queue_peak", "device_offline", "system_outage")
+# What a role may receive: the alerts, plus the notices of complaints and the calendar check.
+KINDS = (*ALERTS, "complaint", "calendar")
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PHONE = re.compile(r"\+?[0-9]{5,15}")
 SMS_PROVIDERS = ("none", "generic", "aliyun", "tencent")
@@ -225,10 +225,3 @@ class AlertSettings:
         """The hall's own roles where it defines them, else the defaults."""
         own = self.rules.for_hall(hall).roles
         return {**self.roles, **own}
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], env: Mapping[str, str]) -> AlertSettings:
-        """Build from the `[alerts]` table and the environment; bad values raise ConfigError."""
-        from hallwatch.alerts.settings_reader import Reader  # it builds the classes of this module
-
-        return Reader(env).settings(dict(data))

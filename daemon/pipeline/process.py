@@ -17,14 +17,11 @@ import logging
 import time
 from collections.abc import Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from hallwatch.daemon.base.ratelog import RateLimitedLog
 from hallwatch.daemon.core.state import HallsState, Outcome
+from hallwatch.daemon.estimate.model import ErrorOut, EstimateOut, Estimator
 from hallwatch.sensors.events import Event
-
-if TYPE_CHECKING:
-    from hallwatch.daemon.estimate.model import ErrorOut, EstimateOut, Estimator
 
 log = logging.getLogger("hallwatch.pipeline")
 

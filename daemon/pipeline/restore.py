@@ -10,18 +10,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import msgspec
 from hallwatch.daemon.core import state as state_mod
-from hallwatch.daemon.core.pipeline import Faults, Pipeline
 from hallwatch.daemon.core.state import HallsState, Limits
+from hallwatch.daemon.estimate.model import Estimator
+from hallwatch.daemon.pipeline.process import Faults, Pipeline
 from hallwatch.daemon.store.events import Store
 from hallwatch.sensors.events import Rejection
 from hallwatch.sensors.parse import parse
-
-if TYPE_CHECKING:
-    from hallwatch.daemon.estimate.model import Estimator
 
 log = logging.getLogger("hallwatch")
 
