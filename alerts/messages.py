@@ -11,26 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hallwatch.alerts.view import Figures, Transition
+from hallwatch.daemon.base import glossary
 
 WECOM_MARKDOWN_MAX = 4096
 WECOM_TEXT_MAX = 2048
 SMS_MAX = 70
 
-ALERT_NAMES = {
-    "queue_peak": "排队高峰",
-    "device_offline": "设备离线",
-    "system_outage": "信息系统故障",
-}
-STATE_NAMES = {"firing": "告警", "escalated": "升级", "repeat": "未确认提醒", "resolved": "已恢复"}
-LEVEL_NAMES = {1: "一级", 2: "二级", 3: "三级"}
-ROLE_NAMES = {"supervisor": "大厅负责人", "director": "中心主任室", "info_centre": "信息中心"}
-KIND_NAMES = {
-    "ticket_machine": "取号机",
-    "door_counter": "客流计数器",
-    "window_terminal": "窗口终端",
-    "display": "显示屏",
-    "other": "设备",
-}
 UNRELIABLE_NAMES = {"headcount": "厅内人数", "wait": "等候时间"}
 REASONS = {"cleared": "", "closed": "营业时间结束", "gone": "设备/系统已移除"}
 
@@ -87,7 +73,7 @@ def summary(
     reason: str,
 ) -> str:
     """One line for logs of transitions, the replay output and Alertmanager's `summary`."""
-    what = ALERT_NAMES.get(alert, alert)
+    what = glossary.ALERTS.get(alert, alert)
     head = f"{hall_name}{what}"
     if alert == "queue_peak":
         if state == "resolved" and peak is not None:
@@ -96,14 +82,18 @@ def summary(
             return f"{head}已结束{why}：持续{duration(duration_s)}，峰值{peak.headcount}人{wait}"
         now = _crossed(figures) or f"厅内{figures.headcount}人"
         cause = "（信息系统故障导致）" if figures.caused_by_outage else ""
-        return f"{head}{STATE_NAMES[state]}{cause}：{now}"
-    kind = KIND_NAMES.get(figures.device_kind or "", "") if alert == "device_offline" else "系统"
+        return f"{head}{glossary.ALERT_STATES[state]}{cause}：{now}"
+    kind = (
+        glossary.DEVICE_KINDS.get(figures.device_kind or "", "")
+        if alert == "device_offline"
+        else "系统"
+    )
     if state == "resolved":
         why = f"（{REASONS[reason]}）" if REASONS.get(reason) else ""
         return f"{head}已结束{why}：{kind}{subject}，持续{duration(duration_s)}"
     if alert == "system_outage" and state == "firing":
-        return f"{head}{STATE_NAMES[state]}：{kind}{subject}故障，请立即通知信息中心"
-    return f"{head}{STATE_NAMES[state]}：{kind}{subject}已{duration(duration_s)}"
+        return f"{head}{glossary.ALERT_STATES[state]}：{kind}{subject}故障，请立即通知信息中心"
+    return f"{head}{glossary.ALERT_STATES[state]}：{kind}{subject}已{duration(duration_s)}"
 
 
 OUTAGE_ACTIONS = (
@@ -141,15 +131,15 @@ def _actions(t: Transition, names: Names) -> list[str]:
 def wecom_markdown(t: Transition, names: Names, userids: tuple[str, ...] = ()) -> str:
     """The WeCom markdown message of a transition (≤ 4,096 bytes)."""
     f = t.figures
-    title = ALERT_NAMES.get(t.alert, t.alert)
+    title = glossary.ALERTS.get(t.alert, t.alert)
     color = "info" if t.state == "resolved" else "warning"
-    state = STATE_NAMES.get(t.state, t.state)
+    state = glossary.ALERT_STATES.get(t.state, t.state)
     lines = [f'## <font color="{color}">【{title}{state}】</font>{names.hall}']
     if t.state == "resolved":
         lines.append(f"> {t.summary}")
     else:
-        who = "、".join(ROLE_NAMES.get(r, r) for r in t.recipients)
-        lines.append(f"> 级别：{LEVEL_NAMES.get(t.level, str(t.level))}　通知：{who}")
+        who = "、".join(glossary.ROLES.get(r, r) for r in t.recipients)
+        lines.append(f"> 级别：{glossary.LEVELS.get(t.level, str(t.level))}　通知：{who}")
         if t.alert == "queue_peak":
             lines.append(f"**触发**：{_crossed(f, names.services) or t.summary}")
             wait = ""
@@ -176,7 +166,7 @@ def wecom_markdown(t: Transition, names: Names, userids: tuple[str, ...] = ()) -
                 lines.append("**按应急预案处置**：")
                 lines += [f"{i}. {a}" for i, a in enumerate(_actions(t, names), 1)]
         elif t.alert == "device_offline":
-            kind = KIND_NAMES.get(f.device_kind or "", "设备")
+            kind = glossary.DEVICE_KINDS.get(f.device_kind or "", glossary.DEVICE_KINDS["other"])
             lines.append(f"**{kind} {t.subject}** 已离线{duration(t.at - t.started_at)}")
             feeds = {
                 "door_counter": "厅内人数",
@@ -223,7 +213,7 @@ def sms_params(t: Transition, names: Names) -> dict[str, str]:
     The template must use `${hall}`, `${event}` and `${detail}` (Aliyun) or {1}, {2}, {3}
     in that order (Tencent); each value is kept to 20 characters.
     """
-    event = f"{ALERT_NAMES.get(t.alert, t.alert)}{STATE_NAMES.get(t.state, t.state)}"
+    event = f"{glossary.ALERTS.get(t.alert, t.alert)}{glossary.ALERT_STATES.get(t.state, t.state)}"
     detail = t.summary.split("：", 1)[-1]
     return {"hall": names.hall[:20], "event": event[:20], "detail": detail[:20]}
 

@@ -6,22 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from hallwatch.daemon.base import glossary
 from hallwatch.daemon.reports.figures import Report
 from hallwatch.daemon.reports.incidents import tally
 from hallwatch.daemon.reports.stats import Accuracy, WaitStats
 
-CHANNELS = {"visit": "现场", "phone": "电话", "letter": "信函", "online": "网络"}
-SEVERITY = {"normal": "一般", "serious": "严重"}
-KINDS = {
-    "ticket_machine": "取号机",
-    "door_counter": "客流计数器",
-    "window_terminal": "窗口终端",
-    "display": "显示屏",
-    "other": "其他",
-}
-LEVELS = {1: "一级", 2: "二级"}
 REASONS = {"cleared": "已缓解", "closed": "营业结束", "gone": "—"}
-SYSTEM_STATES = {"down": "中断", "degraded": "降级"}
 NONE = "—"
 Cell = str | int | float | None
 
@@ -172,8 +162,9 @@ def _peaks(r: Report, f: Fmt) -> Table:
             (
                 name(p.hall),
                 f.at(p.fired_at),
-                LEVELS.get(p.level, str(p.level)),
-                "、".join(f"{f.clock(t)}({LEVELS.get(lv, lv)})" for t, lv in p.escalations) or NONE,
+                glossary.LEVELS.get(p.level, str(p.level)),
+                "、".join(f"{f.clock(t)}({glossary.LEVELS.get(lv, lv)})" for t, lv in p.escalations)
+                or NONE,
                 p.peak_headcount,
                 Fmt.minutes(p.peak_wait_s),
                 Fmt.minutes(p.actual_max_wait_s),
@@ -237,10 +228,10 @@ def _outages(r: Report, f: Fmt) -> Table:
                 f.at(o.start),
                 f.at(o.end) if o.end is not None else "未恢复",
                 Fmt.dur(o.duration_s),
-                SYSTEM_STATES.get(o.state, o.state),
+                glossary.SYSTEM_STATES.get(o.state, o.state),
                 o.detail or NONE,
                 o.tickets_issued,
-                LEVELS.get(o.alert_level, NONE),
+                glossary.LEVELS.get(o.alert_level, NONE),
                 Fmt.count(o.callbacks),
                 Fmt.count(o.notified),
             )
@@ -278,8 +269,8 @@ def _complaints(r: Report, f: Fmt) -> list[Table]:
                     c.complaint_id,
                     name(c.hall),
                     f.at(c.received_at),
-                    CHANNELS.get(c.channel, c.channel),
-                    SEVERITY.get(c.severity, c.severity),
+                    glossary.COMPLAINT_CHANNELS.get(c.channel, c.channel),
+                    glossary.SEVERITIES.get(c.severity, c.severity),
                     c.summary,
                     c.received_by,
                     c.due.isoformat(),
@@ -397,7 +388,7 @@ def _devices(r: Report, f: Fmt) -> list[Table]:
                 (
                     name(d.hall),
                     d.device,
-                    KINDS.get(d.kind, d.kind),
+                    glossary.DEVICE_KINDS.get(d.kind, d.kind),
                     f.at(d.start),
                     f.at(d.end) if d.end is not None else "未恢复",
                     Fmt.dur(d.downtime_s),
@@ -415,7 +406,7 @@ def _devices(r: Report, f: Fmt) -> list[Table]:
                     i,
                     name(k.hall),
                     k.device,
-                    KINDS.get(k.kind, k.kind),
+                    glossary.DEVICE_KINDS.get(k.kind, k.kind),
                     k.failures,
                     Fmt.dur(k.downtime_s),
                     Fmt.dur(k.longest_s),
