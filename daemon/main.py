@@ -32,7 +32,8 @@ from hallwatch.daemon.metrics.families import IngestMetrics, StateCollector
 from hallwatch.daemon.mqtt.ingest import Ingest, make_output_client
 from hallwatch.daemon.mqtt.outputs import OutputPublisher, status_payload
 from hallwatch.daemon.reports import cli as report_cli
-from hallwatch.daemon.staff.complaint_store import ComplaintDesk, ComplaintStore
+from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
+from hallwatch.daemon.staff.complaint_store import ComplaintStore
 from hallwatch.daemon.staff.outage import Callbacks, CallbackStore, HealthProbe
 from hallwatch.daemon.store.events import Store
 from hallwatch.daemon.store.restore import decode_snapshot as decode_snapshot

@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from hallwatch.daemon.staff.complaint_store import ComplaintDesk
+from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
 from hallwatch.daemon.staff.complaints import ComplaintError
 from hallwatch.daemon.staff.outage import Callbacks, OutageError
 from hallwatch.daemon.web import auth
