@@ -21,7 +21,6 @@ from hallwatch.daemon.config.alerts import AlertSettings
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.core.workdays import WorkCalendar
-from hallwatch.daemon.estimate import offpeak
 from hallwatch.daemon.estimate.advice import Advice
 from hallwatch.daemon.estimate.model import EstimateOut, Estimator
 from hallwatch.daemon.metrics.collectors import SafeRegistry
@@ -36,10 +35,12 @@ from hallwatch.daemon.pipeline.restore import encode_snapshot as encode_snapshot
 from hallwatch.daemon.pipeline.restore import load_snapshot, replay
 from hallwatch.daemon.pipeline.restore import restore as restore
 from hallwatch.daemon.pipeline.views import all_views
-from hallwatch.daemon.staff.complaint_store import ComplaintDesk, ComplaintStore
+from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
+from hallwatch.daemon.staff.complaint_store import ComplaintStore
 from hallwatch.daemon.staff.outage import Callbacks, CallbackStore, HealthProbe
+from hallwatch.daemon.staff.procedures import StaffProcedures, warn_calendar
 from hallwatch.daemon.store.events import Store
-from hallwatch.daemon.web import report_api, screen, staff_api
+from hallwatch.daemon.web import offpeak_api, report_api, screen, staff_api
 from hallwatch.daemon.web.server import HttpServer
 from prometheus_client import disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -222,7 +223,7 @@ class Daemon:
             )
             add_alert_routes(self.http.app, self.alerts, outbox)
             # --- staff procedures ---
-            await self._start_staff(complaint_store, callback_store, outbox)
+            staff = await self._start_staff(complaint_store, callback_store, outbox)
             assert self.complaints is not None and self.callbacks is not None
             staff_api.add_routes(
                 self.http.app,
@@ -238,8 +239,22 @@ class Daemon:
                 clock=self.clock,
             )
             # --- end staff procedures ---
-            self.http.app.router.add_get("/api/offpeak/{hall}", self._offpeak)
-            screen.add_routes(self.http.app, self._screen_model)
+            offpeak_api.add_routes(
+                self.http.app,
+                state=lambda: self.state,
+                estimator=lambda: self.estimator,
+                clock=self.clock,
+            )
+            screen.add_routes(
+                self.http.app,
+                screen.live_model(
+                    state=lambda: self.state,
+                    estimator=lambda: self.estimator,
+                    advice=self.advice,
+                    recovery_at=self._recovery_at,
+                    clock=self.clock,
+                ),
+            )
             report_api.add_routes(self.http.app, s.store.path, s)
             self._warn_calendar()
             async with asyncio.TaskGroup() as tg:
@@ -251,7 +266,7 @@ class Daemon:
                     tg.create_task(self._snapshots(store), name="snapshots"),
                     tg.create_task(self._ticks(), name="alerts"),
                     tg.create_task(dispatcher.run(), name="dispatcher"),
-                    tg.create_task(self._staff_ticks(), name="staff"),
+                    tg.create_task(staff.run(), name="staff"),
                     tg.create_task(probe.run(), name="probes"),
                 ]
                 await self.http_started.wait()
@@ -298,10 +313,7 @@ class Daemon:
             await self._snapshot(store, last)
 
     def _warn_calendar(self) -> None:
-        day = self.state.business_day(self.clock())
-        problem = self.calendar.coverage_problem(day)
-        if problem:
-            log.error("%s", problem)
+        warn_calendar(self.calendar, self.state.business_day(self.clock()))
 
     def _counted(self, applied: int) -> None:
         self._since_snap += applied
@@ -350,27 +362,9 @@ class Daemon:
             payload["outage"] = outage.payload() if outage else None  # staff procedures
             self.outputs.status(view.hall, payload, now)
 
-    async def _offpeak(self, request: aiohttp.web.Request) -> aiohttp.web.Response:
-        hall = request.match_info["hall"]
-        if hall not in self.state.halls:
-            return aiohttp.web.json_response({"error": "unknown hall"}, status=404)
-        table = self.estimator.learned.waits.get(hall, offpeak.WaitTable())
-        body = {"hall": hall, **offpeak.guidance(table, self.clock(), tz=self.state.tz)}
-        return aiohttp.web.json_response(body, dumps=_dumps)
-
-    def _screen_model(self, hall: str) -> dict[str, Any] | None:
-        now = self.clock()
-        table = self.estimator.learned.waits.get(hall, offpeak.WaitTable())
-        adv = self.advice(hall)
-        waits = {sa.service: sa.estimated_wait_s for sa in adv.services} if adv else {}
-        return screen.screen_model(
-            self.state,
-            hall,
-            now,
-            est_wait=waits.get,
-            quiet_slots=offpeak.quiet_slots(table, now, tz=self.state.tz),
-            outage_recovery_at=self.callbacks.expected.get(hall) if self.callbacks else None,
-        )
+    def _recovery_at(self, hall: str) -> float | None:
+        """When the information centre expects the hall's system back (the screen shows it)."""
+        return self.callbacks.expected.get(hall) if self.callbacks else None
 
     # --- staff procedures (plan 4.2 complaints, 4.3 outage call-backs) --------------------------
 
@@ -379,70 +373,30 @@ class Daemon:
 
     async def _start_staff(
         self, complaint_store: ComplaintStore, callback_store: CallbackStore, outbox: Outbox
-    ) -> None:
+    ) -> StaffProcedures:
+        """The staff procedures built over their stores; `run` ticks them in its TaskGroup."""
         s = self.settings
         rules = self.alert_settings.rules
-        self.complaints = ComplaintDesk(
-            complaint_store,
-            s.complaints,
+        staff = StaffProcedures(
             self.calendar,
-            tz=s.hall.timezone,
+            state=lambda: self.state,
             clock=self.clock,
             notifier=self.alerts,
             hall_name=self._hall_name,
-            topic_root=s.mqtt.topic_root,
-            per_day=self.limits.complaints,
+            notice_roles=lambda: rules.level_roles[-1],
         )
-        await self.complaints.start()
-        self.callbacks = Callbacks(
+        self.complaints, self.callbacks = await staff.start(
+            complaint_store,
             callback_store,
             outbox,
-            s.outage,
-            state=lambda: self.state,
+            complaints=s.complaints,
+            outage=s.outage,
+            tz=s.hall.timezone,
+            topic_root=s.mqtt.topic_root,
+            per_day=self.limits.complaints,
             callback_after=lambda h: rules.for_hall(h).system_outage.escalate_after_s,
-            clock=self.clock,
-            hall_name=self._hall_name,
         )
-        await self.callbacks.start()
-
-    async def _staff_ticks(self) -> None:
-        """Every tick: complaints from the topic, complaint alarms, call-backs on recovery; once
-        a day a loud notice when the working-day calendar does not cover this year or next."""
-        assert self.complaints is not None and self.callbacks is not None
-        last_day = None
-        while True:
-            now = self.clock()
-            try:
-                await self.complaints.tick(now)
-                await self.callbacks.tick(now)
-                day = self.state.business_day(now)
-                if day != last_day:
-                    last_day = day
-                    await self._calendar_notice(day, now)
-            except Exception:
-                log.exception("staff tick failed")
-            await asyncio.sleep(TICK_S)
-
-    async def _calendar_notice(self, day: Any, now: float) -> None:
-        problem = self.calendar.coverage_problem(day)
-        if problem is None or self.alerts is None:
-            return
-        missing = [y for y in (day.year, day.year + 1) if y not in self.calendar.covered]
-        years = "、".join(str(y) for y in missing)
-        await self.alerts.send_notice(
-            kind="calendar",
-            key=f"calendar/{day.isoformat()}",
-            hall="",
-            roles=self.alert_settings.rules.level_roles[-1],
-            title="【工作日历缺失】",
-            lines=[
-                f"> 工作日历没有 {years} 年的法定节假日和调休安排，投诉办理期限可能算错。",
-                "请在配置 [calendar] 中录入国务院办公厅公布的放假和调休日期"
-                "（holidays、workdays），并把该年列入 complete_years，或升级 chinese-calendar。",
-            ],
-            sms=f"工作日历缺少{years}年节假日安排，请尽快录入",
-            now=now,
-        )
+        return staff
 
     # --- end staff procedures -------------------------------------------------------------------
 
@@ -476,12 +430,6 @@ async def cancel_all(tasks: list[asyncio.Task[Any]], within: float) -> None:
     for task in pending:
         log.error("task %s did not stop within %.0f s:", task.get_name(), within)
         task.print_stack(file=sys.stderr)
-
-
-def _dumps(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, ensure_ascii=False)
 
 
 async def serve(settings: Settings) -> None:

@@ -147,6 +147,13 @@ class Profile:
         _check_ids("doors", self.doors)
         _check_ids("systems", self.systems)
         _check_ids("windows", [w.window for w in self.windows])
+        self._check_hours()
+        self._check_mix()
+        self._check_windows()
+        self._check_devices()
+
+    def _check_hours(self) -> None:
+        """Opening hours, and one arrival weight per opening hour."""
         if not 0 <= self.open_at < self.close_at <= 24 * 3600:
             raise ValueError(f"open_at/close_at: need 0 <= {self.open_at} < {self.close_at}")
         hours, rest = divmod(self.close_at - self.open_at, 3600)
@@ -159,6 +166,9 @@ class Profile:
             raise ValueError(f"hourly_weights: bad weights {self.hourly_weights}")
         if self.expected_arrivals <= 0:
             raise ValueError(f"expected_arrivals: must be > 0, got {self.expected_arrivals}")
+
+    def _check_mix(self) -> None:
+        """The services' shares, letters and durations; the customer shares."""
         if abs(sum(s.share for s in self.services) - 1.0) > 1e-6:
             raise ValueError("services: shares must sum to 1")
         if len({s.letter for s in self.services}) != len(self.services):
@@ -178,6 +188,9 @@ class Profile:
                 raise ValueError(f"{name}: must be within [0, 1], got {value}")
         if self.green_share + self.appointment_share > 1.0:
             raise ValueError("green_share + appointment_share: must not exceed 1")
+
+    def _check_windows(self) -> None:
+        """Every window serves known services, every service has a window; the emergency one."""
         served: set[str] = set()
         for w in self.windows:
             self._check_services(f"windows[{w.window}]", w.services)
@@ -193,6 +206,9 @@ class Profile:
                 raise ValueError(f"emergency.window: {e.window} is already a regular window")
             if e.close_at_waiting >= e.open_at_waiting:
                 raise ValueError("emergency: close_at_waiting must be below open_at_waiting")
+
+    def _check_devices(self) -> None:
+        """Doors, counter reset and system outage name known devices; positive periods."""
         if len(self.door_weights) != len(self.doors):
             raise ValueError("door_weights: need one weight per door")
         if self.counter_reset and self.counter_reset[0] not in self.doors:

@@ -32,6 +32,21 @@ def test_every_package_folder_is_declared() -> None:
     assert found == _declared()
 
 
+MAX_LINES = 500
+
+
+def test_no_module_over_500_lines() -> None:
+    """Every Python module of the product and of its tests holds at most 500 lines: a module
+    that grows past that holds more than one concept and is split (ruff keeps McCabe <= 15)."""
+    long = {
+        str(p.relative_to(ROOT)): n
+        for folder in (*FOLDERS, "tests")
+        for p in (ROOT / folder).rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
+    assert long == {}
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")

@@ -374,21 +374,7 @@ def _apply_ticket(hall: Hall, day: Day, ev: TicketEvent) -> None:
     t = day.tickets.get(ev.ticket)
     kind = ev.type
     if kind == "issued":
-        if t is None:
-            day.tickets[ev.ticket] = Ticket(
-                ev.service, ev.priority, ev.ts, WAITING, None, None, ev.ts
-            )
-            day.issued += 1
-        elif t.first_issued_at is None:
-            # `issued` arrived after a later event of the same ticket: fill in what it knows.
-            t.service = t.service or ev.service
-            t.priority = ev.priority
-            if t.issued_at is None:
-                t.issued_at = ev.ts
-                if t.called_at is not None:  # its call was counted without a wait
-                    day.wait_total_s += max(0.0, t.called_at - ev.ts)
-            t.first_issued_at = ev.ts
-            day.issued += 1
+        _ticket_issued(day, t, ev)
         return
     if t is None:
         t = day.tickets[ev.ticket] = Ticket(ev.service, "normal", None, WAITING)
@@ -417,6 +403,23 @@ def _apply_ticket(hall: Hall, day: Day, ev: TicketEvent) -> None:
             t.service, t.status, t.issued_at = ev.service, WAITING, ev.ts
             t.window = t.called_at = None
             day.transferred += 1
+
+
+def _ticket_issued(day: Day, t: Ticket | None, ev: TicketEvent) -> None:
+    """A ticket issued; or, when a later event of it came first, what `issued` knows filled in."""
+    if t is None:
+        day.tickets[ev.ticket] = Ticket(ev.service, ev.priority, ev.ts, WAITING, None, None, ev.ts)
+        day.issued += 1
+    elif t.first_issued_at is None:
+        # `issued` arrived after a later event of the same ticket: fill in what it knows.
+        t.service = t.service or ev.service
+        t.priority = ev.priority
+        if t.issued_at is None:
+            t.issued_at = ev.ts
+            if t.called_at is not None:  # its call was counted without a wait
+                day.wait_total_s += max(0.0, t.called_at - ev.ts)
+        t.first_issued_at = ev.ts
+        day.issued += 1
 
 
 def _start_serving(hall: Hall, window: str | None, ticket: str, ts: float) -> None:

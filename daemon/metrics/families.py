@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from hallwatch.daemon.core.state import WAITING, HallsState
+from hallwatch.daemon.core.state import WAITING, Day, HallsState
 from hallwatch.daemon.pipeline.process import Stage
 from hallwatch.sensors.events import Reason
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -108,6 +108,20 @@ class StateCollector(Collector):
         return iter(state_metrics(self._source(), self._clock(), self._heartbeat))
 
 
+def _waiting(day: Day | None, now: float) -> tuple[dict[tuple[str, str], int], dict[str, float]]:
+    """Waiting tickets by (service, priority), and the head of line's wait by service."""
+    counts: dict[tuple[str, str], int] = {}
+    head: dict[str, float] = {}
+    if day is not None:
+        for t in day.tickets.values():
+            if t.status == WAITING and t.service:
+                key = (t.service, t.priority)
+                counts[key] = counts.get(key, 0) + 1
+                if t.issued_at is not None:
+                    head[t.service] = max(head.get(t.service, 0.0), now - t.issued_at)
+    return counts, head
+
+
 def state_metrics(state: HallsState, now: float, heartbeat_timeout_s: float) -> list[Metric]:
     """The hall gauges for `state` as seen at `now` (pure: tests call it directly)."""
     g = GaugeMetricFamily
@@ -194,15 +208,7 @@ def state_metrics(state: HallsState, now: float, heartbeat_timeout_s: float) -> 
         last_event.add_metric([name], hall.last_event_at)
         day = state.day_at(hall, now)
         services = set(hall.services)
-        counts: dict[tuple[str, str], int] = {}
-        head: dict[str, float] = {}
-        if day is not None:
-            for t in day.tickets.values():
-                if t.status == WAITING and t.service:
-                    key = (t.service, t.priority)
-                    counts[key] = counts.get(key, 0) + 1
-                    if t.issued_at is not None:
-                        head[t.service] = max(head.get(t.service, 0.0), now - t.issued_at)
+        counts, head = _waiting(day, now)
         headcount.add_metric([name], day.occupancy if day else 0)
         peak.add_metric([name], day.peak_occupancy if day else 0)
         for service in sorted(services):

@@ -5,7 +5,8 @@ service, the quiet and busy slots of the coming days, the expected recovery of a
 returns what the big screen in the hall shows, with the display strings already formatted in the
 hall's time zone, so the page itself does no time-zone arithmetic. `add_routes` mounts
 `/screen/{hall}` (one self-contained HTML page: no login, no external resources) and
-`/api/screen/{hall}` (the model as JSON, polled by the page every 2 s).
+`/api/screen/{hall}` (the model as JSON, polled by the page every 2 s); `live_model` is the model
+of the running daemon (its state, estimates, learned quiet hours and outage call-backs).
 
 Everything a customer reads is in Simplified Chinese. Internal detail (the system's `detail`
 string, device names, complaint data) is deliberately left out: the screen is public.
@@ -23,6 +24,10 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from hallwatch.daemon.core.state import HallsState, waiting_counts
+from hallwatch.daemon.estimate import offpeak
+from hallwatch.daemon.estimate.advice import Advice
+from hallwatch.daemon.estimate.model import Estimator
+from hallwatch.daemon.web.offpeak_api import wait_table
 
 #: The emergency plan's peak: 20 people in the hall or a 20-minute wait.
 PEAK_HEADCOUNT = 20
@@ -200,6 +205,35 @@ def _outage(
         "expected_recovery_text": recovery_text,
         "message": message,
     }
+
+
+def live_model(
+    *,
+    state: Callable[[], HallsState],
+    estimator: Callable[[], Estimator],
+    advice: Callable[[str], Advice | None],
+    recovery_at: Callable[[str], float | None],
+    clock: Callable[[], float],
+) -> Callable[[str], Model | None]:
+    """`screen_model` of the running daemon: its state, the estimator's waits and learned quiet
+    hours, and the expected end of a hall's system outage (`recovery_at(hall)`)."""
+
+    def model(hall: str) -> Model | None:
+        now = clock()
+        st = state()
+        table = wait_table(estimator(), hall)
+        adv = advice(hall)
+        waits = {sa.service: sa.estimated_wait_s for sa in adv.services} if adv else {}
+        return screen_model(
+            st,
+            hall,
+            now,
+            est_wait=waits.get,
+            quiet_slots=offpeak.quiet_slots(table, now, tz=st.tz),
+            outage_recovery_at=recovery_at(hall),
+        )
+
+    return model
 
 
 def add_routes(app: web.Application, model: Callable[[str], Model | None]) -> None:

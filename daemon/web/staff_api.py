@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from hallwatch.daemon.base.jsonbody import read_object
 from hallwatch.daemon.config import api
-from hallwatch.daemon.staff.complaint_store import ComplaintDesk
+from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
 from hallwatch.daemon.staff.complaints import ComplaintError
 from hallwatch.daemon.staff.outage import Callbacks, OutageError
 from hallwatch.daemon.web import auth
@@ -87,7 +87,14 @@ def add_routes(
     def pii(request: web.Request) -> bool:
         return auth.allows(request, api.PII)
 
-    # --- complaints -----------------------------------------------------------------------
+    _complaint_routes(app, complaints, tz, pii)
+    _callback_routes(app, callbacks, tz, pii)
+
+
+def _complaint_routes(
+    app: web.Application, complaints: ComplaintDesk, tz: str, pii: Callable[[web.Request], bool]
+) -> None:
+    """Register, list, show, act on and archive complaints."""
 
     async def register(request: web.Request) -> web.StreamResponse:
         b = await read_object(request)
@@ -175,7 +182,18 @@ def add_routes(
             headers={"Content-Disposition": 'attachment; filename="complaints.csv"'},
         )
 
-    # --- call-backs -----------------------------------------------------------------------
+    r = app.router
+    r.add_post("/api/v1/complaints", register)
+    r.add_get("/api/v1/complaints", listing)
+    r.add_get("/api/v1/complaints/archive.csv", archive)
+    r.add_get("/api/v1/complaints/{hall}/{id}", one)
+    r.add_post("/api/v1/complaints/{hall}/{id}/transitions", transition)
+
+
+def _callback_routes(
+    app: web.Application, callbacks: Callbacks, tz: str, pii: Callable[[web.Request], bool]
+) -> None:
+    """Call-backs registered during an outage; the outages and their expected recovery."""
 
     async def cb_register(request: web.Request) -> web.StreamResponse:
         b = await read_object(request)
@@ -225,11 +243,6 @@ def add_routes(
         return _json({"hall": hall, "expected_recovery_at": at})
 
     r = app.router
-    r.add_post("/api/v1/complaints", register)
-    r.add_get("/api/v1/complaints", listing)
-    r.add_get("/api/v1/complaints/archive.csv", archive)
-    r.add_get("/api/v1/complaints/{hall}/{id}", one)
-    r.add_post("/api/v1/complaints/{hall}/{id}/transitions", transition)
     r.add_post("/api/v1/callbacks", cb_register)
     r.add_get("/api/v1/callbacks", cb_list)
     r.add_get("/api/v1/outages", outages)

@@ -65,9 +65,7 @@ LIMITS = {
 CRASH_P = 0.04  # per crash point passed
 MAX_LOG_LINES_PER_STEP = 40
 SCRAPE_EVERY = 4
-REPLAY = (
-    "HALLWATCH_SIM_SEEDS={seed} .venv/bin/python -m pytest -q tests/simulation/test_simulation.py"
-)
+REPLAY = "HALLWATCH_SIM_SEEDS={seed} .venv/bin/python -m pytest -q tests/simulation"
 
 
 class Crash(BaseException):

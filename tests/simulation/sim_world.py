@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -98,52 +99,88 @@ class _Builder:
             self.raw(deliver + rng.choice([0.0, 1.0, rng.uniform(0, 900.0)]), topic, payload)
 
 
+def _bad_ts(rng: random.Random, b: dict[str, Any]) -> None:
+    b["ts"] = rng.choice([10**400, -5, 1.5e12, "yesterday", None, "2026-13-40T00:00:00+08:00"])
+
+
+def _bad_id(rng: random.Random, b: dict[str, Any]) -> None:
+    b["id"] = rng.choice(["", "i" * 200, *HOSTILE_TEXT, 7])
+
+
+def _bad_number(rng: random.Random, b: dict[str, Any]) -> None:
+    if "in_total" in b:
+        b["in_total"] = rng.choice([10**400, 2**63 - 1, 10**12, -1, 1.5, "9", True])
+    elif "ticket" in b:
+        b["ticket"] = rng.choice([*HOSTILE_TEXT, 10**400, 2**63 - 1, -3, "", "t" * 40, None])
+    else:
+        b["state"] = rng.choice(["on", 1, None, "open\x00"])
+
+
+def _bad_names(rng: random.Random, b: dict[str, Any]) -> None:
+    for k in ("service", "window", "complaint_id", "received_by"):
+        if k in b:
+            b[k] = rng.choice(HOSTILE_TEXT)
+    if "services" in b:
+        b["services"] = [rng.choice(HOSTILE_TEXT), *b["services"]]
+
+
+def _bad_text(rng: random.Random, b: dict[str, Any]) -> None:
+    for k in ("summary", "detail"):
+        b[k] = "投诉\x00内容\u202e反转" + rng.choice(HOSTILE_TEXT)
+    if "services" in b:
+        b["services"] = ["s"] * 3000  # one service, many times
+
+
+def _bad_type(rng: random.Random, b: dict[str, Any]) -> None:
+    b["type"] = rng.choice(["issued\u202e", "exploded", 3])
+
+
+def _padded(rng: random.Random, b: dict[str, Any]) -> None:
+    b["padding"] = "x" * 70_000
+
+
+def _bad_flags(rng: random.Random, b: dict[str, Any]) -> None:
+    b["priority"] = rng.choice(["vip", "", None])
+    b["emergency"] = "yes"
+
+
+def _field_missing(rng: random.Random, b: dict[str, Any]) -> None:
+    b.pop(rng.choice(sorted(b)), None)
+
+
+def _bad_shapes(rng: random.Random, b: dict[str, Any]) -> None:
+    b["services"] = {"a": 1}
+    b["out_total"] = 10**400
+
+
+# Payloads that are not a JSON object at all, then ways to spoil a valid one (kinds 4 to 13).
+_RAW: tuple[Callable[[dict[str, Any]], bytes], ...] = (
+    lambda b: b'{"id": "x", "ts": ',  # cut short
+    lambda b: b"\xff\xfe not utf-8 \xc3",
+    lambda b: b"[" * 5000 + b"]" * 5000,
+    lambda b: json.dumps([b]).encode(),
+)
+_SPOIL: tuple[Callable[[random.Random, dict[str, Any]], None], ...] = (
+    _bad_ts,
+    _bad_id,
+    _bad_number,
+    _bad_names,
+    _bad_text,
+    _bad_type,
+    _padded,
+    _bad_flags,
+    _field_missing,
+    _bad_shapes,
+)
+
+
 def hostile(rng: random.Random, topic: str, body: dict[str, Any]) -> bytes:
     """A payload no device should send, derived from a valid one."""
-    kind = rng.randrange(14)
+    kind = rng.randrange(len(_RAW) + len(_SPOIL))
     b = dict(body)
-    if kind == 0:
-        return b'{"id": "x", "ts": '  # cut short
-    if kind == 1:
-        return b"\xff\xfe not utf-8 \xc3"
-    if kind == 2:
-        return b"[" * 5000 + b"]" * 5000
-    if kind == 3:
-        return json.dumps([b]).encode()
-    if kind == 4:
-        b["ts"] = rng.choice([10**400, -5, 1.5e12, "yesterday", None, "2026-13-40T00:00:00+08:00"])
-    elif kind == 5:
-        b["id"] = rng.choice(["", "i" * 200, *HOSTILE_TEXT, 7])
-    elif kind == 6:
-        if "in_total" in b:
-            b["in_total"] = rng.choice([10**400, 2**63 - 1, 10**12, -1, 1.5, "9", True])
-        elif "ticket" in b:
-            b["ticket"] = rng.choice([*HOSTILE_TEXT, 10**400, 2**63 - 1, -3, "", "t" * 40, None])
-        else:
-            b["state"] = rng.choice(["on", 1, None, "open\x00"])
-    elif kind == 7:
-        for k in ("service", "window", "complaint_id", "received_by"):
-            if k in b:
-                b[k] = rng.choice(HOSTILE_TEXT)
-        if "services" in b:
-            b["services"] = [rng.choice(HOSTILE_TEXT), *b["services"]]
-    elif kind == 8:
-        for k in ("summary", "detail"):
-            b[k] = "投诉\x00内容\u202e反转" + rng.choice(HOSTILE_TEXT)
-        if "services" in b:
-            b["services"] = ["s"] * 3000  # one service, many times
-    elif kind == 9:
-        b["type"] = rng.choice(["issued\u202e", "exploded", 3])
-    elif kind == 10:
-        b["padding"] = "x" * 70_000
-    elif kind == 11:
-        b["priority"] = rng.choice(["vip", "", None])
-        b["emergency"] = "yes"
-    elif kind == 12:
-        b.pop(rng.choice(sorted(b)), None)
-    else:
-        b["services"] = {"a": 1}
-        b["out_total"] = 10**400
+    if kind < len(_RAW):
+        return _RAW[kind](b)
+    _SPOIL[kind - len(_RAW)](rng, b)
     return json.dumps(b, ensure_ascii=False).encode()
 
 

@@ -13,7 +13,8 @@ from hallwatch.alerts.service import Alerts
 from hallwatch.daemon.config.alerts_reader import read_alerts
 from hallwatch.daemon.config.staff import ComplaintSettings
 from hallwatch.daemon.core.workdays import WorkCalendar
-from hallwatch.daemon.staff.complaint_store import ComplaintDesk, ComplaintStore
+from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
+from hallwatch.daemon.staff.complaint_store import ComplaintStore
 from hallwatch.daemon.store.events import NewEvent, Store
 
 TZ = "Asia/Shanghai"

@@ -17,7 +17,8 @@ from hallwatch.daemon.config.api import ApiSettings
 from hallwatch.daemon.config.staff import ComplaintSettings, OutageSettings
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.core.workdays import WorkCalendar
-from hallwatch.daemon.staff.complaint_store import ComplaintDesk, ComplaintStore
+from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
+from hallwatch.daemon.staff.complaint_store import ComplaintStore
 from hallwatch.daemon.staff.outage import Callbacks, CallbackStore
 from hallwatch.daemon.web import staff_api
 from hallwatch.daemon.web.server import make_app

@@ -1,0 +1,132 @@
+"""The staff procedures the daemon runs (plan 4.2 complaints, 4.3 outage call-backs): the
+complaint desk and the call-backs over their stores, their tick, and the working-day calendar's
+notices (a log line, and once a business day a notification to the top escalation level)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import date
+
+from hallwatch.alerts.outbox import Outbox
+from hallwatch.daemon.config.staff import ComplaintSettings, OutageSettings
+from hallwatch.daemon.core.state import HallsState
+from hallwatch.daemon.core.workdays import WorkCalendar
+from hallwatch.daemon.staff.complaint_desk import ComplaintDesk, Notifier
+from hallwatch.daemon.staff.complaint_store import ComplaintStore
+from hallwatch.daemon.staff.outage import Callbacks, CallbackStore
+
+log = logging.getLogger("hallwatch")
+
+TICK_S = 2.0  # complaints, alarms and call-backs are looked at this often
+
+
+def warn_calendar(calendar: WorkCalendar, day: date) -> None:
+    """Log an error when the calendar lacks the official schedule of `day`'s year or the next."""
+    problem = calendar.coverage_problem(day)
+    if problem:
+        log.error("%s", problem)
+
+
+class StaffProcedures:
+    """Complaints and outage call-backs: `start` builds them over their stores, `run` ticks."""
+
+    def __init__(
+        self,
+        calendar: WorkCalendar,
+        *,
+        state: Callable[[], HallsState],
+        clock: Callable[[], float],
+        notifier: Notifier | None,
+        hall_name: Callable[[str], str],
+        notice_roles: Callable[[], Sequence[str]],
+    ) -> None:
+        self.calendar = calendar
+        self.state = state
+        self.clock = clock
+        self.notifier = notifier
+        self.hall_name = hall_name
+        self.notice_roles = notice_roles
+        self.complaints: ComplaintDesk | None = None
+        self.callbacks: Callbacks | None = None
+
+    async def start(
+        self,
+        complaint_store: ComplaintStore,
+        callback_store: CallbackStore,
+        outbox: Outbox,
+        *,
+        complaints: ComplaintSettings,
+        outage: OutageSettings,
+        tz: str,
+        topic_root: str,
+        per_day: int,
+        callback_after: Callable[[str], float],
+    ) -> tuple[ComplaintDesk, Callbacks]:
+        """The desk (open complaints loaded, topic events since the last run imported) and the
+        call-backs (pending ones loaded)."""
+        self.complaints = ComplaintDesk(
+            complaint_store,
+            complaints,
+            self.calendar,
+            tz=tz,
+            clock=self.clock,
+            notifier=self.notifier,
+            hall_name=self.hall_name,
+            topic_root=topic_root,
+            per_day=per_day,
+        )
+        await self.complaints.start()
+        self.callbacks = Callbacks(
+            callback_store,
+            outbox,
+            outage,
+            state=self.state,
+            callback_after=callback_after,
+            clock=self.clock,
+            hall_name=self.hall_name,
+        )
+        await self.callbacks.start()
+        return self.complaints, self.callbacks
+
+    async def run(self) -> None:
+        """Every tick: complaints from the topic, complaint alarms, call-backs on recovery; once
+        a day a loud notice when the working-day calendar does not cover this year or next."""
+        assert self.complaints is not None and self.callbacks is not None
+        last_day = None
+        while True:
+            now = self.clock()
+            try:
+                await self.complaints.tick(now)
+                await self.callbacks.tick(now)
+                day = self.state().business_day(now)
+                if day != last_day:
+                    last_day = day
+                    await self.calendar_notice(day, now)
+            except Exception:
+                log.exception("staff tick failed")
+            await asyncio.sleep(TICK_S)
+
+    async def calendar_notice(self, day: date, now: float) -> None:
+        """Notify the top escalation level that the calendar lacks this year or next (keyed by
+        business day, so a restart the same day sends nothing again)."""
+        problem = self.calendar.coverage_problem(day)
+        if problem is None or self.notifier is None:
+            return
+        missing = [y for y in (day.year, day.year + 1) if y not in self.calendar.covered]
+        years = "、".join(str(y) for y in missing)
+        await self.notifier.send_notice(
+            kind="calendar",
+            key=f"calendar/{day.isoformat()}",
+            hall="",
+            roles=self.notice_roles(),
+            title="【工作日历缺失】",
+            lines=[
+                f"> 工作日历没有 {years} 年的法定节假日和调休安排，投诉办理期限可能算错。",
+                "请在配置 [calendar] 中录入国务院办公厅公布的放假和调休日期"
+                "（holidays、workdays），并把该年列入 complete_years，或升级 chinese-calendar。",
+            ],
+            sms=f"工作日历缺少{years}年节假日安排，请尽快录入",
+            now=now,
+        )
