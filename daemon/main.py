@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import signal
 import sys
@@ -274,10 +275,13 @@ class Daemon:
                 log.info("serving http://%s:%d/metrics", *self.http.bound)
                 await stop.wait()
                 log.info("stopping: draining the current batch")
+                # A stop that hangs says where: every thread's stack on stderr (the journal).
+                faulthandler.dump_traceback_later(2 * DRAIN_S, exit=False)
                 await cancel_all(tasks, DRAIN_S)
             self.lane.drain()
             if self.ingest.last_seq > self._snap_seq:
                 await self._snapshot(store, self.ingest.last_seq)
+        faulthandler.cancel_dump_traceback_later()
         log.info("stopped")
 
     async def _restore(self, store: Store) -> None:

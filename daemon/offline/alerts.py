@@ -16,7 +16,7 @@ from hallwatch.daemon.estimate.advice import Advice
 from hallwatch.daemon.estimate.model import Estimator
 from hallwatch.daemon.offline.replay import accepted_events
 from hallwatch.daemon.pipeline.process import offline
-from hallwatch.daemon.pipeline.views import all_views
+from hallwatch.daemon.pipeline.views import SETTLE_S, all_views
 
 # The estimator's staffing advice is recomputed at most this often (event time): the wait it
 # gives moves slowly, and computing it at every tick of a whole day would dominate the replay.
@@ -49,7 +49,7 @@ def views_of_day(
         step(event)
     if next_tick is not None:
         # One more look after the last event, so rules waiting on a `for` can settle.
-        for _ in range(int(300 / tick_s)):
+        for _ in range(int(SETTLE_S / tick_s)):
             yield from _look(state, est, cal, next_tick, heartbeat_timeout_s, cache)
             next_tick += tick_s
 

@@ -10,6 +10,10 @@ from hallwatch.daemon.core.state import Hall, HallsState, waiting_counts
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.estimate.advice import Advice
 
+# A replayed day is looked at this long after its last event, so rules waiting on a `for` settle
+# (`hallwatch replay --alerts-out` and the reports both end their days this way).
+SETTLE_S = 300.0
+
 
 class Advisor(Protocol):
     def advice(self, state: HallsState, hall: str, now: float) -> Advice: ...

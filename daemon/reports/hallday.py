@@ -15,7 +15,7 @@ from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.estimate.advice import Advice
 from hallwatch.daemon.estimate.model import ErrorOut, Estimator
 from hallwatch.daemon.pipeline.process import offline
-from hallwatch.daemon.pipeline.views import all_views
+from hallwatch.daemon.pipeline.views import SETTLE_S, all_views
 from hallwatch.daemon.reports.inputs import ReportSettings
 from hallwatch.sensors.events import (
     ComplaintEvent,
@@ -29,7 +29,6 @@ from hallwatch.sensors.events import (
 from hallwatch.sensors.parse import parse
 
 SAMPLE_EVERY_S = 60.0  # resolution of the day charts
-SETTLE_S = 300.0  # looks after a day's last event, so rules waiting on a `for` can settle
 
 
 # -- one replayed hall-day --------------------------------------------------------------------

@@ -97,9 +97,9 @@ async def test_wecom_markdown_accepted_and_errcodes_read() -> None:
         assert slow.outcome == RETRY and "timeout" in slow.detail
         at = {"msgtype": "text", "content": "请及时处理", "mentioned_mobile_list": ["13800000001"]}
         assert (await ch.send(note("wecom", "r", at))).outcome == SENT
-    assert fake.received[0][2] == {"msgtype": "markdown", "markdown": {"content": MD["content"]}}
-    assert fake.received[-1][2]["text"]["mentioned_mobile_list"] == ["13800000001"]
-    assert all(k == "robot-a" for _, k, _ in fake.received)
+    assert fake.hits[0].body == {"msgtype": "markdown", "markdown": {"content": MD["content"]}}
+    assert fake.hits[-1].body["text"]["mentioned_mobile_list"] == ["13800000001"]
+    assert all(h.key == "robot-a" for h in fake.hits)
 
 
 async def test_wecom_failure_detail_never_contains_the_key() -> None:

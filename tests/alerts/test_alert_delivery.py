@@ -145,7 +145,7 @@ async def test_wecom_rate_limit_never_exceeded_under_a_storm_across_halls(tmp_pa
                     break
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-    times = sorted(t for t, _, _ in fake.received)
+    times = sorted(h.at for h in fake.hits)
     assert len(fake.accepted) == 30 and fake.over_limit == 0
     for i in range(len(times) - 20):
         assert times[i + 20] - times[i] >= 2.0 - 0.05  # the server's clock vs ours

@@ -83,7 +83,7 @@ async def test_crowd_reaches_the_supervisor_robot_and_resolves(
         pub = [door(0, 100, 100), door(1, 125, 100)]
         await asyncio.to_thread(publish_all, "127.0.0.1", broker.port, pub)
         await wait_for(lambda: bool(wecom.accepted), 30, "the WeCom message")
-        _, key, body = wecom.accepted[0]
+        key, body = wecom.accepted[0].key, wecom.accepted[0].body
         assert key == "robot-supervisor"
         assert body["msgtype"] == "markdown"
         text = body["markdown"]["content"]
@@ -95,9 +95,9 @@ async def test_crowd_reaches_the_supervisor_robot_and_resolves(
         await asyncio.to_thread(publish_all, "127.0.0.1", broker.port, [door(2, 125, 120)])
         await wait_for(
             lambda: any(
-                "结束" in b["markdown"]["content"]
-                for _, _, b in wecom.accepted
-                if b.get("msgtype") == "markdown"
+                "结束" in h.body["markdown"]["content"]
+                for h in wecom.accepted
+                if h.body.get("msgtype") == "markdown"
             ),
             30,
             "the resolved notice",

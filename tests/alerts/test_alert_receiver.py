@@ -160,7 +160,7 @@ async def test_alertmanager_webhook_forwards_to_wecom(tmp_path: Path) -> None:
             await asyncio.sleep(0.2)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-    (msg,) = [b for _, _, b in fake.accepted]
+    (msg,) = [h.body for h in fake.accepted]
     assert (
         "NodeDown" in msg["markdown"]["content"]
         and "叫号服务器不可达" in msg["markdown"]["content"]

@@ -136,7 +136,7 @@ async def test_sms_flood_is_held_to_the_per_number_limit_and_waits(tmp_path: Pat
         registry = await dispatch_for(2.0, ob, settings)
         per_phone = {p: sum(1 for _, b, _ in sms.received if b["phone"] == p) for p in PHONES}
         assert per_phone == {p: 20 for p in PHONES}
-        assert len(wecom.received) == 20 and wecom.over_limit == 0
+        assert len(wecom.hits) == 20 and wecom.over_limit == 0
         stats = await ob.stats(time.time())
         assert stats.depth == 300 - 60 and stats.dead == 0
         assert rate_limited(registry, "sms") > 0 and rate_limited(registry, "wecom") > 0

@@ -33,18 +33,38 @@ async def serve(app: web.Application) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One request a fake provider answered."""
+
+    at: float  # wall clock
+    key: str  # the robot key (WeCom) or the Idempotency-Key (SMS)
+    body: dict[str, Any]
+    accepted: bool  # the provider took it: a delivery the recipient sees
+    deduped: bool = False  # answered as success, but a repeat of a key already delivered
+
+
 @dataclass
 class FakeWecom:
-    """`POST /cgi-bin/webhook/send?key=K`: 20 a minute per key (scaled by `window_s`), else
-    errcode 45009; `script` forces answers (an errcode, "slow", or an HTTP status)."""
+    """`POST /cgi-bin/webhook/send?key=K`, as a WeCom group robot answers: HTTP 200 with an
+    errcode; 20 a minute per key (scaled by `window_s`), else 45009; 93000 for a key that is
+    not a robot's; 40058 for content over the markdown/text limit. No idempotency key, so a
+    message sent twice is shown twice. `script` forces the next answers (an errcode, "slow", or
+    an HTTP status); `fail` ("http500" | "45009") fails every request until set to None, also
+    from another thread. Every request is a `Hit` in `hits`."""
 
     limit: int = 20
     window_s: float = 60.0
     delay_s: float = 0.0
+    fail: str | None = None
     script: deque[Any] = field(default_factory=deque)
-    received: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
-    accepted: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
     over_limit: int = 0
+
+    @property
+    def accepted(self) -> list[Hit]:
+        """The messages the group shows."""
+        return [h for h in self.hits if h.accepted]
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -54,31 +74,48 @@ class FakeWecom:
     async def handle(self, request: web.Request) -> web.Response:
         key = request.query.get("key", "")
         body = await request.json()
-        now = time.monotonic()
-        self.received.append((now, key, body))
+        now = time.time()
+        slot = len(self.hits)  # hits stay in arrival order, also when an answer is slow
+        self.hits.append(Hit(now, key, body, False))
+        errcode, status = await self._forced()
+        if errcode is None and status is None:
+            errcode = self._check(key, body, now)
+        self.hits[slot] = Hit(now, key, body, errcode == 0 and status is None)
+        if status is not None:
+            return web.Response(status=status, text="busy")
+        return web.json_response({"errcode": errcode, "errmsg": "ok" if errcode == 0 else "fail"})
+
+    async def _forced(self) -> tuple[int | None, int | None]:
+        """(errcode, HTTP status) that `fail`, `delay_s` or `script` force, or (None, None)."""
+        if self.fail == "http500":
+            return None, 500
+        if self.fail == "45009":
+            return 45009, None
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.script:
             action = self.script.popleft()
             if action == "slow":
                 await asyncio.sleep(1.0)
-            elif isinstance(action, int) and action >= 100 and action < 600 and action != 45009:
-                return web.Response(status=action, text="busy")
+            elif isinstance(action, int) and 100 <= action < 600 and action != 45009:
+                return None, action
             elif isinstance(action, int):
-                return web.json_response({"errcode": action, "errmsg": "scripted"})
+                return action, None
+        return None, None
+
+    def _check(self, key: str, body: dict[str, Any], now: float) -> int:
+        """The robot's own errcode for a request nothing forced: 0 when it is shown."""
         if key != "good-key" and not key.startswith("robot-"):
-            return web.json_response({"errcode": 93000, "errmsg": "invalid webhook url"})
-        recent = [t for t, k, _ in self.accepted if k == key and t > now - self.window_s]
+            return 93000
+        recent = [h for h in self.accepted if h.key == key and h.at > now - self.window_s]
         if len(recent) >= self.limit:
             self.over_limit += 1
-            return web.json_response({"errcode": 45009, "errmsg": "api freq out of limit"})
+            return 45009
         msgtype = body.get("msgtype")
         content = body.get(msgtype, {}).get("content", "")
-        limit = 4096 if msgtype == "markdown" else 2048
-        if len(content.encode()) > limit:
-            return web.json_response({"errcode": 40058, "errmsg": "content exceed max length"})
-        self.accepted.append((now, key, body))
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
+        if len(content.encode()) > (4096 if msgtype == "markdown" else 2048):
+            return 40058
+        return 0
 
 
 def aliyun_expected_signature(params: dict[str, str], secret: str, method: str) -> str:

@@ -1,13 +1,11 @@
 """Local stand-ins for the notification providers, for the fault-and-load suite.
 
-`FakeWecom` answers like a WeCom group robot (`POST /cgi-bin/webhook/send?key=K`: HTTP 200 with
-an `errcode`; 20 messages a minute per key, else 45009; no idempotency key, so a message sent
-twice is shown twice). `FakeSmsGateway` is the generic SMS gateway of
-`alerts.channels.sms.GenericSms` (JSON body, `Idempotency-Key` header), which, as that
-channel expects, answers a repeated key with success without sending the SMS again. Either can be
-told to fail (`fail = "http500" | "45009" | "http503"`) and to recover (`fail = None`) from
-another thread while it runs in `ServerThread`. Both record every request with what they
-answered, so a suite can count deliveries per notification.
+`FakeSmsGateway` is the generic SMS gateway of `alerts.channels.sms.GenericSms` (JSON body,
+`Idempotency-Key` header), which, as that channel expects, answers a repeated key with success
+without sending the SMS again; it can be told to fail (`fail = "http503"`) and to recover
+(`fail = None`) from another thread while it runs in `ServerThread`. It records every request
+with what it answered (a `Hit`), as the WeCom robot of tests/harness/alert_fakes.py does, so a
+suite can count deliveries per notification.
 """
 
 from __future__ import annotations
@@ -16,54 +14,10 @@ import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    at: float  # wall clock
-    key: str  # the robot key (WeCom) or the Idempotency-Key (SMS)
-    body: dict[str, Any]
-    accepted: bool  # the provider took it: a delivery the recipient sees
-    deduped: bool = False  # answered as success, but a repeat of a key already delivered
-
-
-@dataclass
-class FakeWecom:
-    limit: int = 20
-    window_s: float = 60.0
-    fail: str | None = None
-    hits: list[Hit] = field(default_factory=list)
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/cgi-bin/webhook/send", self.handle)
-        return app
-
-    def accepted(self) -> list[Hit]:
-        return [h for h in self.hits if h.accepted]
-
-    async def handle(self, request: web.Request) -> web.Response:
-        key = request.query.get("key", "")
-        body = await request.json()
-        now = time.time()
-        mode = self.fail
-        if mode == "http500":
-            self.hits.append(Hit(now, key, body, False))
-            return web.Response(status=500, text="internal error")
-        if mode == "45009":
-            self.hits.append(Hit(now, key, body, False))
-            return web.json_response({"errcode": 45009, "errmsg": "api freq out of limit"})
-        recent = [
-            h for h in self.hits if h.accepted and h.key == key and h.at > now - self.window_s
-        ]
-        if len(recent) >= self.limit:
-            self.hits.append(Hit(now, key, body, False))
-            return web.json_response({"errcode": 45009, "errmsg": "api freq out of limit"})
-        self.hits.append(Hit(now, key, body, True))
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
+from tests.harness.alert_fakes import Hit
 
 
 @dataclass
@@ -76,6 +30,7 @@ class FakeSmsGateway:
         app.router.add_post("/sms", self.handle)
         return app
 
+    @property
     def accepted(self) -> list[Hit]:
         return [h for h in self.hits if h.accepted]
 

@@ -58,7 +58,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from tests.harness.fakes import FakeSmsGateway, FakeWecom, ServerThread
+from tests.harness.alert_fakes import FakeWecom
+from tests.harness.fakes import FakeSmsGateway, ServerThread
 from tests.harness.faultload_faults import (
     SLOW_IOPS,
     SlowDisk,

@@ -9,7 +9,8 @@ import sqlite3
 from collections import Counter
 from pathlib import Path
 
-from tests.harness.fakes import FakeSmsGateway, FakeWecom, Hit
+from tests.harness.alert_fakes import FakeWecom, Hit
+from tests.harness.fakes import FakeSmsGateway
 from tests.harness.faultload_report import STEADY_MARGIN_S, Report
 from tests.harness.faultload_traffic import Planned, Publishers, StoreTail
 from tests.harness.procs import DaemonChild
@@ -130,9 +131,9 @@ def count_notifications(
         else:
             want[(channel, key, "")] += 1
     got: Counter[tuple[str, str, str]] = Counter()
-    for h in wecom.accepted():
+    for h in wecom.accepted:
         got[_wecom_id(h)] += 1
-    for h in sms.accepted():
+    for h in sms.accepted:
         got[("sms", h.key, "")] += 1
     report.notes_delivered = sum(min(n, got[k]) for k, n in want.items())
     report.notes_lost = sum(max(0, n - got[k]) for k, n in want.items())
@@ -151,7 +152,7 @@ def count_notifications(
 
     for k, n in got.items():
         if n > want[k]:
-            times = sorted(h.at - t0 for h in wecom.accepted() if _wecom_id(h) == k)
+            times = sorted(h.at - t0 for h in wecom.accepted if _wecom_id(h) == k)
             report.note_repeats.append(explain(f"SHOWN TWICE: wecom {k[1]}", times))
     for h in sms.hits:
         if h.deduped:

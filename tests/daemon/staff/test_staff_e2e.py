@@ -95,9 +95,9 @@ def cli(d: DaemonProcess, *args: str) -> tuple[int, str]:
 
 def markdowns(wecom: FakeWecom, robot: str) -> list[str]:
     return [
-        b["markdown"]["content"]
-        for _, k, b in wecom.accepted
-        if k == robot and b.get("msgtype") == "markdown"
+        h.body["markdown"]["content"]
+        for h in wecom.accepted
+        if h.key == robot and h.body.get("msgtype") == "markdown"
     ]
 
 
