@@ -1,1 +1,3 @@
-"""hallwatch daemon: MQTT ingest, event store, hall state, metrics."""
+"""The hallwatch daemon, by layer (top may import below, never up; lint-imports checks it):
+cli -> main (the composition root) -> web -> reports | offline -> mqtt | staff -> metrics ->
+pipeline -> (hallwatch.alerts) -> store -> config -> estimate -> core -> (hallwatch.sensors) -> base."""
