@@ -132,7 +132,9 @@ async def run_demo(
                         on_progress=progress,
                         stop=stop,
                     )
-                    print(f"  模拟日结束 (day finished): {sent} 条消息; Ctrl-C 停止", flush=True)
+                    if not stop.is_set():
+                        done = f"  模拟日结束 (day finished): {sent} 条消息; Ctrl-C 停止"
+                        print(done, flush=True)
 
                 sim = tg.create_task(simulate(), name="simulator")
                 await stop.wait()
