@@ -143,6 +143,7 @@ class Dispatcher:
                 note.channel,
                 result.detail,
                 due - now,
+                extra={"event": note.key},
             )
         else:
             await self._outbox.mark_dead(note.seq, now, result.detail)
@@ -152,6 +153,7 @@ class Dispatcher:
                 note.channel,
                 note.attempts + 1,
                 result.detail,
+                extra={"event": note.key},
             )
             if self._metrics is not None:
                 self._metrics.dead_letters.inc()

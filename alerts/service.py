@@ -69,7 +69,14 @@ class Alerts:
             now = max(now, view.now)
         notes: dict[str, NewNotification] = {}
         for t in transitions:
-            log.info("alert %s %s level %d: %s", t.alert_id, t.state, t.level, t.summary)
+            log.info(
+                "alert %s %s level %d: %s",
+                t.alert_id,
+                t.state,
+                t.level,
+                t.summary,
+                extra={"hall": t.hall, "alert": t.alert_id},
+            )
             for n in self.route(t):
                 notes[n.key] = n
         for n in self._am_resends(now):
@@ -269,7 +276,9 @@ class Alerts:
         notes = self.notice(
             kind=kind, key=key, hall=hall, roles=roles, title=title, lines=lines, sms=sms
         )
-        log.info("notice %s to %s: %s", key, ",".join(roles), title)
+        log.info(
+            "notice %s to %s: %s", key, ",".join(roles), title, extra={"hall": hall, "event": key}
+        )
         return await self.outbox.enqueue(notes, now=now) if notes else 0
 
     # --- the API ----------------------------------------------------------------------------

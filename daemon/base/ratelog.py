@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 
 class RateLimitedLog:
@@ -24,6 +25,7 @@ class RateLimitedLog:
         msg: str,
         *args: object,
         exc_info: BaseException | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> bool:
         """Log unless `key` logged within the interval; returns whether a line was written."""
         last = self._last.get(key)
@@ -32,12 +34,19 @@ class RateLimitedLog:
             return False
         if last is None and len(self._last) >= self._max_keys:
             self._last.clear()
-        extra = self._suppressed.pop(key, 0)
+        held = self._suppressed.pop(key, 0)
         self._last[key] = now
-        if extra:
-            msg += f" ({extra} more suppressed)"
-        self._log.log(level, msg, *args, exc_info=exc_info)
+        if held:
+            msg += f" ({held} more suppressed)"
+        self._log.log(level, msg, *args, exc_info=exc_info, extra=extra)
         return True
 
-    def warn(self, key: str, now: float, msg: str, *args: object) -> bool:
-        return self.log(logging.WARNING, key, now, msg, *args)
+    def warn(
+        self,
+        key: str,
+        now: float,
+        msg: str,
+        *args: object,
+        extra: Mapping[str, object] | None = None,
+    ) -> bool:
+        return self.log(logging.WARNING, key, now, msg, *args, extra=extra)

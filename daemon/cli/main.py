@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hallwatch.daemon.base.errors import ConfigError
+from hallwatch.daemon.cli import logs
 from hallwatch.daemon.config import settings as config
 from hallwatch.daemon.config.sections import parse_broker_url
 from hallwatch.daemon.config.settings import Settings
@@ -28,16 +29,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["store.path"] = args.db
     if getattr(args, "listen", None):
         overrides["http.listen"] = args.listen
+    if getattr(args, "log_format", None):
+        overrides["log.format"] = args.log_format
     path = args.config or os.environ.get("HALLWATCH_CONFIG")
     return config.load(path, os.environ, overrides)
-
-
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -45,7 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hallwatch.daemon.store.events import StoreError
 
     settings = _settings(args)
-    _logging(settings.log.level)
+    logs.configure(settings.log.level, settings.log.format)
     # `kill -USR1 PID` prints every thread's stack to stderr: for a daemon that seems stuck.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     failed: list[str] = []
@@ -65,7 +60,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from hallwatch.daemon.offline.record import record
 
     settings = _settings(args)
-    _logging(settings.log.level)
+    logs.configure(settings.log.level, settings.log.format)
     n = asyncio.run(record(settings, args.out, count=args.count, duration=args.duration))
     print(f"recorded {n} messages to {args.out}", file=sys.stderr)
     return 0
@@ -203,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(run)
     run.add_argument("--db", help="event database path (overrides store.path)")
     run.add_argument("--listen", help="HOST:PORT for HTTP (overrides http.listen)")
+    run.add_argument(
+        "--log-format", choices=["text", "json"], help="log lines (overrides log.format)"
+    )
     run.set_defaults(func=cmd_run)
 
     rec = sub.add_parser("record", help="record input topics from the broker to a day file")

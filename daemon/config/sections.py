@@ -158,6 +158,7 @@ class CalendarSettings:
 @dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "INFO"
+    format: str = "text"  # "json": one JSON object a line, for Loki or ELK
 
 
 def parse_broker_url(url: str, *, key: str) -> Broker:
@@ -238,6 +239,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
         if v in ("DEBUG", "INFO", "WARNING", "ERROR")
         else "must be DEBUG, INFO, WARNING or ERROR"
     ),
+    "log.format": lambda v: None if v in ("text", "json") else "must be text or json",
 }
 
 

@@ -177,6 +177,11 @@ class Ingest:
                     result.reason.value,
                     topic[:128],
                     result.detail[:200],
+                    extra={
+                        "topic": topic[:128],
+                        "reason": result.reason.value,
+                        "hall": result.hall,
+                    },
                 )
             else:
                 events.append(result)
