@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import logging
 import signal
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from hallwatch.daemon.base.net import free_port
+from hallwatch.daemon.cli import logs
 from hallwatch.daemon.config import settings as config
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.core.state import waiting_counts
@@ -150,9 +150,7 @@ async def run_demo(
 def main_demo(
     broker: str | None, profile: str, seed: int, speed: float, listen: str, db: str | None
 ) -> int:
-    logging.basicConfig(
-        level="WARNING", stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure("WARNING")
     return asyncio.run(
         run_demo(
             broker_url=broker, profile_name=profile, seed=seed, speed=speed, listen=listen, db=db
