@@ -41,7 +41,7 @@ from hallwatch.daemon.staff.complaint_store import ComplaintStore
 from hallwatch.daemon.staff.outage import Callbacks, CallbackStore, HealthProbe
 from hallwatch.daemon.staff.procedures import StaffProcedures, warn_calendar
 from hallwatch.daemon.store.events import Store
-from hallwatch.daemon.web import offpeak_api, report_api, screen, staff_api
+from hallwatch.daemon.web import offpeak_api, openapi, report_api, screen, staff_api
 from hallwatch.daemon.web.server import HttpServer
 from prometheus_client import disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -257,6 +257,7 @@ class Daemon:
                 ),
             )
             report_api.add_routes(self.http.app, s.store.path, s)
+            openapi.add_routes(self.http.app)
             self._warn_calendar()
             async with asyncio.TaskGroup() as tg:
                 tasks = [

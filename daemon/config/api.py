@@ -46,6 +46,7 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/healthz"),
         ("GET", "/screen/{hall}"),  # the page is self-contained: no static files
         ("GET", "/api/screen/{hall}"),  # what the page polls
+        ("GET", "/api/openapi.json"),  # the API's description: no data (docs/openapi.json too)
     }
 )
 #: (method, route) -> the scope a token needs. HEAD is answered like GET.

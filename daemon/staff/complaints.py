@@ -69,6 +69,7 @@ CHANNELS = ("visit", "phone", "letter", "online")
 SEVERITIES = ("normal", "serious")
 PHONE = re.compile(r"\+?[0-9][0-9 -]{4,19}")
 ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+HALL = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class ComplaintError(ValueError):
@@ -172,7 +173,7 @@ def register(
     settings: ComplaintSettings,
 ) -> tuple[Complaint, Step]:
     """A new complaint in `registered`, and the first step of its history."""
-    if not isinstance(hall, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", hall):
+    if not isinstance(hall, str) or not HALL.fullmatch(hall):
         raise ComplaintError("bad_hall", "hall must match [A-Za-z0-9_.-]{1,64}")
     if not isinstance(complaint_id, str) or not ID.fullmatch(complaint_id):
         raise ComplaintError("bad_id", "complaint_id must match [A-Za-z0-9_.:-]{1,128}")

@@ -8,16 +8,31 @@ deadline, in that order.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from hallwatch.daemon.config import api
 from hallwatch.daemon.core.state import HallsState, waiting_counts
 from hallwatch.daemon.web import auth
 from hallwatch.daemon.web.limits import body_deadline, rate_limit
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+
+class ClientErrorFilter(logging.Filter):
+    """aiohttp logs a malformed request (a NUL byte in a header, a broken request line) as an
+    ERROR with its traceback, though it only answers 400: anyone could fill the log that way.
+    Those records are dropped; a handler's own failure (a 500) is still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        err = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(err, HttpProcessingError) and 400 <= (err.code or 0) < 500)
+
+
+logging.getLogger("aiohttp.server").addFilter(ClientErrorFilter())
 
 MAX_BODY = 64 * 1024
 LINGER_S = 1.0

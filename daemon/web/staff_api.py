@@ -45,6 +45,10 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=_dumps)
 
 
+# A yes/no query parameter: absent or empty is "not asked" (None); anything else is refused.
+FLAGS: dict[str, bool | None] = {"": None, "1": True, "true": True, "0": False, "false": False}
+
+
 def _error(status: int, code: str, message: str) -> web.Response:
     return _json({"error": code, "message": message}, status)
 
@@ -121,10 +125,12 @@ def _complaint_routes(
 
     async def listing(request: web.Request) -> web.StreamResponse:
         q = request.query
+        if q.get("open", "") not in FLAGS:
+            return _error(400, "bad_flag", "open must be 1, true, 0 or false")
         rows = await complaints.store.select(
             hall=q.get("hall") or None,
             state=q.get("state") or None,
-            open_only=q.get("open") in ("1", "true"),
+            open_only=bool(FLAGS[q.get("open", "")]),
         )
         now = complaints.clock()
         show = pii(request)
@@ -214,7 +220,9 @@ def _callback_routes(
 
     async def cb_list(request: web.Request) -> web.StreamResponse:
         q = request.query
-        pending = {"1": True, "true": True, "0": False, "false": False}.get(q.get("pending", ""))
+        if q.get("pending", "") not in FLAGS:
+            return _error(400, "bad_flag", "pending must be 1, true, 0 or false")
+        pending = FLAGS[q.get("pending", "")]
         rows = await callbacks.store.select(hall=q.get("hall") or None, pending=pending)
         show = pii(request)
         return _json({"callbacks": [await callbacks.public(cb, pii=show, tz=tz) for cb in rows]})
