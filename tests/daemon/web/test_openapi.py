@@ -114,6 +114,7 @@ def test_schemathesis_finds_no_server_error(
         capture_output=True,
         text=True,
         timeout=600,
+        cwd=tmp_path,  # its cache folder goes there, not into the checkout
     )
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
