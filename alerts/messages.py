@@ -197,14 +197,18 @@ def wecom_mention(t: Transition, names: Names) -> str:
 
 
 def sms_text(t: Transition, names: Names) -> str:
-    """One SMS segment (≤ 70 characters)."""
-    text = t.summary
+    """One SMS segment (≤ 70 characters). The first action and the alert's number always fit:
+    when the whole does not, the summary is what is cut."""
+    tail = ""
     if t.alert == "queue_peak" and t.state != "resolved" and not t.figures.caused_by_outage:
         extra = sum(n for _, n in t.figures.extra_windows_by_service)
-        text += f"，建议增设{extra}个窗口" if extra else "，请按预案处置"
+        tail += f"，建议增设{extra}个窗口" if extra else "，请按预案处置"
     if t.state not in ("resolved",):
-        text += f"。编号{t.alert_id.rsplit(':', 1)[-1][-4:]}"
-    return text if len(text) <= SMS_MAX else text[: SMS_MAX - 1] + "…"
+        tail += f"。编号{t.alert_id.rsplit(':', 1)[-1][-4:]}"
+    head = t.summary
+    if len(head) + len(tail) > SMS_MAX:
+        head = head[: SMS_MAX - len(tail) - 1] + "…"
+    return head + tail
 
 
 def sms_params(t: Transition, names: Names) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -62,6 +63,17 @@ def test_sms_is_one_segment() -> None:
     """The SMS text is at most 70 characters and names the hall and the crowd."""
     text = sms_text(fired(), NAMES)
     assert len(text) <= 70 and "排队高峰" in text and "26人" in text
+
+
+def test_sms_keeps_the_action_and_the_number_when_the_summary_is_long() -> None:
+    """A summary too long for one segment is what gets cut: the first action (how many windows
+    to add) and the alert's number always reach the phone."""
+    t = fired()
+    long = dataclasses.replace(t, summary=t.summary + "，" + "提取、贷款、转移、缴存" * 8)
+    text = sms_text(long, NAMES)
+    number = t.alert_id.rsplit(":", 1)[-1][-4:]
+    assert len(text) <= 70 and "…" in text
+    assert text.endswith(f"，建议增设2个窗口。编号{number}")
 
 
 def test_unreliable_estimates_are_flagged() -> None:
