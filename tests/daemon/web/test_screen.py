@@ -420,6 +420,12 @@ async def test_hall_screen_in_chromium_live_and_through_a_restart(tmp_path: Path
         assert "市中心服务大厅" in text and "绿色通道" in text and "错峰办理提醒" in text
         assert f"约{first['services'][0]['estimated_wait_min']}分钟" in re.sub(r"\s", "", text)
         assert "当前为业务高峰期" in text  # 56 people in the hall at 10:40
+        # The banner says only what was done: the emergency windows open, if any.
+        assert "增加服务力量" not in text
+        opened = first["emergency_windows_open"]
+        assert (f"已增开应急窗口 {opened} 个" in text) == bool(opened) and (
+            "已增开" in text
+        ) == bool(opened)
         assert "重新连接中…" not in text
         await browser.js("window.__noReload = 42")
         await browser.screenshot(ARTIFACTS / "hall-screen.png")
