@@ -245,6 +245,7 @@ class Daemon:
                 state=lambda: self.state,
                 estimator=lambda: self.estimator,
                 clock=self.clock,
+                calendar=self.calendar,
             )
             screen.add_routes(
                 self.http.app,
@@ -254,6 +255,7 @@ class Daemon:
                     advice=self.advice,
                     recovery_at=self._recovery_at,
                     clock=self.clock,
+                    calendar=self.calendar,
                 ),
             )
             report_api.add_routes(self.http.app, s.store.path, s)

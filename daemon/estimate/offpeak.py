@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
+from hallwatch.daemon.core.workdays import WorkCalendar
 
 WEEKDAYS_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 
@@ -57,17 +58,22 @@ def quiet_slots(
     days: int = 3,
     top: int = 5,
     min_samples: int = 3,
+    calendar: WorkCalendar | None = None,
 ) -> list[dict[str, Any]]:
     """The `top` quietest hour slots from now to `days` days ahead, by historical mean wait.
 
     Only slots with at least `min_samples` past waits count, so hours the hall is closed (no
-    history) and thinly observed hours are never recommended. Ties go to the sooner slot.
+    history) and thinly observed hours are never recommended, and with a `calendar` only its
+    working days (never a public holiday such as 1 October, whatever weekday it falls on).
+    Ties go to the sooner slot.
     """
     zone = ZoneInfo(tz)
     start = datetime.fromtimestamp(now, zone).replace(minute=0, second=0, microsecond=0)
     found: list[tuple[float, int, dict[str, Any]]] = []
     for k in range(1, days * 24 + 1):
         slot = start + timedelta(hours=k)
+        if calendar is not None and not calendar.is_working_day(slot.date()):
+            continue
         i = slot.weekday() * 24 + slot.hour
         n = table.counts[i]
         if n < min_samples:
@@ -105,6 +111,7 @@ def guidance(
     days: int = 3,
     top: int = 5,
     min_samples: int = 3,
+    calendar: WorkCalendar | None = None,
 ) -> dict[str, Any]:
     """The JSON body of the off-peak endpoint: the weekday x hour table and the quiet slots."""
     return {
@@ -119,6 +126,8 @@ def guidance(
             }
             for wd, h, m, n in table.cells()
         ],
-        "quiet_slots": quiet_slots(table, now, tz=tz, days=days, top=top, min_samples=min_samples),
+        "quiet_slots": quiet_slots(
+            table, now, tz=tz, days=days, top=top, min_samples=min_samples, calendar=calendar
+        ),
         "hint": "建议错峰办理：以下时段历史平均等候时间最短",
     }

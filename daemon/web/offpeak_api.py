@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 from hallwatch.daemon.core.state import HallsState
+from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.estimate import offpeak
 from hallwatch.daemon.estimate.model import Estimator
 
@@ -24,6 +25,7 @@ def add_routes(
     state: Callable[[], HallsState],
     estimator: Callable[[], Estimator],
     clock: Callable[[], float],
+    calendar: WorkCalendar,
 ) -> None:
     """Mount GET /api/offpeak/{hall} (404 for a hall the state does not know)."""
 
@@ -33,7 +35,7 @@ def add_routes(
         if hall not in st.halls:
             return web.json_response({"error": "unknown hall"}, status=404)
         table = wait_table(estimator(), hall)
-        body = {"hall": hall, **offpeak.guidance(table, clock(), tz=st.tz)}
+        body = {"hall": hall, **offpeak.guidance(table, clock(), tz=st.tz, calendar=calendar)}
         return web.json_response(body, dumps=_dumps)
 
     app.router.add_get("/api/offpeak/{hall}", guidance)

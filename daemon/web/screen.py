@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from hallwatch.daemon.core.state import HallsState, waiting_counts
+from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.estimate import offpeak
 from hallwatch.daemon.estimate.advice import Advice
 from hallwatch.daemon.estimate.model import Estimator
@@ -214,6 +215,7 @@ def live_model(
     advice: Callable[[str], Advice | None],
     recovery_at: Callable[[str], float | None],
     clock: Callable[[], float],
+    calendar: WorkCalendar,
 ) -> Callable[[str], Model | None]:
     """`screen_model` of the running daemon: its state, the estimator's waits and learned quiet
     hours, and the expected end of a hall's system outage (`recovery_at(hall)`)."""
@@ -229,7 +231,7 @@ def live_model(
             hall,
             now,
             est_wait=waits.get,
-            quiet_slots=offpeak.quiet_slots(table, now, tz=st.tz),
+            quiet_slots=offpeak.quiet_slots(table, now, tz=st.tz, calendar=calendar),
             outage_recovery_at=recovery_at(hall),
         )
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
+from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.estimate.offpeak import WaitTable, average_wait, guidance, quiet_slots
 
 from tests.factories import at
@@ -38,6 +40,26 @@ def test_quiet_slots_only_look_ahead() -> None:
     now = at("2026-11-30T14:30")  # Monday 14:30: next Monday 14:00 is 7 days away
     assert quiet_slots(table, now, days=3) == []
     assert len(quiet_slots(table, now, days=7)) == 1
+
+
+def test_never_sends_people_to_a_closed_hall_on_a_holiday() -> None:
+    """On 2026-09-30 the quietest coming slots skip National Day (1-3 October, weekdays that are
+    public holidays) and the weekend, and go to the next working day; without the calendar the
+    holiday would have been first."""
+    # Thursday 1 October has the lowest waits on record, Monday 5 October is a holiday too.
+    thu = at("2026-09-24T10:15")  # a Thursday, same weekday as 1 October
+    wed = at("2026-09-23T15:15")  # a Wednesday
+    table = average_wait([(thu, 60.0)] * 3 + [(wed, 600.0)] * 3)
+    now = at("2026-09-30T18:00")  # Wednesday evening before National Day
+    calendar = WorkCalendar()
+    assert not calendar.is_working_day(date(2026, 10, 1))
+    plain = quiet_slots(table, now, days=8)
+    assert plain[0]["date"] == "2026-10-01"
+    slots = quiet_slots(table, now, days=8, calendar=calendar)
+    assert slots and all(calendar.is_working_day(date.fromisoformat(s["date"])) for s in slots)
+    assert "2026-10-01" not in {s["date"] for s in slots}
+    body = guidance(table, now, days=8, calendar=calendar)
+    assert body["quiet_slots"] == slots
 
 
 def test_guidance_is_json_and_chinese() -> None:
