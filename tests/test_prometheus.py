@@ -361,7 +361,14 @@ def test_real_prometheus_evaluates_every_panel_and_rule(
         return bool(last and count) and last[0] > fed + 1 and count[0] >= 3
 
     wait_until(scraped_after_feeding, 30, "three scrapes, one after the day was fed")
-    time.sleep(2.5)  # two rule evaluations (every 1 s) after that scrape
+    # Rules evaluate every second: wait until they have seen that scrape (a fixed sleep was
+    # too short on a loaded machine), i.e. the recording rule and the pending alert are there.
+    wait_until(
+        lambda: prom.values('hallwatch:plan_load:ratio{hall="h1"}')
+        and prom.values('ALERTS{alertname="HallwatchHallCrowded", hall="h1"}'),
+        30,
+        "the rules to evaluate the scraped figures",
+    )
 
     scraped = {name for name, _ in d.metrics()}
     missing = sorted(m for m in EXPORTED if not series_names(m) & (scraped | {m + "_total"}))
