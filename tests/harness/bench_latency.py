@@ -1,11 +1,13 @@
 """Latency publish → estimate (`bench users`, figure 2).
 
-Simulated traffic of `halls` halls from opening time is published at a fixed rate, each event
-stamped with the time it is published. The daemon publishes one `{root}/{hall}/estimate` per
-issued ticket (docs/contract.md "Outputs"); a recorder process subscribed to `hall/+/estimate`
-notes when each arrives, matched to its `issued` event by (hall, ticket), in order. Baseline:
-the same publisher and recorder, no daemon, the recorder subscribed to `hall/+/ticket`: what the
-broker alone costs from publish to a subscriber. Each consumer gets a fresh private Mosquitto.
+Simulated peak-day traffic of `halls` halls is published at a fixed rate from the day's busiest
+hour on, each event stamped with the time it is published; the daemon is first fed the day up to
+that hour (heartbeats thinned, as a backlog), so it estimates with open windows and a queue. The
+daemon publishes one `{root}/{hall}/estimate` per issued ticket (docs/contract.md "Outputs"); a
+recorder process subscribed to `hall/+/estimate` notes when each arrives, matched to its `issued`
+event by (hall, ticket), in order. Baseline: the same publisher and recorder, no daemon, the
+recorder subscribed to `hall/+/ticket`: what the broker alone costs from publish to a subscriber.
+Each consumer gets a fresh private Mosquitto.
 """
 
 from __future__ import annotations
@@ -15,8 +17,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.harness.bench_procs import BareProc, start_daemon
-from tests.harness.bench_traffic import Msg, from_opening, merged, paced_publish
+from tests.harness.bench_procs import BareProc, settle, start_daemon, wait_processed
+from tests.harness.bench_traffic import (
+    Msg,
+    encode,
+    merged,
+    paced_publish,
+    publish_steady,
+    split_at_busiest_hour,
+    thin,
+)
 from tests.harness.mosquitto import Mosquitto
 
 
@@ -53,8 +63,9 @@ def match(
     return out
 
 
-def _slices(halls: int, plan: list[tuple[int, float]]) -> list[list[Msg]]:
-    msgs = from_opening(merged(halls, "peak"))
+def _slices(halls: int, plan: list[tuple[int, float]]) -> tuple[list[Msg], list[list[Msg]]]:
+    """(the day before the busiest hour, thinned; the paced slice of each rate)."""
+    before, msgs = split_at_busiest_hour(merged(halls, "peak"))
     out, at = [], 0
     for rate, seconds in plan:
         n = int(rate * seconds)
@@ -62,7 +73,7 @@ def _slices(halls: int, plan: list[tuple[int, float]]) -> list[list[Msg]]:
         at += n
     if at > len(msgs):
         raise ValueError(f"{halls} halls give {len(msgs)} events, not the {at} needed")
-    return out
+    return thin(before), out
 
 
 def _run(
@@ -71,6 +82,7 @@ def _run(
     halls: int,
     plan: list[tuple[int, float]],
     slices: list[list[Msg]],
+    prime: list[Msg],
     grace_s: float,
 ) -> list[Latency]:
     name = "daemon" if daemon else "bare"
@@ -78,6 +90,10 @@ def _run(
     with Mosquitto(work / f"mq-lat-{name}") as mq:
         child = start_daemon(work / "lat-daemon", mq.url, halls, "lat") if daemon else None
         try:
+            if child is not None:
+                publish_steady("127.0.0.1", mq.port, encode(prime, "p"), "bench-prime")
+                wait_processed(child, len(prime), 600)
+                settle(child)
             for i, ((rate, _), msgs) in enumerate(zip(plan, slices, strict=True)):
                 rec_file = work / f"lat-{name}-{rate}.json"
                 topic = "hall/+/estimate" if daemon else "hall/+/ticket"
@@ -102,7 +118,7 @@ def run_latency(
     work: Path, halls: int, plan: list[tuple[int, float]], grace_s: float = 2.0
 ) -> list[tuple[int, Latency, Latency]]:
     """(rate, daemon, bare) for each (rate ev/s, seconds) of `plan`, published in that order."""
-    slices = _slices(halls, plan)
-    daemon = _run(work, True, halls, plan, slices, grace_s)
-    bare = _run(work, False, halls, plan, slices, grace_s)
+    prime, slices = _slices(halls, plan)
+    daemon = _run(work, True, halls, plan, slices, prime, grace_s)
+    bare = _run(work, False, halls, plan, slices, prime, grace_s)
     return [(rate, d, b) for (rate, _), d, b in zip(plan, daemon, bare, strict=True)]

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache
 
 import paho.mqtt.client as mqtt
@@ -47,13 +47,13 @@ def merged(halls: int, profile: str = "peak", *, thin_heartbeats: bool = False) 
     for h in range(halls):
         day = _hall_day(profile, h)
         if thin_heartbeats:
-            day = _thin(day)
+            day = thin(day)
         out += day
     out.sort(key=lambda m: m[0])
     return out
 
 
-def _thin(day: list[Msg]) -> list[Msg]:
+def thin(day: list[Msg]) -> list[Msg]:
     last: dict[str, int] = {}
     seen: dict[str, object] = {}
     keep: list[bool] = []
@@ -70,10 +70,17 @@ def _thin(day: list[Msg]) -> list[Msg]:
     return [m for m, k in zip(day, keep, strict=True) if k]
 
 
-def from_opening(msgs: list[Msg], lead_s: float = 60.0) -> list[Msg]:
-    """Drop the pre-opening heartbeats: start `lead_s` before the first ticket is issued."""
-    first = next((m[0] for m in msgs if m[2].get("type") == "issued"), msgs[0][0] if msgs else 0)
-    return [m for m in msgs if m[0] >= first - lead_s]
+def split_at_busiest_hour(msgs: list[Msg]) -> tuple[list[Msg], list[Msg]]:
+    """(the day before its busiest hour, the rest): the hour with the most tickets issued."""
+    hours: dict[int, int] = {}
+    for at, _, payload in msgs:
+        if payload.get("type") == "issued":
+            hours[int(at // 3600)] = hours.get(int(at // 3600), 0) + 1
+    if not hours:
+        return [], msgs
+    start = max(hours, key=lambda h: hours[h]) * 3600
+    i = next(i for i, m in enumerate(msgs) if m[0] >= start)
+    return msgs[:i], msgs[i:]
 
 
 def encode(
@@ -89,6 +96,40 @@ def encode(
         body = {**payload, "id": f"{payload['id']}{run}", "ts": int((at + shift) * 1000)}
         out.append((topic, json.dumps(body, ensure_ascii=False).encode()))
     return out
+
+
+def publish_steady(
+    host: str, port: int, msgs: Iterable[tuple[str, bytes]], client_id: str, inflight: int = 1000
+) -> float:
+    """Publish at QoS 1 as fast as the broker acknowledges, never more than `inflight` unacked
+    (paho's own queue is never used: it walks its in-flight messages on every PUBACK). Waits for
+    every PUBACK; fails when the broker acknowledges nothing for 60 s. Returns the wall time of
+    the first publish."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.max_inflight_messages_set(inflight)
+    window = threading.BoundedSemaphore(inflight)
+
+    def on_publish(c: mqtt.Client, u: object, mid: int, rc: object, props: object) -> None:
+        window.release()
+
+    client.on_publish = on_publish
+    client.connect(host, port, keepalive=30)
+    client.loop_start()
+    first = 0.0
+    try:
+        for topic, payload in msgs:
+            if not window.acquire(timeout=60):
+                raise TimeoutError("the broker acknowledged nothing for 60 s")
+            if not first:
+                first = time.time()
+            client.publish(topic, payload, qos=1)
+        for _ in range(inflight):
+            if not window.acquire(timeout=60):
+                raise TimeoutError("the broker acknowledged nothing for 60 s")
+        return first
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 def paced_publish(

@@ -28,8 +28,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hallwatch.sensors.publish import publish_all
-
 from tests.harness.bench import hall_traffic
 from tests.harness.bench_latency import run_latency
 from tests.harness.bench_procs import (
@@ -42,7 +40,7 @@ from tests.harness.bench_procs import (
     start_daemon,
     wait_processed,
 )
-from tests.harness.bench_traffic import encode, merged
+from tests.harness.bench_traffic import encode, merged, publish_steady
 from tests.harness.mosquitto import Mosquitto
 
 PER = 20_000  # CPU is reported per this many events
@@ -84,15 +82,15 @@ def ingest(work: Path, events: int, halls: int) -> list[Row]:
                 pid = child.pid
                 assert pid is not None
                 time.sleep(1.0)  # past start-up: restore, first tick
-                cpu0, t0 = cpu_seconds(pid), time.time()
-                publish_all("127.0.0.1", mq.port, traffic, client_id="bench-pub")
+                cpu0 = cpu_seconds(pid)
+                t0 = publish_steady("127.0.0.1", mq.port, traffic, "bench-pub")
                 t1 = wait_processed(child, n, 600)
                 cpu1 = cpu_seconds(pid)
                 child.stop()
             else:
                 bare = BareProc("127.0.0.1", mq.port, "count", str(n))
-                cpu0, t0 = cpu_seconds(bare.pid), time.time()
-                publish_all("127.0.0.1", mq.port, traffic, client_id="bench-pub")
+                cpu0 = cpu_seconds(bare.pid)
+                t0 = publish_steady("127.0.0.1", mq.port, traffic, "bench-pub")
                 t1 = bare.wait_done(600)
                 cpu1 = cpu_seconds(bare.pid)
                 bare.close()
@@ -115,7 +113,7 @@ def idle(work: Path, halls: int, idle_s: float, large: bool) -> list[Row]:
     with Mosquitto(work / f"mq-idle-{halls}") as mq:
         child = start_daemon(work / f"idle-{halls}", mq.url, halls, f"idle-{halls}")
         started = time.monotonic()
-        publish_all("127.0.0.1", mq.port, encode(msgs, f"i{halls}"), client_id="bench-feed")
+        publish_steady("127.0.0.1", mq.port, encode(msgs, f"i{halls}"), "bench-feed")
         wait_processed(child, n, 3600)
         settle(child)
         note(f"{halls} halls: fed {n:,} events in {time.monotonic() - started:.0f} s")
