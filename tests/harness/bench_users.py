@@ -106,8 +106,9 @@ def ingest(work: Path, events: int, halls: int) -> list[Row]:
     ]  # fmt: skip
 
 
-def idle(work: Path, halls: int, idle_s: float, large: bool) -> list[Row]:
-    """Figures 3 and 4 at `halls` halls: feed a day, idle CPU, RSS, scrapes, restart RSS."""
+def idle(work: Path, halls: int, idle_s: float, large: bool, pause_s: float = 2.0) -> list[Row]:
+    """Figures 3 and 4 at `halls` halls: feed a day, idle CPU, RSS, scrapes, restart RSS.
+    `pause_s`: the quiet before the idle window and before reading the restarted RSS."""
     msgs = merged(halls, "normal", thin_heartbeats=True)
     n = len(msgs)
     with Mosquitto(work / f"mq-idle-{halls}") as mq:
@@ -120,7 +121,7 @@ def idle(work: Path, halls: int, idle_s: float, large: bool) -> list[Row]:
         pid = child.pid
         assert pid is not None
         bare = BareProc("127.0.0.1", mq.port, "count", "0")
-        time.sleep(2.0)  # the feed's last writes and outputs are done
+        time.sleep(pause_s)  # the feed's last writes and outputs are done
         d0, b0 = cpu_seconds(pid), cpu_seconds(bare.pid)
         time.sleep(idle_s)
         d1, b1 = cpu_seconds(pid), cpu_seconds(bare.pid)
@@ -131,7 +132,7 @@ def idle(work: Path, halls: int, idle_s: float, large: bool) -> list[Row]:
         child.stop()
         child.start()
         settle(child)
-        time.sleep(2.0)
+        time.sleep(pause_s)
         assert child.pid is not None
         restarted_rss = rss_mib(child.pid)
         child.stop()
@@ -217,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += ingest(work, args.events, args.ingest_halls)
         rows += latency_rows(work, args.latency_halls, args.quick)
         for halls in (args.halls_small, args.halls_large):
-            rows += idle(work, halls, idle_s, large=halls == args.halls_large)
+            large = halls == args.halls_large
+            rows += idle(work, halls, idle_s, large, pause_s=0.5 if args.quick else 2.0)
     print(table(rows))
     took = time.monotonic() - started
     print(
