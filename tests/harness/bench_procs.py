@@ -76,12 +76,14 @@ class BareProc:
             self.proc.stdout.close()
 
 
-def start_daemon(work: Path, broker_url: str, halls: int, name: str) -> DaemonChild:
+def start_daemon(
+    work: Path, broker_url: str, halls: int, name: str, timeout: float = 60
+) -> DaemonChild:
     """`hallwatch run` with default settings on a fresh database in `work`, except the hall cap
     (`limits.halls`, 100 by default), raised to `halls` so every hall is tracked."""
     env = {"HALLWATCH_LIMITS_HALLS": str(max(100, halls))}
     child = DaemonChild(work, broker_url, client_id=f"bench-{name}", env=env)
-    child.start()
+    child.start(timeout=timeout)
     return child
 
 

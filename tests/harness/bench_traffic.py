@@ -70,16 +70,12 @@ def thin(day: list[Msg]) -> list[Msg]:
     return [m for m, k in zip(day, keep, strict=True) if k]
 
 
-def split_at_busiest_hour(msgs: list[Msg]) -> tuple[list[Msg], list[Msg]]:
-    """(the day before its busiest hour, the rest): the hour with the most tickets issued."""
-    hours: dict[int, int] = {}
-    for at, _, payload in msgs:
-        if payload.get("type") == "issued":
-            hours[int(at // 3600)] = hours.get(int(at // 3600), 0) + 1
-    if not hours:
+def split_after_opening(msgs: list[Msg], after_s: float) -> tuple[list[Msg], list[Msg]]:
+    """(the day until `after_s` after its first ticket, the rest)."""
+    first = next((m[0] for m in msgs if m[2].get("type") == "issued"), None)
+    if first is None:
         return [], msgs
-    start = max(hours, key=lambda h: hours[h]) * 3600
-    i = next(i for i, m in enumerate(msgs) if m[0] >= start)
+    i = next((i for i, m in enumerate(msgs) if m[0] >= first + after_s), len(msgs))
     return msgs[:i], msgs[i:]
 
 
