@@ -19,7 +19,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.harness.bench_procs import BareProc, settle, start_daemon, wait_processed
+from tests.harness.bench_procs import (
+    BareProc,
+    settle,
+    start_daemon,
+    stop_daemon,
+    wait_processed,
+)
 from tests.harness.bench_traffic import (
     Msg,
     encode,
@@ -117,7 +123,7 @@ def _run(
                 out.append(quantiles_ms(lat, sum(len(v) for v in issued.values())))
         finally:
             if child is not None:
-                child.stop()
+                stop_daemon(child)
     return out
 
 

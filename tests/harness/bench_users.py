@@ -27,7 +27,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from tests.harness.bench import hall_traffic
@@ -41,6 +43,7 @@ from tests.harness.bench_procs import (
     rss_mib,
     settle,
     start_daemon,
+    stop_daemon,
     wait_processed,
 )
 from tests.harness.bench_state import write_history
@@ -94,7 +97,7 @@ def ingest(work: Path, events: int, halls: int) -> list[Row]:
                     t1 = wait_processed(child, n, 600)
                     cpu1 = cpu_seconds(pid)
                 finally:
-                    child.stop()
+                    stop_daemon(child)
             else:
                 bare = BareProc("127.0.0.1", mq.port, "count", str(n))
                 try:
@@ -146,7 +149,7 @@ def _fed_and_restarted(
     fed_rss = rss_mib(pid)
     metrics = [get_timed(child.base + "/metrics") for _ in range(20)]
     health = [get_timed(child.base + "/healthz") for _ in range(20)]
-    child.stop(timeout=120)
+    stop_daemon(child)
     child.start(timeout=600)
     settle(child)
     time.sleep(pause_s)
@@ -170,7 +173,7 @@ def idle(work: Path, halls: int, idle_s: float, large: bool, pause_s: float = 2.
         try:
             fed = _fed_and_restarted(child, mq.port, msgs[-live:], idle_s, pause_s)
         finally:
-            child.stop(timeout=120)
+            stop_daemon(child)
     (d_pct, b_pct), fed_rss, restarted_rss, metrics, health, got = fed
     day = f"{n:,} ev" + ("" if got >= live else f", only {got:,} of {live:,} live ones processed")
     floor = 100 / TICK / idle_s
@@ -251,15 +254,27 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="hallwatch-bench-users-") as tmp:
         work = Path(tmp)
-        rows += ingest(work, args.events, args.ingest_halls)
-        rows += latency_rows(work, args.latency_halls, args.quick)
+        phases: list[tuple[str, Callable[[], list[Row]]]] = [
+            ("ingest", lambda: ingest(work, args.events, args.ingest_halls)),
+            ("latency", lambda: latency_rows(work, args.latency_halls, args.quick)),
+        ]
+        pause = 0.5 if args.quick else 2.0
         for halls in (args.halls_small, args.halls_large):
             large = halls == args.halls_large
-            rows += idle(work, halls, idle_s, large, pause_s=0.5 if args.quick else 2.0)
+            phases.append((f"idle {halls}", partial(idle, work, halls, idle_s, large, pause)))
+        failed = []
+        for name, phase in phases:
+            try:  # a phase that fails is reported; the others still give their figures
+                rows += phase()
+            except Exception as err:
+                failed.append(name)
+                note(f"phase {name} FAILED: {err!r}")
     print(table(rows))
+    if failed:
+        print(f"FAILED phases (figures missing): {', '.join(failed)}")
     took = time.monotonic() - started
     print(
         f"(bench users: {took:.0f} s; idle window {idle_s:.0f} s; {os.cpu_count()} CPUs, "
         f"load average {load:.2f} at start, {os.getloadavg()[0]:.2f} at end)"
     )
-    return 0
+    return 1 if failed else 0
