@@ -112,6 +112,8 @@ def wait_processed(child: DaemonChild, n: int, timeout: float) -> float:
     deadline = time.monotonic() + timeout
     got = 0
     while time.monotonic() < deadline:
+        if child.exited() is not None:
+            raise RuntimeError(f"daemon exited; log: {child.log}")
         try:
             got = processed(child)
         except OSError:  # TimeoutError included: a busy daemon may take > 5 s to answer
@@ -119,8 +121,6 @@ def wait_processed(child: DaemonChild, n: int, timeout: float) -> float:
             continue
         if got >= n:
             return time.time()
-        if child.exited() is not None:
-            raise RuntimeError(f"daemon exited; log: {child.log}")
         time.sleep(0.2 if got < 0.9 * n else 0.01)
     raise TimeoutError(f"daemon processed {got} of {n} events in {timeout:.0f} s")
 

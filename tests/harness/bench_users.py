@@ -122,6 +122,18 @@ def ingest(work: Path, events: int, halls: int) -> list[Row]:
 Timings = list[tuple[float, int]]
 
 
+def _scrapes(url: str, n: int = 20, budget_s: float = 60) -> Timings:
+    """`n` timed GETs of `url`, fewer (at least 3) when they take over `budget_s` in all: a
+    saturated daemon took 22 s a scrape at 500 halls."""
+    out: Timings = []
+    started = time.monotonic()
+    while len(out) < n and (len(out) < 3 or time.monotonic() - started < budget_s):
+        out.append(get_timed(url))
+    if len(out) < n:
+        note(f"{url}: only {len(out)} scrapes in {budget_s:.0f} s")
+    return out
+
+
 def _fed_and_restarted(
     child: DaemonChild, port: int, tail: list[tuple[str, bytes]], idle_s: float, pause_s: float
 ) -> tuple[tuple[float, float], float, float, Timings, Timings, int]:
@@ -147,8 +159,8 @@ def _fed_and_restarted(
     finally:
         bare.close()
     fed_rss = rss_mib(pid)
-    metrics = [get_timed(child.base + "/metrics") for _ in range(20)]
-    health = [get_timed(child.base + "/healthz") for _ in range(20)]
+    metrics = _scrapes(child.base + "/metrics")
+    health = _scrapes(child.base + "/healthz")
     stop_daemon(child)
     child.start(timeout=600)
     settle(child)
@@ -181,12 +193,13 @@ def idle(work: Path, halls: int, idle_s: float, large: bool, pause_s: float = 2.
     m_ms = [t * 1000 for t, _ in metrics]
     h_ms = [t * 1000 for t, _ in health]
     at = f"@ {halls} halls"
+    few = "" if len(m_ms) == 20 else f" ({len(m_ms)} scrapes)"
     return [
         Row(f"idle CPU % of a core {at}", d_pct, b_pct, "bare sub idle",
             "< 5 %" if large else "", d_pct < 5 if large else None, 2, floor),
         Row(f"RSS MiB {at} ({day})", fed_rss, restarted_rss, "after restart",
             "< 150 MiB" if large else "", fed_rss < 150 if large else None, 0),
-        Row(f"scrape median ms {at}", statistics.median(m_ms), statistics.median(h_ms),
+        Row(f"scrape median ms {at}{few}", statistics.median(m_ms), statistics.median(h_ms),
             "/healthz", "< 100 ms" if large else "",
             statistics.median(m_ms) < 100 if large else None),
         Row(f"scrape max ms {at}", max(m_ms), max(h_ms), "/healthz", "< 100 ms" if large else "",
