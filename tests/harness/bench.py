@@ -1,5 +1,6 @@
-"""`python -m tests.harness.bench ingest|restart`: the daemon's persist-before-ack ingest
-against a bare subscriber, and restart time with and without the snapshot.
+"""`python -m tests.harness.bench ingest|restart|users`: the daemon's persist-before-ack ingest
+against a bare subscriber, and restart time with and without the snapshot; `users` is what users
+feel, each figure against a baseline of the same run (tests/harness/bench_users.py).
 
 Both consumers are measured in the same run on the same broker, the same way: N QoS 1
 contract events are published while the consumer is away (its persistent session queues them),
@@ -267,9 +268,15 @@ def run_restart_bench(days: int, per_day: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tests.harness.bench ingest [--events N] [--broker URL]` or `... restart`."""
+    """`python -m tests.harness.bench ingest [--events N] [--broker URL]`, `... restart`, or
+    `... users [--halls-small 50 --halls-large 500 --events 20000 --quick]`."""
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["users"]:
+        from tests.harness.bench_users import main as users_main
+
+        return users_main(args_in[1:])
     ap = argparse.ArgumentParser(prog="python -m tests.harness.bench")
-    ap.add_argument("what", choices=["ingest", "restart"])
+    ap.add_argument("what", choices=["ingest", "restart", "users"])
     ap.add_argument("--events", type=int, default=20000, help="ingest: events to publish")
     ap.add_argument("--days", type=int, default=60, help="restart: days of history")
     ap.add_argument("--events-per-day", type=int, default=3000, help="restart: events a day")

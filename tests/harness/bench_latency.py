@@ -1,0 +1,137 @@
+"""Latency publish → estimate (`bench users`, figure 2).
+
+Simulated peak-day traffic of `halls` halls is published at a fixed rate from half an hour after
+opening on, each event stamped with the time it is published; the daemon is first fed the day up
+to then (heartbeats thinned, as a backlog), so it estimates with open windows and a queue. (From
+the busiest hour the daemon fell to ~10 events/s at 100 halls and a run would not end.) The
+daemon publishes one `{root}/{hall}/estimate` per issued ticket (docs/contract.md "Outputs"); a
+recorder process subscribed to `hall/+/estimate` notes when each arrives, matched to its `issued`
+event by (hall, ticket), in order. Baseline: the same publisher and recorder, no daemon, the
+recorder subscribed to `hall/+/ticket`: what the broker alone costs from publish to a subscriber.
+Each consumer gets a fresh private Mosquitto.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.harness.bench_procs import (
+    BareProc,
+    settle,
+    start_daemon,
+    stop_daemon,
+    wait_processed,
+)
+from tests.harness.bench_traffic import (
+    Msg,
+    encode,
+    merged,
+    paced_publish,
+    publish_steady,
+    split_after_opening,
+    thin,
+)
+from tests.harness.mosquitto import Mosquitto
+
+PRIME_S = 1800.0  # the paced window starts this long after the day's first ticket
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Quantiles in ms of the matched tickets; `issued`: tickets published in the window."""
+
+    p50: float
+    p99: float
+    max: float
+    matched: int
+    issued: int
+
+
+def quantiles_ms(values: list[float], issued: int) -> Latency:
+    v = sorted(x * 1000 for x in values)
+    if not v:
+        return Latency(float("nan"), float("nan"), float("nan"), 0, issued)
+    p99 = v[min(len(v) - 1, int(len(v) * 0.99))]
+    return Latency(v[len(v) // 2], p99, v[-1], len(v), issued)
+
+
+def match(
+    issued: dict[tuple[str, str], list[float]], got: list[tuple[str, str, float]]
+) -> list[float]:
+    """Receive minus publish time for each issued ticket that arrived, paired in order."""
+    seen: dict[tuple[str, str], list[float]] = {}
+    for hall, ticket, at in got:
+        seen.setdefault((hall, ticket), []).append(at)
+    out = []
+    for key, sent in issued.items():
+        for pub, rec in zip(sent, seen.get(key, []), strict=False):
+            out.append(rec - pub)
+    return out
+
+
+def _slices(halls: int, plan: list[tuple[int, float]]) -> tuple[list[Msg], list[list[Msg]]]:
+    """(the day before the busiest hour, thinned; the paced slice of each rate)."""
+    before, msgs = split_after_opening(merged(halls, "peak"), PRIME_S)
+    out, at = [], 0
+    for rate, seconds in plan:
+        n = int(rate * seconds)
+        out.append(msgs[at : at + n])
+        at += n
+    if at > len(msgs):
+        raise ValueError(f"{halls} halls give {len(msgs)} events, not the {at} needed")
+    return thin(before), out
+
+
+def _run(
+    work: Path,
+    daemon: bool,
+    halls: int,
+    plan: list[tuple[int, float]],
+    slices: list[list[Msg]],
+    prime: list[Msg],
+    grace_s: float,
+) -> list[Latency]:
+    name = "daemon" if daemon else "bare"
+    out = []
+    with Mosquitto(work / f"mq-lat-{name}") as mq:
+        child = start_daemon(work / "lat-daemon", mq.url, halls, "lat") if daemon else None
+        try:
+            if child is not None:
+                publish_steady("127.0.0.1", mq.port, encode(prime, "p"), "bench-prime")
+                try:
+                    wait_processed(child, len(prime), 300)
+                    settle(child, 120)
+                except TimeoutError as err:
+                    print(f"  .. latency: morning not digested: {err}", file=sys.stderr)
+            for i, ((rate, _), msgs) in enumerate(zip(plan, slices, strict=True)):
+                rec_file = work / f"lat-{name}-{rate}.json"
+                topic = "hall/+/estimate" if daemon else "hall/+/ticket"
+                recorder = BareProc("127.0.0.1", mq.port, "record", topic, rec_file)
+                try:
+                    issued = paced_publish(
+                        "127.0.0.1", mq.port, msgs, rate, f"l{i}", f"bench-lat-{name}-{i}"
+                    )
+                    time.sleep(grace_s)  # the last estimates' way back
+                finally:
+                    recorder.close()
+                got = [tuple(x) for x in json.loads(rec_file.read_text())]
+                lat = match(issued, got)  # type: ignore[arg-type]
+                out.append(quantiles_ms(lat, sum(len(v) for v in issued.values())))
+        finally:
+            if child is not None:
+                stop_daemon(child)
+    return out
+
+
+def run_latency(
+    work: Path, halls: int, plan: list[tuple[int, float]], grace_s: float = 2.0
+) -> list[tuple[int, Latency, Latency]]:
+    """(rate, daemon, bare) for each (rate ev/s, seconds) of `plan`, published in that order."""
+    prime, slices = _slices(halls, plan)
+    daemon = _run(work, True, halls, plan, slices, prime, grace_s)
+    bare = _run(work, False, halls, plan, slices, prime, grace_s)
+    return [(rate, d, b) for (rate, _), d, b in zip(plan, daemon, bare, strict=True)]
