@@ -364,8 +364,10 @@ def test_real_prometheus_evaluates_every_panel_and_rule(
     # Rules evaluate every second: wait until they have seen that scrape (a fixed sleep was
     # too short on a loaded machine), i.e. the recording rule and the pending alert are there.
     wait_until(
-        lambda: prom.values('hallwatch:plan_load:ratio{hall="h1"}')
-        and prom.values('ALERTS{alertname="HallwatchHallCrowded", hall="h1"}'),
+        lambda: (
+            prom.values('hallwatch:plan_load:ratio{hall="h1"}')
+            and prom.values('ALERTS{alertname="HallwatchHallCrowded", hall="h1"}')
+        ),
         30,
         "the rules to evaluate the scraped figures",
     )
