@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 from hallwatch.alerts import build as alert_build
@@ -36,7 +35,7 @@ from hallwatch.daemon.pipeline.restore import decode_snapshot as decode_snapshot
 from hallwatch.daemon.pipeline.restore import encode_snapshot as encode_snapshot
 from hallwatch.daemon.pipeline.restore import load_snapshot, replay
 from hallwatch.daemon.pipeline.restore import restore as restore
-from hallwatch.daemon.pipeline.schedule import SWEEP_S, TickPlan, next_due
+from hallwatch.daemon.pipeline.schedule import SWEEP_S, TickPlan
 from hallwatch.daemon.pipeline.views import hall_view
 from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
@@ -56,7 +55,6 @@ TICK_S = 2.0  # alert rules and hall status are evaluated this often
 ADVICE_TTL_S = 2.0  # a scrape or the screen reuses any hall's advice this young
 # ... and the advice of a hall no event has reached since, this young (the tick's own sweep)
 ADVICE_MAX_AGE_S = SWEEP_S
-YIELD_S = 0.02  # the alert tick hands the event loop back to ingest at least this often
 
 
 def make_estimator(settings: Settings, blob: bytes | None = None) -> Estimator:
@@ -113,7 +111,12 @@ class Daemon:
         self.calendar: WorkCalendar = settings.calendar.calendar()
         self.alert_settings: AlertSettings = settings.alerts
         self.registry.register(
-            StateCollector(lambda: self.state, clock, settings.hall.heartbeat_timeout_s)
+            StateCollector(
+                lambda: self.state,
+                clock,
+                settings.hall.heartbeat_timeout_s,
+                lambda: self.pipeline.changes,
+            )
         )
         self.registry.register(_DaemonCollector(self))
         self.alert_metrics = AlertMetrics(self.registry)
@@ -363,45 +366,31 @@ class Daemon:
         assert self.alerts is not None
         s = self.settings
         started = time.perf_counter()
-        rules = self.alerts.engine.settings
-        zone = ZoneInfo(rules.timezone)
-        changes = self.pipeline.changes
         halls = self.plan.halls(
             self.state.halls,
-            changes,
+            self.pipeline.changes,
             now,
             active={e.hall for e in self.alerts.engine.episodes.values()},
             status_due=self.outputs.status_due,
         )
-        views = []
-        seen = []
-        yielded = time.perf_counter()
-        for name in halls:
-            hall = self.state.halls.get(name)
-            if hall is None:
-                continue
-            version = changes.version.get(name)
-            views.append(
-                hall_view(
-                    self.state,
-                    name,
-                    now,
-                    advice=self.advice(name, fresh=True),
-                    heartbeat_timeout_s=s.hall.heartbeat_timeout_s,
-                    calendar=self.calendar,
-                )
-            )
-            due = next_due(hall, now, rules.for_hall(name), zone, s.hall.heartbeat_timeout_s)
-            seen.append((name, version, due))
-            if time.perf_counter() - yielded > YIELD_S:
-                await asyncio.sleep(0)  # ingest, store and acknowledge go on meanwhile
-                yielded = time.perf_counter()
+        views = await self.plan.views(
+            self.state,
+            self.pipeline.changes,
+            now,
+            halls,
+            lambda name: hall_view(
+                self.state,
+                name,
+                now,
+                advice=self.advice(name, fresh=True),
+                heartbeat_timeout_s=s.hall.heartbeat_timeout_s,
+                calendar=self.calendar,
+            ),
+            rules=self.alerts.engine.settings,
+            heartbeat_timeout_s=s.hall.heartbeat_timeout_s,
+        )
         await self.alerts.evaluate(views)
-        # Only now: a tick whose notifications were not stored runs these halls again.
-        for name, version, due in seen:
-            self.plan.evaluated(name, version, now, due)
-        if len(self.plan.at) > len(self.state.halls):
-            self.plan.forget(self.state.halls)
+        self.plan.evaluated(now, self.state.halls)
         firing: dict[str, list[dict[str, Any]]] = {}
         for a in self.alerts.active():
             firing.setdefault(a["hall"], []).append(a)

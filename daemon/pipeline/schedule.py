@@ -18,17 +18,21 @@ evaluation would have caught it; tests/daemon/pipeline/test_schedule.py proves t
 
 from __future__ import annotations
 
+import asyncio
+import time as timer
 from collections.abc import Callable, Iterable
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from hallwatch.daemon.config.alerts import HallRules
-from hallwatch.daemon.core.state import Hall
+from hallwatch.alerts.view import HallView
+from hallwatch.daemon.config.alerts import HallRules, RuleSettings
+from hallwatch.daemon.core.state import Hall, HallsState
 
 # Every hall is evaluated at least this often, whatever happened: the bound on how late a wait
 # that grows past the queue-peak threshold with no event (and only that) may be noticed. 30 s
 # is the status keep-alive of the contract, so a quiet hall costs one evaluation per 30 s.
 SWEEP_S = 30.0
+YIELD_S = 0.02  # building views, the tick hands the event loop back to ingest this often
 
 
 class Changes:
@@ -83,6 +87,7 @@ class TickPlan:
         self.seen: dict[str, int | None] = {}
         self.at: dict[str, float] = {}
         self.due: dict[str, float] = {}
+        self._built: list[tuple[str, int | None, float]] = []
 
     def halls(
         self,
@@ -106,14 +111,48 @@ class TickPlan:
                 out.append(hall)
         return out
 
-    def evaluated(self, hall: str, version: int | None, now: float, due: float) -> None:
-        self.seen[hall] = version
-        self.at[hall] = now
-        self.due[hall] = due
+    async def views(
+        self,
+        state: HallsState,
+        changes: Changes,
+        now: float,
+        halls: Iterable[str],
+        view: Callable[[str], HallView],
+        *,
+        rules: RuleSettings,
+        heartbeat_timeout_s: float,
+    ) -> list[HallView]:
+        """The views of `halls` at `now`, handing the event loop back every YIELD_S (ingest,
+        store and acknowledge go on meanwhile; an event that reaches a hall after its view was
+        built leaves it changed for the next tick). `evaluated` records them, once the
+        rules' results are stored."""
+        zone = ZoneInfo(rules.timezone)
+        out = []
+        self._built = []
+        yielded = timer.perf_counter()
+        for name in halls:
+            hall = state.halls.get(name)
+            if hall is None:
+                continue
+            version = changes.version.get(name)
+            out.append(view(name))
+            due = next_due(hall, now, rules.for_hall(name), zone, heartbeat_timeout_s)
+            self._built.append((name, version, due))
+            if timer.perf_counter() - yielded > YIELD_S:
+                await asyncio.sleep(0)
+                yielded = timer.perf_counter()
+        return out
 
-    def forget(self, keep: Iterable[str]) -> None:
-        """Drop what is kept of halls no longer in the state."""
-        live = set(keep)
-        for d in (self.seen, self.at, self.due):
-            for hall in [h for h in d if h not in live]:
-                del d[hall]
+    def evaluated(self, now: float, live: Iterable[str]) -> None:
+        """The halls of the last `views` evaluated at `now` (not called when the tick failed,
+        so the next one evaluates them again); forget halls no longer `live`."""
+        for name, version, due in self._built:
+            self.seen[name] = version
+            self.at[name] = now
+            self.due[name] = due
+        self._built = []
+        keep = set(live)
+        if len(self.at) > len(keep):
+            for d in (self.seen, self.at, self.due):
+                for hall in [h for h in d if h not in keep]:
+                    del d[hall]
