@@ -35,7 +35,8 @@ from hallwatch.daemon.pipeline.restore import decode_snapshot as decode_snapshot
 from hallwatch.daemon.pipeline.restore import encode_snapshot as encode_snapshot
 from hallwatch.daemon.pipeline.restore import load_snapshot, replay
 from hallwatch.daemon.pipeline.restore import restore as restore
-from hallwatch.daemon.pipeline.views import all_views
+from hallwatch.daemon.pipeline.schedule import SWEEP_S, TickPlan
+from hallwatch.daemon.pipeline.views import hall_view
 from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
 from hallwatch.daemon.staff.outage import Callbacks, CallbackStore, HealthProbe
@@ -43,7 +44,7 @@ from hallwatch.daemon.staff.procedures import StaffProcedures, warn_calendar
 from hallwatch.daemon.store.events import Store
 from hallwatch.daemon.web import offpeak_api, openapi, report_api, screen, staff_api
 from hallwatch.daemon.web.server import HttpServer
-from prometheus_client import disable_created_metrics
+from prometheus_client import Gauge, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -51,7 +52,9 @@ log = logging.getLogger("hallwatch")
 
 DRAIN_S = 10.0  # what a shutdown waits for the tasks before it reports the stragglers
 TICK_S = 2.0  # alert rules and hall status are evaluated this often
-ADVICE_TTL_S = 2.0
+ADVICE_TTL_S = 2.0  # a scrape or the screen reuses any hall's advice this young
+# ... and the advice of a hall no event has reached since, this young (the tick's own sweep)
+ADVICE_MAX_AGE_S = SWEEP_S
 
 
 def make_estimator(settings: Settings, blob: bytes | None = None) -> Estimator:
@@ -108,7 +111,12 @@ class Daemon:
         self.calendar: WorkCalendar = settings.calendar.calendar()
         self.alert_settings: AlertSettings = settings.alerts
         self.registry.register(
-            StateCollector(lambda: self.state, clock, settings.hall.heartbeat_timeout_s)
+            StateCollector(
+                lambda: self.state,
+                clock,
+                settings.hall.heartbeat_timeout_s,
+                lambda: self.pipeline.changes,
+            )
         )
         self.registry.register(_DaemonCollector(self))
         self.alert_metrics = AlertMetrics(self.registry)
@@ -137,7 +145,18 @@ class Daemon:
         # --- end staff procedures ---
         self._snap_seq = 0
         self._since_snap = 0
-        self._advice: dict[str, tuple[float, Advice]] = {}
+        self._advice: dict[str, tuple[float, int | None, Advice]] = {}
+        self.plan = TickPlan()
+        self.tick_halls = Gauge(
+            "hallwatch_alert_tick_halls",
+            "Halls the last alert tick evaluated: changed, alerting, due, or not seen for 30 s.",
+            registry=self.registry,
+        )
+        self.tick_seconds = Gauge(
+            "hallwatch_alert_tick_seconds",
+            "How long the last alert tick took (it yields to ingest every 20 ms).",
+            registry=self.registry,
+        )
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         ing = self.ingest
@@ -151,17 +170,21 @@ class Daemon:
         }
 
     def advice(self, hall: str, *, fresh: bool = False) -> Advice | None:
-        """The estimator's staffing advice for a hall, cached for a tick. The alert tick asks
-        for it `fresh`, so what it notifies never depends on when /metrics or the screen last
-        asked (nor on a cache a restart has emptied); they reuse the tick's."""
+        """The estimator's staffing advice for a hall, cached. The alert tick asks for it
+        `fresh`, so what it notifies never depends on when /metrics or the screen last asked
+        (nor on a cache a restart has emptied); they reuse the tick's: any under ADVICE_TTL_S,
+        and one of a hall no event has reached since, under ADVICE_MAX_AGE_S."""
         now = self.clock()
+        version = self.pipeline.changes.version.get(hall)
         hit = self._advice.get(hall)
-        if not fresh and hit is not None and now - hit[0] < ADVICE_TTL_S:
-            return hit[1]
+        if not fresh and hit is not None:
+            age = now - hit[0]
+            if age < ADVICE_TTL_S or (age < ADVICE_MAX_AGE_S and hit[1] == version):
+                return hit[2]
         if hall not in self.state.halls:
             return None
         adv = self.estimator.advice(self.state, hall, now)
-        self._advice[hall] = (now, adv)
+        self._advice[hall] = (now, version, adv)
         return adv
 
     def _publish_estimate(self, out: EstimateOut) -> None:
@@ -295,6 +318,7 @@ class Daemon:
         state, est_blob, upto = await load_snapshot(store, s.hall.timezone)
         state.limits = self.limits  # the caps of these settings, for the replay too
         self.state = state
+        self.pipeline.changes.touch_all(state.halls)
         self.estimator = make_estimator(s, est_blob)
         self.lane.estimator = self.estimator
         last, replayed = await replay(
@@ -340,21 +364,41 @@ class Daemon:
                 self._warn_calendar()
 
     async def tick(self, now: float) -> None:
-        """One tick: the hall views, the alert rules on them (notifications to the outbox),
-        and each hall's retained status."""
+        """One tick: the views of the halls due (pipeline/schedule.py says which), the alert
+        rules on them (notifications to the outbox), and their retained status."""
         assert self.alerts is not None
         s = self.settings
-        views = all_views(
-            self.state,
+        started = time.perf_counter()
+        halls = self.plan.halls(
+            self.state.halls,
+            self.pipeline.changes,
             now,
-            lambda hall: self.advice(hall, fresh=True),
-            s.hall.heartbeat_timeout_s,
-            self.calendar,
+            active={e.hall for e in self.alerts.engine.episodes.values()},
+            status_due=self.outputs.status_due,
+        )
+        views = await self.plan.views(
+            self.state,
+            self.pipeline.changes,
+            now,
+            halls,
+            lambda name: hall_view(
+                self.state,
+                name,
+                now,
+                advice=self.advice(name, fresh=True),
+                heartbeat_timeout_s=s.hall.heartbeat_timeout_s,
+                calendar=self.calendar,
+            ),
+            rules=self.alerts.engine.settings,
+            heartbeat_timeout_s=s.hall.heartbeat_timeout_s,
         )
         await self.alerts.evaluate(views)
-        firing = self.alerts.active()
+        self.plan.evaluated(now, self.state.halls)
+        firing: dict[str, list[dict[str, Any]]] = {}
+        for a in self.alerts.active():
+            firing.setdefault(a["hall"], []).append(a)
         for view in views:
-            alerts = [a for a in firing if a.get("hall") == view.hall]
+            alerts = firing.get(view.hall, [])
             payload = status_payload(
                 view.hall,
                 now,
@@ -368,6 +412,8 @@ class Daemon:
             outage = self.callbacks.status(view.hall, now) if self.callbacks else None
             payload["outage"] = outage.payload() if outage else None  # staff procedures
             self.outputs.status(view.hall, payload, now)
+        self.tick_halls.set(len(views))
+        self.tick_seconds.set(time.perf_counter() - started)
 
     def _recovery_at(self, hall: str) -> float | None:
         """When the information centre expects the hall's system back (the screen shows it)."""

@@ -1,21 +1,27 @@
 """Prometheus metrics: ingest counters, and a collector over a snapshot of the hall state.
 
-The state collector builds every series afresh on each scrape from the state it is handed,
-so a hall, window or device that goes away takes its series with it (no stale series).
+The state collector builds the series from the state it is handed on each scrape, so a hall,
+window or device that goes away takes its series with it (no stale series). A hall's series are
+kept between scrapes while no event reaches it (the pipeline's `Changes`) and the business day
+is the same; the ones that move with the clock alone (the head of line's wait, device up) are
+worked out from kept figures on every scrape, so the exposition is what a fresh build gives.
 Each daemon owns its own `CollectorRegistry`; nothing is registered globally.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import date
 
-from hallwatch.daemon.core.state import WAITING, Day, HallsState
+from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState
 from hallwatch.daemon.pipeline.process import Stage
+from hallwatch.daemon.pipeline.schedule import Changes
 from hallwatch.sensors.events import Reason
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+_Fam = GaugeMetricFamily | CounterMetricFamily
 PRIORITIES = ("green", "appointment", "normal")
 RESULTS = ("accepted", "duplicate", "rejected")
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
@@ -96,16 +102,64 @@ class StateCollector(Collector):
         source: Callable[[], HallsState],
         clock: Callable[[], float],
         heartbeat_timeout_s: float,
+        changes: Callable[[], Changes] | None = None,
     ) -> None:
         self._source = source
         self._clock = clock
         self._heartbeat = heartbeat_timeout_s
+        self._changes = changes
+        self._cache: dict[str, _Kept] = {}
+        self._of: tuple[int, date] | None = None  # the state object and business day kept for
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
-        return iter(state_metrics(self._source(), self._clock(), self._heartbeat))
+        state, now = self._source(), self._clock()
+        if self._changes is None:
+            return iter(state_metrics(state, now, self._heartbeat))
+        of = (id(state), state.business_day(now))
+        if of != self._of or len(self._cache) > len(state.halls):
+            self._cache.clear()
+            self._of = of
+        version = self._changes().version
+        fams = _families(state)
+        for name, hall in state.halls.items():
+            kept = self._cache.get(name)
+            if kept is None or kept.version != version.get(name):
+                kept = self._cache[name] = _Kept(state, name, hall, now, version.get(name))
+            for key, samples in kept.samples.items():
+                fams[key].samples.extend(samples)
+            for labels, first in kept.heads:
+                fams["oldest"].add_metric(labels, 0.0 if first is None else max(0.0, now - first))
+            for labels, online, seen in kept.devices:
+                up = online and now - seen <= self._heartbeat
+                fams["device_up"].add_metric(labels, 1 if up else 0)
+        return iter(fams.values())
+
+
+class _Kept:
+    """One hall's series as of `version`: the fixed ones, and the figures of the clocked ones
+    (the first issue time of each service's waiting tickets; each device's status)."""
+
+    __slots__ = ("devices", "heads", "samples", "version")
+
+    def __init__(self, state: HallsState, name: str, hall: Hall, now: float, version: int | None):
+        self.version = version
+        fams = _families(None)
+        day = state.day_at(hall, now)
+        _hall_series(fams, name, hall, day, now, 0.0, clocked=False)
+        self.samples = {k: f.samples for k, f in fams.items() if f.samples}
+        first: dict[str, float] = {}
+        if day is not None:
+            for t in day.tickets.values():
+                if t.status == WAITING and t.service and t.issued_at is not None:
+                    first[t.service] = min(first.get(t.service, t.issued_at), t.issued_at)
+        self.heads = [([name, s], first.get(s)) for s in sorted(hall.services)]
+        self.devices = [
+            ([name, dname, d.kind], d.state == "online", d.last_seen)
+            for dname, d in sorted(hall.devices.items())
+        ]
 
 
 def _waiting(day: Day | None, now: float) -> tuple[dict[tuple[str, str], int], dict[str, float]]:
@@ -124,6 +178,15 @@ def _waiting(day: Day | None, now: float) -> tuple[dict[tuple[str, str], int], d
 
 def state_metrics(state: HallsState, now: float, heartbeat_timeout_s: float) -> list[Metric]:
     """The hall gauges for `state` as seen at `now` (pure: tests call it directly)."""
+    fams = _families(state)
+    for name, hall in state.halls.items():
+        _hall_series(fams, name, hall, state.day_at(hall, now), now, heartbeat_timeout_s)
+    return list(fams.values())
+
+
+def _families(state: HallsState | None) -> dict[str, _Fam]:
+    """The state families, empty but for the global counter (when `state` is given), in the
+    order of the exposition."""
     g = GaugeMetricFamily
     headcount = g(
         "hallwatch_hall_headcount", "People in the hall (door counters).", labels=["hall"]
@@ -196,66 +259,80 @@ def state_metrics(state: HallsState, now: float, heartbeat_timeout_s: float) -> 
         "hallwatch_events_over_limit",
         "Stored events not applied because they would pass a cap in [limits].",
     )
-    over_limit.add_metric([], state.over_limit)
+    if state is not None:
+        over_limit.add_metric([], state.over_limit)
     stale = CounterMetricFamily(
         "hallwatch_events_stale",
         "Stored events not applied because they belong to an earlier business day than the "
         "hall's (late redelivery, a device clock behind).",
         labels=["hall"],
     )
-    for name, hall in state.halls.items():
-        stale.add_metric([name], hall.stale_events)
-        last_event.add_metric([name], hall.last_event_at)
-        day = state.day_at(hall, now)
-        services = set(hall.services)
-        counts, head = _waiting(day, now)
-        headcount.add_metric([name], day.occupancy if day else 0)
-        peak.add_metric([name], day.peak_occupancy if day else 0)
-        for service in sorted(services):
-            for prio in PRIORITIES:
-                waiting.add_metric([name, service, prio], counts.get((service, prio), 0))
-            oldest.add_metric([name, service], max(0.0, head.get(service, 0.0)))
-        opened = sum(1 for w in hall.windows.values() if w.state == "open")
-        windows_open.add_metric([name], opened)
-        emergency.add_metric(
-            [name], sum(1 for w in hall.windows.values() if w.state == "open" and w.emergency)
-        )
-        for wname, win in sorted(hall.windows.items()):
-            for st in ("open", "paused", "closed"):
-                window_state.add_metric([name, wname, st], 1 if win.state == st else 0)
-            serving.add_metric([name, wname], 1 if win.serving else 0)
-        if day is not None:
-            for field in ("issued", "called", "completed", "no_show", "cancelled", "transferred"):
-                tickets.add_metric([name, field], getattr(day, field))
-            wait_mean.add_metric([name], day.wait_total_s / day.called if day.called else 0.0)
-        for dname, dev in sorted(hall.devices.items()):
+    return {
+        "over_limit": over_limit,
+        "stale": stale,
+        "headcount": headcount,
+        "peak": peak,
+        "waiting": waiting,
+        "oldest": oldest,
+        "windows_open": windows_open,
+        "emergency": emergency,
+        "window_state": window_state,
+        "serving": serving,
+        "tickets": tickets,
+        "wait_mean": wait_mean,
+        "device_up": device_up,
+        "device_seen": device_seen,
+        "system_state": system_state,
+        "complaints": complaints,
+        "last_event": last_event,
+    }
+
+
+def _hall_series(
+    fams: dict[str, _Fam],
+    name: str,
+    hall: Hall,
+    day: Day | None,
+    now: float,
+    heartbeat_timeout_s: float,
+    *,
+    clocked: bool = True,
+) -> None:
+    """One hall's series into `fams`; with `clocked` False, not those that move with the clock
+    alone (the head of line's wait, device up)."""
+    fams["stale"].add_metric([name], hall.stale_events)
+    fams["last_event"].add_metric([name], hall.last_event_at)
+    fams["headcount"].add_metric([name], day.occupancy if day else 0)
+    fams["peak"].add_metric([name], day.peak_occupancy if day else 0)
+    counts, head = _waiting(day, now)
+    for service in sorted(set(hall.services)):
+        for prio in PRIORITIES:
+            fams["waiting"].add_metric([name, service, prio], counts.get((service, prio), 0))
+        if clocked:
+            fams["oldest"].add_metric([name, service], max(0.0, head.get(service, 0.0)))
+    opened = sum(1 for w in hall.windows.values() if w.state == "open")
+    fams["windows_open"].add_metric([name], opened)
+    fams["emergency"].add_metric(
+        [name], sum(1 for w in hall.windows.values() if w.state == "open" and w.emergency)
+    )
+    for wname, win in sorted(hall.windows.items()):
+        for st in ("open", "paused", "closed"):
+            fams["window_state"].add_metric([name, wname, st], 1 if win.state == st else 0)
+        fams["serving"].add_metric([name, wname], 1 if win.serving else 0)
+    if day is not None:
+        for field in ("issued", "called", "completed", "no_show", "cancelled", "transferred"):
+            fams["tickets"].add_metric([name, field], getattr(day, field))
+        fams["wait_mean"].add_metric([name], day.wait_total_s / day.called if day.called else 0.0)
+    for dname, dev in sorted(hall.devices.items()):
+        if clocked:
             up = dev.state == "online" and now - dev.last_seen <= heartbeat_timeout_s
-            device_up.add_metric([name, dname, dev.kind], 1 if up else 0)
-            device_seen.add_metric([name, dname], dev.last_seen)
-        for sname, sys_ in sorted(hall.systems.items()):
-            for st in ("up", "degraded", "down"):
-                system_state.add_metric([name, sname, st], 1 if sys_.state == st else 0)
-        sev: dict[str, int] = {"normal": 0, "serious": 0}
-        for c in hall.complaints.values():
-            sev[c.severity] = sev.get(c.severity, 0) + 1
-        for s, n in sev.items():
-            complaints.add_metric([name, s], n)
-    return [
-        over_limit,
-        stale,
-        headcount,
-        peak,
-        waiting,
-        oldest,
-        windows_open,
-        emergency,
-        window_state,
-        serving,
-        tickets,
-        wait_mean,
-        device_up,
-        device_seen,
-        system_state,
-        complaints,
-        last_event,
-    ]
+            fams["device_up"].add_metric([name, dname, dev.kind], 1 if up else 0)
+        fams["device_seen"].add_metric([name, dname], dev.last_seen)
+    for sname, sys_ in sorted(hall.systems.items()):
+        for st in ("up", "degraded", "down"):
+            fams["system_state"].add_metric([name, sname, st], 1 if sys_.state == st else 0)
+    sev: dict[str, int] = {"normal": 0, "serious": 0}
+    for c in hall.complaints.values():
+        sev[c.severity] = sev.get(c.severity, 0) + 1
+    for s, n in sev.items():
+        fams["complaints"].add_metric([name, s], n)

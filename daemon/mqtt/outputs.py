@@ -89,6 +89,11 @@ class OutputPublisher:
         root = self._settings.mqtt.topic_root
         self.put(f"{root}/{hall}/status", payload, retain=True)
 
+    def status_due(self, hall: str, now: float) -> bool:
+        """Whether the hall's retained status is due for the keep-alive (or was never sent)."""
+        last = self._last_status.get(hall)
+        return last is None or now - last[1] >= STATUS_EVERY_S
+
     async def run(self, make_client: Callable[[], aiomqtt.Client]) -> None:
         mq = self._settings.mqtt
         attempt = 0

@@ -21,6 +21,7 @@ from enum import StrEnum
 from hallwatch.daemon.base.ratelog import RateLimitedLog
 from hallwatch.daemon.core.state import HallsState, Outcome
 from hallwatch.daemon.estimate.model import ErrorOut, EstimateOut, Estimator
+from hallwatch.daemon.pipeline.schedule import Changes
 from hallwatch.sensors.events import Event
 
 log = logging.getLogger("hallwatch.pipeline")
@@ -77,25 +78,35 @@ def estimate(
 
 class Pipeline:
     """`process(event)`: the state applies it; an applied one goes `to_estimator` (the estimator
-    lane, which runs `estimate()` above on the events in order)."""
+    lane, which runs `estimate()` above on the events in order). `changes` says which halls
+    an event reached since a reader last looked (the alert tick, the /metrics cache)."""
 
     def __init__(
         self,
         state: Callable[[], HallsState],
         to_estimator: Callable[[Event], None],
         faults: Faults,
+        changes: Changes | None = None,
     ) -> None:
         self._state = state
         self._to_estimator = to_estimator
         self.faults = faults
+        self.changes = changes if changes is not None else Changes()
 
     def process(self, event: Event) -> Outcome | None:
         """None when the state stage raised (counted and logged; the event is skipped)."""
+        state = self._state()
         try:
-            outcome = self._state().apply(event)
+            outcome = state.apply(event)
         except Exception as err:
             self.faults.record(Stage.STATE, f"{event.hall}/{event.id}", repr(err), err)
             return None
+        finally:
+            # Whatever the outcome: a refused event still counts (stale_events), and one that
+            # raised may have changed the hall half-way. Only halls the state holds (a flood of
+            # new names past the cap must not grow this).
+            if event.hall in state.halls:
+                self.changes.touch(event.hall)
         if outcome is Outcome.APPLIED:
             self._to_estimator(event)
         return outcome

@@ -71,3 +71,28 @@ def test_shutdown_cancels_again_a_task_that_lost_its_cancel() -> None:
         return swallowed, task.cancelled()
 
     assert asyncio.run(run()) == (1, True)
+
+
+def test_a_quiet_hall_gets_its_status_keep_alive_every_30_s_and_no_more(tmp_path: Path) -> None:
+    """With no event, the tick republishes a hall's retained status every 30 s (the contract's
+    keep-alive), not on every tick; an event gets it out on the next tick."""
+    t0 = at("2026-11-26T10:00")
+    clock = Clock(t0)
+    d = Daemon(Settings(store=StoreSettings(path=str(tmp_path / "h.db"))), clock=clock)
+    d.pipeline.process(window_ev("w1", "open", t0 - 600, ("gjj",)))
+    sent: list[float] = []
+
+    async def ticks() -> None:
+        async with Outbox(tmp_path / "h.db") as outbox:
+            d.alerts = Alerts(d.alert_settings, outbox, clock=clock)
+            await d.alerts.start()
+            for k in range(61):
+                clock.t = t0 + 2 * k
+                if k == 40:
+                    d.pipeline.process(issued("A1", clock.t))
+                before = d.outputs._queue.qsize()
+                await d.tick(clock.t)
+                sent.extend([clock.t - t0] * (d.outputs._queue.qsize() - before))
+
+    asyncio.run(ticks())
+    assert sent == [0, 30, 60, 80, 110]

@@ -1,0 +1,158 @@
+"""Which halls the alert tick evaluates: work in proportion to what changed, not to the halls.
+
+A hall is evaluated on a tick when
+- an event reached its state since its last evaluation (`Changes`, bumped by the pipeline);
+- it has an alert episode (pending or firing): `for` holds, clearing, escalation and repeats
+  are measured against the clock on every tick, as before;
+- a time-only change of its rules is due (`next_due`): a device whose heartbeat runs out plus
+  the rule's `after_s`, a system down for `after_s` or `escalate_after_s`, the hall's opening
+  and closing time and midnight (a new business day empties the hall's "now");
+- its retained status is due for the contract's keep-alive (`outputs.status_due`);
+- it was last evaluated `SWEEP_S` ago or more.
+
+Everything else about a hall moves only with events, except its estimated waits, which the
+forward simulation recomputes from the clock (a queue whose service runs long grows its wait
+with no event). Such a growth is caught within `SWEEP_S` (plus a tick) of when an every-tick
+evaluation would have caught it; tests/daemon/pipeline/test_schedule.py proves the rest equal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time as timer
+from collections.abc import Callable, Iterable
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from hallwatch.alerts.view import HallView
+from hallwatch.daemon.config.alerts import HallRules, RuleSettings
+from hallwatch.daemon.core.state import Hall, HallsState
+
+# Every hall is evaluated at least this often, whatever happened: the bound on how late a wait
+# that grows past the queue-peak threshold with no event (and only that) may be noticed. 30 s
+# is the status keep-alive of the contract, so a quiet hall costs one evaluation per 30 s.
+SWEEP_S = 30.0
+YIELD_S = 0.02  # building views, the tick hands the event loop back to ingest this often
+
+
+class Changes:
+    """A version per hall, bumped whenever the pipeline hands the hall's state an event (or the
+    whole state is replaced). Readers keep the version they last saw and compare."""
+
+    def __init__(self) -> None:
+        self.version: dict[str, int] = {}
+        self._n = 0
+
+    def touch(self, hall: str) -> None:
+        self._n += 1
+        self.version[hall] = self._n
+
+    def touch_all(self, halls: Iterable[str]) -> None:
+        for hall in halls:
+            self.touch(hall)
+
+
+def _local_boundaries(now: float, zone: ZoneInfo, rules: HallRules) -> Iterable[float]:
+    today = datetime.fromtimestamp(now, zone).date()
+    for day, at in (
+        (today, rules.open),
+        (today, rules.close),
+        (today + timedelta(days=1), time(0)),
+        (today + timedelta(days=1), rules.open),
+    ):
+        yield datetime.combine(day, at, zone).timestamp()
+
+
+def next_due(
+    hall: Hall, now: float, rules: HallRules, zone: ZoneInfo, heartbeat_timeout_s: float
+) -> float:
+    """The earliest time after `now` at which a rule on `hall` can change with no event (its
+    estimated waits aside: see the module docstring)."""
+    due = list(_local_boundaries(now, zone, rules))
+    dev = rules.device_offline
+    for d in hall.devices.values():
+        down_at = d.last_seen + heartbeat_timeout_s if d.state == "online" else d.since
+        due += [down_at, down_at + dev.after_s]
+    sysr = rules.system_outage
+    for s in hall.systems.values():
+        if s.state == "down":
+            due += [s.since + sysr.after_s, s.since + sysr.escalate_after_s]
+    return min((t for t in due if t >= now), default=now + SWEEP_S)
+
+
+class TickPlan:
+    """Per hall: the version of its state last evaluated, when, and its next time-only change."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int | None] = {}
+        self.at: dict[str, float] = {}
+        self.due: dict[str, float] = {}
+        self._built: list[tuple[str, int | None, float]] = []
+
+    def halls(
+        self,
+        halls: Iterable[str],
+        changes: Changes,
+        now: float,
+        *,
+        active: set[str],
+        status_due: Callable[[str, float], bool],
+    ) -> list[str]:
+        """The halls to evaluate at `now`, sorted."""
+        out = []
+        for hall in sorted(halls):
+            if (
+                hall in active
+                or self.seen.get(hall) != changes.version.get(hall)
+                or now >= self.due.get(hall, now)
+                or now - self.at.get(hall, now - SWEEP_S) >= SWEEP_S
+                or status_due(hall, now)
+            ):
+                out.append(hall)
+        return out
+
+    async def views(
+        self,
+        state: HallsState,
+        changes: Changes,
+        now: float,
+        halls: Iterable[str],
+        view: Callable[[str], HallView],
+        *,
+        rules: RuleSettings,
+        heartbeat_timeout_s: float,
+    ) -> list[HallView]:
+        """The views of `halls` at `now`, handing the event loop back every YIELD_S (ingest,
+        store and acknowledge go on meanwhile; an event that reaches a hall after its view was
+        built leaves it changed for the next tick). `evaluated` records them, once the
+        rules' results are stored."""
+        zone = ZoneInfo(rules.timezone)
+        out = []
+        self._built = []
+        yielded = timer.perf_counter()
+        for name in halls:
+            hall = state.halls.get(name)
+            if hall is None:
+                continue
+            version = changes.version.get(name)
+            out.append(view(name))
+            due = next_due(hall, now, rules.for_hall(name), zone, heartbeat_timeout_s)
+            self._built.append((name, version, due))
+            if timer.perf_counter() - yielded > YIELD_S:
+                await asyncio.sleep(0)
+                yielded = timer.perf_counter()
+        return out
+
+    def evaluated(self, now: float, live: Iterable[str]) -> None:
+        """The halls of the last `views` evaluated at `now` (not called when the tick failed,
+        so the next one evaluates them again); forget halls no longer `live`."""
+        for name, version, due in self._built:
+            self.seen[name] = version
+            self.at[name] = now
+            self.due[name] = due
+        self._built = []
+        keep = set(live)
+        if len(self.at) > len(keep):
+            for d in (self.seen, self.at, self.due):
+                for hall in [h for h in d if h not in keep]:
+                    del d[hall]
