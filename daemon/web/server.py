@@ -32,7 +32,7 @@ class ClientErrorFilter(logging.Filter):
         return not (isinstance(err, HttpProcessingError) and 400 <= (err.code or 0) < 500)
 
 
-logging.getLogger("aiohttp.server").addFilter(ClientErrorFilter())
+_CLIENT_ERRORS = ClientErrorFilter()
 
 MAX_BODY = 64 * 1024
 LINGER_S = 1.0
@@ -44,7 +44,10 @@ def make_app(
     rate_per_minute: int = 120,
     read_timeout_s: float = 10.0,
 ) -> web.Application:
-    """The aiohttp app with hallwatch's middlewares; mount routes on it."""
+    """The aiohttp app with hallwatch's middlewares; mount routes on it. Building it installs
+    the client-error log filter (once: `addFilter` skips a filter already there), so importing
+    this module changes no logger."""
+    logging.getLogger("aiohttp.server").addFilter(_CLIENT_ERRORS)
     return web.Application(
         client_max_size=MAX_BODY,
         middlewares=[
