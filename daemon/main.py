@@ -20,6 +20,7 @@ from hallwatch.alerts.receiver import add_routes as add_alert_routes
 from hallwatch.alerts.service import Alerts
 from hallwatch.daemon.config.alerts import AlertSettings
 from hallwatch.daemon.config.settings import Settings
+from hallwatch.daemon.core.hours import Hours
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.estimate.advice import Advice
@@ -448,6 +449,7 @@ class Daemon:
             topic_root=s.mqtt.topic_root,
             per_day=self.limits.complaints,
             callback_after=lambda h: rules.for_hall(h).system_outage.escalate_after_s,
+            hours=lambda h: Hours(rules.for_hall(h).open, rules.for_hall(h).close),
         )
         return staff
 

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from hallwatch.daemon.base.pii import mask_phone
 from hallwatch.daemon.base.ratelog import RateLimitedLog
 from hallwatch.daemon.config.staff import ComplaintSettings
+from hallwatch.daemon.core.hours import Hours
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.staff import complaints as cp
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
@@ -94,8 +95,10 @@ class ComplaintDesk:
         hall_name: Callable[[str], str] = lambda h: h,
         topic_root: str = "hall",
         per_day: int = 200,
+        hours: Callable[[str], Hours] = lambda h: Hours(),
     ) -> None:
         self.store = store
+        self.hours = hours  # a hall's working hours: when its staff can be told
         self.settings = settings
         self.calendar = calendar
         self.tz = tz
@@ -222,7 +225,8 @@ class ComplaintDesk:
             c = self.open.get(key)
             if c is None:
                 continue
-            for alarm in cp.alarms(c, now, self.settings, self.calendar, self.tz):
+            hours = self.hours(c.hall)
+            for alarm in cp.alarms(c, now, self.settings, self.calendar, self.tz, hours):
                 await self._notify(alarm, c, now)
                 async with self._lock:
                     cur = self.open.get(key)
@@ -239,7 +243,9 @@ class ComplaintDesk:
         if self.notifier is None:
             return
         roles = (
-            self.settings.remind_roles if alarm.kind == "remind" else self.settings.escalate_roles
+            self.settings.remind_roles
+            if alarm.kind in ("remind", "registered")
+            else self.settings.escalate_roles
         )
         title, lines = cp.alarm_text(alarm, c, self.hall_name(c.hall), self.tz)
         sms = f"{title}：{c.complaint_id} {lines[0].lstrip('> ')}"

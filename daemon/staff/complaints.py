@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from hallwatch.daemon.base.pii import mask_phone
 from hallwatch.daemon.config.staff import ComplaintSettings
+from hallwatch.daemon.core.hours import Hours, last_opening_before, next_opening
 from hallwatch.daemon.core.workdays import WorkCalendar
 
 STATES = ("registered", "verified", "approved", "answered", "followed_up", "archived")
@@ -64,7 +65,9 @@ ACTION_NAMES = {
     "remind": "到期提醒",
     "overdue": "超期督办",
     "reported": "已报主任室",
+    "notified": "通知责任部门",
 }
+DEFAULT_HOURS = Hours()
 CHANNELS = ("visit", "phone", "letter", "online")
 SEVERITIES = ("normal", "serious")
 PHONE = re.compile(r"\+?[0-9][0-9 -]{4,19}")
@@ -124,7 +127,8 @@ class Deadline:
 
 @dataclass(frozen=True, slots=True)
 class Alarm:
-    """Something to tell people about a complaint: `remind`, `overdue` or `serious`."""
+    """Something to tell people about a complaint: `registered`, `remind`, `overdue` or
+    `serious`."""
 
     kind: str
     hall: str
@@ -272,21 +276,41 @@ def deadline(
 
 
 def alarms(
-    c: Complaint, now: float, settings: ComplaintSettings, calendar: WorkCalendar, tz: str
+    c: Complaint,
+    now: float,
+    settings: ComplaintSettings,
+    calendar: WorkCalendar,
+    tz: str,
+    hours: Hours = DEFAULT_HOURS,
 ) -> list[Alarm]:
-    """Alarms due at `now` that were not raised yet: serious at once, then per stage a
-    reminder `remind_before_s` ahead of the deadline and an escalation once it has passed."""
+    """Alarms due at `now` that were not raised yet. A serious complaint reaches the director's
+    office at once, day or night. Everything else needs someone at work, so it falls in the
+    hall's working hours (`core.hours`): a new complaint is announced to the responsible head
+    at registration (第一时间), or at the next opening if it came in after hours; a reminder goes
+    out `remind_before_s` ahead of the deadline, moved back to the opening of the last working
+    day before that if it would fall outside hours (never 20:00 on the due day); a deadline
+    passed at midnight is escalated at the next opening."""
     out: list[Alarm] = []
     if not c.open:
         return out
-    if c.severity == "serious" and "serious" not in c.raised:
-        out.append(Alarm("serious", c.hall, c.complaint_id))
     d = deadline(c, settings, calendar, tz)
+    if c.severity == "serious":
+        if "serious" not in c.raised:
+            out.append(Alarm("serious", c.hall, c.complaint_id))
+    elif (
+        d is not None
+        and c.state == "registered"
+        and not c.raised & {"registered:verify", "remind:verify", "overdue:verify"}
+        and now >= next_opening(c.received_at, hours, calendar, tz)
+    ):
+        out.append(Alarm("registered", c.hall, c.complaint_id, "verify", d.due_at))
     if d is None:
         return out
-    if now >= d.due_at:
+    if now >= next_opening(d.due_at, hours, calendar, tz):
         a = Alarm("overdue", c.hall, c.complaint_id, d.stage, d.due_at)
-    elif now >= d.due_at - settings.remind_before_s:
+    elif now < d.due_at and now >= last_opening_before(
+        d.due_at - settings.remind_before_s, hours, calendar, tz
+    ):
         a = Alarm("remind", c.hall, c.complaint_id, d.stage, d.due_at)
     else:
         return out
@@ -298,7 +322,7 @@ def alarms(
 
 def raised(c: Complaint, alarm: Alarm, at: float) -> tuple[Complaint, Step]:
     """The complaint with `alarm` recorded as raised, and the history step saying so."""
-    action = {"serious": "reported"}.get(alarm.kind, alarm.kind)
+    action = {"serious": "reported", "registered": "notified"}.get(alarm.kind, alarm.kind)
     data = {"stage": alarm.stage} if alarm.stage else {}
     if alarm.due_at is not None:
         data["due_at"] = str(alarm.due_at)
@@ -351,6 +375,9 @@ def alarm_text(alarm: Alarm, c: Complaint, hall_name: str, tz: str) -> tuple[str
     if alarm.kind == "serious":
         title = "严重投诉"
         head = "情形严重，按预案报市公积金中心主任室"
+    elif alarm.kind == "registered":
+        title = "新投诉"
+        head = f"已受理登记，请于{due}前{stage}"
     elif alarm.kind == "overdue":
         title = "投诉超期"
         head = f"已超过期限（{due}）未{stage}，请督办"

@@ -11,6 +11,7 @@ from datetime import date
 
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.daemon.config.staff import ComplaintSettings, OutageSettings
+from hallwatch.daemon.core.hours import Hours
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.staff.complaint_desk import ComplaintDesk, Notifier
@@ -63,6 +64,7 @@ class StaffProcedures:
         topic_root: str,
         per_day: int,
         callback_after: Callable[[str], float],
+        hours: Callable[[str], Hours] = lambda h: Hours(),
     ) -> tuple[ComplaintDesk, Callbacks]:
         """The desk (open complaints loaded, topic events since the last run imported) and the
         call-backs (pending ones loaded)."""
@@ -76,6 +78,7 @@ class StaffProcedures:
             hall_name=self.hall_name,
             topic_root=topic_root,
             per_day=per_day,
+            hours=hours,
         )
         await self.complaints.start()
         self.callbacks = Callbacks(

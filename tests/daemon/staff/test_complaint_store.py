@@ -98,6 +98,7 @@ async def test_steps_survive_a_reopen(tmp_path: Path) -> None:
         hist = await store.history("h1", "C1")
         assert [(s.action, s.actor, s.state) for s in hist] == [
             ("register", "张三", "registered"),
+            ("notified", "hallwatch", "registered"),
             ("verify", "李四", "verified"),
         ]
 
@@ -145,6 +146,8 @@ async def test_alarms_go_to_the_outbox_once(tmp_path: Path) -> None:
         assert "138****8000" in serious.payload["content"]
         assert "13812348000" not in serious.payload["content"]
         clock.t = at("2026-12-02T00:00")  # the 2 working days (Mon, Tue) are over
+        assert await d.check(clock.t) == 0  # not at midnight: at the next opening
+        clock.t = at("2026-12-02T09:00")
         assert await d.check(clock.t) == 1
         assert await outbox.get("complaint/h1/S1/overdue:verify/wecom/director") is not None
         assert await d.check(clock.t + 60) == 0
@@ -185,6 +188,7 @@ async def test_archive_csv_has_the_full_history_masked(tmp_path: Path) -> None:
         rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
         assert [r["action"] for r in rows] == [
             "register",
+            "notified",
             "verify",
             "approve",
             "answer",
@@ -192,7 +196,7 @@ async def test_archive_csv_has_the_full_history_masked(tmp_path: Path) -> None:
             "archive",
         ]
         assert {r["phone"] for r in rows} == {"138****8000"}
-        assert rows[3]["note"] == "已电话答复" and rows[1]["proposal"] == "补充告知单"
+        assert rows[4]["note"] == "已电话答复" and rows[2]["proposal"] == "补充告知单"
         assert rows[0]["received_at"] == "2026-11-26T10:00:00+08:00"
         full = await d.export_csv(pii=True)
         assert "13812348000" in full

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
 
 import pytest
 from hallwatch.daemon.base.pii import mask_phone
 from hallwatch.daemon.config.staff import ComplaintSettings
+from hallwatch.daemon.core.hours import Hours
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.staff import complaints as cp
 from hallwatch.daemon.staff.complaints import Complaint, ComplaintError
@@ -125,20 +127,71 @@ def test_transfer_hands_over_without_buying_time() -> None:
     assert cp.deadline(c, S, CAL, TZ) == before
 
 
+def kinds(c: Complaint, when: str, hours: Hours = cp.DEFAULT_HOURS) -> list[str]:
+    return [a.flag for a in cp.alarms(c, at(when), S, CAL, TZ, hours)]
+
+
 def test_reminder_then_overdue_then_nothing_more() -> None:
-    """Before the deadline a reminder, after it an escalation, each raised once per stage."""
-    c = new("2026-11-27T16:30")  # due end of Tue 2026-12-01
-    assert cp.alarms(c, at("2026-12-01T19:00"), S, CAL, TZ) == []
-    (remind,) = cp.alarms(c, at("2026-12-01T20:30"), S, CAL, TZ)
+    """The head hears of a new complaint at registration; the reminder comes at the opening of
+    the due day (not 20:00), the escalation at the next opening (not midnight); each once."""
+    c = new("2026-11-27T16:30")  # Friday; due end of Tue 2026-12-01
+    (notice,) = cp.alarms(c, at("2026-11-27T16:30"), S, CAL, TZ)
+    assert (notice.kind, notice.stage, notice.key) == (
+        "registered",
+        "verify",
+        "complaint/h1/c1/registered:verify",
+    )
+    c, step = cp.raised(c, notice, at("2026-11-27T16:30"))
+    assert step.action == "notified" and step.actor == "hallwatch"
+    assert kinds(c, "2026-11-30T17:00") == []
+    assert kinds(c, "2026-12-01T08:59") == []
+    (remind,) = cp.alarms(c, at("2026-12-01T09:00"), S, CAL, TZ)
     assert (remind.kind, remind.stage) == ("remind", "verify")
-    c, step = cp.raised(c, remind, at("2026-12-01T20:30"))
+    c, step = cp.raised(c, remind, at("2026-12-01T09:00"))
     assert step.action == "remind" and step.actor == "hallwatch"
-    assert cp.alarms(c, at("2026-12-01T21:00"), S, CAL, TZ) == []
-    (over,) = cp.alarms(c, at("2026-12-02T00:00"), S, CAL, TZ)
+    assert kinds(c, "2026-12-01T21:00") == []
+    assert kinds(c, "2026-12-02T00:00") == []  # overdue since midnight, but nobody is at work
+    (over,) = cp.alarms(c, at("2026-12-02T09:00"), S, CAL, TZ)
     assert (over.kind, over.stage) == ("overdue", "verify")
-    c, _ = cp.raised(c, over, at("2026-12-02T00:00"))
-    assert cp.alarms(c, at("2026-12-03T00:00"), S, CAL, TZ) == []
+    c, _ = cp.raised(c, over, at("2026-12-02T09:00"))
+    assert kinds(c, "2026-12-03T10:00") == []
     assert over.key == "complaint/h1/c1/overdue:verify"
+
+
+def test_no_complaint_notice_falls_outside_working_hours() -> None:
+    """For complaints received at every hour of a week, each notice of a normal complaint falls
+    on a working day between the hall's opening and closing, and every reminder before its
+    deadline; a hall with its own hours (08:30-12:00) is used, not the default."""
+    hours = Hours(time(8, 30), time(12, 0))
+    start = at("2026-09-28T00:00")  # over National Day (10-01..07) and make-up Saturday 10-10
+    seen: set[str] = set()
+    for h in range(0, 24 * 9, 5):
+        c = new("2026-09-28T00:00", received_at=start + h * 3600)
+        t = c.received_at
+        while c.open and t < c.received_at + 30 * 86400:
+            due = cp.alarms(c, t, S, CAL, TZ, hours)
+            for a in due:
+                local = datetime.fromtimestamp(t, ZoneInfo(TZ))
+                assert CAL.is_working_day(local.date()), (a, local)
+                assert time(8, 30) <= local.time() < time(12, 0), (a, local)
+                if a.kind == "remind":
+                    assert a.due_at is not None and t < a.due_at
+                seen.add(a.kind)
+                c, _ = cp.raised(c, a, t)
+            if "overdue:verify" in c.raised:
+                break
+            t += 600
+    assert seen == {"registered", "remind", "overdue"}
+
+
+def test_a_complaint_received_at_night_is_announced_at_the_next_opening() -> None:
+    """Registered on the evening before National Day, the head hears of it at 09:00 on the
+    first working day after the holiday (Thursday 8 October), not at 21:00 nor in the holiday."""
+    c = new("2026-09-30T21:00")
+    assert kinds(c, "2026-09-30T21:00") == []
+    assert kinds(c, "2026-10-05T10:00") == []
+    assert kinds(c, "2026-10-08T08:59") == []
+    assert kinds(c, "2026-10-08T09:00") == ["registered:verify"]
 
 
 def test_serious_complaints_are_reported_at_once() -> None:

@@ -222,7 +222,8 @@ async def test_complaints_from_topic_api_and_cli_survive_a_kill(
         await asyncio.to_thread(d.start)
         code, out = cli(d, "complaint", "show", "h1", "Q-2")
         assert code == 0 and json.loads(out)["state"] == "verified"
-        assert [h["action"] for h in json.loads(out)["history"]] == ["register", "verify"]
+        history = [h["action"] for h in json.loads(out)["history"]]
+        assert [a for a in history if a != "notified"] == ["register", "verify"]  # see below
         code, out = cli(d, "complaint", "approve", "h1", "Q-2", "--by", "王主任")
         assert code == 0, out
         code, out = cli(d, "complaint", "answer", "h1", "Q-1", "--by", "李四")
@@ -235,6 +236,10 @@ async def test_complaints_from_topic_api_and_cli_survive_a_kill(
         code, out = cli(d, "complaint", "export", "--out", str(out_csv))
         assert code == 0, out
         rows = out_csv.read_text(encoding="utf-8-sig").strip().splitlines()
+        # The head's notice of Q-2 ("notified") depends on the day: this daemon's hours are
+        # 00:00-23:59, but on a weekend nobody is told before Monday (tests/daemon/staff/
+        # test_complaints.py proves the timing with a fixed clock).
+        rows = [r for r in rows if ",notified," not in r]
         assert len(rows) == 1 + 2 + 3  # header; Q-1: register, reported; Q-2: three steps
         code, out = cli(d, "complaint", "list", "--open")
         assert code == 0 and len(json.loads(out)["complaints"]) == 2

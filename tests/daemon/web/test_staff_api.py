@@ -175,6 +175,7 @@ async def test_the_procedure_through_the_api(api: Api) -> None:
     assert one["state"] == "archived"
     assert [(h["action"], h["actor"]) for h in one["history"]] == [
         ("register", "张三"),
+        ("notified", "hallwatch"),
         ("verify", "李四"),
         ("approve", "王主任"),
         ("answer", "李四"),
@@ -186,7 +187,7 @@ async def test_the_procedure_through_the_api(api: Api) -> None:
     )
     assert status == 200
     lines = text.lstrip("\ufeff").strip().splitlines()
-    assert len(lines) == 1 + 6 and "138****8000" in text and "13812348000" not in text
+    assert len(lines) == 1 + 7 and "138****8000" in text and "13812348000" not in text
     _, none = await api.call("GET", "/api/v1/complaints/archive.csv?from=2026-11-27", VIEW)
     assert len(none.strip().splitlines()) == 1  # the header only
 
