@@ -36,6 +36,8 @@ PEAK_WAIT_S = 20 * 60
 #: Ticket classes in calling order, with the names the hall uses for them.
 CLASSES: dict[str, str] = {"green": "绿色通道", "appointment": "预约", "normal": "普通"}
 MAX_SLOTS = 8
+#: What a service row says while the business system is down (plan 4.3: 先收件、留电话回访).
+OUTAGE_ROW_NOTE = "暂停办理：可先交纸质材料或留电话"
 WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 STATIC = Path(__file__).resolve().parent / "static"
 _HALL_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -78,11 +80,20 @@ def screen_model(
             for s in win.services:
                 open_for[s] = open_for.get(s, 0) + 1
 
+    outage = _outage(h.systems, outage_recovery_at, zone)
     rows: list[dict[str, Any]] = []
     for service in sorted(services):
         by_class = {c: counts.get((service, c), 0) for c in CLASSES}
         est = est_wait(service) if est_wait is not None else None
         est = None if est is None or not math.isfinite(est) else max(0.0, est)
+        if outage is not None:
+            # Nothing can be done at a window while the business system is down: no "无需等待"
+            # and no wait figure, but what the customer can do now (plan 4.3).
+            est, status, note = None, "outage", OUTAGE_ROW_NOTE
+        elif not open_for.get(service):
+            status, note = "closed", "暂停办理"
+        else:
+            status, note = "open", ""
         rows.append(
             {
                 "service": service,
@@ -91,6 +102,8 @@ def screen_model(
                 "estimated_wait_s": None if est is None else round(est),
                 "estimated_wait_min": None if est is None else math.ceil(est / 60),
                 "windows_open": open_for.get(service, 0),
+                "status": status,  # open | closed (no window serves it) | outage
+                "status_text": note,
             }
         )
 
@@ -115,7 +128,7 @@ def screen_model(
         "windows_open": len(open_windows),
         "emergency_windows_open": sum(1 for w in open_windows if w.emergency),
         "slots": _slots(quiet_slots or [], now, zone),
-        "outage": _outage(h.systems, outage_recovery_at, zone),
+        "outage": outage,
         "degraded": any(s.state == "degraded" for s in h.systems.values()),
     }
 

@@ -143,6 +143,25 @@ def test_outage_notice_with_expected_recovery():
     assert back is not None and back["outage"] is None
 
 
+def test_during_an_outage_no_service_says_no_wait():
+    """While the system is down every service row says it is suspended and what to do (paper
+    forms, a phone number), with no wait figure, even a service nobody waits for and whose
+    window is open; once the system is back the rows are ordinary again."""
+    s = hall_state()
+    before = screen_model(s, "h1", at("2026-11-26T10:20"), est_wait=lambda _: 0.0)
+    assert before is not None and {r["status"] for r in before["services"]} <= {"open", "closed"}
+    s.apply(system_ev("core", "down", at("2026-11-26T10:30")))
+    m = screen_model(s, "h1", at("2026-11-26T10:40"), est_wait=lambda _: 0.0)
+    assert m is not None and m["services"]
+    for row in m["services"]:
+        assert row["status"] == "outage", row
+        assert row["estimated_wait_s"] is None and row["estimated_wait_min"] is None
+        assert "纸质材料" in row["status_text"] and "留电话" in row["status_text"]
+    s.apply(system_ev("core", "up", at("2026-11-26T11:20")))
+    back = screen_model(s, "h1", at("2026-11-26T11:21"), est_wait=lambda _: 0.0)
+    assert back is not None and "outage" not in {r["status"] for r in back["services"]}
+
+
 def test_degraded_system_is_a_softer_notice():
     """A degraded system is flagged, without the outage notice."""
     s = hall_state()
@@ -454,6 +473,10 @@ async def test_hall_screen_in_chromium_live_and_through_a_restart(tmp_path: Path
         await until(lambda: _note_hidden(browser), 10, "the page to reconnect")
         text = await browser.text()
         assert "系统故障通知" in text and "恢复办理" in text and "留下联系电话" in text
+        # No row promises "无需等待" while nothing can be done; each says what to do instead.
+        rows = await browser.js(rows_js) or []
+        assert rows and all("暂停办理" in r and "纸质材料" in r for r in rows), rows
+        assert "无需等待" not in text
         assert await browser.js("window.__noReload") == 42
         await browser.screenshot(ARTIFACTS / "hall-screen-outage.png")
     await daemon.stop()
