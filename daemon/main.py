@@ -41,6 +41,7 @@ from hallwatch.daemon.pipeline.views import hall_view
 from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
 from hallwatch.daemon.staff.outage import Callbacks, CallbackStore, HealthProbe
+from hallwatch.daemon.staff.paper import PaperIntake, PaperStore
 from hallwatch.daemon.staff.procedures import StaffProcedures, warn_calendar
 from hallwatch.daemon.store.events import Store
 from hallwatch.daemon.web import offpeak_api, openapi, report_api, screen, staff_api
@@ -140,8 +141,11 @@ class Daemon:
         # --- staff procedures ---
         self.complaints: ComplaintDesk | None = None
         self.callbacks: Callbacks | None = None
+        self.paper: PaperIntake | None = None
         self.registry.register(
-            staff_api.StaffCollector(lambda: self.complaints, lambda: self.callbacks, clock)
+            staff_api.StaffCollector(
+                lambda: self.complaints, lambda: self.callbacks, clock, lambda: self.paper
+            )
         )
         # --- end staff procedures ---
         self._snap_seq = 0
@@ -211,6 +215,7 @@ class Daemon:
             Outbox(s.store.path, synchronous=s.store.synchronous) as outbox,
             ComplaintStore(s.store.path, synchronous=s.store.synchronous) as complaint_store,
             CallbackStore(s.store.path, synchronous=s.store.synchronous) as callback_store,
+            PaperStore(s.store.path, synchronous=s.store.synchronous) as paper_store,
             aiohttp.ClientSession() as session,
         ):
             await self._restore(store)
@@ -248,12 +253,15 @@ class Daemon:
             )
             add_alert_routes(self.http.app, self.alerts, outbox)
             # --- staff procedures ---
-            staff = await self._start_staff(complaint_store, callback_store, outbox)
+            staff = await self._start_staff(complaint_store, callback_store, outbox, paper_store)
             assert self.complaints is not None and self.callbacks is not None
+            assert staff.paper is not None
+            self.paper = staff.paper
             staff_api.add_routes(
                 self.http.app,
                 complaints=self.complaints,
                 callbacks=self.callbacks,
+                paper=staff.paper,
                 tz=s.hall.timezone,
             )
             probe = HealthProbe(
@@ -426,7 +434,11 @@ class Daemon:
         return self.alert_settings.rules.for_hall(hall).name or hall
 
     async def _start_staff(
-        self, complaint_store: ComplaintStore, callback_store: CallbackStore, outbox: Outbox
+        self,
+        complaint_store: ComplaintStore,
+        callback_store: CallbackStore,
+        outbox: Outbox,
+        paper_store: PaperStore,
     ) -> StaffProcedures:
         """The staff procedures built over their stores; `run` ticks them in its TaskGroup."""
         s = self.settings
@@ -450,6 +462,7 @@ class Daemon:
             per_day=self.limits.complaints,
             callback_after=lambda h: rules.for_hall(h).system_outage.escalate_after_s,
             hours=lambda h: Hours(rules.for_hall(h).open, rules.for_hall(h).close),
+            paper_store=paper_store,
         )
         return staff
 

@@ -143,6 +143,54 @@ def cmd_callback(args: argparse.Namespace) -> int:
     return _finish(*call(args, "PUT", "/api/v1/outages/" + _p(args.hall), expect))
 
 
+def cmd_paper(args: argparse.Namespace) -> int:
+    if not _token(args):
+        print("hallwatch: give --token or set HALLWATCH_TOKEN", file=sys.stderr)
+        return 2
+    if args.what == "add":
+        req = {
+            "hall": args.hall,
+            "service": args.service,
+            "name": args.name,
+            "documents": args.documents,
+            "by": args.by,
+        }
+        for k in ("phone", "note"):
+            if getattr(args, k):
+                req[k] = getattr(args, k)
+        return _finish(*call(args, "POST", "/api/v1/paper", req))
+    if args.what == "list":
+        pending = {"pending": "1", "entered": "0"}.get(args.only or "", "")
+        return _finish(
+            *call(args, "GET", "/api/v1/paper" + _q({"hall": args.hall, "pending": pending}))
+        )
+    done = {"by": args.by, "reference": args.reference}
+    return _finish(*call(args, "POST", f"/api/v1/paper/{args.id}/entered", done))
+
+
+def _paper_parsers(sub: Any) -> None:
+    pp = sub.add_parser("paper", help="paper intake during an outage, entered later (plan 4.3)")
+    psub = pp.add_subparsers(dest="what", required=True)
+    padd = psub.add_parser("add", help="register documents taken on paper while a system is down")
+    padd.add_argument("--hall", required=True)
+    padd.add_argument("--service", required=True, help="the business, e.g. 提取")
+    padd.add_argument("--name", required=True, help="the customer's name")
+    padd.add_argument("--documents", required=True, help="what was taken, e.g. 身份证复印件")
+    padd.add_argument("--by", required=True, help="who took it")
+    padd.add_argument("--phone", help="the customer's phone (stored; shown masked)")
+    padd.add_argument("--note")
+    plist = psub.add_parser("list", help="the register; --only pending: what is left to enter")
+    plist.add_argument("--hall")
+    plist.add_argument("--only", choices=["pending", "entered"])
+    pdone = psub.add_parser("entered", help="entered into the business system (补录)")
+    pdone.add_argument("id", type=int)
+    pdone.add_argument("--by", required=True, help="who entered it")
+    pdone.add_argument("--reference", required=True, help="the business system's number")
+    for p in (padd, plist, pdone):
+        _client(p)
+    pp.set_defaults(func=cmd_paper)
+
+
 def _client(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--url",
@@ -156,7 +204,7 @@ def _client(p: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub: Any) -> None:
-    """Add `complaint` and `callback` to the `hallwatch` command's subparsers."""
+    """Add `complaint`, `callback` and `paper` to the `hallwatch` command's subparsers."""
     comp = sub.add_parser("complaint", help="complaints (plan 4.2) through the running daemon")
     csub = comp.add_subparsers(dest="what", required=True)
     add = csub.add_parser("add", help="register a complaint")
@@ -226,3 +274,4 @@ def add_parsers(sub: Any) -> None:
     for p in (badd, blist, bout, bexp):
         _client(p)
     cb.set_defaults(func=cmd_callback)
+    _paper_parsers(sub)

@@ -68,6 +68,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/callbacks"): "callbacks:read",
     ("GET", "/api/v1/outages"): "callbacks:read",
     ("PUT", "/api/v1/outages/{hall}"): "callbacks:write",
+    ("POST", "/api/v1/paper"): "callbacks:write",  # the outage procedure's other register
+    ("GET", "/api/v1/paper"): "callbacks:read",
+    ("POST", "/api/v1/paper/{id}/entered"): "callbacks:write",
 }
 
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")

@@ -17,6 +17,7 @@ from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.staff.complaint_desk import ComplaintDesk, Notifier
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
 from hallwatch.daemon.staff.outage import Callbacks, CallbackStore
+from hallwatch.daemon.staff.paper import PaperIntake, PaperStore
 
 log = logging.getLogger("hallwatch")
 
@@ -51,6 +52,7 @@ class StaffProcedures:
         self.notice_roles = notice_roles
         self.complaints: ComplaintDesk | None = None
         self.callbacks: Callbacks | None = None
+        self.paper: PaperIntake | None = None
 
     async def start(
         self,
@@ -65,6 +67,7 @@ class StaffProcedures:
         per_day: int,
         callback_after: Callable[[str], float],
         hours: Callable[[str], Hours] = lambda h: Hours(),
+        paper_store: PaperStore | None = None,
     ) -> tuple[ComplaintDesk, Callbacks]:
         """The desk (open complaints loaded, topic events since the last run imported) and the
         call-backs (pending ones loaded)."""
@@ -91,6 +94,17 @@ class StaffProcedures:
             hall_name=self.hall_name,
         )
         await self.callbacks.start()
+        if paper_store is not None:
+            self.paper = PaperIntake(
+                paper_store,
+                state=self.state,
+                clock=self.clock,
+                notifier=self.notifier,
+                roles=complaints.remind_roles,
+                hall_name=self.hall_name,
+                tz=tz,
+            )
+            await self.paper.start()
         return self.complaints, self.callbacks
 
     async def run(self) -> None:
@@ -103,6 +117,8 @@ class StaffProcedures:
             try:
                 await self.complaints.tick(now)
                 await self.callbacks.tick(now)
+                if self.paper is not None:
+                    await self.paper.tick(now)
                 day = self.state().business_day(now)
                 if day != last_day:
                     last_day = day

@@ -201,6 +201,34 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "The call-back register.", JSON_OK, query=(HALL_QUERY, _query("pending", FLAG))
     ),
     ("GET", "/api/v1/outages"): Operation("Each hall's outage status.", JSON_OK),
+    ("POST", "/api/v1/paper"): Operation(
+        "Register a submission taken on paper while the hall's information system is down.",
+        {201: {"application/json": OBJECT}},
+        body=_body(
+            {
+                "hall": _matching(HALL),
+                "service": _words(32),
+                "name": _words(32),
+                "phone": _matching(PHONE),
+                "documents": _words(500),
+                "by": _words(64),
+                "note": {"type": "string", "maxLength": 500},
+            },
+            ["hall", "service", "name", "documents", "by"],
+        ),
+        errors=(400, 409, 413, 429),
+    ),
+    ("GET", "/api/v1/paper"): Operation(
+        "The paper-intake register (先收件后补录).",
+        JSON_OK,
+        query=(HALL_QUERY, _query("pending", FLAG)),
+    ),
+    ("POST", "/api/v1/paper/{id}/entered"): Operation(
+        "A paper submission entered into the business system, with its reference number.",
+        JSON_OK,
+        body=_body({"by": _words(64), "reference": _words(64)}, ["by", "reference"]),
+        errors=(400, 404, 409, 413, 429),
+    ),
     ("PUT", "/api/v1/outages/{hall}"): Operation(
         "When the information centre expects the system back (shown on the hall screen).",
         JSON_OK,

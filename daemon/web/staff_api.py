@@ -1,4 +1,5 @@
-"""The staff API on the daemon's aiohttp app: complaints (plan 4.2) and call-backs (plan 4.3).
+"""The staff API on the daemon's aiohttp app: complaints (plan 4.2), call-backs and paper
+intake (plan 4.3).
 
 POST /api/v1/complaints                               register           complaints:write
 GET  /api/v1/complaints[?hall=&state=&open=1]         list               complaints:read
@@ -9,6 +10,9 @@ POST /api/v1/callbacks                                register           callbac
 GET  /api/v1/callbacks[?hall=&pending=1]              list               callbacks:read
 GET  /api/v1/outages                                  halls in outage    callbacks:read
 PUT  /api/v1/outages/{hall}                           expected recovery  callbacks:write
+POST /api/v1/paper                                    paper taken        callbacks:write
+GET  /api/v1/paper[?hall=&pending=1]                  to enter (补录)     callbacks:read
+POST /api/v1/paper/{id}/entered                       entered            callbacks:write
 
 Who may call which is `config.api`'s route table: a token from `[api.tokens]` with the scope
 shown (a write scope includes its read). Phone numbers are masked (138****8000) unless the token
@@ -29,6 +33,7 @@ from hallwatch.daemon.config import api
 from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
 from hallwatch.daemon.staff.complaints import ComplaintError
 from hallwatch.daemon.staff.outage import Callbacks, OutageError
+from hallwatch.daemon.staff.paper import PaperIntake
 from hallwatch.daemon.web import auth
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -84,6 +89,7 @@ def add_routes(
     *,
     complaints: ComplaintDesk,
     callbacks: Callbacks,
+    paper: PaperIntake,
     tz: str = "Asia/Shanghai",
 ) -> None:
     """Mount the staff endpoints."""
@@ -93,6 +99,61 @@ def add_routes(
 
     _complaint_routes(app, complaints, tz, pii)
     _callback_routes(app, callbacks, tz, pii)
+    _paper_routes(app, paper, pii)
+
+
+_OUTAGE_STATUS = {"no_outage": 409, "already_entered": 409, "not_found": 404}
+
+
+def _paper_routes(
+    app: web.Application, paper: PaperIntake, pii: Callable[[web.Request], bool]
+) -> None:
+    """Submissions taken on paper during an outage, and their entry once it is over (补录)."""
+
+    async def register(request: web.Request) -> web.StreamResponse:
+        b = await read_object(request)
+        hall = b.get("hall")
+        if not isinstance(hall, str):
+            return _error(400, "missing_field", "hall is required")
+        try:
+            p = await paper.register(
+                hall=hall,
+                service=b.get("service"),
+                name=b.get("name"),
+                phone=b.get("phone"),
+                documents=b.get("documents"),
+                by=b.get("by"),
+                note=b.get("note", ""),
+            )
+        except OutageError as err:
+            return _error(_OUTAGE_STATUS.get(err.code, 400), err.code, str(err))
+        return _json({"paper": paper.public(p, pii=pii(request))}, 201)
+
+    async def listing(request: web.Request) -> web.StreamResponse:
+        q = request.query
+        if q.get("pending", "") not in FLAGS:
+            return _error(400, "bad_flag", "pending must be 1, true, 0 or false")
+        rows = await paper.store.select(
+            hall=q.get("hall") or None, pending=FLAGS[q.get("pending", "")]
+        )
+        show = pii(request)
+        return _json({"paper": [paper.public(p, pii=show) for p in rows]})
+
+    async def entered(request: web.Request) -> web.StreamResponse:
+        raw = request.match_info["id"]
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+            return _error(404, "not_found", "no such paper submission")
+        b = await read_object(request)
+        try:
+            p = await paper.entered(int(raw), by=b.get("by"), reference=b.get("reference"))
+        except OutageError as err:
+            return _error(_OUTAGE_STATUS.get(err.code, 400), err.code, str(err))
+        return _json({"paper": paper.public(p, pii=pii(request))})
+
+    r = app.router
+    r.add_post("/api/v1/paper", register)
+    r.add_get("/api/v1/paper", listing)
+    r.add_post("/api/v1/paper/{id}/entered", entered)
 
 
 def _complaint_routes(
@@ -265,9 +326,11 @@ class StaffCollector(Collector):
         complaints: Callable[[], ComplaintDesk | None],
         callbacks: Callable[[], Callbacks | None],
         clock: Callable[[], float],
+        paper: Callable[[], PaperIntake | None] = lambda: None,
     ) -> None:
         self._complaints = complaints
         self._callbacks = callbacks
+        self._paper = paper
         self._clock = clock
 
     def describe(self) -> Iterator[Metric]:
@@ -312,3 +375,23 @@ class StaffCollector(Collector):
                 notified.add_metric([hall], n)
         yield pending
         yield notified
+        yield from self._paper_families()
+
+    def _paper_families(self) -> Iterator[Metric]:
+        waiting = GaugeMetricFamily(
+            "hallwatch_paper_pending",
+            "Submissions taken on paper during an outage, not yet entered into the system.",
+            labels=["hall"],
+        )
+        entered = CounterMetricFamily(
+            "hallwatch_paper_entered",
+            "Paper submissions entered into the system after an outage (kept across restarts).",
+            labels=["hall"],
+        )
+        intake = self._paper()
+        if intake is not None:
+            for hall, (p, n) in sorted(intake.tally.items()):
+                waiting.add_metric([hall], p)
+                entered.add_metric([hall], n)
+        yield waiting
+        yield entered

@@ -244,3 +244,55 @@ async def test_complaints_from_topic_api_and_cli_survive_a_kill(
         code, out = cli(d, "complaint", "list", "--open")
         assert code == 0 and len(json.loads(out)["complaints"]) == 2
         assert await asyncio.to_thread(d.stop) == 0
+
+
+async def test_paper_intake_during_an_outage_across_a_kill(
+    broker: Mosquitto, daemon_factory: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    """Through the CLI and the real daemon: paper is refused with no outage, taken during one,
+    kept through SIGKILL; on recovery the department head's robot is told once what waits to
+    be entered (no names or phones); each is entered once with the system's number."""
+    wecom, sms = FakeWecom(), Sink()
+    async with serve(wecom.app()) as wecom_url, serve(sms.app("/sms")) as sms_url:
+        cfg = config(tmp_path, wecom_url, sms_url)
+        d = daemon_factory(broker.url, extra_env={"HALLWATCH_CONFIG": str(cfg)})
+        await asyncio.to_thread(d.start)
+        pub = lambda *m: asyncio.to_thread(publish_all, "127.0.0.1", broker.port, list(m))  # noqa: E731
+        add = ("paper", "add", "--hall", "h1", "--service", "提取", "--documents", "申请表",
+               "--by", "前台01", "--phone", "13812348000")  # fmt: skip
+        code, out = cli(d, *add, "--name", "王先生")
+        assert code == 1 and "no_outage" in out
+        await pub(msg("hall/h1/system/core", state="down"))
+        await wait_for(lambda: bool(markdowns(wecom, "robot-info")), 20, "the outage alert")
+        code, out = cli(d, *add, "--name", "王先生")
+        assert code == 0, out
+        first = json.loads(out)["paper"]["id"]
+        d.kill9()
+        await asyncio.to_thread(d.start)
+        code, out = cli(d, *add, "--name", "李女士")
+        assert code == 0, out
+        assert d.sample("hallwatch_paper_pending", hall="h1") == 2
+        assert not [t for t in markdowns(wecom, "robot-head") if "待补录" in t]
+
+        await pub(msg("hall/h1/system/core", state="up"))
+        await wait_for(
+            lambda: any("待补录" in t for t in markdowns(wecom, "robot-head")), 30, "the notice"
+        )
+        (notice,) = [t for t in markdowns(wecom, "robot-head") if "待补录" in t]
+        assert "2 份待补录" in notice and "王先生" not in notice and "8000" not in notice
+        code, out = cli(d, "paper", "list", "--only", "pending")
+        assert code == 0 and len(json.loads(out)["paper"]) == 2
+        for pid in (first, first + 1):
+            code, out = cli(d, "paper", "entered", str(pid), "--by", "李四",
+                            "--reference", f"TQ-{pid}")  # fmt: skip
+            assert code == 0, out
+        code, out = cli(d, "paper", "entered", str(first), "--by", "李四", "--reference", "x")
+        assert code == 1 and "already_entered" in out
+        await wait_for(
+            lambda: d.sample("hallwatch_paper_pending", hall="h1") == 0, 10, "the metrics"
+        )
+        assert d.sample("hallwatch_paper_entered_total", hall="h1") == 2
+        await asyncio.sleep(2.5)  # a few staff ticks more: the notice is not repeated
+        assert len([t for t in markdowns(wecom, "robot-head") if "待补录" in t]) == 1
+        assert "13812348000" not in d.log.read_text(encoding="utf-8")
+        assert await asyncio.to_thread(d.stop) == 0

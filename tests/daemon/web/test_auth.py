@@ -66,6 +66,9 @@ POLICY = {
     ("GET", "/api/v1/callbacks"): "callbacks:read",
     ("GET", "/api/v1/outages"): "callbacks:read",
     ("PUT", "/api/v1/outages/{hall}"): "callbacks:write",
+    ("POST", "/api/v1/paper"): "callbacks:write",
+    ("GET", "/api/v1/paper"): "callbacks:read",
+    ("POST", "/api/v1/paper/{id}/entered"): "callbacks:write",
 }
 
 

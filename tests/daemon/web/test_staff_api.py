@@ -20,6 +20,7 @@ from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
 from hallwatch.daemon.staff.outage import Callbacks, CallbackStore
+from hallwatch.daemon.staff.paper import PaperIntake, PaperStore
 from hallwatch.daemon.web import staff_api
 from hallwatch.daemon.web.server import make_app
 from hallwatch.sensors.events import SystemEvent
@@ -80,6 +81,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async with (
         ComplaintStore(db) as cstore,
         CallbackStore(db) as bstore,
+        PaperStore(db) as pstore,
         Outbox(db) as outbox,
         aiohttp.ClientSession() as http,
     ):
@@ -97,7 +99,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         await desk.start()
         await cbs.start()
         app = make_app(TOKENS, rate_per_minute=0)
-        staff_api.add_routes(app, complaints=desk, callbacks=cbs)
+        paper = PaperIntake(pstore, state=lambda: state, clock=clock)
+        staff_api.add_routes(app, complaints=desk, callbacks=cbs, paper=paper)
         registry = CollectorRegistry()
         registry.register(staff_api.StaffCollector(lambda: desk, lambda: cbs, clock))
         async with serve(app) as url:
