@@ -20,7 +20,6 @@ from hallwatch.alerts.receiver import add_routes as add_alert_routes
 from hallwatch.alerts.service import Alerts
 from hallwatch.daemon.config.alerts import AlertSettings
 from hallwatch.daemon.config.settings import Settings
-from hallwatch.daemon.core.hours import Hours
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.estimate.advice import Advice
@@ -42,7 +41,7 @@ from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
 from hallwatch.daemon.staff.outage import Callbacks, CallbackStore, HealthProbe
 from hallwatch.daemon.staff.paper import PaperIntake, PaperStore
-from hallwatch.daemon.staff.procedures import StaffProcedures, warn_calendar
+from hallwatch.daemon.staff.procedures import StaffProcedures, Stores, warn_calendar
 from hallwatch.daemon.store.events import Store
 from hallwatch.daemon.web import offpeak_api, openapi, report_api, screen, staff_api
 from hallwatch.daemon.web.server import HttpServer
@@ -253,15 +252,15 @@ class Daemon:
             )
             add_alert_routes(self.http.app, self.alerts, outbox)
             # --- staff procedures ---
-            staff = await self._start_staff(complaint_store, callback_store, outbox, paper_store)
-            assert self.complaints is not None and self.callbacks is not None
-            assert staff.paper is not None
-            self.paper = staff.paper
+            staff = await self._start_staff(
+                Stores(complaint_store, callback_store, paper_store, outbox)
+            )
+            assert self.complaints and self.callbacks and self.paper
             staff_api.add_routes(
                 self.http.app,
                 complaints=self.complaints,
                 callbacks=self.callbacks,
-                paper=staff.paper,
+                paper=self.paper,
                 tz=s.hall.timezone,
             )
             probe = HealthProbe(
@@ -430,40 +429,18 @@ class Daemon:
 
     # --- staff procedures (plan 4.2 complaints, 4.3 outage call-backs) --------------------------
 
-    def _hall_name(self, hall: str) -> str:
-        return self.alert_settings.rules.for_hall(hall).name or hall
-
-    async def _start_staff(
-        self,
-        complaint_store: ComplaintStore,
-        callback_store: CallbackStore,
-        outbox: Outbox,
-        paper_store: PaperStore,
-    ) -> StaffProcedures:
+    async def _start_staff(self, stores: Stores) -> StaffProcedures:
         """The staff procedures built over their stores; `run` ticks them in its TaskGroup."""
-        s = self.settings
-        rules = self.alert_settings.rules
         staff = StaffProcedures(
+            self.settings,
+            self.alert_settings.rules,
             self.calendar,
             state=lambda: self.state,
             clock=self.clock,
             notifier=self.alerts,
-            hall_name=self._hall_name,
-            notice_roles=lambda: rules.level_roles[-1],
-        )
-        self.complaints, self.callbacks = await staff.start(
-            complaint_store,
-            callback_store,
-            outbox,
-            complaints=s.complaints,
-            outage=s.outage,
-            tz=s.hall.timezone,
-            topic_root=s.mqtt.topic_root,
             per_day=self.limits.complaints,
-            callback_after=lambda h: rules.for_hall(h).system_outage.escalate_after_s,
-            hours=lambda h: Hours(rules.for_hall(h).open, rules.for_hall(h).close),
-            paper_store=paper_store,
         )
+        self.complaints, self.callbacks, self.paper = await staff.start(stores)
         return staff
 
     # --- end staff procedures -------------------------------------------------------------------

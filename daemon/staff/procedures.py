@@ -1,16 +1,19 @@
-"""The staff procedures the daemon runs (plan 4.2 complaints, 4.3 outage call-backs): the
-complaint desk and the call-backs over their stores, their tick, and the working-day calendar's
-notices (a log line, and once a business day a notification to the top escalation level)."""
+"""The staff procedures the daemon runs (plan 4.2 complaints, 4.3 outage call-backs and paper
+intake): the desk, the call-backs and the paper register over their stores, their tick, and the
+working-day calendar's notices (a log line, and once a business day a notification to the top
+escalation level)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from hallwatch.alerts.outbox import Outbox
-from hallwatch.daemon.config.staff import ComplaintSettings, OutageSettings
+from hallwatch.daemon.config.alerts import RuleSettings
+from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.core.hours import Hours
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.core.workdays import WorkCalendar
@@ -31,94 +34,103 @@ def warn_calendar(calendar: WorkCalendar, day: date) -> None:
         log.error("%s", problem)
 
 
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """The registers the procedures keep, and the outbox their notices go through."""
+
+    complaints: ComplaintStore
+    callbacks: CallbackStore
+    paper: PaperStore
+    outbox: Outbox
+
+
 class StaffProcedures:
-    """Complaints and outage call-backs: `start` builds them over their stores, `run` ticks."""
+    """Complaints, outage call-backs and paper intake: `start` builds them over their stores,
+    `run` ticks them. The hall's name, hours and outage escalation come from the alert rules."""
 
     def __init__(
         self,
+        settings: Settings,
+        rules: RuleSettings,
         calendar: WorkCalendar,
         *,
         state: Callable[[], HallsState],
         clock: Callable[[], float],
         notifier: Notifier | None,
-        hall_name: Callable[[str], str],
-        notice_roles: Callable[[], Sequence[str]],
+        per_day: int,
     ) -> None:
+        self.settings = settings
+        self.rules = rules
         self.calendar = calendar
         self.state = state
         self.clock = clock
         self.notifier = notifier
-        self.hall_name = hall_name
-        self.notice_roles = notice_roles
+        self.per_day = per_day
         self.complaints: ComplaintDesk | None = None
         self.callbacks: Callbacks | None = None
         self.paper: PaperIntake | None = None
 
-    async def start(
-        self,
-        complaint_store: ComplaintStore,
-        callback_store: CallbackStore,
-        outbox: Outbox,
-        *,
-        complaints: ComplaintSettings,
-        outage: OutageSettings,
-        tz: str,
-        topic_root: str,
-        per_day: int,
-        callback_after: Callable[[str], float],
-        hours: Callable[[str], Hours] = lambda h: Hours(),
-        paper_store: PaperStore | None = None,
-    ) -> tuple[ComplaintDesk, Callbacks]:
-        """The desk (open complaints loaded, topic events since the last run imported) and the
-        call-backs (pending ones loaded)."""
+    def hall_name(self, hall: str) -> str:
+        return self.rules.for_hall(hall).name or hall
+
+    def hours(self, hall: str) -> Hours:
+        r = self.rules.for_hall(hall)
+        return Hours(r.open, r.close)
+
+    def notice_roles(self) -> Sequence[str]:
+        return self.rules.level_roles[-1]
+
+    async def start(self, stores: Stores) -> tuple[ComplaintDesk, Callbacks, PaperIntake]:
+        """The desk (open complaints loaded, topic events since the last run imported), the
+        call-backs (pending ones loaded) and the paper register."""
+        s = self.settings
+        tz = s.hall.timezone
         self.complaints = ComplaintDesk(
-            complaint_store,
-            complaints,
+            stores.complaints,
+            s.complaints,
             self.calendar,
             tz=tz,
             clock=self.clock,
             notifier=self.notifier,
             hall_name=self.hall_name,
-            topic_root=topic_root,
-            per_day=per_day,
-            hours=hours,
+            topic_root=s.mqtt.topic_root,
+            per_day=self.per_day,
+            hours=self.hours,
         )
         await self.complaints.start()
         self.callbacks = Callbacks(
-            callback_store,
-            outbox,
-            outage,
+            stores.callbacks,
+            stores.outbox,
+            s.outage,
             state=self.state,
-            callback_after=callback_after,
+            callback_after=lambda h: self.rules.for_hall(h).system_outage.escalate_after_s,
             clock=self.clock,
             hall_name=self.hall_name,
         )
         await self.callbacks.start()
-        if paper_store is not None:
-            self.paper = PaperIntake(
-                paper_store,
-                state=self.state,
-                clock=self.clock,
-                notifier=self.notifier,
-                roles=complaints.remind_roles,
-                hall_name=self.hall_name,
-                tz=tz,
-            )
-            await self.paper.start()
-        return self.complaints, self.callbacks
+        self.paper = PaperIntake(
+            stores.paper,
+            state=self.state,
+            clock=self.clock,
+            notifier=self.notifier,
+            roles=s.complaints.remind_roles,
+            hall_name=self.hall_name,
+            tz=tz,
+        )
+        await self.paper.start()
+        return self.complaints, self.callbacks, self.paper
 
     async def run(self) -> None:
         """Every tick: complaints from the topic, complaint alarms, call-backs on recovery; once
         a day a loud notice when the working-day calendar does not cover this year or next."""
-        assert self.complaints is not None and self.callbacks is not None
+        assert self.complaints and self.callbacks and self.paper, "start() first"
         last_day = None
         while True:
             now = self.clock()
             try:
                 await self.complaints.tick(now)
                 await self.callbacks.tick(now)
-                if self.paper is not None:
-                    await self.paper.tick(now)
+                await self.paper.tick(now)
                 day = self.state().business_day(now)
                 if day != last_day:
                     last_day = day

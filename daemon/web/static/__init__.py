@@ -1,0 +1,1 @@
+"""The pages the daemon serves as files (the hall screen); data, no code."""
