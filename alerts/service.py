@@ -12,14 +12,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from hallwatch.alerts import messages
+from hallwatch.alerts import drill, messages
 from hallwatch.alerts.channels.alertmanager import postable
 from hallwatch.alerts.messages import Names
 from hallwatch.alerts.metrics import AlertMetrics
 from hallwatch.alerts.outbox import NewNotification, Outbox, recipient_key
 from hallwatch.alerts.rules import Episode, RuleEngine
 from hallwatch.alerts.view import HallView, Transition
-from hallwatch.daemon.config.alerts import AlertSettings
+from hallwatch.daemon.config.alerts import AlertSettings, Role
 
 log = logging.getLogger("hallwatch.alerts")
 STATE_NAME = "rules"
@@ -105,7 +105,7 @@ class Alerts:
     def route(self, t: Transition) -> list[NewNotification]:
         """The notifications of one transition: per role of its level, per channel target."""
         names = self.names(t.hall)
-        roles = self.settings.roles_in(t.hall)
+        roles = self.roles_of(t.hall)
         base = f"{t.alert_id}/{t.seq}-{t.state}"
         out: dict[str, NewNotification] = {}
         mentions: dict[str, list[str]] = {}
@@ -166,9 +166,16 @@ class Alerts:
             out[key] = NewNotification(key, "alertmanager", "", {"alerts": [alert]})
             if t.state == "resolved":
                 self._am_sent.pop(t.alert_id, None)
-            else:
+            elif not drill.is_drill(t.hall):
                 self._am_sent[t.alert_id] = t.at
-        return list(out.values())
+        return drill.mark(out.values()) if drill.is_drill(t.hall) else list(out.values())
+
+    def roles_of(self, hall: str) -> Mapping[str, Role]:
+        """Who the hall's alerts and notices may reach: a drill hall only its own roles."""
+        if drill.is_drill(hall):
+            own = self.settings.rules.halls.get(hall)
+            return own.roles if own is not None else {}
+        return self.settings.roles_in(hall)
 
     @staticmethod
     def webhook_body(t: Transition, key: str) -> dict[str, Any]:
@@ -196,6 +203,8 @@ class Alerts:
             return []
         out = []
         for e in self.engine.firing():
+            if drill.is_drill(e.hall):
+                continue
             if now - self._am_sent.get(e.alert_id, float("-inf")) < am.resend_s:
                 continue
             self._am_sent[e.alert_id] = now
@@ -235,7 +244,7 @@ class Alerts:
         WeCom robots, `sms` (cut to one segment) to their phones. `key` is the idempotency key."""
         out: dict[str, NewNotification] = {}
         userids: dict[str, list[str]] = {}
-        role_map = self.settings.roles_in(hall) if hall else self.settings.roles
+        role_map = self.roles_of(hall) if hall else self.settings.roles
         text = sms if len(sms) <= messages.SMS_MAX else sms[: messages.SMS_MAX - 1] + "…"
         for role_name in roles:
             role = role_map.get(role_name)
@@ -258,7 +267,7 @@ class Alerts:
             out[wecom_key] = NewNotification(
                 wecom_key, "wecom", robot, {"msgtype": "markdown", "content": content}
             )
-        return list(out.values())
+        return drill.mark(out.values()) if drill.is_drill(hall) else list(out.values())
 
     async def send_notice(
         self,

@@ -1,4 +1,5 @@
-"""The `hallwatch` command: run, record, replay, simulate, demo, report, complaint, callback."""
+"""The `hallwatch` command: run, record, replay, simulate, demo, report, complaint, callback,
+paper, drill."""
 
 from __future__ import annotations
 
@@ -261,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hallwatch.daemon.reports import cli as report_cli
 
     report_cli.add_parser(sub)
+    from hallwatch.daemon.cli import drill as drill_cli
+
+    drill_cli.add_parser(sub)
     return parser
 
 
