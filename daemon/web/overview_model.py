@@ -26,7 +26,7 @@ from hallwatch.alerts.rules import Episode
 from hallwatch.alerts.view import HallView
 from hallwatch.daemon.base import glossary
 from hallwatch.daemon.config.alerts import RuleSettings
-from hallwatch.daemon.core.state import Day, Hall, HallsState, waiting_tickets
+from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState
 from hallwatch.daemon.staff.complaints import HallCounts
 from hallwatch.daemon.staff.outage import OutageStatus
 
@@ -69,8 +69,8 @@ def endured_by_service(day: Day | None, now: float) -> dict[str, float]:
     out: dict[str, float] = {}
     if day is None:
         return out
-    for _, t in waiting_tickets(day):
-        if t.service and t.issued_at is not None:
+    for t in day.tickets.values():
+        if t.status == WAITING and t.service and t.issued_at is not None:
             out[t.service] = max(out.get(t.service, 0.0), max(0.0, now - t.issued_at))
     return out
 
@@ -81,8 +81,8 @@ def uncovered_services(hall: Hall, day: Day | None) -> dict[str, int]:
         return {}
     served = {s for w in hall.windows.values() if w.state == "open" for s in w.services}
     waiting: dict[str, int] = {}
-    for _, t in waiting_tickets(day):
-        if t.service and t.service not in served:
+    for t in day.tickets.values():
+        if t.status == WAITING and t.service and t.service not in served:
             waiting[t.service] = waiting.get(t.service, 0) + 1
     return dict(sorted(waiting.items()))
 
