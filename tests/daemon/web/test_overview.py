@@ -132,7 +132,8 @@ async def test_page_ranks_halls_live_in_chromium_at_desktop_and_phone_size(
     the API's pressure order, with the endured wait, the service without a window, the advice,
     the alert acknowledged from the API, the call-back and complaint counts; the token leaves
     the address bar and no log line; a hall's rise re-ranks the page without a reload; at phone
-    width nothing scrolls sideways. Screenshots: /tmp/overview.png, /tmp/overview-phone.png."""
+    width nothing scrolls sideways; a token without the scope is refused and not kept.
+    Screenshots: /tmp/overview.png, /tmp/overview-phone.png."""
     caplog.set_level(logging.DEBUG)
     d, mosq = live
     three_halls(mosq)
@@ -240,4 +241,14 @@ async def test_page_ranks_halls_live_in_chromium_at_desktop_and_phone_size(
             "the figures gone after 退出",
         )
         assert await browser.js("localStorage.length") == 0
+        # A token without the scope is refused, said so, and not kept.
+        wrong = f"http://{d.host}:{d.port}/overview#token={token_of('alerts:read')}"
+        await browser.call("Page.navigate", url=wrong)
+        await until(
+            lambda: browser.js("document.body.innerText.includes('没有 overview:read 权限')"),
+            10,
+            "the page to say the token lacks the scope",
+        )
+        assert await browser.js("localStorage.length") == 0
+        assert await browser.js("document.querySelectorAll('#halls .hall').length") == 0
     assert not [r for r in caplog.records if TOKEN in r.getMessage()]
