@@ -43,7 +43,7 @@ from hallwatch.daemon.staff.outage import Callbacks, CallbackStore, HealthProbe
 from hallwatch.daemon.staff.paper import PaperIntake, PaperStore
 from hallwatch.daemon.staff.procedures import StaffProcedures, Stores, warn_calendar
 from hallwatch.daemon.store.events import Store
-from hallwatch.daemon.web import offpeak_api, openapi, report_api, screen, staff_api
+from hallwatch.daemon.web import offpeak_api, openapi, overview, report_api, screen, staff_api
 from hallwatch.daemon.web.server import HttpServer
 from prometheus_client import Gauge, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -290,6 +290,7 @@ class Daemon:
                 ),
             )
             report_api.add_routes(self.http.app, s.store.path, s)
+            overview.add_routes(self.http.app, overview.live_model(self))
             openapi.add_routes(self.http.app)
             self._warn_calendar()
             async with asyncio.TaskGroup() as tg:

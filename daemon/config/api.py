@@ -30,6 +30,7 @@ SCOPES: dict[str, str] = {
     "complaints:write": "register complaints and record their steps (includes complaints:read)",
     "callbacks:read": "the outage call-back register and halls in outage",
     "callbacks:write": "register call-backs, set the expected recovery (includes callbacks:read)",
+    "overview:read": "the centre overview (/api/overview): every hall ranked by pressure",
     PII: "phone and ID numbers unmasked in every answer",
 }
 #: A write scope lets its holder read what it writes.
@@ -47,6 +48,7 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/screen/{hall}"),  # the page is self-contained: no static files
         ("GET", "/api/screen/{hall}"),  # what the page polls
         ("GET", "/api/openapi.json"),  # the API's description: no data (docs/openapi.json too)
+        ("GET", "/overview"),  # a shell with no data; its token stays in the URL fragment
     }
 )
 #: (method, route) -> the scope a token needs. HEAD is answered like GET.
@@ -54,6 +56,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/state"): "state:read",
     ("GET", "/api/offpeak/{hall}"): "state:read",  # the screen builds its own quiet slots
     ("GET", "/api/report"): "reports:read",
+    ("GET", "/api/overview"): "overview:read",
     ("GET", "/api/v1/alerts"): "alerts:read",
     ("GET", "/api/v1/alerts/dead-letters"): "alerts:read",
     ("POST", "/api/v1/alerts/{id}/ack"): "alerts:write",

@@ -71,6 +71,41 @@ JSON_OK = {200: {"application/json": OBJECT}}
 PATH_PARAMS: dict[str, Schema] = {"seq": {"type": "string", "pattern": "^[0-9]{1,18}$"}}
 HALL_QUERY = _query("hall", TEXT)
 
+NUMBER: Schema = {"type": "number"}
+COUNT: Schema = {"type": "integer", "minimum": 0}
+#: /api/overview's answer (daemon/web/overview_model.py), the fields a client can rely on.
+OVERVIEW: Schema = {
+    "type": "object",
+    "required": ["now", "now_text", "totals", "halls"],
+    "properties": {
+        "now": NUMBER,
+        "now_text": TEXT,
+        "totals": {"type": "object", "additionalProperties": COUNT},
+        "halls": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["hall", "name", "rank", "pressure", "level", "headcount", "alerts"],
+                "properties": {
+                    "hall": TEXT,
+                    "name": TEXT,
+                    "rank": {"type": "integer", "minimum": 1},
+                    "pressure": {"type": "number", "minimum": 0},
+                    "level": {"type": "string", "enum": ["peak", "busy", "normal"]},
+                    "headcount": {"type": "integer"},
+                    "waiting": COUNT,
+                    "uncovered": {"type": "array", "items": OBJECT},
+                    "advice": {"type": "array", "items": OBJECT},
+                    "alerts": {"type": "array", "items": OBJECT},
+                    "outage": {"anyOf": [OBJECT, {"type": "null"}]},
+                    "callbacks": OBJECT,
+                    "complaints": OBJECT,
+                },
+            },
+        },
+    },
+}
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/metrics"): Operation(
         "Prometheus metrics (text exposition format).", {200: {"text/plain": TEXT}}
@@ -85,6 +120,18 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/screen/{hall}"): Operation("What the hall screen shows, as JSON.", JSON_OK),
     ("GET", "/api/openapi.json"): Operation("This document.", JSON_OK),
     ("GET", "/api/state"): Operation("Every hall's live figures.", JSON_OK),
+    ("GET", "/overview"): Operation(
+        "The centre overview page for the duty officer. It holds no data: open it as "
+        "/overview#token=TOKEN (a fragment never reaches the server); it sends the token to "
+        "/api/overview as a Bearer header.",
+        {200: {"text/html": TEXT}},
+    ),
+    ("GET", "/api/overview"): Operation(
+        "Every hall ranked by pressure: people, longest wait (endured and forecast), services "
+        "without a window, staffing advice, alerts with their acknowledgement, outages and "
+        "call-backs, complaints due.",
+        {200: {"application/json": OVERVIEW}},
+    ),
     ("GET", "/api/offpeak/{hall}"): Operation(
         "Quiet and busy hours of the coming days, from the waits the hall has seen.", JSON_OK
     ),

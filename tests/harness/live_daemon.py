@@ -27,6 +27,7 @@ SCOPED = {
     "complaints:write",
     "callbacks:read",
     "callbacks:write",
+    "overview:read",
 }
 
 
