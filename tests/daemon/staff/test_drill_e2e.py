@@ -112,6 +112,7 @@ async def test_a_peak_drill_reaches_only_the_drill_robot_and_is_reported(
         )
         assert report.returncode == 0, report.stderr
         out = report.stdout
+        print(out)  # the drill report, as staff see it
         assert "✓  高峰告警触发" in out, out
         assert "✓  确认告警：演练主管" in out, out
         assert "✗ 遗漏  增开应急窗口" in out, out
