@@ -7,6 +7,7 @@ import io
 import json
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.service import Alerts
@@ -229,3 +230,44 @@ async def test_topic_complaints_are_capped_per_hall_and_day(tmp_path: Path) -> N
             received_by="张三",
         )
         assert new
+
+
+async def test_a_complaint_on_30_september_across_national_day(tmp_path: Path) -> None:
+    """A normal complaint received at 15:00 on 30 September, checked every 10 minutes until
+    12 October with nobody acting on it: the head is told at once, reminded at 09:00 on
+    9 October (its last working day), and the director's office hears it is overdue at 09:00
+    on Saturday 10 October (a make-up working day); nothing during the holiday or at night."""
+    db = tmp_path / "hw.db"
+    clock = Clock(at("2026-09-30T15:00"))
+    async with ComplaintStore(db) as store, Outbox(db) as outbox:
+        d = desk(store, clock, Alerts(ALERTS, outbox, clock=clock))
+        await d.start()
+        await d.register(
+            hall="h1",
+            complaint_id="N1",
+            channel="visit",
+            severity="normal",
+            summary="材料一次性告知不清",
+            received_by="张三",
+            phone="13812348000",
+        )
+        while clock.t < at("2026-10-12T00:00"):
+            clock.t += 600
+            await d.check(clock.t)
+        sent = sorted(
+            (n.created, n.target, n.payload["content"].split("\n")[0])
+            for n in await outbox.due(clock.t, limit=50)
+        )
+    zone = ZoneInfo(TZ)
+    timeline = [(datetime.fromtimestamp(t, zone).strftime("%m-%d %H:%M"), who, head)
+                for t, who, head in sent]  # fmt: skip
+    for row in timeline:
+        print(*row)  # the messages a complaint of 30 September causes, as the note quotes
+    assert [(when, who) for when, who, _ in timeline] == [
+        ("09-30 15:00", "head"),
+        ("10-09 09:00", "head"),
+        ("10-10 09:00", "director"),
+        ("10-10 09:00", "head"),
+    ]
+    assert "新投诉" in timeline[0][2] and "到期提醒" in timeline[1][2]
+    assert "投诉超期" in timeline[2][2]
