@@ -170,6 +170,9 @@ class AlertsFile:
     queue_peak: PeakRule = field(default_factory=PeakRule)
     device_offline: DeviceRule = field(default_factory=DeviceRule)
     system_outage: SystemRule = field(default_factory=SystemRule)
+    roles: Annotated[Mapping[Name, Role], doc("who each role reaches")] = field(
+        default_factory=dict
+    )
     halls: Annotated[Mapping[Name, HallFile], doc("per hall, over the defaults")] = field(
         default_factory=dict
     )
@@ -178,9 +181,6 @@ class AlertsFile:
     )
     outage_levels: Annotated[Levels, doc("the same for system_outage")] = (
         RuleSettings().outage_roles
-    )
-    roles: Annotated[Mapping[Name, Role], doc("who each role reaches")] = field(
-        default_factory=dict
     )
     service_names: Annotated[Mapping[str, str], doc("service id -> name in messages")] = field(
         default_factory=dict

@@ -8,15 +8,12 @@ Each `from_mapping(data, env)` takes its TOML table and the environment; a bad v
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from hallwatch.daemon.config.table import Check, Name, NotNegative, PositiveInt, doc, read
 from msgspec import Meta
-
-NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +112,7 @@ class OutageFile:
 
     callback_text: Annotated[
         str,
-        Check(_callback_text, "only {name} and {hall}"),
+        Check(_callback_text, "a text with only {name} and {hall}"),
         doc("the call-back SMS when the system is back"),
     ] = _TEXT
     probes: Annotated[Mapping[Name, ProbeFile], doc("health probes, by system id")] = field(

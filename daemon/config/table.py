@@ -35,7 +35,7 @@ from hallwatch.daemon.base.errors import ConfigError, env_name
 from msgspec import Meta
 
 T = TypeVar("T")
-_MISSING: Any = object()
+MISSING: Any = object()
 
 
 class Secret:
@@ -144,7 +144,7 @@ def default_of(f: dataclasses.Field[Any]) -> Any:
         return f.default
     if f.default_factory is not dataclasses.MISSING:
         return f.default_factory()
-    return _MISSING
+    return MISSING
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -197,8 +197,8 @@ class _Layers:
             elif (pair := mapping_of(bare)) is not None:
                 out[name] = self.mapping(value.get(name, {}), pair, fkey, env_all)
             else:
-                leaf = self.leaf(value.get(name, _MISSING), n, fkey, env_all)
-                if leaf is not _MISSING:
+                leaf = self.leaf(value.get(name, MISSING), n, fkey, env_all)
+                if leaf is not MISSING:
                     out[name] = leaf
         return out
 
@@ -229,7 +229,7 @@ class _Layers:
         flag = self.overrides.get(key)
         if flag is not None:
             value = from_text(flag, n, key) if isinstance(flag, str) else flag
-        if value is _MISSING:
+        if value is MISSING:
             return value
         bare, is_optional = optional(n.tp)
         if is_optional and value == "":
@@ -298,12 +298,12 @@ def explain(text: str, raw: Any, cls: type, key: str) -> ConfigError:
         bare = node(tp).bare
         if attr and is_table(bare):
             tp = fields_of(bare)[attr][0]
-            value = value.get(attr, _MISSING) if isinstance(value, dict) else _MISSING
+            value = value.get(attr, MISSING) if isinstance(value, dict) else MISSING
             parts.append(attr)
         elif index == "..." and (pair := mapping_of(bare)) and isinstance(value, dict):
             name = failing_entry(value, pair)
             parts.append(name)
-            tp, value = pair[1], value.get(name, _MISSING)
+            tp, value = pair[1], value.get(name, MISSING)
         elif (item := item_of(bare)) is not None:
             tp = item
             value = value[int(index)] if isinstance(value, list) and index.isdigit() else value
@@ -316,11 +316,11 @@ def explain(text: str, raw: Any, cls: type, key: str) -> ConfigError:
         return ConfigError(where, "missing" + hint)
     n = node(tp)
     said = rule(tp) if re.search(r"[<>]=?|length|matching|Invalid enum", message) else ""
-    said = said or message[:1].lower() + message[1:].replace("`", "")
+    said = "must be " + said if said else message[:1].lower() + message[1:].replace("`", "")
     where = ".".join(parts)
     if n.secret:
         said += f"; best from a file named by {env_name(where)}_FILE"
-    elif value is not _MISSING and not isinstance(value, dict):
+    elif value is not MISSING and not isinstance(value, dict):
         said += f", got {value!r}"
     return ConfigError(where, said)
 
@@ -379,7 +379,8 @@ def type_name(tp: Any) -> str:
 
 
 def rule(tp: Any) -> str:
-    """The constraints of a type in words: `must be 1-65535`; "" if it has none."""
+    """The constraints of a type in words (`1-65535`, `a positive integer`); "" if none.
+    An error says `must be ` and this."""
     n = node(tp)
     bare = n.bare
     said = [c.says for c in n.checks]
@@ -398,13 +399,13 @@ def rule(tp: Any) -> str:
     if short and long:
         said.append(f"{short}-{long} characters")
     elif short:
-        said.append("not empty" if short == 1 else f"at least {short} characters")
+        said.append("non-empty" if short == 1 else f"at least {short} characters")
     if n.meta("pattern"):
-        said.append(f"matching {shown(n.meta('pattern'))}")
+        said.append(f"of the form `{shown(n.meta('pattern'))}`")
     item = item_of(bare)
     if item is not None and rule(item):
-        said.append("each " + rule(item).removeprefix("must be "))
-    return "must be " + ", ".join(said) if said else ""
+        said.append("each " + rule(item))
+    return ", ".join(said)
 
 
 # --- types the sections share ---------------------------------------------------------------
