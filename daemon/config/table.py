@@ -89,6 +89,7 @@ class Node:
         return values[-1] if values else None
 
 
+@functools.cache
 def node(tp: Any) -> Node:
     """`Annotated[X | None, ...]` and `Annotated[X, ...] | None` alike."""
     extra: list[Any] = []
@@ -117,6 +118,7 @@ def fields_of(cls: type) -> dict[str, tuple[Any, dataclasses.Field[Any]]]:
     return {f.name: (hints[f.name], f) for f in dataclasses.fields(cls) if f.init}
 
 
+@functools.cache
 def is_table(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
