@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 from datetime import time
 from typing import Annotated, Literal, get_args
 
-from hallwatch.daemon.config.table import SECRET, NotNegative, Positive, PositiveInt, doc
+from hallwatch.daemon.config.table import (
+    HTTP_URL,
+    SECRET,
+    Check,
+    NotNegative,
+    Positive,
+    PositiveInt,
+    doc,
+    http_url_problem,
+)
 from msgspec import Meta
 
 ALERTS = ("queue_peak", "device_offline", "system_outage")
@@ -150,38 +159,70 @@ class WecomSettings:
     throttle_pause_s: float = 60.0  # after errcode 45009
 
 
+_NEEDS = {
+    "aliyun": ("access_key_id", "access_key_secret", "sign_name", "template_code"),
+    "tencent": ("secret_id", "secret_key", "sdk_app_id", "sign_name", "template_id"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class SmsSettings:
-    provider: str = "none"
-    endpoint: str = ""
-    timeout_s: float = 10.0
+    """`[alerts.sms]`: one SMS provider for every role's numbers."""
+
+    provider: Annotated[
+        Literal["none", "generic", "aliyun", "tencent"], doc("the SMS gateway; none: no SMS")
+    ] = "none"
+    endpoint: Annotated[str, doc("its URL; empty: the provider's own")] = ""
+    timeout_s: Annotated[Positive, doc("seconds")] = 10.0
     # aliyun
-    access_key_id: str = ""
-    access_key_secret: str = field(default="", repr=False)
-    region: str = ""
-    sign_name: str = ""
-    template_code: str = ""
+    access_key_id: Annotated[str, SECRET, doc("aliyun")] = ""
+    access_key_secret: Annotated[str, SECRET, doc("aliyun")] = field(default="", repr=False)
+    region: Annotated[str, doc("empty: cn-hangzhou (aliyun), ap-guangzhou (tencent)")] = ""
+    sign_name: Annotated[str, doc("the approved signature (aliyun, tencent)")] = ""
+    template_code: Annotated[str, doc("aliyun's template")] = ""
     # tencent
-    secret_id: str = ""
-    secret_key: str = field(default="", repr=False)
-    sdk_app_id: str = ""
-    template_id: str = ""
+    secret_id: Annotated[str, SECRET, doc("tencent")] = ""
+    secret_key: Annotated[str, SECRET, doc("tencent")] = field(default="", repr=False)
+    sdk_app_id: Annotated[str, doc("tencent")] = ""
+    template_id: Annotated[str, doc("tencent's template")] = ""
     # generic gateway
-    token: str = field(default="", repr=False)
+    token: Annotated[str, SECRET, doc("the generic gateway's Bearer token")] = field(
+        default="", repr=False
+    )
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        default = {"aliyun": ALIYUN_ENDPOINT, "tencent": TENCENT_ENDPOINT}.get(self.provider, "")
+        problem = http_url_problem(self.endpoint or default)
+        if self.provider != "none" and problem:
+            yield "endpoint", problem
+        for name in _NEEDS.get(self.provider, ()):
+            if not getattr(self, name):
+                yield name, f"required for provider {self.provider}"
 
 
 @dataclass(frozen=True, slots=True)
 class Webhook:
-    url: Annotated[str, doc("where to POST the alert as JSON")]
+    url: Annotated[str, HTTP_URL, doc("where to POST the alert as JSON")]
     token: Annotated[str, SECRET, doc("sent as Authorization: Bearer")] = field(
         default="", repr=False
     )
     timeout_s: Annotated[Positive, doc("seconds")] = 10.0
 
 
+def _optional_url(value: str) -> str | None:
+    return http_url_problem(value) if value else None
+
+
+OPTIONAL_URL = Check(_optional_url, "an http(s) URL or empty")
+
+
 @dataclass(frozen=True, slots=True)
 class AlertmanagerSettings:
-    url: Annotated[str, doc("e.g. http://127.0.0.1:9093; empty: alerts are not pushed")] = ""
+    url: Annotated[
+        str,
+        OPTIONAL_URL,
+        doc("e.g. http://127.0.0.1:9093; empty: alerts are not pushed"),
+    ] = ""
     token: Annotated[str, SECRET, doc("Bearer token for Alertmanager")] = field(
         default="", repr=False
     )

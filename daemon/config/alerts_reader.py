@@ -6,7 +6,7 @@ Secrets come from the file, `HALLWATCH_ALERTS_<PATH>` or `HALLWATCH_ALERTS_<PATH
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -33,9 +33,9 @@ from hallwatch.daemon.config.alerts import (
     WecomSettings,
 )
 from hallwatch.daemon.config.table import (
+    HTTP_URL,
     SECRET,
     ZONE,
-    Check,
     Name,
     Positive,
     PositiveInt,
@@ -43,23 +43,7 @@ from hallwatch.daemon.config.table import (
     read,
 )
 
-
-def _http_url(value: str) -> str | None:
-    """None for an http(s) URL with a host; else a message showing only scheme and host (a URL
-    may hold a key in its query)."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return "must be an http(s) URL, got '?'"
-    if parts.scheme in ("http", "https") and parts.hostname:
-        return None
-    return f"must be an http(s) URL, got {parts.scheme + '://' + str(parts.hostname)!r}"
-
-
-URL = Check(_http_url, "an http(s) URL")
-Url = Annotated[str, URL]
+Url = Annotated[str, HTTP_URL]
 Levels = tuple[tuple[str, ...], ...]
 
 
@@ -86,43 +70,6 @@ class WecomFile:
     throttle_pause_s: Annotated[
         float, doc("pause after WeCom says too many (errcode 45009), seconds")
     ] = 60.0
-
-
-Provider = Literal["none", "generic", "aliyun", "tencent"]
-_NEEDS = {
-    "aliyun": ("access_key_id", "access_key_secret", "sign_name", "template_code"),
-    "tencent": ("secret_id", "secret_key", "sdk_app_id", "sign_name", "template_id"),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class SmsFile:
-    """`[alerts.sms]`: one SMS provider for every role's numbers."""
-
-    provider: Annotated[Provider, doc("the SMS gateway; none: no SMS")] = "none"
-    endpoint: Annotated[str, doc("its URL; empty: the provider's own")] = ""
-    timeout_s: Annotated[Positive, doc("seconds")] = 10.0
-    access_key_id: Annotated[str, SECRET, doc("aliyun")] = field(default="", repr=False)
-    access_key_secret: Annotated[str, SECRET, doc("aliyun")] = field(default="", repr=False)
-    region: Annotated[str | None, doc("unset: cn-hangzhou (aliyun), ap-guangzhou (tencent)")] = None
-    sign_name: Annotated[str, doc("the approved signature (aliyun, tencent)")] = ""
-    template_code: Annotated[str, doc("aliyun's template")] = ""
-    secret_id: Annotated[str, SECRET, doc("tencent")] = field(default="", repr=False)
-    secret_key: Annotated[str, SECRET, doc("tencent")] = field(default="", repr=False)
-    sdk_app_id: Annotated[str, doc("tencent")] = ""
-    template_id: Annotated[str, doc("tencent's template")] = ""
-    token: Annotated[str, SECRET, doc("the generic gateway's Bearer token")] = field(
-        default="", repr=False
-    )
-
-    def problems(self) -> Iterator[tuple[str, str]]:
-        default = {"aliyun": ALIYUN_ENDPOINT, "tencent": TENCENT_ENDPOINT}.get(self.provider, "")
-        problem = _http_url(self.endpoint or default)
-        if self.provider != "none" and problem:
-            yield "endpoint", problem
-        for name in _NEEDS.get(self.provider, ()):
-            if not getattr(self, name):
-                yield name, f"required for provider {self.provider}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +133,7 @@ class AlertsFile:
         default_factory=dict
     )
     wecom: WecomFile = field(default_factory=WecomFile)
-    sms: SmsFile = field(default_factory=SmsFile)
+    sms: SmsSettings = field(default_factory=SmsSettings)
     webhooks: Annotated[Mapping[Name, Webhook], doc("generic webhooks, by name")] = field(
         default_factory=dict
     )
@@ -258,18 +205,10 @@ def build(f: AlertsFile) -> AlertSettings:
             throttle_pause_s=f.wecom.throttle_pause_s,
         ),
         sms=_sms(f.sms),
-        webhooks={
-            name: Webhook(
-                url=_url(w.url, f"alerts.webhooks.{name}.url"), token=w.token, timeout_s=w.timeout_s
-            )
-            for name, w in f.webhooks.items()
-        },
-        alertmanager=AlertmanagerSettings(
-            url=_url(f.alertmanager.url, "alerts.alertmanager.url", empty_ok=True).rstrip("/"),
-            token=f.alertmanager.token,
-            resend_s=f.alertmanager.resend_s,
-            generator_url=f.alertmanager.generator_url,
-            timeout_s=f.alertmanager.timeout_s,
+        webhooks={name: replace(w, url=w.url.rstrip("?")) for name, w in f.webhooks.items()},
+        alertmanager=replace(
+            f.alertmanager,
+            url=f.alertmanager.url.rstrip("?").rstrip("/"),
         ),
         forward=f.forward,
         outbox=f.outbox,
@@ -277,13 +216,6 @@ def build(f: AlertsFile) -> AlertSettings:
     )
     cross_check(s)
     return s
-
-
-def _url(value: str, key: str, *, empty_ok: bool = False) -> str:
-    problem = None if (empty_ok and not value) else _http_url(value)
-    if problem:
-        raise ConfigError(key, problem)
-    return value.rstrip("?")
 
 
 def _hall(h: HallFile, default: HallRules, key: str) -> HallRules:
@@ -301,30 +233,12 @@ def _hall(h: HallFile, default: HallRules, key: str) -> HallRules:
     )
 
 
-def _sms(s: SmsFile) -> SmsSettings:
+def _sms(s: SmsSettings) -> SmsSettings:
     endpoint = s.endpoint or {"aliyun": ALIYUN_ENDPOINT, "tencent": TENCENT_ENDPOINT}.get(
         s.provider, ""
     )
-    region = (
-        s.region
-        if s.region is not None
-        else ("ap-guangzhou" if s.provider == "tencent" else "cn-hangzhou")
-    )
-    return SmsSettings(
-        provider=s.provider,
-        endpoint=endpoint.rstrip("?") if s.provider != "none" else endpoint,
-        timeout_s=s.timeout_s,
-        access_key_id=s.access_key_id,
-        access_key_secret=s.access_key_secret,
-        region=region,
-        sign_name=s.sign_name,
-        template_code=s.template_code,
-        secret_id=s.secret_id,
-        secret_key=s.secret_key,
-        sdk_app_id=s.sdk_app_id,
-        template_id=s.template_id,
-        token=s.token,
-    )
+    region = s.region or ("ap-guangzhou" if s.provider == "tencent" else "cn-hangzhou")
+    return replace(s, endpoint=endpoint.rstrip("?"), region=region)
 
 
 def _limits(given: Mapping[Any, LimitFile]) -> dict[str, ChannelLimits]:

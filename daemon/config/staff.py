@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from hallwatch.daemon.config.table import Check, Name, NotNegative, PositiveInt, doc, read
+from hallwatch.daemon.config.table import HTTP_URL, Check, Name, NotNegative, PositiveInt, doc, read
 from msgspec import Meta
 
 
@@ -65,18 +65,6 @@ class Probe:
     republish_s: float = 300.0  # the current state is published again this often
 
 
-def _http_url(value: str) -> str | None:
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an http(s) URL"
-    return None
-
-
 def _callback_text(text: str) -> str | None:
     try:
         text.format(name="", hall="")
@@ -89,7 +77,7 @@ def _callback_text(text: str) -> str | None:
 class ProbeFile:
     """`[outage.probes.SYSTEM]`: an HTTP health check standing for the system in its halls."""
 
-    url: Annotated[str, Check(_http_url, "an http(s) URL"), doc("what is fetched")]
+    url: Annotated[str, HTTP_URL, doc("what is fetched")]
     halls: Annotated[
         tuple[Name, ...], Meta(min_length=1), doc("the halls the system serves (hall ids)")
     ]

@@ -430,3 +430,20 @@ def _zone_problem(value: str) -> str | None:
 
 
 ZONE = Check(_zone_problem, "an IANA time zone")
+
+
+def http_url_problem(value: str) -> str | None:
+    """None for an http(s) URL with a host; else a message showing only scheme and host (a URL
+    may hold a key in its query)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "must be an http(s) URL, got '?'"
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return None
+    return f"must be an http(s) URL, got {parts.scheme + '://' + str(parts.hostname)!r}"
+
+
+HTTP_URL = Check(http_url_problem, "an http(s) URL")
