@@ -28,7 +28,7 @@ from hallwatch.daemon.config.sections import (
     StoreSettings,
 )
 from hallwatch.daemon.config.staff import ComplaintSettings, OutageFile, OutageSettings
-from hallwatch.daemon.config.table import fields_of, node, read
+from hallwatch.daemon.config.table import fields_of, node, read, unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +158,12 @@ def _load(
 ) -> Settings:
     data = _read_file(path)
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
-    for key in flags:
+    for key in flags:  # a flag sets a key of a section that the environment may set too
         sect, _, name = key.partition(".")
-        known = fields_of(SettingsFile)
-        if sect not in ENV_SECTIONS or name not in fields_of(node(known[sect][0]).bare):
-            raise ConfigError(key, "unknown key")
+        section = fields_of(SettingsFile)[sect][0] if sect in ENV_SECTIONS else None
+        names = list(fields_of(node(section).bare)) if section else []
+        if name not in names:
+            raise unknown(key, name, names or sorted(ENV_SECTIONS), {})
     if isinstance(data.get("alerts"), dict):
         data = {**data, "alerts": inherit(data["alerts"])}
     f = read(data, SettingsFile, "", env, env_tables=ENV_SECTIONS, overrides=flags)

@@ -98,3 +98,10 @@ def test_hall_rules_inherit_the_defaults_key_by_key() -> None:
     assert (h1.queue_peak.headcount, h1.queue_peak.wait_s) == (30, 600.0)
     assert str(h1.open) == "08:30:00"
     assert s.rules.default.queue_peak.wait_s == 1200.0
+
+
+def test_an_unknown_flag_key_suggests_the_right_one() -> None:
+    """A flag (override) naming a misspelt key is refused with the key it resembles."""
+    with pytest.raises(ConfigError) as err:
+        config.load(None, {}, {"store.pth": "x.db"})
+    assert err.value.key == "store.pth" and "did you mean path?" in str(err.value)
