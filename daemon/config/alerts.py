@@ -12,15 +12,30 @@ module holds what the settings are; `config.alerts_reader` reads and checks the 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import time
+from typing import Annotated, Literal, get_args
+
+from hallwatch.daemon.config.table import (
+    HTTP_URL,
+    SECRET,
+    Check,
+    NotNegative,
+    Positive,
+    PositiveInt,
+    doc,
+    http_url_problem,
+)
+from msgspec import Meta
 
 ALERTS = ("queue_peak", "device_offline", "system_outage")
 # What a role may receive: the alerts, plus the notices of complaints and the calendar check.
-KINDS = (*ALERTS, "complaint", "calendar")
+Kind = Literal["queue_peak", "device_offline", "system_outage", "complaint", "calendar"]
+KINDS: tuple[str, ...] = get_args(Kind)
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PHONE = re.compile(r"\+?[0-9]{5,15}")
+Phone = Annotated[str, Meta(pattern=rf"\A{PHONE.pattern}\Z")]
 SMS_PROVIDERS = ("none", "generic", "aliyun", "tencent")
 WECOM_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
 ALIYUN_ENDPOINT = "https://dysmsapi.aliyuncs.com/"
@@ -31,27 +46,39 @@ TENCENT_ENDPOINT = "https://sms.tencentcloudapi.com/"
 class PeakRule:
     """queue_peak: the plan's 20 people or 20 minutes, with a `for` and a lower clear mark."""
 
-    headcount: int = 20
-    wait_s: float = 1200.0
-    clear_headcount: int = 15
-    clear_wait_s: float = 900.0
-    for_s: float = 60.0
-    clear_for_s: float = 120.0
-    escalate_after_s: float = 1800.0
-    escalate_headcount: int = 40
-    escalate_wait_s: float = 2400.0
-    repeat_s: float = 900.0
+    headcount: Annotated[PositiveInt, doc("people waiting that make a peak")] = 20
+    wait_s: Annotated[NotNegative, doc("a longest wait that makes a peak, seconds")] = 1200.0
+    clear_headcount: Annotated[PositiveInt, doc("the peak clears below this many people")] = 15
+    clear_wait_s: Annotated[NotNegative, doc("... and below this wait, seconds")] = 900.0
+    for_s: Annotated[NotNegative, doc("a peak must last this long to alert, seconds")] = 60.0
+    clear_for_s: Annotated[NotNegative, doc("below the clear marks this long, seconds")] = 120.0
+    escalate_after_s: Annotated[
+        NotNegative, doc("firing this long escalates to the next level, seconds")
+    ] = 1800.0
+    escalate_headcount: Annotated[PositiveInt, doc("this many people escalate at once")] = 40
+    escalate_wait_s: Annotated[NotNegative, doc("this wait escalates at once, seconds")] = 2400.0
+    repeat_s: Annotated[NotNegative, doc("a firing alert is sent again this often, seconds")] = (
+        900.0
+    )
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.clear_headcount > self.headcount:
+            yield "clear_headcount", "must not exceed headcount"
+        if self.clear_wait_s > self.wait_s:
+            yield "clear_wait_s", "must not exceed wait_s"
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceRule:
     """device_offline: down (no heartbeat, or `offline`) for `after_s`."""
 
-    after_s: float = 120.0
-    clear_for_s: float = 30.0
-    escalate_after_s: float = 1800.0
-    repeat_s: float = 900.0
-    opening_hours_only: bool = True  # machines are switched off at night
+    after_s: Annotated[NotNegative, doc("down this long alerts, seconds")] = 120.0
+    clear_for_s: Annotated[NotNegative, doc("back this long clears, seconds")] = 30.0
+    escalate_after_s: Annotated[NotNegative, doc("firing this long escalates, seconds")] = 1800.0
+    repeat_s: Annotated[NotNegative, doc("sent again this often, seconds")] = 900.0
+    opening_hours_only: Annotated[
+        bool, doc("only within opening hours (machines are switched off at night)")
+    ] = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,23 +87,25 @@ class SystemRule:
     not back within `escalate_after_s` (the plan's half hour) it escalates and the hall switches
     to call-back registration."""
 
-    after_s: float = 0.0
-    clear_for_s: float = 0.0
-    escalate_after_s: float = 1800.0
-    repeat_s: float = 900.0
-    opening_hours_only: bool = True
+    after_s: Annotated[NotNegative, doc("down this long alerts, seconds")] = 0.0
+    clear_for_s: Annotated[NotNegative, doc("back this long clears, seconds")] = 0.0
+    escalate_after_s: Annotated[
+        NotNegative, doc("not back within this: escalate, call-back mode, seconds")
+    ] = 1800.0
+    repeat_s: Annotated[NotNegative, doc("sent again this often, seconds")] = 900.0
+    opening_hours_only: Annotated[bool, doc("only within opening hours")] = True
 
 
 @dataclass(frozen=True, slots=True)
 class Role:
     """Who a role reaches: WeCom robots (with @mentions), SMS numbers, webhooks."""
 
-    wecom: tuple[str, ...] = ()
-    mention_mobiles: tuple[str, ...] = ()
-    mention_userids: tuple[str, ...] = ()
-    sms: tuple[str, ...] = ()
-    webhooks: tuple[str, ...] = ()
-    alerts: tuple[str, ...] = KINDS  # which alerts and notices this role receives
+    wecom: Annotated[tuple[str, ...], doc("WeCom robots (names in alerts.wecom.robots)")] = ()
+    mention_mobiles: Annotated[tuple[Phone, ...], doc("mobiles to @mention in WeCom")] = ()
+    mention_userids: Annotated[tuple[str, ...], doc("WeCom user ids to @mention")] = ()
+    sms: Annotated[tuple[Phone, ...], doc("phone numbers to text")] = ()
+    webhooks: Annotated[tuple[str, ...], doc("webhooks (names in alerts.webhooks)")] = ()
+    alerts: Annotated[tuple[Kind, ...], doc("which alerts and notices this role receives")] = KINDS  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,50 +159,92 @@ class WecomSettings:
     throttle_pause_s: float = 60.0  # after errcode 45009
 
 
+_NEEDS = {
+    "aliyun": ("access_key_id", "access_key_secret", "sign_name", "template_code"),
+    "tencent": ("secret_id", "secret_key", "sdk_app_id", "sign_name", "template_id"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class SmsSettings:
-    provider: str = "none"
-    endpoint: str = ""
-    timeout_s: float = 10.0
+    """`[alerts.sms]`: one SMS provider for every role's numbers."""
+
+    provider: Annotated[
+        Literal["none", "generic", "aliyun", "tencent"], doc("the SMS gateway; none: no SMS")
+    ] = "none"
+    endpoint: Annotated[str, doc("its URL; empty: the provider's own")] = ""
+    timeout_s: Annotated[Positive, doc("seconds")] = 10.0
     # aliyun
-    access_key_id: str = ""
-    access_key_secret: str = field(default="", repr=False)
-    region: str = ""
-    sign_name: str = ""
-    template_code: str = ""
+    access_key_id: Annotated[str, SECRET, doc("aliyun")] = ""
+    access_key_secret: Annotated[str, SECRET, doc("aliyun")] = field(default="", repr=False)
+    region: Annotated[str, doc("empty: cn-hangzhou (aliyun), ap-guangzhou (tencent)")] = ""
+    sign_name: Annotated[str, doc("the approved signature (aliyun, tencent)")] = ""
+    template_code: Annotated[str, doc("aliyun's template")] = ""
     # tencent
-    secret_id: str = ""
-    secret_key: str = field(default="", repr=False)
-    sdk_app_id: str = ""
-    template_id: str = ""
+    secret_id: Annotated[str, SECRET, doc("tencent")] = ""
+    secret_key: Annotated[str, SECRET, doc("tencent")] = field(default="", repr=False)
+    sdk_app_id: Annotated[str, doc("tencent")] = ""
+    template_id: Annotated[str, doc("tencent's template")] = ""
     # generic gateway
-    token: str = field(default="", repr=False)
+    token: Annotated[str, SECRET, doc("the generic gateway's Bearer token")] = field(
+        default="", repr=False
+    )
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        default = {"aliyun": ALIYUN_ENDPOINT, "tencent": TENCENT_ENDPOINT}.get(self.provider, "")
+        problem = http_url_problem(self.endpoint or default)
+        if self.provider != "none" and problem:
+            yield "endpoint", problem
+        for name in _NEEDS.get(self.provider, ()):
+            if not getattr(self, name):
+                yield name, f"required for provider {self.provider}"
 
 
 @dataclass(frozen=True, slots=True)
 class Webhook:
-    url: str
-    token: str = field(default="", repr=False)
-    timeout_s: float = 10.0
+    url: Annotated[str, HTTP_URL, doc("where to POST the alert as JSON")]
+    token: Annotated[str, SECRET, doc("sent as Authorization: Bearer")] = field(
+        default="", repr=False
+    )
+    timeout_s: Annotated[Positive, doc("seconds")] = 10.0
+
+
+def _optional_url(value: str) -> str | None:
+    return http_url_problem(value) if value else None
+
+
+OPTIONAL_URL = Check(_optional_url, "an http(s) URL or empty")
 
 
 @dataclass(frozen=True, slots=True)
 class AlertmanagerSettings:
-    url: str = ""  # e.g. http://127.0.0.1:9093 ; empty: not used
-    token: str = field(default="", repr=False)
-    resend_s: float = 60.0
-    generator_url: str = ""
-    timeout_s: float = 10.0
+    url: Annotated[
+        str,
+        OPTIONAL_URL,
+        doc("e.g. http://127.0.0.1:9093; empty: alerts are not pushed"),
+    ] = ""
+    token: Annotated[str, SECRET, doc("Bearer token for Alertmanager")] = field(
+        default="", repr=False
+    )
+    resend_s: Annotated[Positive, doc("firing alerts are pushed again this often, seconds")] = 60.0
+    generator_url: Annotated[str, doc("the link Alertmanager shows for an alert")] = ""
+    timeout_s: Annotated[Positive, doc("seconds")] = 10.0
 
 
 @dataclass(frozen=True, slots=True)
 class ForwardSettings:
     """The Alertmanager webhook receiver: which roles get what Alertmanager sends us."""
 
-    roles: tuple[str, ...] = ("supervisor",)
-    dedupe_s: float = 300.0
-    include_own: bool = False  # alerts labelled source=hallwatch already went out directly
-    max_alerts: int = 100  # alerts in one webhook request; more: 413 (Alertmanager: max_alerts)
+    roles: Annotated[tuple[str, ...], doc("roles that receive what Alertmanager sends")] = (
+        "supervisor",
+    )
+    dedupe_s: Annotated[Positive, doc("the same alert again within this is dropped")] = 300.0
+    include_own: Annotated[
+        bool, doc("forward alerts labelled source=hallwatch too (they went out directly)")
+    ] = False
+    max_alerts: Annotated[
+        PositiveInt, doc("alerts in one webhook request; more: 413 (Alertmanager's max_alerts)")
+    ] = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,10 +272,14 @@ RATE_LIMITS: Mapping[str, ChannelLimits] = {
 
 @dataclass(frozen=True, slots=True)
 class OutboxSettings:
-    retry_base_s: float = 5.0
-    retry_cap_s: float = 600.0
-    dead_after_s: float = 6 * 3600.0
-    keep_sent_s: float = 7 * 86400.0
+    retry_base_s: Annotated[NotNegative, doc("first retry of a failed send, seconds")] = 5.0
+    retry_cap_s: Annotated[NotNegative, doc("retries back off up to this, seconds")] = 600.0
+    dead_after_s: Annotated[NotNegative, doc("unsent this long: a dead letter, seconds")] = (
+        6 * 3600.0
+    )
+    keep_sent_s: Annotated[NotNegative, doc("sent messages are kept this long, seconds")] = (
+        7 * 86400.0
+    )
 
 
 @dataclass(frozen=True, slots=True)

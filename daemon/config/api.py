@@ -13,9 +13,11 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from hallwatch.daemon.base.errors import ConfigError, env_name, read_secret
+from hallwatch.daemon.base.errors import ConfigError
+from hallwatch.daemon.config.table import SECRET, Check, Name, doc, read
+from msgspec import Meta
 
 ALL = "*"
 PII = "pii:read"
@@ -96,6 +98,41 @@ class Token:
         )
 
 
+def _scopes_problem(scopes: tuple[str, ...]) -> str | None:
+    if not scopes:
+        return 'a non-empty list, e.g. ["alerts:read"] or ["*"]'
+    for s in scopes:
+        if s != ALL and s not in SCOPES:
+            return f"unknown scope {s!r} (one of {ALL}, {', '.join(SCOPES)})"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenFile:
+    """`[api.tokens.NAME]` as written in the file."""
+
+    token: Annotated[
+        str,
+        SECRET,
+        Meta(min_length=MIN_TOKEN_CHARS),
+        doc("the bearer token (`openssl rand -hex 24`), best via ..._TOKEN_FILE"),
+    ] = field(default="", repr=False)
+    scopes: Annotated[
+        tuple[str, ...],
+        Check(_scopes_problem, "one or more scopes, or *"),
+        doc("what the token may do (the scope table below)"),
+    ] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiFile:
+    """`[api]`: only `[api.tokens.NAME]` tables."""
+
+    tokens: Annotated[Mapping[Name, TokenFile], doc("API tokens, by name")] = field(
+        default_factory=dict
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
     """The `[api]` section: `[api.tokens.NAME]` with `token` and `scopes`."""
@@ -104,49 +141,18 @@ class ApiSettings:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], env: Mapping[str, str]) -> ApiSettings:
-        for k in data:
-            if k != "tokens":
-                raise ConfigError(f"api.{k}", "unknown key (only [api.tokens.NAME] tables)")
-        raw = data.get("tokens", {})
-        if not isinstance(raw, dict):
-            raise ConfigError("api.tokens", "must be a table of [api.tokens.NAME] tables")
-        return cls(tuple(_tokens(raw, "api.tokens", env)))
+        return cls.build(read(data, ApiFile, "api", env))
 
-
-def _tokens(raw: Mapping[str, Any], prefix: str, env: Mapping[str, str]) -> list[Token]:
-    tokens: list[Token] = []
-    seen: set[str] = set()
-    for name, body in raw.items():
-        key = f"{prefix}.{name}"
-        if not NAME.fullmatch(name) or not isinstance(body, dict):
-            raise ConfigError(key, "must be a table named [A-Za-z0-9_.-]{1,64}")
-        for k in body:
-            if k not in ("token", "scopes"):
-                raise ConfigError(f"{key}.{k}", "unknown key (token, scopes)")
-        secret = read_secret(body, "token", f"{key}.token", env)
-        if len(secret) < MIN_TOKEN_CHARS:
-            raise ConfigError(
-                f"{key}.token",
-                f"must be at least {MIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 24`); "
-                f"best from a file named by {env_name(key)}_TOKEN_FILE",
-            )
-        if secret in seen:
-            raise ConfigError(f"{key}.token", "the same token is given to two names")
-        seen.add(secret)
-        scopes = body.get("scopes", [])
-        if (
-            not isinstance(scopes, list)
-            or not scopes
-            or not all(isinstance(s, str) for s in scopes)
-        ):
-            raise ConfigError(f"{key}.scopes", 'a non-empty list, e.g. ["alerts:read"] or ["*"]')
-        for s in scopes:
-            if s != ALL and s not in SCOPES:
+    @classmethod
+    def build(cls, f: ApiFile) -> ApiSettings:
+        seen: set[str] = set()
+        for name, t in f.tokens.items():
+            if t.token in seen:
                 raise ConfigError(
-                    f"{key}.scopes", f"unknown scope {s!r} (one of {ALL}, {', '.join(SCOPES)})"
+                    f"api.tokens.{name}.token", "the same token is given to two names"
                 )
-        tokens.append(Token(name, secret, frozenset(scopes)))
-    return tokens
+            seen.add(t.token)
+        return cls(tuple(Token(name, t.token, frozenset(t.scopes)) for name, t in f.tokens.items()))
 
 
 # --- start-up check ------------------------------------------------------------------------

@@ -1,22 +1,32 @@
-"""The sections that `config.settings` reads key by key ([mqtt], [store], [http], [hall],
-[limits], [calendar], [log]): what each holds with its defaults, and `CHECKS`, the rule each key's
-value must meet (a problem is a message; `config.settings` raises it as a ConfigError naming
-the key). The sections with their own reader are config.alerts, config.api and config.staff.
+"""The sections read key by key from the file, the environment (`HALLWATCH_<SECTION>_<KEY>`) and
+flags: [mqtt], [store], [http], [hall], [limits], [calendar], [log]. Each field's type and
+`Meta` are its rule (`config.table` reads and checks them); `problems()` holds the rules across
+keys. The sections with their own shape in the file are config.alerts_reader, config.api and
+config.staff.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hallwatch.daemon.base.errors import ConfigError
+from hallwatch.daemon.config.table import (
+    SECRET,
+    ZONE,
+    Check,
+    Positive,
+    PositiveInt,
+    doc,
+)
 from hallwatch.daemon.core.state import Limits
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.sensors.parse import IDENT
+from msgspec import Meta
 
 
 def _mask(url: str) -> str:
@@ -50,117 +60,6 @@ class Broker:
         return f"{scheme}://{user}{self.host}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
-class MqttSettings:
-    url: str = "mqtt://127.0.0.1:1883"
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    client_id: str = "hallwatch"
-    protocol: str = "5"
-    topic_root: str = "hall"
-    keepalive_s: int = 30
-    receive_maximum: int = 2000
-    session_expiry_s: int = 7 * 24 * 3600
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 30.0
-    # TLS (mqtts://): the broker's certificate is always verified, against `ca_file` or the
-    # system's CAs; a client certificate is sent when `cert_file` and `key_file` are set.
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-
-    def __repr__(self) -> str:
-        # The URL may carry a password (mqtt://user:pass@host); never let it reach a log.
-        shown = {
-            f.name: _mask(self.url) if f.name == "url" else getattr(self, f.name)
-            for f in fields(self)
-            if f.repr
-        }
-        return "MqttSettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
-
-    def broker(self) -> Broker:
-        broker = parse_broker_url(self.url, key="mqtt.url")
-        return replace(
-            broker,
-            username=self.username or broker.username,
-            password=self.password or broker.password,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class StoreSettings:
-    path: str = "hallwatch.db"
-    batch_max: int = 500
-    synchronous: str = "FULL"
-    snapshot_every: int = 20000
-
-
-@dataclass(frozen=True, slots=True)
-class HttpSettings:
-    listen: str = "127.0.0.1:9120"
-    rate_per_minute: int = 120  # mutating requests per client address; 0: no limit
-    # A request's line and headers, and then its body, must each arrive within this; an idle
-    # connection is closed after it (aiohttp's keepalive_timeout, from the connection's start).
-    read_timeout_s: float = 10.0
-
-    def host_port(self) -> tuple[str, int]:
-        return parse_listen(self.listen, key="http.listen")
-
-
-@dataclass(frozen=True, slots=True)
-class HallSettings:
-    timezone: str = "Asia/Shanghai"
-    heartbeat_timeout_s: float = 90.0
-    max_future_s: float = 300.0
-    closing: str = "17:00"  # when the estimator asks "will the queue clear by closing?"
-    target_wait_s: float = 1200.0  # the plan's 20 minutes: staffing advice aims below it
-    # A ticket processed this long after it was issued (a backlog after downtime) gets a quick
-    # queue-length estimate instead of the forward simulation, and is not scored.
-    estimate_stale_s: float = 60.0
-
-
-_LIMITS = Limits()
-
-
-@dataclass(frozen=True, slots=True)
-class LimitsSettings:
-    """`[limits]`: the state core's caps (`core.state.Limits`, where the defaults live)."""
-
-    halls: int = _LIMITS.halls
-    services: int = _LIMITS.services
-    windows: int = _LIMITS.windows
-    doors: int = _LIMITS.doors
-    devices: int = _LIMITS.devices
-    systems: int = _LIMITS.systems
-    tickets: int = _LIMITS.tickets
-    complaints: int = _LIMITS.complaints
-
-    def limits(self) -> Limits:
-        return Limits(**{f.name: getattr(self, f.name) for f in fields(self)})
-
-
-@dataclass(frozen=True, slots=True)
-class CalendarSettings:
-    """Corrections to the official working-day calendar (ISO dates), and years declared complete."""
-
-    holidays: tuple[str, ...] = ()
-    workdays: tuple[str, ...] = ()
-    complete_years: tuple[int, ...] = ()
-
-    def calendar(self) -> WorkCalendar:
-        return WorkCalendar(
-            holidays=[date.fromisoformat(d) for d in self.holidays],
-            workdays=[date.fromisoformat(d) for d in self.workdays],
-            complete_years=[int(y) for y in self.complete_years],
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class LogSettings:
-    level: str = "INFO"
-    format: str = "text"  # "json": one JSON object a line, for Loki or ELK
-
-
 def parse_broker_url(url: str, *, key: str) -> Broker:
     """`mqtt://[user:pass@]HOST:PORT` (or `mqtts://`) into a `Broker`."""
     try:
@@ -189,69 +88,217 @@ def parse_listen(value: str, *, key: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _positive(kind: type) -> Callable[[Any], str | None]:
-    def check(v: Any) -> str | None:
-        return None if v > 0 else f"must be a positive {kind.__name__}"
+def _problem(parse: Callable[..., object], says: str) -> Check:
+    """A Check from a parser that raises ConfigError."""
 
-    return check
+    def test(value: str) -> str | None:
+        try:
+            parse(value, key="")
+        except ConfigError as err:
+            return str(err).split(": ", 2)[-1]
+        return None
 
-
-def _zone_ok(v: str) -> str | None:
-    try:
-        ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Asia" is a directory: OSError
-        return f"unknown time zone {v!r}"
-    return None
+    return Check(test, says)
 
 
-CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "mqtt.url": lambda v: (parse_broker_url(v, key="mqtt.url"), None)[1],
-    "mqtt.client_id": lambda v: None if 0 < len(v) <= 64 else "must be 1-64 characters",
-    "mqtt.protocol": lambda v: None if v in ("5", "3.1.1") else 'must be "5" or "3.1.1"',
-    "mqtt.topic_root": lambda v: None if IDENT.fullmatch(v) else "must match [A-Za-z0-9_.-]{1,64}",
-    "mqtt.keepalive_s": _positive(int),
-    "mqtt.receive_maximum": lambda v: None if 1 <= v <= 65535 else "must be 1-65535",
-    "mqtt.session_expiry_s": _positive(int),
-    "mqtt.reconnect_min_s": _positive(float),
-    "mqtt.reconnect_max_s": _positive(float),
-    "store.batch_max": lambda v: None if 1 <= v <= 10000 else "must be 1-10000",
-    "store.synchronous": lambda v: None if v in ("FULL", "NORMAL") else "must be FULL or NORMAL",
-    "store.snapshot_every": _positive(int),
-    "http.listen": lambda v: (parse_listen(v, key="http.listen"), None)[1],
-    "http.rate_per_minute": lambda v: None if 0 <= v <= 100_000 else "must be 0-100000",
-    "http.read_timeout_s": lambda v: None if 1 <= v <= 300 else "must be 1-300 seconds",
-    "hall.timezone": _zone_ok,
-    "hall.heartbeat_timeout_s": _positive(float),
-    "hall.max_future_s": _positive(float),
-    "hall.closing": lambda v: None if _hhmm(v) else "must be HH:MM",
-    "hall.target_wait_s": _positive(float),
-    "hall.estimate_stale_s": _positive(float),
-    **{f"limits.{f.name}": _positive(int) for f in fields(LimitsSettings)},
-    "calendar.holidays": lambda v: _dates(v),
-    "calendar.workdays": lambda v: _dates(v),
-    "calendar.complete_years": lambda v: (
-        None
-        if all(str(y).isdigit() and 2000 <= int(y) <= 2100 for y in v)
-        else "must be a list of years"
-    ),
-    "log.level": lambda v: (
-        None
-        if v in ("DEBUG", "INFO", "WARNING", "ERROR")
-        else "must be DEBUG, INFO, WARNING or ERROR"
-    ),
-    "log.format": lambda v: None if v in ("text", "json") else "must be text or json",
-}
-
-
-def _hhmm(value: str) -> bool:
+def _hhmm(value: str) -> str | None:
     hh, sep, mm = value.partition(":")
-    return bool(sep) and hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60
+    ok = bool(sep) and hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60
+    return None if ok else "must be HH:MM"
 
 
-def _dates(values: tuple[Any, ...]) -> str | None:
+def _dates(values: tuple[str, ...]) -> str | None:
     for v in values:
         try:
-            date.fromisoformat(str(v))
+            date.fromisoformat(v)
         except ValueError:
             return f"{v!r} is not a YYYY-MM-DD date"
     return None
+
+
+File = str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    url: Annotated[
+        str,
+        _problem(parse_broker_url, "mqtt://[user:pass@]HOST:PORT or mqtts://"),
+        doc("the broker; mqtts:// for TLS (a password here is masked in logs)"),
+    ] = "mqtt://127.0.0.1:1883"
+    username: Annotated[str | None, doc("broker user name (or in the URL)")] = None
+    password: Annotated[
+        str | None, SECRET, doc("broker password, best via HALLWATCH_MQTT_PASSWORD_FILE")
+    ] = field(default=None, repr=False)
+    client_id: Annotated[
+        str,
+        Meta(min_length=1, max_length=64),
+        doc("the persistent session's name: one per daemon"),
+    ] = "hallwatch"
+    protocol: Annotated[
+        Literal["5", "3.1.1"], doc("MQTT version; 3.1.1 for brokers without MQTT 5")
+    ] = "5"
+    topic_root: Annotated[
+        str,
+        Meta(pattern=rf"\A{IDENT.pattern}\Z"),
+        doc("first level of every topic: ROOT/HALL/..."),
+    ] = "hall"
+    keepalive_s: Annotated[PositiveInt, doc("MQTT keep-alive, seconds")] = 30
+    receive_maximum: Annotated[
+        int, Meta(ge=1, le=65535), doc("the broker's in-flight window towards the daemon")
+    ] = 2000
+    session_expiry_s: Annotated[
+        PositiveInt, doc("how long the broker queues for us while we are away, seconds")
+    ] = 7 * 24 * 3600
+    reconnect_min_s: Annotated[Positive, doc("reconnect backoff's first pause, seconds")] = 0.5
+    reconnect_max_s: Annotated[
+        Positive, doc("reconnect backoff's cap (capped exponential, full jitter), seconds")
+    ] = 30.0
+    # TLS (mqtts://): the broker's certificate is always verified, against `ca_file` or the
+    # system's CAs; a client certificate is sent when `cert_file` and `key_file` are set.
+    ca_file: Annotated[File, doc("CA to verify the broker with (unset: the system's)")] = None
+    cert_file: Annotated[File, doc("client certificate, when the broker requires one")] = None
+    key_file: Annotated[File, doc("the client certificate's key")] = None
+
+    def __repr__(self) -> str:
+        # The URL may carry a password (mqtt://user:pass@host); never let it reach a log.
+        shown = {
+            f.name: _mask(self.url) if f.name == "url" else getattr(self, f.name)
+            for f in fields(self)
+            if f.repr
+        }
+        return "MqttSettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    def broker(self) -> Broker:
+        broker = parse_broker_url(self.url, key="mqtt.url")
+        return replace(
+            broker,
+            username=self.username or broker.username,
+            password=self.password or broker.password,
+        )
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        """The TLS files exist and pair up; the reconnect bounds are in order."""
+        for key in ("ca_file", "cert_file", "key_file"):
+            value = getattr(self, key)
+            if value is not None and not Path(value).is_file():
+                yield key, f"{value!r} is not a readable file"
+        if (self.cert_file is None) != (self.key_file is None):
+            yield "cert_file", "mqtt.cert_file and mqtt.key_file go together"
+        if self.reconnect_max_s < self.reconnect_min_s:
+            yield "reconnect_max_s", "must not be below mqtt.reconnect_min_s"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    path: Annotated[str, doc("the SQLite database (WAL mode)")] = "hallwatch.db"
+    batch_max: Annotated[int, Meta(ge=1, le=10000), doc("messages per commit at most")] = 500
+    synchronous: Annotated[
+        Literal["FULL", "NORMAL"],
+        doc("FULL: a committed batch survives power loss; NORMAL: only a crash"),
+    ] = "FULL"
+    snapshot_every: Annotated[
+        PositiveInt, doc("snapshot the state after this many new events (and on stop)")
+    ] = 20000
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    listen: Annotated[
+        str,
+        _problem(parse_listen, "HOST:PORT"),
+        doc("HTTP address; beyond loopback only with a token for every API scope"),
+    ] = "127.0.0.1:9120"
+    rate_per_minute: Annotated[
+        int,
+        Meta(ge=0, le=100_000),
+        doc("mutating requests and reports per client address a minute; 0: no limit"),
+    ] = 120
+    # A request's line and headers, and then its body, must each arrive within this; an idle
+    # connection is closed after it (aiohttp's keepalive_timeout, from the connection's start).
+    read_timeout_s: Annotated[
+        float,
+        Meta(ge=1, le=300),
+        doc("a request's headers, then its body, must arrive within this, seconds"),
+    ] = 10.0
+
+    def host_port(self) -> tuple[str, int]:
+        return parse_listen(self.listen, key="http.listen")
+
+
+@dataclass(frozen=True, slots=True)
+class HallSettings:
+    timezone: Annotated[str, ZONE, doc("business days for tickets and headcount")] = "Asia/Shanghai"
+    heartbeat_timeout_s: Annotated[
+        Positive, doc("a device silent this long counts as down, seconds")
+    ] = 90.0
+    max_future_s: Annotated[
+        Positive, doc("events stamped further ahead of our clock are rejected, seconds")
+    ] = 300.0
+    closing: Annotated[
+        str,
+        Check(_hhmm, "HH:MM"),
+        doc('when the estimator asks "will the queue clear by closing?"'),
+    ] = "17:00"
+    target_wait_s: Annotated[
+        Positive, doc("staffing advice aims below this wait (the plan's 20 minutes), seconds")
+    ] = 1200.0
+    # A ticket processed this long after it was issued (a backlog after downtime) gets a quick
+    # queue-length estimate instead of the forward simulation, and is not scored.
+    estimate_stale_s: Annotated[
+        Positive, doc("tickets processed later than this get a quick estimate, unscored")
+    ] = 60.0
+
+
+_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSettings:
+    """`[limits]`: the state core's caps (`core.state.Limits`, where the defaults live)."""
+
+    halls: Annotated[PositiveInt, doc("halls at most")] = _LIMITS.halls
+    services: Annotated[PositiveInt, doc("services per hall")] = _LIMITS.services
+    windows: Annotated[PositiveInt, doc("counter windows per hall")] = _LIMITS.windows
+    doors: Annotated[PositiveInt, doc("door counters per hall")] = _LIMITS.doors
+    devices: Annotated[PositiveInt, doc("devices per hall")] = _LIMITS.devices
+    systems: Annotated[PositiveInt, doc("business systems per hall")] = _LIMITS.systems
+    tickets: Annotated[
+        PositiveInt, doc("tickets per hall and business day (any ticket event counts)")
+    ] = _LIMITS.tickets
+    complaints: Annotated[PositiveInt, doc("complaints per hall and business day")] = (
+        _LIMITS.complaints
+    )
+
+    def limits(self) -> Limits:
+        return Limits(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+
+_DATES = Check(_dates, "YYYY-MM-DD dates")
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarSettings:
+    """Corrections to the official working-day calendar (ISO dates), and years declared complete."""
+
+    holidays: Annotated[tuple[str, ...], _DATES, doc("extra days off")] = ()
+    workdays: Annotated[tuple[str, ...], _DATES, doc("extra working days (make-up days)")] = ()
+    complete_years: Annotated[
+        tuple[Annotated[int, Meta(ge=2000, le=2100)], ...],
+        doc("years whose official calendar is complete as built in"),
+    ] = ()
+
+    def calendar(self) -> WorkCalendar:
+        return WorkCalendar(
+            holidays=[date.fromisoformat(d) for d in self.holidays],
+            workdays=[date.fromisoformat(d) for d in self.workdays],
+            complete_years=[int(y) for y in self.complete_years],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], doc("log level")] = "INFO"
+    format: Annotated[
+        Literal["text", "json"], doc("json: one JSON object a line, for Loki or ELK")
+    ] = "text"

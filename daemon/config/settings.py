@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from hallwatch.daemon.base.errors import ConfigError, env_name
+from hallwatch.daemon.base.errors import ConfigError
 from hallwatch.daemon.config.alerts import AlertSettings
-from hallwatch.daemon.config.alerts_reader import read_alerts
-from hallwatch.daemon.config.api import ApiSettings, check_exposure
+from hallwatch.daemon.config.alerts_reader import AlertsFile, build, inherit
+from hallwatch.daemon.config.api import ApiFile, ApiSettings, check_exposure
 from hallwatch.daemon.config.sections import (
-    CHECKS,
     CalendarSettings,
     HallSettings,
     HttpSettings,
@@ -28,7 +27,8 @@ from hallwatch.daemon.config.sections import (
     MqttSettings,
     StoreSettings,
 )
-from hallwatch.daemon.config.staff import ComplaintSettings, OutageSettings
+from hallwatch.daemon.config.staff import ComplaintSettings, OutageFile, OutageSettings
+from hallwatch.daemon.config.table import fields_of, node, read, unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +49,30 @@ class Settings:
     outage: OutageSettings = field(default_factory=OutageSettings)
 
 
-# Sections validated by their own module: each reader takes the table and the environment.
-_EXTERNAL: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], Any]] = {
-    "alerts": read_alerts,
-    "api": ApiSettings.from_mapping,
-    "complaints": ComplaintSettings.from_mapping,
-    "outage": OutageSettings.from_mapping,
-}
-# Settings that moved: reading them would be silence, so they stop start-up with the new place.
-_MOVED = {
-    "staff": "[staff.tokens.NAME] is now [api.tokens.NAME] (the same token and scopes; its "
-    "variable HALLWATCH_API_TOKENS_<NAME>_TOKEN[_FILE])",
-}
+@dataclass(frozen=True, slots=True)
+class SettingsFile:
+    """The config file as written: every section and key, the model `load` reads and the
+    README's reference is generated from."""
+
+    MOVED: ClassVar[Mapping[str, str]] = {
+        "staff": "[staff.tokens.NAME] is now [api.tokens.NAME] (the same token and scopes; its "
+        "variable HALLWATCH_API_TOKENS_<NAME>_TOKEN[_FILE])",
+    }
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    hall: HallSettings = field(default_factory=HallSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    calendar: CalendarSettings = field(default_factory=CalendarSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    alerts: AlertsFile = field(default_factory=AlertsFile)
+    api: ApiFile = field(default_factory=ApiFile)
+    complaints: ComplaintSettings = field(default_factory=ComplaintSettings)
+    outage: OutageFile = field(default_factory=OutageFile)
+
+
+#: The sections whose every key may come from the environment (elsewhere: only secrets).
+ENV_SECTIONS = frozenset({"mqtt", "store", "http", "hall", "limits", "calendar", "log"})
 # HALLWATCH_* variables that are not settings: the config file, and the staff CLI's own.
 CLIENT_VARIABLES = frozenset(
     {
@@ -79,28 +91,6 @@ _ENV_HINTS = {
     "HALLWATCH_ALERTS_API_TOKEN": "alerts.api_token is now a token in [api.tokens.NAME] with "
     "its scopes (set HALLWATCH_API_TOKENS_<NAME>_TOKEN_FILE)",
 }
-
-
-def _coerce(key: str, value: Any, default: Any, from_env: bool) -> Any:
-    """Check `value` against the type of the default (env values arrive as strings)."""
-    kind = type(default) if default is not None else str
-    if kind is tuple:
-        # Lists: a TOML array, or comma-separated in the environment.
-        if from_env and isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list | tuple):
-            raise ConfigError(key, f"expected a list, got {type(value).__name__} {value!r}")
-        return tuple(value)
-    if from_env and kind is not str:
-        try:
-            value = kind(value)
-        except ValueError:
-            raise ConfigError(key, f"{value!r} is not a {kind.__name__}") from None
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(key, f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
-    return value
 
 
 def load(
@@ -149,7 +139,7 @@ def _unknown_variables(env: _Watched) -> None:
         stem = name.removesuffix("_FILE")
         hint = _ENV_HINTS.get(stem)
         if hint is None and stem.startswith("HALLWATCH_STAFF_TOKENS_"):
-            hint = _MOVED["staff"]
+            hint = SettingsFile.MOVED["staff"]
         if hint is None:
             close = difflib.get_close_matches(name, sorted(env.asked), n=1, cutoff=0.8)
             hint = (
@@ -167,19 +157,29 @@ def _load(
     path: str | Path | None, env: Mapping[str, str], overrides: Mapping[str, Any] | None
 ) -> Settings:
     data = _read_file(path)
-    base = Settings()
-    known = {f.name for f in fields(Settings)} - set(_EXTERNAL)
-    _check_names(data, overrides or {}, base, known)
-    sections: dict[str, Any] = {}
-    for sect in (f.name for f in fields(Settings)):
-        reader = _EXTERNAL.get(sect)
-        if reader is not None:
-            sections[sect] = reader(data.get(sect, {}), env)
-        else:
-            sections[sect] = _section(sect, getattr(base, sect), data.get(sect, {}), env, overrides)
-    settings = Settings(**sections)
-    _check_mqtt(settings.mqtt)
-    return settings
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for key in flags:  # a flag sets a key of a section that the environment may set too
+        sect, _, name = key.partition(".")
+        section = fields_of(SettingsFile)[sect][0] if sect in ENV_SECTIONS else None
+        names = list(fields_of(node(section).bare)) if section else []
+        if name not in names:
+            raise unknown(key, name, names or sorted(ENV_SECTIONS), {})
+    if isinstance(data.get("alerts"), dict):
+        data = {**data, "alerts": inherit(data["alerts"])}
+    f = read(data, SettingsFile, "", env, env_tables=ENV_SECTIONS, overrides=flags)
+    return Settings(
+        mqtt=f.mqtt,
+        store=f.store,
+        http=f.http,
+        hall=f.hall,
+        limits=f.limits,
+        calendar=f.calendar,
+        log=f.log,
+        alerts=build(f.alerts),
+        api=ApiSettings.build(f.api),
+        complaints=f.complaints,
+        outage=OutageSettings.build(f.outage),
+    )
 
 
 def _read_file(path: str | Path | None) -> dict[str, Any]:
@@ -194,80 +194,3 @@ def _read_file(path: str | Path | None) -> dict[str, Any]:
         raise ConfigError("--config", f"{path} is not valid TOML: {err}") from None
     except UnicodeDecodeError:
         raise ConfigError("--config", f"{path} is not UTF-8 (save it as UTF-8)") from None
-
-
-def _check_names(
-    data: Mapping[str, Any], overrides: Mapping[str, Any], base: Settings, known: set[str]
-) -> None:
-    """Every flag names a known key, every table of the file a known section."""
-    for key in overrides:
-        sect, _, name = key.partition(".")
-        if sect not in known or name not in {f.name for f in fields(getattr(base, sect))}:
-            raise ConfigError(key, "unknown key")
-    for section in data:
-        if section in _MOVED:
-            raise ConfigError(section, f"moved: {_MOVED[section]}")
-        if section not in known and section not in _EXTERNAL:
-            raise ConfigError(section, "unknown section")
-        if not isinstance(data[section], dict):
-            raise ConfigError(section, "must be a table")
-
-
-def _section(
-    sect: str,
-    default_obj: Any,
-    given: Mapping[str, Any],
-    env: Mapping[str, str],
-    overrides: Mapping[str, Any] | None,
-) -> Any:
-    """One section read key by key: default < file < environment < flag, each value checked."""
-    keys = {f.name for f in fields(default_obj)}
-    for k in given:
-        if k not in keys:
-            raise ConfigError(f"{sect}.{k}", "unknown key")
-    values: dict[str, Any] = {}
-    for f in fields(default_obj):
-        key = f"{sect}.{f.name}"
-        default = getattr(default_obj, f.name)
-        value, from_env = _given(key, given.get(f.name, default), env, overrides)
-        if default is None and value == "":
-            value = None  # an optional setting left empty is not set
-        if value is not None:
-            value = _coerce(key, value, default, from_env)
-            check = CHECKS.get(key)
-            problem = check(value) if check else None
-            if problem:
-                raise ConfigError(key, problem)
-        values[f.name] = value
-    return replace(default_obj, **values)
-
-
-def _given(
-    key: str, value: Any, env: Mapping[str, str], overrides: Mapping[str, Any] | None
-) -> tuple[Any, bool]:
-    """The value that wins for `key`, and whether it came as a string from the environment."""
-    from_env = False
-    var = env_name(key)
-    if var + "_FILE" in env:
-        try:
-            value = Path(env[var + "_FILE"]).read_text(encoding="utf-8").strip()
-        except OSError as err:
-            raise ConfigError(key, f"cannot read {var}_FILE: {err.strerror}") from None
-        from_env = True
-    elif var in env:
-        value, from_env = env[var], True
-    if overrides and key in overrides and overrides[key] is not None:
-        value, from_env = overrides[key], isinstance(overrides[key], str)
-    return value, from_env
-
-
-def _check_mqtt(mq: MqttSettings) -> None:
-    """What no single key can check: the TLS files exist and pair up; the reconnect bounds."""
-    for key in ("ca_file", "cert_file", "key_file"):
-        value = getattr(mq, key)
-        if value is not None and not Path(value).is_file():
-            raise ConfigError(f"mqtt.{key}", f"{value!r} is not a readable file")
-    if (mq.cert_file is None) != (mq.key_file is None):
-        raise ConfigError("mqtt.cert_file", "mqtt.cert_file and mqtt.key_file go together")
-    if mq.reconnect_max_s < mq.reconnect_min_s:
-        raise ConfigError("mqtt.reconnect_max_s", "must not be below mqtt.reconnect_min_s")

@@ -8,50 +8,48 @@ Each `from_mapping(data, env)` takes its TOML table and the environment; a bad v
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
-from hallwatch.daemon.base.errors import ConfigError
-
-NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+from hallwatch.daemon.config.table import HTTP_URL, Check, Name, NotNegative, PositiveInt, doc, read
+from msgspec import Meta
 
 
 @dataclass(frozen=True, slots=True)
 class ComplaintSettings:
     """Deadlines of the complaint procedure (plan 4.2), in working days, and who hears of them."""
 
-    verify_working_days: int = 2  # receipt -> verified with a proposed answer
-    answer_working_days: int = 2  # receipt -> answered to the complainant
-    follow_up_working_days: int = 5  # answered -> follow-up call done
-    remind_before_s: float = 4 * 3600.0  # remind this long before a deadline ("due soon")
-    remind_roles: tuple[str, ...] = ("supervisor",)  # the department head
-    escalate_roles: tuple[str, ...] = ("supervisor", "director")  # overdue or serious
-    default_department: str = "服务大厅"
+    verify_working_days: Annotated[
+        PositiveInt, doc("receipt -> verified with a proposed answer, working days")
+    ] = 2
+    answer_working_days: Annotated[
+        PositiveInt, doc("receipt -> answered to the complainant, working days")
+    ] = 2
+    follow_up_working_days: Annotated[
+        PositiveInt, doc("answered -> follow-up call done, working days")
+    ] = 5
+    remind_before_s: Annotated[
+        NotNegative, doc('remind this long before a deadline ("due soon"), seconds')
+    ] = 4 * 3600.0
+    remind_roles: Annotated[tuple[str, ...], doc("roles reminded (the department head)")] = (
+        "supervisor",
+    )
+    escalate_roles: Annotated[tuple[str, ...], doc("roles told of overdue or serious ones")] = (
+        "supervisor",
+        "director",
+    )
+    default_department: Annotated[str, doc("department of a complaint that names none")] = (
+        "服务大厅"
+    )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], env: Mapping[str, str]) -> ComplaintSettings:
-        p = "complaints"
-        base = cls()
-        _known(data, set(cls.__dataclass_fields__), p)
-        s = cls(
-            verify_working_days=_int(data, "verify_working_days", p, base.verify_working_days),
-            answer_working_days=_int(data, "answer_working_days", p, base.answer_working_days),
-            follow_up_working_days=_int(
-                data, "follow_up_working_days", p, base.follow_up_working_days
-            ),
-            remind_before_s=_num(data, "remind_before_s", p, base.remind_before_s),
-            remind_roles=_strs(data, "remind_roles", f"{p}.remind_roles", base.remind_roles),
-            escalate_roles=_strs(
-                data, "escalate_roles", f"{p}.escalate_roles", base.escalate_roles
-            ),
-            default_department=_str(data, "default_department", p, base.default_department),
-        )
-        if s.answer_working_days < s.verify_working_days:
-            raise ConfigError(f"{p}.answer_working_days", "must not be below verify_working_days")
-        return s
+        return read(data, cls, "complaints", env)
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.answer_working_days < self.verify_working_days:
+            yield "answer_working_days", "must not be below verify_working_days"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +65,49 @@ class Probe:
     republish_s: float = 300.0  # the current state is published again this often
 
 
+def _callback_text(text: str) -> str | None:
+    try:
+        text.format(name="", hall="")
+    except (KeyError, IndexError, ValueError) as err:
+        return f"only {{name}} and {{hall}}: {err}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeFile:
+    """`[outage.probes.SYSTEM]`: an HTTP health check standing for the system in its halls."""
+
+    url: Annotated[str, HTTP_URL, doc("what is fetched")]
+    halls: Annotated[
+        tuple[Name, ...], Meta(min_length=1), doc("the halls the system serves (hall ids)")
+    ]
+    interval_s: Annotated[float, Meta(gt=0), doc("seconds between checks")] = 30.0
+    timeout_s: Annotated[float, Meta(gt=0), doc("seconds")] = 5.0
+    failures: Annotated[
+        PositiveInt, doc("consecutive failed checks before the system counts as down")
+    ] = 2
+    republish_s: Annotated[
+        NotNegative, doc("the current state is published again this often, seconds")
+    ] = 300.0
+
+
+_TEXT = "{name}您好：{hall}业务系统已恢复，欢迎您前来办理。"
+
+
+@dataclass(frozen=True, slots=True)
+class OutageFile:
+    """`[outage]` as written in the file."""
+
+    callback_text: Annotated[
+        str,
+        Check(_callback_text, "a text with only {name} and {hall}"),
+        doc("the call-back SMS when the system is back"),
+    ] = _TEXT
+    probes: Annotated[Mapping[Name, ProbeFile], doc("health probes, by system id")] = field(
+        default_factory=dict
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class OutageSettings:
     """The outage procedure (plan 4.3): call-back SMS text and optional health probes.
@@ -75,89 +116,25 @@ class OutageSettings:
     `[alerts.system_outage] escalate_after_s`, so the escalation and the switch are one event.
     """
 
-    callback_text: str = "{name}您好：{hall}业务系统已恢复，欢迎您前来办理。"
+    callback_text: str = _TEXT
     probes: tuple[Probe, ...] = ()
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], env: Mapping[str, str]) -> OutageSettings:
-        p = "outage"
-        _known(data, {"callback_text", "probes"}, p)
-        text = _str(data, "callback_text", p, cls().callback_text)
-        try:
-            text.format(name="", hall="")
-        except (KeyError, IndexError, ValueError) as err:
-            raise ConfigError(f"{p}.callback_text", f"only {{name}} and {{hall}}: {err}") from None
-        probes = []
-        for system, body in _table(data, "probes", f"{p}.probes").items():
-            key = f"{p}.probes.{system}"
-            if not NAME.fullmatch(system) or not isinstance(body, dict):
-                raise ConfigError(key, "must be a table named like the system [A-Za-z0-9_.-]")
-            _known(
-                body, {"url", "halls", "interval_s", "timeout_s", "failures", "republish_s"}, key
-            )
-            url = _str(body, "url", key, "")
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(f"{key}.url", "must be an http(s) URL")
-            halls = _strs(body, "halls", f"{key}.halls", ())
-            if not halls or not all(NAME.fullmatch(h) for h in halls):
-                raise ConfigError(f"{key}.halls", "a non-empty list of hall ids")
-            probe = Probe(
+        return cls.build(read(data, OutageFile, "outage", env))
+
+    @classmethod
+    def build(cls, f: OutageFile) -> OutageSettings:
+        probes = tuple(
+            Probe(
                 system=system,
-                url=url,
-                halls=halls,
-                interval_s=_num(body, "interval_s", key, 30.0),
-                timeout_s=_num(body, "timeout_s", key, 5.0),
-                failures=_int(body, "failures", key, 2),
-                republish_s=_num(body, "republish_s", key, 300.0),
+                url=p.url,
+                halls=p.halls,
+                interval_s=p.interval_s,
+                timeout_s=p.timeout_s,
+                failures=p.failures,
+                republish_s=p.republish_s,
             )
-            if probe.interval_s <= 0 or probe.timeout_s <= 0:
-                raise ConfigError(f"{key}.interval_s", "interval_s and timeout_s must be > 0")
-            probes.append(probe)
-        return cls(callback_text=text, probes=tuple(probes))
-
-
-# --- readers ------------------------------------------------------------------------------
-
-
-def _known(data: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
-    for k in data:
-        if k not in allowed:
-            raise ConfigError(f"{prefix}.{k}", "unknown key")
-
-
-def _table(data: Mapping[str, Any], name: str, key: str) -> dict[str, Any]:
-    value = data.get(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(key, "must be a table")
-    return value
-
-
-def _num(data: Mapping[str, Any], name: str, prefix: str, default: float) -> float:
-    value = data.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"{prefix}.{name}", f"expected a non-negative number, got {value!r}")
-    return float(value)
-
-
-def _int(data: Mapping[str, Any], name: str, prefix: str, default: int) -> int:
-    value = data.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{prefix}.{name}", f"expected a positive integer, got {value!r}")
-    return value
-
-
-def _str(data: Mapping[str, Any], name: str, prefix: str, default: str) -> str:
-    value = data.get(name, default)
-    if not isinstance(value, str):
-        raise ConfigError(f"{prefix}.{name}", f"expected a string, got {value!r}")
-    return value
-
-
-def _strs(
-    data: Mapping[str, Any], name: str, key: str, default: tuple[str, ...]
-) -> tuple[str, ...]:
-    value = data.get(name, list(default))
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(key, f"expected a list of strings, got {value!r}")
-    return tuple(value)
+            for system, p in f.probes.items()
+        )
+        return cls(callback_text=f.callback_text, probes=probes)
