@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 
-ALERTS = ("queue_peak", "device_offline", "system_outage")
+ALERTS = ("queue_peak", "device_offline", "system_outage", "service_uncovered")
 # What a role may receive: the alerts, plus the notices of complaints and the calendar check.
 KINDS = (*ALERTS, "complaint", "calendar")
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -41,6 +41,7 @@ class PeakRule:
     escalate_headcount: int = 40
     escalate_wait_s: float = 2400.0
     repeat_s: float = 900.0
+    relapse_s: float = 1800.0  # a new crossing this soon after a clear continues the episode
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,18 @@ class SystemRule:
 
 
 @dataclass(frozen=True, slots=True)
+class UncoveredRule:
+    """service_uncovered: customers of a service wait and no open window serves it (午间轮班:
+    the service stays covered) for `after_s`; a window for it opening, or nobody waiting, clears."""
+
+    after_s: float = 600.0
+    clear_for_s: float = 0.0
+    escalate_after_s: float = 1800.0
+    repeat_s: float = 900.0
+    opening_hours_only: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Role:
     """Who a role reaches: WeCom robots (with @mentions), SMS numbers, webhooks."""
 
@@ -87,6 +100,7 @@ class HallRules:
     queue_peak: PeakRule = PeakRule()
     device_offline: DeviceRule = DeviceRule()
     system_outage: SystemRule = SystemRule()
+    service_uncovered: UncoveredRule = UncoveredRule()
     roles: Mapping[str, Role] = field(default_factory=dict)
 
 

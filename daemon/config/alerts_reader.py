@@ -31,10 +31,13 @@ from hallwatch.daemon.config.alerts import (
     RuleSettings,
     SmsSettings,
     SystemRule,
+    UncoveredRule,
     Webhook,
     WecomSettings,
 )
 from hallwatch.daemon.config.table import TableReader
+
+_RULES = ("queue_peak", "device_offline", "system_outage", "service_uncovered")  # rule tables
 
 
 def read_alerts(data: Mapping[str, Any], env: Mapping[str, str]) -> AlertSettings:
@@ -104,6 +107,7 @@ class Reader(TableReader):
             ("queue_peak", PeakRule),
             ("device_offline", DeviceRule),
             ("system_outage", SystemRule),
+            ("service_uncovered", UncoveredRule),
         ):
             rules[name] = self.rule(
                 cls,
@@ -133,6 +137,7 @@ class Reader(TableReader):
             "queue_peak",
             "device_offline",
             "system_outage",
+            "service_uncovered",
             "halls",
             "levels",
             "outage_levels",
@@ -159,11 +164,7 @@ class Reader(TableReader):
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError, OSError):
             raise ConfigError(f"{p}.timezone", f"unknown time zone {tz!r}") from None
-        base_data: dict[str, Any] = {
-            k: data[k]
-            for k in ("open", "close", "queue_peak", "device_offline", "system_outage")
-            if k in data
-        }
+        base_data: dict[str, Any] = {k: data[k] for k in ("open", "close", *_RULES) if k in data}
         default = self.hall_rules(base_data, HallRules(), p)
         halls: dict[str, HallRules] = {}
         for hall, body in self.table(data, "halls", f"{p}.halls").items():
@@ -174,12 +175,12 @@ class Reader(TableReader):
                 raise ConfigError(key, "must be a table")
             self.known(
                 body,
-                {"name", "open", "close", "queue_peak", "device_offline", "system_outage", "roles"},
+                {"name", "open", "close", *_RULES, "roles"},
                 key,
             )
             # a hall's rule tables override the defaults key by key
             merged = dict(body)
-            for name in ("queue_peak", "device_offline", "system_outage"):
+            for name in _RULES:
                 merged[name] = {
                     **base_data.get(name, {}),
                     **self.table(body, name, f"{key}.{name}"),
