@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from hallwatch.sensors.publish import publish_all
 
 from tests.factories import SHANGHAI, at
 from tests.harness.alert_fakes import FakeWecom, serve
-from tests.harness.live_daemon import LiveDaemon
+from tests.harness.live_daemon import LiveDaemon, token_of
 from tests.harness.mosquitto import Mosquitto
 
 DAY = "2026-11-30"  # a Monday, a working day
@@ -79,7 +80,7 @@ def the_day() -> dict[float, list[tuple[str, bytes]]]:
 
 
 STEPS = [t("09:00"), t("11:00"), t("11:30")]
-STEPS += [t("11:32") + 120 * i for i in range(15)]  # 11:32 .. 12:00, every 2 minutes
+STEPS += [t("11:32") + 120 * i for i in range(15)]  # 11:32 .. 12:00, every 2 minutes (11:44)
 STEPS += [t(h) for h in ("12:02", "12:06", "12:14", "12:30", "13:00", "13:20", "13:30", "13:32")]
 STEPS += [t(h) for h in ("13:34", "13:36", "13:50", "13:52")]
 
@@ -101,6 +102,19 @@ def ticked(d: LiveDaemon, at_: float, applied: int) -> Callable[[], bool]:
         and plan.at.get("h1") == at_
         and plan.seen.get("h1") == changes.version.get("h1")
     )
+
+
+def listed_and_acknowledged(d: LiveDaemon) -> None:
+    """At 11:44 the uncovered loan service is a firing alert like any other: in /metrics, in
+    the active alerts, and acknowledged by its id (it holds the service's name)."""
+    metrics = d.call("GET", "/metrics").body.decode()
+    series = 'hallwatch_alerts_firing{alert="service_uncovered",hall="h1",level="1"} 1.0'
+    assert series in metrics
+    (active,) = d.call("GET", "/api/v1/alerts", token_of("alerts:read")).json()["alerts"]
+    assert (active["alert"], active["subject"]) == ("service_uncovered", LOAN)
+    path = f"/api/v1/alerts/{quote(active['alert_id'], safe='')}/ack"
+    reply = d.call("POST", path, token_of("alerts:write"), json.dumps({"by": "张三"}).encode())
+    assert reply.status == 200, reply.body
 
 
 def hhmm(ts: float) -> str:
@@ -144,6 +158,8 @@ wecom = ["supervisor"]
                     await asyncio.to_thread(publish_all, "127.0.0.1", broker.port, pubs)
                     sent += len(pubs)
                 await until(ticked(d, step, sent), f"the tick at {hhmm(step)}")
+                if step == t("11:44"):
+                    await asyncio.to_thread(listed_and_acknowledged, d)
             await until(
                 lambda: any("再次告警" in h.body["markdown"]["content"] for h in wecom.accepted),
                 "the relapse notice at the robot",
@@ -165,6 +181,7 @@ wecom = ["supervisor"]
     assert fired[("queue_peak", "firing")] == t("11:54")
     assert fired[("service_uncovered", "resolved")] == t("13:30")
     assert fired[("service_uncovered", "escalated")] == t("12:02")  # 30 min: to the director
+    assert ("service_uncovered", "repeat") not in fired  # acknowledged at 11:44
     texts = [h.body["markdown"]["content"] for h in wecom.accepted]
     peak = next(x for x in texts if "【排队高峰告警】" in x)
     assert "贷款已有人等待22分钟(≥20)" in peak and "开始 11:54" in peak
