@@ -186,7 +186,8 @@ wecom = ["supervisor"]
     peak = next(x for x in texts if "【排队高峰告警】" in x)
     assert "贷款已有人等待22分钟(≥20)" in peak and "开始 11:54" in peak
     gap = next(x for x in texts if "【业务无窗口告警】" in x)
-    assert "**贷款** 有3人等候，已10分钟没有开放窗口办理" in gap and "午间轮班" in gap
+    assert "**贷款** 有3人等候，已10分钟没有开放窗口办理，最长已等待10分钟\n" in gap
+    assert "午间轮班" in gap and "开始 11:42" in gap
     assert any("【业务无窗口已恢复】" in x and "已有窗口办理" in x for x in texts)
     assert all(h.key == "robot-supervisor" for h in wecom.accepted)
     # loan needs 2 windows (its arrivals); the hall has one not open (w1, paused): 1 advised
