@@ -56,8 +56,10 @@ def _crossed(f: Figures, services: Mapping[str, str] | None = None) -> str:
         if c.metric == "headcount":
             parts.append(f"厅内{int(c.value)}人(≥{int(c.threshold)})")
         else:
+            # "endured": someone still waiting has waited this long; "wait": the forecast.
             name = (services or {}).get(c.service or "", c.service or "")
-            parts.append(f"{name}预计等待{minutes(c.value)}分钟(≥{minutes(c.threshold)})")
+            what = "已有人等待" if c.metric == "endured" else "预计等待"
+            parts.append(f"{name}{what}{minutes(c.value)}分钟(≥{minutes(c.threshold)})")
     return "，".join(parts)
 
 
@@ -77,12 +79,16 @@ def summary(
     head = f"{hall_name}{what}"
     if alert == "queue_peak":
         if state == "resolved" and peak is not None:
-            wait = f"，最长等待{minutes(peak.max_wait_s or 0)}分钟" if peak.max_wait_s else ""
+            wait = f"，最长预计等待{minutes(peak.max_wait_s or 0)}分钟" if peak.max_wait_s else ""
+            if peak.max_endured_s:
+                wait += f"，最长已等待{minutes(peak.max_endured_s)}分钟"
             why = f"（{REASONS[reason]}）" if REASONS.get(reason) else ""
             return f"{head}已结束{why}：持续{duration(duration_s)}，峰值{peak.headcount}人{wait}"
         now = _crossed(figures) or f"厅内{figures.headcount}人"
         cause = "（信息系统故障导致）" if figures.caused_by_outage else ""
         return f"{head}{glossary.ALERT_STATES[state]}{cause}：{now}"
+    if alert == "service_uncovered":
+        return _uncovered_summary(head, state, subject, figures, duration_s)
     kind = (
         glossary.DEVICE_KINDS.get(figures.device_kind or "", "")
         if alert == "device_offline"
@@ -94,6 +100,25 @@ def summary(
     if alert == "system_outage" and state == "firing":
         return f"{head}{glossary.ALERT_STATES[state]}：{kind}{subject}故障，请立即通知信息中心"
     return f"{head}{glossary.ALERT_STATES[state]}：{kind}{subject}已{duration(duration_s)}"
+
+
+def _uncovered_summary(head: str, state: str, service: str, f: Figures, duration_s: float) -> str:
+    if state == "resolved":
+        now = "已无人等候" if f.service_waiting == 0 else "已有窗口办理"
+        return f"{head}已结束：{service}{now}，持续{duration(duration_s)}"
+    return (
+        f"{head}{glossary.ALERT_STATES[state]}：{service}有{f.service_waiting}人等候，"
+        f"{duration(f.uncovered_s)}无窗口办理"
+    )
+
+
+def uncovered_actions(service: str) -> list[str]:
+    """The plan's answer to a service nobody serves: open a window for it (午间轮班)."""
+    return [
+        f"立即为 **{service}** 开放窗口：调配能办理该业务的人员，或增设应急窗口",
+        "午间轮班：每项业务始终至少有一个窗口办理，不停办",
+        "向等候的办事人说明情况；老弱病残优先办理",
+    ]
 
 
 OUTAGE_ACTIONS = (
@@ -113,8 +138,16 @@ def _actions(t: Transition, names: Names) -> list[str]:
         total = sum(n for _, n in extra)
         detail = "、".join(f"{s}{n}个" for s, n in extra)
         out.append(f"增设应急窗口 **{total}** 个：{detail}")
+    elif f.spare_windows == 0:
+        out.append("窗口已全部开放，无窗口可增设：调配人员加快办理")
     else:
         out.append("增设应急窗口，调配人员和设备")
+    if f.all_open_overrun_s is not None and f.all_open_overrun_s > 0:
+        out.append(
+            f"即使开放全部{f.spare_windows or 0}个空闲窗口，闭厅后仍需约 "
+            f"**{minutes(f.all_open_overrun_s)}** 分钟才能办完：延长对外服务时间，"
+            "并对业务集中的办事人实行预约服务"
+        )
     out.append("开设绿色通道，老弱病残优先办理；业务集中、批次多的实行预约服务")
     out.append("设置高低峰时段提醒牌，引导错峰办理")
     hour = int(t.local_time[:2]) if t.local_time[:2].isdigit() else 0
@@ -140,12 +173,17 @@ def wecom_markdown(t: Transition, names: Names, userids: tuple[str, ...] = ()) -
     else:
         who = "、".join(glossary.ROLES.get(r, r) for r in t.recipients)
         lines.append(f"> 级别：{glossary.LEVELS.get(t.level, str(t.level))}　通知：{who}")
+        if t.state == "relapsed":
+            lines.append("**刚结束的高峰再次出现**：同一编号继续处置，不另起新告警")
         if t.alert == "queue_peak":
             lines.append(f"**触发**：{_crossed(f, names.services) or t.summary}")
             wait = ""
+            if f.max_endured_s is not None:
+                svc = names.service(f.max_endured_service)
+                wait += f"，最长已等待{minutes(f.max_endured_s)}分钟({svc})"
             if f.max_wait_s is not None:
                 svc = names.service(f.max_wait_service)
-                wait = f"，最长预计等待{minutes(f.max_wait_s)}分钟({svc})"
+                wait += f"，最长预计等待{minutes(f.max_wait_s)}分钟({svc})"
             lines.append(
                 f"**现状**：厅内{f.headcount}人，等候{f.waiting_total}人{wait}；"
                 f"开放窗口{f.windows_open}个(应急{f.emergency_windows_open}个)"
@@ -165,6 +203,19 @@ def wecom_markdown(t: Transition, names: Names, userids: tuple[str, ...] = ()) -
             else:
                 lines.append("**按应急预案处置**：")
                 lines += [f"{i}. {a}" for i, a in enumerate(_actions(t, names), 1)]
+        elif t.alert == "service_uncovered":
+            svc = names.service(t.subject)
+            endured = (
+                f"，最长已等待{minutes(f.service_endured_s)}分钟"
+                if f.service_endured_s is not None
+                else ""
+            )
+            lines.append(
+                f"**{svc}** 有{f.service_waiting}人等候，已{duration(f.uncovered_s)}"
+                f"没有开放窗口办理{endured}"
+            )
+            lines.append("**按应急预案处置**：")
+            lines += [f"{i}. {a}" for i, a in enumerate(uncovered_actions(svc), 1)]
         elif t.alert == "device_offline":
             kind = glossary.DEVICE_KINDS.get(f.device_kind or "", glossary.DEVICE_KINDS["other"])
             lines.append(f"**{kind} {t.subject}** 已离线{duration(t.at - t.started_at)}")
@@ -203,6 +254,8 @@ def sms_text(t: Transition, names: Names) -> str:
     if t.alert == "queue_peak" and t.state != "resolved" and not t.figures.caused_by_outage:
         extra = sum(n for _, n in t.figures.extra_windows_by_service)
         tail += f"，建议增设{extra}个窗口" if extra else "，请按预案处置"
+    if t.alert == "service_uncovered" and t.state != "resolved":
+        tail += f"，请立即为{names.service(t.subject)}开窗口"
     if t.state not in ("resolved",):
         tail += f"。编号{t.alert_id.rsplit(':', 1)[-1][-4:]}"
     head = t.summary

@@ -16,7 +16,7 @@ from hallwatch.alerts.rules import RuleEngine
 from hallwatch.alerts.view import HallView, Transition
 from hallwatch.daemon.config.alerts import RuleSettings
 
-TRANSITIONS = ("firing", "escalated", "resolved")
+TRANSITIONS = ("firing", "escalated", "relapsed", "resolved")
 
 
 def record(t: Transition, zone: ZoneInfo) -> dict[str, Any]:

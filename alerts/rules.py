@@ -5,6 +5,15 @@ its `for`, then `firing` until it has been below the lower marks for `clear_for_
 fires once, escalates at most once per level, repeats while unacknowledged, and resolves once.
 Peak alerts start only inside opening hours on working days; an episode still firing when the
 hall closes is resolved with reason "closed", so the next day starts clean.
+
+A queue peak that cleared is kept `resolved` for `relapse_s`: crossing again within it (for
+`for_s`) reopens the same episode, same alert id and level, with one "relapsed" notice to the
+first level's roles, instead of a new alert paging everyone again.
+
+The peak's wait is the forecast for a new ticket or the longest wait already endured by anyone
+still waiting, whichever crosses: with no open window for a service the forecast is None, and
+the endured wait is what keeps the 20-minute trigger from going blind. Such a service is also
+its own alert, `service_uncovered`, after `after_s`.
 """
 
 from __future__ import annotations
@@ -17,7 +26,14 @@ from zoneinfo import ZoneInfo
 import msgspec
 from hallwatch.alerts import messages
 from hallwatch.alerts.view import Crossing, Figures, HallView, Transition
-from hallwatch.daemon.config.alerts import DeviceRule, HallRules, RuleSettings, SystemRule
+from hallwatch.daemon.config.alerts import (
+    DeviceRule,
+    HallRules,
+    PeakRule,
+    RuleSettings,
+    SystemRule,
+    UncoveredRule,
+)
 
 # Which estimates a device feeds: a door counter the headcount, the others the wait estimates.
 _FEEDS = {
@@ -31,7 +47,7 @@ class Episode(msgspec.Struct):
     hall: str
     alert: str
     subject: str
-    phase: str  # pending | firing
+    phase: str  # pending | firing | resolved (queue_peak: cleared, may still relapse)
     since: float  # when the condition began (pending) / the episode's start (firing)
     level: int = 0
     seq: int = 0
@@ -42,6 +58,10 @@ class Episode(msgspec.Struct):
     peak_headcount: int = 0
     peak_wait_s: float | None = None
     peak_wait_service: str | None = None
+    peak_endured_s: float | None = None
+    peak_endured_service: str | None = None
+    resolved_at: float | None = None  # phase resolved: when it cleared
+    relapse_since: float | None = None  # phase resolved: when the condition came back
     last_level_change: float = 0.0
     summary: str = ""
     outage: list[str] = msgspec.field(default_factory=list)  # systems down during a peak
@@ -63,21 +83,46 @@ def unreliable(view: HallView) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-def _max_wait(view: HallView) -> tuple[float | None, str | None]:
+def _largest(waits: Iterable[tuple[str, float | None]]) -> tuple[float | None, str | None]:
     best: tuple[float | None, str | None] = (None, None)
-    for service, wait in sorted(view.est_wait_s_by_service.items()):
+    for service, wait in sorted(waits):
         if wait is not None and (best[0] is None or wait > best[0]):
             best = (wait, service)
     return best
 
 
+def _max_wait(view: HallView) -> tuple[float | None, str | None]:
+    """The longest forecast for a new ticket, and its service."""
+    return _largest(view.est_wait_s_by_service.items())
+
+
+def _max_endured(view: HallView) -> tuple[float | None, str | None]:
+    """The longest wait already endured by anyone still waiting, and its service."""
+    return _largest(view.endured_s_by_service.items())
+
+
+def wait_crossings(view: HallView, threshold_s: float) -> list[Crossing]:
+    """Per service, the forecast and the endured wait at or over `threshold_s`."""
+    out = []
+    for service, wait in sorted(view.est_wait_s_by_service.items()):
+        if wait is not None and wait >= threshold_s:
+            out.append(Crossing("wait", wait, threshold_s, service))
+    for service, waited in sorted(view.endured_s_by_service.items()):
+        if waited >= threshold_s:
+            out.append(Crossing("endured", waited, threshold_s, service))
+    return out
+
+
 def figures(view: HallView, crossed: Iterable[Crossing] = ()) -> Figures:
     """The numbers of a view that messages quote."""
     wait, service = _max_wait(view)
+    endured, endured_service = _max_endured(view)
     return Figures(
         headcount=view.headcount,
         max_wait_s=wait,
         max_wait_service=service,
+        max_endured_s=endured,
+        max_endured_service=endured_service,
         waiting_total=sum(view.waiting_by_service.values()),
         windows_open=view.windows_open,
         emergency_windows_open=view.emergency_windows_open,
@@ -85,6 +130,8 @@ def figures(view: HallView, crossed: Iterable[Crossing] = ()) -> Figures:
             sorted((s, n) for s, n in view.extra_windows_by_service.items() if n > 0)
         ),
         closing_overrun_s=view.closing_overrun_s,
+        spare_windows=view.spare_windows,
+        all_open_overrun_s=view.all_open_overrun_s,
         unreliable=unreliable(view),
         crossed=tuple(crossed),
     )
@@ -161,6 +208,7 @@ class RuleEngine:
         out += self._queue_peak(view, rules, open_now)
         out += self._devices(view, rules.device_offline, open_now)
         out += self._systems(view, rules.system_outage, open_now)
+        out += self._uncovered(view, rules.service_uncovered, open_now)
         return out
 
     def _emit(
@@ -180,8 +228,12 @@ class RuleEngine:
                 headcount=e.peak_headcount,
                 max_wait_s=e.peak_wait_s,
                 max_wait_service=e.peak_wait_service,
+                max_endured_s=e.peak_endured_s,
+                max_endured_service=e.peak_endured_service,
             )
         level = max(e.level, 1)
+        # A relapse continues an episode: one notice to the first level, nobody else paged.
+        to_level = 1 if state == "relapsed" else level
         rules = self.settings.for_hall(e.hall)
         summary = messages.summary(
             alert=e.alert,
@@ -202,7 +254,7 @@ class RuleEngine:
             alert_id=e.alert_id,
             state=state,
             level=level,
-            recipients=self.settings.roles_for(level, e.alert),
+            recipients=self.settings.roles_for(to_level, e.alert),
             summary=summary,
             started_at=e.since,
             seq=e.seq,
@@ -213,12 +265,28 @@ class RuleEngine:
         )
 
     def _resolve(
-        self, key: tuple[str, str, str], view: HallView, figs: Figures, reason: str
+        self,
+        key: tuple[str, str, str],
+        view: HallView,
+        figs: Figures,
+        reason: str,
+        *,
+        keep: bool = False,
     ) -> list[Transition]:
+        """End an episode; `keep`: hold it as `resolved`, so that a relapse continues it."""
         e = self.episodes.pop(key)
         if e.phase != "firing":
             return []
-        return [self._emit(e, view, "resolved", figs, reason=reason)]
+        out = [self._emit(e, view, "resolved", figs, reason=reason)]
+        if keep:
+            e.phase, e.resolved_at, e.relapse_since, e.clear_since = (
+                "resolved",
+                view.now,
+                None,
+                None,
+            )
+            self.episodes[key] = e
+        return out
 
     def _tick_firing(
         self, e: Episode, view: HallView, figs: Figures, want_level: int, repeat_s: float
@@ -238,16 +306,16 @@ class RuleEngine:
         crossed: list[Crossing] = []
         if view.headcount >= r.headcount:
             crossed.append(Crossing("headcount", view.headcount, r.headcount))
-        for service, wait in sorted(view.est_wait_s_by_service.items()):
-            if wait is not None and wait >= r.wait_s:
-                crossed.append(Crossing("wait", wait, r.wait_s, service))
+        crossed += wait_crossings(view, r.wait_s)
         figs = figures(view, crossed)
         down = [s for s, (st, _) in sorted(view.systems.items()) if st == "down"]
         waits = [w for w in view.est_wait_s_by_service.values() if w is not None]
-        worst = max(waits, default=0.0)
+        worst = max([*waits, *view.endured_s_by_service.values()], default=0.0)
         clear = view.headcount < r.clear_headcount and worst < r.clear_wait_s
         far = view.headcount >= r.escalate_headcount or worst >= r.escalate_wait_s
         e = self.episodes.get(key)
+        if e is not None and e.phase == "resolved":
+            return self._relapse(key, e, view, r, figs, bool(crossed and open_now))
 
         if e is None or e.phase == "pending":
             if not open_now or not crossed:
@@ -272,17 +340,47 @@ class RuleEngine:
         if clear:
             e.clear_since = view.now if e.clear_since is None else e.clear_since
             if view.now - e.clear_since >= r.clear_for_s:
-                return self._resolve(key, view, figs, "cleared")
+                return self._resolve(key, view, figs, "cleared", keep=r.relapse_s > 0)
             return []
         e.clear_since = None
         long = view.now - e.since >= r.escalate_after_s
         return self._tick_firing(e, view, figs, 2 if (far or long) else 1, r.repeat_s)
+
+    def _relapse(
+        self,
+        key: tuple[str, str, str],
+        e: Episode,
+        view: HallView,
+        r: PeakRule,
+        figs: Figures,
+        crossing: bool,
+    ) -> list[Transition]:
+        """A cleared peak held for `relapse_s`: crossing again for `for_s` reopens it."""
+        assert e.resolved_at is not None
+        if not crossing:
+            e.relapse_since = None
+            if view.now - e.resolved_at >= r.relapse_s or not self.in_hours(view):
+                del self.episodes[key]
+            return []
+        if e.relapse_since is None:
+            if view.now - e.resolved_at >= r.relapse_s:
+                del self.episodes[key]  # too late to be a relapse: a new episode begins
+                return self._queue_peak(view, self.settings.for_hall(view.hall), True)
+            e.relapse_since = view.now
+        if view.now - e.relapse_since < r.for_s:
+            return []
+        e.phase, e.resolved_at, e.relapse_since = "firing", None, None
+        self._peak(e, view)
+        return [self._emit(e, view, "relapsed", _outage(figs, e))]
 
     def _peak(self, e: Episode, view: HallView) -> None:
         e.peak_headcount = max(e.peak_headcount, view.headcount)
         wait, service = _max_wait(view)
         if wait is not None and (e.peak_wait_s is None or wait > e.peak_wait_s):
             e.peak_wait_s, e.peak_wait_service = wait, service
+        waited, where = _max_endured(view)
+        if waited is not None and (e.peak_endured_s is None or waited > e.peak_endured_s):
+            e.peak_endured_s, e.peak_endured_service = waited, where
 
     def _subject_rule(
         self,
@@ -291,7 +389,7 @@ class RuleEngine:
         subject: str,
         down: bool,
         since: float,
-        rule: DeviceRule | SystemRule,
+        rule: DeviceRule | SystemRule | UncoveredRule,
         open_now: bool,
         figs: Figures,
     ) -> list[Transition]:
@@ -340,4 +438,28 @@ class RuleEngine:
         for key in [k for k in self.episodes if k[0] == view.hall and k[1] == "system_outage"]:
             if key[2] not in view.systems:
                 out += self._resolve(key, view, base, "gone")
+        return out
+
+    def _uncovered(self, view: HallView, rule: UncoveredRule, open_now: bool) -> list[Transition]:
+        """service_uncovered: customers wait and no open window serves their service."""
+        out: list[Transition] = []
+        base = figures(view)
+        held = {k[2] for k in self.episodes if k[0] == view.hall and k[1] == "service_uncovered"}
+        for service in sorted(set(view.uncovered_since) | held):
+            since = view.uncovered_since.get(service)
+            e = self.episodes.get((view.hall, "service_uncovered", service))
+            if since is None and e is not None:
+                e.clear_since = view.now if e.clear_since is None else e.clear_since
+            elif e is not None:
+                e.clear_since = None
+            figs = replace(
+                base,
+                service_waiting=view.waiting_by_service.get(service, 0),
+                uncovered_s=0.0 if since is None else view.now - since,
+                service_endured_s=view.endured_s_by_service.get(service),
+            )
+            went = since if since is not None else (e.clear_since if e else None) or view.now
+            out += self._subject_rule(
+                view, "service_uncovered", service, since is not None, went, rule, open_now, figs
+            )
         return out

@@ -13,7 +13,8 @@ from typing import get_args
 from hallwatch.sensors.events import DeviceKind
 
 # The alert names (ALERTS) and what a role may receive (KINDS): hallwatch.daemon.config.alerts.
-STATES = ("firing", "escalated", "repeat", "resolved")
+# "relapsed": a crossing soon after an episode cleared reopens it (same alert id), see rules.
+STATES = ("firing", "escalated", "repeat", "relapsed", "resolved")
 DEVICE_KINDS: tuple[str, ...] = get_args(DeviceKind)
 
 
@@ -34,13 +35,22 @@ class HallView:
     hall: str
     now: float
     headcount: int
+    # The forecast: what a normal ticket taken now would wait (None: no open window serves it).
     est_wait_s_by_service: Mapping[str, float | None] = field(default_factory=dict)
     waiting_by_service: Mapping[str, int] = field(default_factory=dict)
+    # Endured: how long the longest-waiting ticket still in the queue has waited, per service.
+    endured_s_by_service: Mapping[str, float] = field(default_factory=dict)
+    # Services with customers waiting and no open window serving them, and since when.
+    uncovered_since: Mapping[str, float] = field(default_factory=dict)
     windows_open: int = 0
     emergency_windows_open: int = 0
     extra_windows_by_service: Mapping[str, int] = field(default_factory=dict)
     # Seconds past closing time the present queue needs to clear; None or <= 0: it clears in time.
     closing_overrun_s: float | None = None
+    # Windows the hall has that are not open now (what the advice is bounded by; None: unknown),
+    # and the overrun past closing even with all of them open (> 0: extend hours, appointments).
+    spare_windows: int | None = None
+    all_open_overrun_s: float | None = None
     devices: tuple[DeviceView, ...] = ()
     # system -> (state "up" | "degraded" | "down", since)
     systems: Mapping[str, tuple[str, float]] = field(default_factory=dict)
@@ -49,7 +59,8 @@ class HallView:
 
 @dataclass(frozen=True, slots=True)
 class Crossing:
-    """One threshold a figure crossed: `metric` is "headcount" or "wait" (then `service`)."""
+    """One threshold a figure crossed: `metric` is "headcount", "wait" (the forecast for a new
+    ticket) or "endured" (the longest wait of anyone still waiting); the last two name `service`."""
 
     metric: str
     value: float
@@ -64,11 +75,15 @@ class Figures:
     headcount: int = 0
     max_wait_s: float | None = None
     max_wait_service: str | None = None
+    max_endured_s: float | None = None
+    max_endured_service: str | None = None
     waiting_total: int = 0
     windows_open: int = 0
     emergency_windows_open: int = 0
     extra_windows_by_service: tuple[tuple[str, int], ...] = ()
     closing_overrun_s: float | None = None
+    spare_windows: int | None = None
+    all_open_overrun_s: float | None = None
     unreliable: tuple[str, ...] = ()  # "headcount" and/or "wait": a device they depend on is down
     crossed: tuple[Crossing, ...] = ()
     device_kind: str | None = None
@@ -76,6 +91,10 @@ class Figures:
     # queue_peak: the information systems down during the episode; the queue grows because
     # of the stoppage, not because staff are slow, and the message says so.
     caused_by_outage: tuple[str, ...] = ()
+    # service_uncovered: its service's queue, how long nobody has served it, the longest wait.
+    service_waiting: int = 0
+    uncovered_s: float = 0.0
+    service_endured_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +104,9 @@ class Transition:
     at: float
     hall: str
     alert: str
-    subject: str  # the device or system for device_offline / system_outage, "" for queue_peak
+    subject: str  # the device, system or service (service_uncovered), "" for queue_peak
     alert_id: str
-    state: str  # firing | escalated | repeat | resolved
+    state: str  # firing | escalated | repeat | relapsed | resolved
     level: int
     recipients: tuple[str, ...]  # role names, e.g. ("supervisor", "director")
     summary: str

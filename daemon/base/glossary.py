@@ -6,8 +6,19 @@ same in a WeCom alert, an SMS and the centre's report.
 
 from __future__ import annotations
 
-ALERTS = {"queue_peak": "排队高峰", "device_offline": "设备离线", "system_outage": "信息系统故障"}
-ALERT_STATES = {"firing": "告警", "escalated": "升级", "repeat": "未确认提醒", "resolved": "已恢复"}
+ALERTS = {
+    "queue_peak": "排队高峰",
+    "device_offline": "设备离线",
+    "system_outage": "信息系统故障",
+    "service_uncovered": "业务无窗口",
+}
+ALERT_STATES = {
+    "firing": "告警",
+    "escalated": "升级",
+    "repeat": "未确认提醒",
+    "resolved": "已恢复",
+    "relapsed": "再次告警",
+}
 LEVELS = {1: "一级", 2: "二级", 3: "三级"}
 ROLES = {"supervisor": "大厅负责人", "director": "中心主任室", "info_centre": "信息中心"}
 DEVICE_KINDS = {

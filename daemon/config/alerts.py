@@ -29,9 +29,11 @@ from hallwatch.daemon.config.table import (
 )
 from msgspec import Meta
 
-ALERTS = ("queue_peak", "device_offline", "system_outage")
+ALERTS = ("queue_peak", "device_offline", "system_outage", "service_uncovered")
 # What a role may receive: the alerts, plus the notices of complaints and the calendar check.
-Kind = Literal["queue_peak", "device_offline", "system_outage", "complaint", "calendar"]
+Kind = Literal[
+    "queue_peak", "device_offline", "system_outage", "service_uncovered", "complaint", "calendar"
+]
 KINDS: tuple[str, ...] = get_args(Kind)
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PHONE = re.compile(r"\+?[0-9]{5,15}")
@@ -60,6 +62,9 @@ class PeakRule:
     repeat_s: Annotated[NotNegative, doc("a firing alert is sent again this often, seconds")] = (
         900.0
     )
+    relapse_s: Annotated[
+        NotNegative, doc("a new crossing this soon after a clear continues the episode, seconds")
+    ] = 1800.0
 
     def problems(self) -> Iterator[tuple[str, str]]:
         if self.clear_headcount > self.headcount:
@@ -97,6 +102,22 @@ class SystemRule:
 
 
 @dataclass(frozen=True, slots=True)
+class UncoveredRule:
+    """service_uncovered: customers of a service wait and no open window serves it (午间轮班:
+    the service stays covered) for `after_s`; a window for it opening, or nobody waiting, clears."""
+
+    after_s: Annotated[NotNegative, doc("customers waiting with no window this long, seconds")] = (
+        600.0
+    )
+    clear_for_s: Annotated[NotNegative, doc("covered again this long clears, seconds")] = 0.0
+    escalate_after_s: Annotated[
+        NotNegative, doc("firing this long escalates to the next level, seconds")
+    ] = 1800.0
+    repeat_s: Annotated[NotNegative, doc("sent again this often, seconds")] = 900.0
+    opening_hours_only: Annotated[bool, doc("only within opening hours")] = True
+
+
+@dataclass(frozen=True, slots=True)
 class Role:
     """Who a role reaches: WeCom robots (with @mentions), SMS numbers, webhooks."""
 
@@ -116,6 +137,7 @@ class HallRules:
     queue_peak: PeakRule = PeakRule()
     device_offline: DeviceRule = DeviceRule()
     system_outage: SystemRule = SystemRule()
+    service_uncovered: UncoveredRule = UncoveredRule()
     roles: Mapping[str, Role] = field(default_factory=dict)
 
 

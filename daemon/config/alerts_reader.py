@@ -29,6 +29,7 @@ from hallwatch.daemon.config.alerts import (
     RuleSettings,
     SmsSettings,
     SystemRule,
+    UncoveredRule,
     Webhook,
     WecomSettings,
 )
@@ -93,12 +94,13 @@ class HallFile:
     queue_peak: PeakRule = field(default_factory=PeakRule)
     device_offline: DeviceRule = field(default_factory=DeviceRule)
     system_outage: SystemRule = field(default_factory=SystemRule)
+    service_uncovered: UncoveredRule = field(default_factory=UncoveredRule)
     roles: Annotated[Mapping[Name, Role], doc("the hall's own roles over alerts.roles")] = field(
         default_factory=dict
     )
 
 
-_RULES = ("queue_peak", "device_offline", "system_outage")
+_RULES = ("queue_peak", "device_offline", "system_outage", "service_uncovered")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,7 @@ class AlertsFile:
     queue_peak: PeakRule = field(default_factory=PeakRule)
     device_offline: DeviceRule = field(default_factory=DeviceRule)
     system_outage: SystemRule = field(default_factory=SystemRule)
+    service_uncovered: UncoveredRule = field(default_factory=UncoveredRule)
     roles: Annotated[Mapping[Name, Role], doc("who each role reaches")] = field(
         default_factory=dict
     )
@@ -183,6 +186,7 @@ def build(f: AlertsFile) -> AlertSettings:
         queue_peak=f.queue_peak,
         device_offline=f.device_offline,
         system_outage=f.system_outage,
+        service_uncovered=f.service_uncovered,
     )
     halls = {hall: _hall(h, default, f"alerts.halls.{hall}") for hall, h in f.halls.items()}
     s = AlertSettings(
@@ -229,6 +233,7 @@ def _hall(h: HallFile, default: HallRules, key: str) -> HallRules:
         queue_peak=h.queue_peak,
         device_offline=h.device_offline,
         system_outage=h.system_outage,
+        service_uncovered=h.service_uncovered,
         roles=dict(h.roles),
     )
 

@@ -1,15 +1,26 @@
-"""Staffing advice: extra windows per service and the closing-time overrun."""
+"""Staffing advice: extra windows per service and the closing-time overrun.
+
+What a service needs (`extra_backlog`, `extra_arrivals`) is the estimator's figure; what the hall
+is advised to open (`windows`) is bounded by the hall: no more windows in all than it has and
+has not opened, none when nobody waits or when the hall closes before a window could be staffed.
+When even every one of them cannot clear the queue by closing, `all_open_overrun_s` says by how
+much (then the plan's other actions: extended hours, appointments).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState
 from hallwatch.daemon.estimate import erlang as staffing
 from hallwatch.daemon.estimate import quickwait
 from hallwatch.daemon.estimate.forecast import Forecaster
 from hallwatch.daemon.estimate.predictors import abandonment_rate
-from hallwatch.daemon.estimate.simulation import finish
+from hallwatch.daemon.estimate.simulation import Win, finish
+
+# A window advised now must be staffed and open before closing to help: within this of closing
+# time (the simulated hall's staffing delay is 10 minutes) no windows are advised.
+OPENING_LEAD_S = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +32,7 @@ class ServiceAdvice:
     estimated_wait_s: float | None  # a normal ticket taken now
     extra_backlog: int  # windows to add so that wait is under the target
     extra_arrivals: int  # windows to add so the current arrival rate is held under the target
+    windows: int = 0  # what is advised: the need, within the hall's spare windows (see module)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +47,32 @@ class Advice:
     clear_at: float | None  # when the current queue is served, at the current staffing
     closing_overrun_s: float  # extended hours (延时服务) the current queue needs
     projected_overrun_s: float  # the same, with the expected arrivals until closing
+    spare_windows: int = 0  # windows the hall has that are not open now
+    # The overrun of the current queue even with every spare window open: > 0, windows alone
+    # cannot clear it by closing (extended hours, appointments).
+    all_open_overrun_s: float = 0.0
+
+
+def counters(hall: Hall) -> int:
+    """The windows a hall has: those known from window events, or its window terminals when
+    more of them are known (a counter's terminal is online before its window first opens)."""
+    terminals = sum(1 for d in hall.devices.values() if d.kind == "window_terminal")
+    return max(len(hall.windows), terminals)
+
+
+def spare_windows(hall: Hall) -> int:
+    """Windows the hall has that are not open now: the most that can be added."""
+    return max(0, counters(hall) - sum(1 for w in hall.windows.values() if w.state == "open"))
+
+
+def share_out(need: dict[str, int], spare: int) -> dict[str, int]:
+    """`spare` windows given to the services that need them, one at a time to the one that
+    still needs the most (ties by name); each gets at most its need."""
+    got = dict.fromkeys(need, 0)
+    for _ in range(min(spare, sum(need.values()))):
+        s = min((s for s in need if need[s] > got[s]), key=lambda s: (got[s] - need[s], s))
+        got[s] += 1
+    return got
 
 
 def advise(
@@ -81,23 +119,34 @@ def advise(
         )
         out.append(ServiceAdvice(s, waiting.get(s, 0), wait, extra, arrivals))
     windows = est.windows_at(hall, h, day, now)
+    spare = spare_windows(h)
+    # Every spare window open, each serving every service waiting: the best the hall can do.
+    everyone = frozenset(services)
+    all_open = windows + [Win(f"+{i}", everyone, now) for i in range(spare)]
     if quick:
         work = sum(est.law(it.service).mean + est.gap_s for it in queue)
         more = sum(r * span * (est.law(k[0]).mean + est.gap_s) for k, r in rates.items())
         clear = quickwait.finish_at(now, work, len(windows))
         projected = quickwait.finish_at(now, work + more, len(windows))
+        best = quickwait.finish_at(now, work, len(all_open))
     else:
         clear = finish(windows, queue, est.handling)
         projected = finish(windows, queue + est.arrivals(day, now, 3), est.handling)
+        best = finish(all_open, queue, est.handling) if spare else clear
+    helps = bool(queue) and closing - now >= OPENING_LEAD_S
+    need = {sa.service: max(sa.extra_backlog, sa.extra_arrivals) if helps else 0 for sa in out}
+    got = share_out(need, spare)
     return Advice(
         hall,
         now,
         target_wait_s,
-        tuple(out),
+        tuple(replace(sa, windows=got[sa.service]) for sa in out),
         closing,
         clear,
         staffing.closing_overrun(clear, closing),
         staffing.closing_overrun(projected, closing),
+        spare,
+        staffing.closing_overrun(best, closing) if queue else 0.0,
     )
 
 

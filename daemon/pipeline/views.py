@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from hallwatch.alerts.view import DeviceView, HallView
-from hallwatch.daemon.core.state import Hall, HallsState, waiting_counts
+from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, waiting_counts
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.estimate.advice import Advice
 
@@ -32,6 +32,29 @@ def device_views(hall: Hall, now: float, heartbeat_timeout_s: float) -> tuple[De
     return tuple(out)
 
 
+def endured(day: Day, now: float) -> dict[str, float]:
+    """Per service, how long the longest-waiting ticket still in the queue (issued, not yet
+    called) has waited at `now`: since it (re-)entered the queue, a transfer counting anew."""
+    first: dict[str, float] = {}
+    for t in day.tickets.values():
+        if t.status == WAITING and t.service and t.issued_at is not None:
+            first[t.service] = min(first.get(t.service, t.issued_at), t.issued_at)
+    return {s: max(0.0, now - at) for s, at in sorted(first.items())}
+
+
+def uncovered_since(hall: Hall, day: Day, now: float) -> dict[str, float]:
+    """Services with tickets waiting and no open window serving them, each with since when: the
+    later of its longest wait's start and the last time a window serving it stopped."""
+    open_services = {s for w in hall.windows.values() if w.state == "open" for s in w.services}
+    out: dict[str, float] = {}
+    for service, waited in endured(day, now).items():
+        if service in open_services:
+            continue
+        stops = [w.since for w in hall.windows.values() if service in w.services]
+        out[service] = max([now - waited, *stops])
+    return out
+
+
 def hall_view(
     state: HallsState,
     name: str,
@@ -52,13 +75,15 @@ def hall_view(
     est: dict[str, float | None] = {}
     extra: dict[str, int] = {}
     overrun: float | None = None
+    spare: int | None = None
+    all_open: float | None = None
     if advice is not None:
         for sa in advice.services:
             est[sa.service] = sa.estimated_wait_s
-            need = max(sa.extra_backlog, sa.extra_arrivals)
-            if need > 0:
-                extra[sa.service] = need
+            if sa.windows > 0:
+                extra[sa.service] = sa.windows
         overrun = advice.closing_overrun_s
+        spare, all_open = advice.spare_windows, advice.all_open_overrun_s
     open_windows = [w for w in hall.windows.values() if w.state == "open"]
     return HallView(
         hall=name,
@@ -66,10 +91,14 @@ def hall_view(
         headcount=day.occupancy if day else 0,
         est_wait_s_by_service=est,
         waiting_by_service=waiting,
+        endured_s_by_service=endured(day, now) if day else {},
+        uncovered_since=uncovered_since(hall, day, now) if day else {},
         windows_open=len(open_windows),
         emergency_windows_open=sum(1 for w in open_windows if w.emergency),
         extra_windows_by_service=extra,
         closing_overrun_s=overrun,
+        spare_windows=spare,
+        all_open_overrun_s=all_open,
         devices=device_views(hall, now, heartbeat_timeout_s),
         systems={s: (v.state, v.since) for s, v in sorted(hall.systems.items())},
         is_working_day=calendar.is_working_day(today),

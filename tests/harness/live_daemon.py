@@ -8,6 +8,8 @@ import asyncio
 import http.client
 import json
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,15 +64,22 @@ class LiveDaemon:
     """`Daemon(settings).run(stop)` in a thread; `call` makes one HTTP request to it."""
 
     def __init__(
-        self, workdir: Path, broker_url: str, extra_config: str = "", http_config: str = ""
+        self,
+        workdir: Path,
+        broker_url: str,
+        extra_config: str = "",
+        http_config: str = "",
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """`extra_config`: more TOML tables; `http_config`: more lines of the [http] table."""
+        """`extra_config`: more TOML tables; `http_config`: more lines of the [http] table;
+        `clock`: the daemon's clock (a test may run it on a simulated day's time)."""
         workdir.mkdir(parents=True, exist_ok=True)
         path = workdir / "hallwatch.toml"
         text = config_text(workdir / "hallwatch.db", broker_url, extra_config, http_config)
         path.write_text(text, "utf-8")
         self.settings = config.load(path, {})
-        self.daemon = Daemon(self.settings)
+        self.daemon = Daemon(self.settings, clock=clock)
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self._error: BaseException | None = None
