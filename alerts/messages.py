@@ -99,6 +99,8 @@ def summary(
         return f"{head}已结束{why}：{kind}{subject}，持续{duration(duration_s)}"
     if alert == "system_outage" and state == "firing":
         return f"{head}{glossary.ALERT_STATES[state]}：{kind}{subject}故障，请立即通知信息中心"
+    if alert == "system_degraded" and state == "firing":
+        return f"{head}{glossary.ALERT_STATES[state]}：{kind}{subject}运行缓慢，请通知信息中心排查"
     return f"{head}{glossary.ALERT_STATES[state]}：{kind}{subject}已{duration(duration_s)}"
 
 
@@ -120,6 +122,12 @@ def uncovered_actions(service: str) -> list[str]:
         "向等候的办事人说明情况；老弱病残优先办理",
     ]
 
+
+DEGRADED_ACTIONS = (
+    "立即通知市中心信息中心排查网络和系统（信息网络不畅）",
+    "办理可能变慢：向办事人说明，必要时引导错峰办理",
+    "如转为中断，按信息系统故障预案处置：先收件后补录，半小时未恢复回拨登记",
+)
 
 OUTAGE_ACTIONS = (
     "立即通知市中心信息中心",
@@ -227,6 +235,10 @@ def wecom_markdown(t: Transition, names: Names, userids: tuple[str, ...] = ()) -
             if feeds:
                 lines.append(f"离线期间{feeds}估算不可靠。")
             lines.append("请检查设备电源和网络，必要时启用备用设备。")
+        elif t.alert == "system_degraded":
+            lines.append(f"**业务系统 {t.subject}** 运行缓慢已{duration(t.at - t.started_at)}")
+            lines.append("**按应急预案处置**：")
+            lines += [f"{i}. {a}" for i, a in enumerate(DEGRADED_ACTIONS, 1)]
         else:
             lines.append(f"**业务系统 {t.subject}** 故障已{duration(t.at - t.started_at)}")
             if t.state == "escalated":

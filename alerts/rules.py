@@ -27,6 +27,7 @@ import msgspec
 from hallwatch.alerts import messages
 from hallwatch.alerts.view import Crossing, Figures, HallView, Transition
 from hallwatch.daemon.config.alerts import (
+    DegradedRule,
     DeviceRule,
     HallRules,
     PeakRule,
@@ -208,6 +209,7 @@ class RuleEngine:
         out += self._queue_peak(view, rules, open_now)
         out += self._devices(view, rules.device_offline, open_now)
         out += self._systems(view, rules.system_outage, open_now)
+        out += self._degraded(view, rules.system_degraded, open_now)
         out += self._uncovered(view, rules.service_uncovered, open_now)
         return out
 
@@ -389,7 +391,7 @@ class RuleEngine:
         subject: str,
         down: bool,
         since: float,
-        rule: DeviceRule | SystemRule | UncoveredRule,
+        rule: DeviceRule | SystemRule | DegradedRule | UncoveredRule,
         open_now: bool,
         figs: Figures,
     ) -> list[Transition]:
@@ -436,6 +438,22 @@ class RuleEngine:
                 view, "system_outage", system, state == "down", since, rule, open_now, figs
             )
         for key in [k for k in self.episodes if k[0] == view.hall and k[1] == "system_outage"]:
+            if key[2] not in view.systems:
+                out += self._resolve(key, view, base, "gone")
+        return out
+
+    def _degraded(self, view: HallView, rule: DegradedRule, open_now: bool) -> list[Transition]:
+        """system_degraded: slow, not down (信息网络不畅); a system going down ends it (the
+        outage takes over) and so does one no longer reported."""
+        out: list[Transition] = []
+        base = figures(view)
+        for system, (state, since) in sorted(view.systems.items()):
+            figs = replace(base, system_state=state)
+            bad = state == "degraded"
+            out += self._subject_rule(
+                view, "system_degraded", system, bad, since, rule, open_now, figs
+            )
+        for key in [k for k in self.episodes if k[0] == view.hall and k[1] == "system_degraded"]:
             if key[2] not in view.systems:
                 out += self._resolve(key, view, base, "gone")
         return out

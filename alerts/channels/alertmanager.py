@@ -18,6 +18,7 @@ ALERTNAMES = {
     "queue_peak": "HallQueuePeak",
     "device_offline": "HallDeviceOffline",
     "system_outage": "HallSystemOutage",
+    "system_degraded": "HallSystemDegraded",
     "service_uncovered": "HallServiceUncovered",
 }
 

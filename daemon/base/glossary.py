@@ -10,6 +10,7 @@ ALERTS = {
     "queue_peak": "排队高峰",
     "device_offline": "设备离线",
     "system_outage": "信息系统故障",
+    "system_degraded": "信息系统运行缓慢",
     "service_uncovered": "业务无窗口",
 }
 ALERT_STATES = {

@@ -29,10 +29,16 @@ from hallwatch.daemon.config.table import (
 )
 from msgspec import Meta
 
-ALERTS = ("queue_peak", "device_offline", "system_outage", "service_uncovered")
+ALERTS = ("queue_peak", "device_offline", "system_outage", "system_degraded", "service_uncovered")
 # What a role may receive: the alerts, plus the notices of complaints and the calendar check.
 Kind = Literal[
-    "queue_peak", "device_offline", "system_outage", "service_uncovered", "complaint", "calendar"
+    "queue_peak",
+    "device_offline",
+    "system_outage",
+    "system_degraded",
+    "service_uncovered",
+    "complaint",
+    "calendar",
 ]
 KINDS: tuple[str, ...] = get_args(Kind)
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -102,6 +108,21 @@ class SystemRule:
 
 
 @dataclass(frozen=True, slots=True)
+class DegradedRule:
+    """system_degraded (plan 4.3, 信息网络不畅): a business system reported `degraded` for
+    `after_s` alerts the information centre and the supervisor; work goes on, slower, so it
+    escalates to the director only after `escalate_after_s`."""
+
+    after_s: Annotated[NotNegative, doc("degraded this long alerts, seconds")] = 60.0
+    clear_for_s: Annotated[NotNegative, doc("up again this long clears, seconds")] = 60.0
+    escalate_after_s: Annotated[
+        NotNegative, doc("still degraded after this: escalate to the next level, seconds")
+    ] = 7200.0
+    repeat_s: Annotated[NotNegative, doc("sent again this often, seconds")] = 1800.0
+    opening_hours_only: Annotated[bool, doc("only within opening hours")] = True
+
+
+@dataclass(frozen=True, slots=True)
 class UncoveredRule:
     """service_uncovered: customers of a service wait and no open window serves it (午间轮班:
     the service stays covered) for `after_s`; a window for it opening, or nobody waiting, clears."""
@@ -137,6 +158,7 @@ class HallRules:
     queue_peak: PeakRule = PeakRule()
     device_offline: DeviceRule = DeviceRule()
     system_outage: SystemRule = SystemRule()
+    system_degraded: DegradedRule = DegradedRule()
     service_uncovered: UncoveredRule = UncoveredRule()
     roles: Mapping[str, Role] = field(default_factory=dict)
 
@@ -160,7 +182,8 @@ class RuleSettings:
         return self.halls.get(hall, self.default)
 
     def roles_for(self, level: int, alert: str = "") -> tuple[str, ...]:
-        levels = self.outage_roles if alert == "system_outage" else self.level_roles
+        system = alert in ("system_outage", "system_degraded")
+        levels = self.outage_roles if system else self.level_roles
         return levels[max(0, min(level, len(levels)) - 1)]
 
 

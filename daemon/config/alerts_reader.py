@@ -19,6 +19,7 @@ from hallwatch.daemon.config.alerts import (
     AlertmanagerSettings,
     AlertSettings,
     ChannelLimits,
+    DegradedRule,
     DeviceRule,
     ForwardSettings,
     HallRules,
@@ -94,13 +95,14 @@ class HallFile:
     queue_peak: PeakRule = field(default_factory=PeakRule)
     device_offline: DeviceRule = field(default_factory=DeviceRule)
     system_outage: SystemRule = field(default_factory=SystemRule)
+    system_degraded: DegradedRule = field(default_factory=DegradedRule)
     service_uncovered: UncoveredRule = field(default_factory=UncoveredRule)
     roles: Annotated[Mapping[Name, Role], doc("the hall's own roles over alerts.roles")] = field(
         default_factory=dict
     )
 
 
-_RULES = ("queue_peak", "device_offline", "system_outage", "service_uncovered")
+_RULES = ("queue_peak", "device_offline", "system_outage", "system_degraded", "service_uncovered")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,7 @@ class AlertsFile:
     queue_peak: PeakRule = field(default_factory=PeakRule)
     device_offline: DeviceRule = field(default_factory=DeviceRule)
     system_outage: SystemRule = field(default_factory=SystemRule)
+    system_degraded: DegradedRule = field(default_factory=DegradedRule)
     service_uncovered: UncoveredRule = field(default_factory=UncoveredRule)
     roles: Annotated[Mapping[Name, Role], doc("who each role reaches")] = field(
         default_factory=dict
@@ -186,6 +189,7 @@ def build(f: AlertsFile) -> AlertSettings:
         queue_peak=f.queue_peak,
         device_offline=f.device_offline,
         system_outage=f.system_outage,
+        system_degraded=f.system_degraded,
         service_uncovered=f.service_uncovered,
     )
     halls = {hall: _hall(h, default, f"alerts.halls.{hall}") for hall, h in f.halls.items()}
@@ -233,6 +237,7 @@ def _hall(h: HallFile, default: HallRules, key: str) -> HallRules:
         queue_peak=h.queue_peak,
         device_offline=h.device_offline,
         system_outage=h.system_outage,
+        system_degraded=h.system_degraded,
         service_uncovered=h.service_uncovered,
         roles=dict(h.roles),
     )
