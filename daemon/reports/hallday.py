@@ -91,6 +91,7 @@ class PeakEpisode:
     actual_max_wait_s: float | None = None
     acked_at: float | None = None
     acked_by: str | None = None
+    relapses: int = 0  # came back within relapse_s of clearing: one episode, not two
 
     @property
     def duration_s(self) -> float | None:
@@ -213,6 +214,14 @@ class _DayReplay:
                 emergency_at_start=view.emergency_windows_open,
             )  # fmt: skip
             self.out.peaks.append(self.open_peak)
+            return
+        if t.state == "relapsed":
+            # The same episode again, within relapse_s of its clear: it did not end there.
+            again = next((q for q in reversed(self.out.peaks) if q.alert_id == t.alert_id), None)
+            if again is not None:
+                again.resolved_at, again.reason = None, ""
+                again.relapses += 1
+                self.open_peak = again
             return
         p = self.open_peak
         if p is not None and t.state == "escalated":
