@@ -68,7 +68,8 @@ def make_estimator(settings: Settings, blob: bytes | None = None) -> Estimator:
 
 
 class _DaemonCollector(Collector):
-    """The estimator's gauges, the calendar's coverage, complaints refused past the cap."""
+    """The estimator's gauges and its lane's back-pressure, the calendar's coverage,
+    complaints refused past the cap."""
 
     def __init__(self, daemon: Daemon) -> None:
         self._d = daemon
@@ -79,6 +80,7 @@ class _DaemonCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         d = self._d
         yield from d.estimator.metrics(d.state, d.clock(), d.advice)
+        yield from d.lane.metrics(d.clock())
         covered = GaugeMetricFamily(
             "hallwatch_calendar_covered",
             "1 if the working-day calendar has the official schedule for the year.",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
@@ -11,8 +11,9 @@ from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, Ticket, 
 from hallwatch.daemon.estimate import quickwait
 from hallwatch.daemon.estimate.laws import Laws, Priors
 from hallwatch.daemon.estimate.learned import SEP, Learned
-from hallwatch.daemon.estimate.lognormal import residual_draw
+from hallwatch.daemon.estimate.lognormal import residual_draws
 from hallwatch.daemon.estimate.simulation import (
+    Classes,
     Item,
     Win,
     clear_quantile,
@@ -96,14 +97,22 @@ class Forecaster(Laws):
         return out
 
     def _sample_frees(
-        self, wins: list[Win], now: float, seed: str, strata: list[list[int]], r: int
+        self,
+        wins: list[Win],
+        now: float,
+        seed: str,
+        strata: list[list[int]],
+        r: int,
+        draws: list[Callable[[float], float] | None],
     ) -> list[float]:
         """Random next-call times of the windows in run `r`: residual services drawn from
-        S | S > a (pauses from P | P > a), each within its stratum of `strata`."""
+        S | S > a (pauses from P | P > a), each within its stratum of `strata`; `draws` holds
+        each window's `residual_draws` (None: no law, the window calls at `free`)."""
         out = []
         n = len(strata[0]) if strata else 1
         for k, w in enumerate(wins):
-            if w.law is None:
+            draw = draws[k]
+            if draw is None:
                 out.append(w.free)
                 continue
             u = (strata[k][r] + uniform(f"{seed}:{r}:{w.name}")) / n
@@ -111,7 +120,7 @@ class Forecaster(Laws):
                 out.append(now + w.recall_left + w.gap)
             else:
                 u = (u - w.p_recall) / (1.0 - w.p_recall)
-                out.append(now + residual_draw(w.law, w.served, u) + w.gap)
+                out.append(now + draw(u) + w.gap)
         return out
 
     def _estimate(
@@ -154,15 +163,16 @@ class Forecaster(Laws):
             perm = list(range(samples))
             random.Random(f"{seed}:{w.name}").shuffle(perm)
             strata.append(perm)
+        residuals = [None if w.law is None else residual_draws(w.law, w.served) for w in wins]
+        classes = Classes(items, now)
         for r in range(samples):
             rng = random.Random(f"{seed}:{r}")
             arrivals = poisson_arrivals(rates, now, horizon, rng)
-            run = items + arrivals
-            for i in range(len(items), len(run)):
-                run[i].idx = i
-            draws = [(rng.random(), rng.random(), rng.gauss(0.0, 1.0)) for _ in run]
-            frees = self._sample_frees(wins, now, seed, strata, r)
-            t, _ = run_to_target(frees, wins, run, self.sampler(draws))
+            for i, a in enumerate(arrivals, len(items)):
+                a.idx = i
+            frees = self._sample_frees(wins, now, seed, strata, r, residuals)
+            queues = classes.with_arrivals(arrivals)
+            t, _ = run_to_target(frees, wins, queues, self.sampler(rng))
             if t is not None:
                 waits.append(max(0.0, t - now))
         if not waits:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from statistics import NormalDist
 
 NORMAL = NormalDist()
@@ -68,3 +69,15 @@ def residual_draw(law: LogNormal, served: float, u: float) -> float:
     lo = phi((math.log(served) - law.mu) / law.sigma) if served > 0 else 0.0
     p = min(max(lo + u * (1.0 - lo), 1e-12), 1.0 - 1e-12)
     return max(0.0, math.exp(law.mu + law.sigma * NORMAL.inv_cdf(p)) - served)
+
+
+def residual_draws(law: LogNormal, served: float) -> Callable[[float], float]:
+    """`residual_draw(law, served, u)` as a function of `u`, its conditioning computed once."""
+    lo = phi((math.log(served) - law.mu) / law.sigma) if served > 0 else 0.0
+    mu, sigma, inv_cdf = law.mu, law.sigma, NORMAL.inv_cdf
+
+    def draw(u: float) -> float:
+        p = min(max(lo + u * (1.0 - lo), 1e-12), 1.0 - 1e-12)
+        return max(0.0, math.exp(mu + sigma * inv_cdf(p)) - served)
+
+    return draw

@@ -148,12 +148,49 @@ def poisson_arrivals(
     return out
 
 
+Queues = dict[tuple[str, int], deque[Item]]
+
+
+def queues_of(items: list[Item]) -> Queues:
+    """Each class's (service, rank) queue, in issue order (ties: in the order of `items`)."""
+    queues: Queues = {}
+    for it in sorted(items, key=lambda i: i.issued_at):
+        queues.setdefault((it.service, it.rank), deque()).append(it)
+    return queues
+
+
+class Classes:
+    """The queued tickets by class, sorted once for the many sampled runs of one estimate."""
+
+    def __init__(self, items: list[Item], now: float) -> None:
+        self.items = items
+        self.base = {k: list(q) for k, q in queues_of(items).items()}
+        # Arrivals come at `now` or later: when no queued ticket is stamped later, each class's
+        # queue is its queued tickets, then its arrivals, as sorting them together would give.
+        self.sorted_before = all(it.issued_at <= now for it in items)
+
+    def with_arrivals(self, arrivals: list[Item]) -> Queues:
+        """The queues of a run: the queued tickets and `arrivals` (each class's in time order,
+        as `poisson_arrivals` makes them)."""
+        if not self.sorted_before:
+            return queues_of(self.items + arrivals)
+        queues = {k: deque(v) for k, v in self.base.items()}
+        for a in arrivals:
+            q = queues.get((a.service, a.rank))
+            if q is None:
+                q = queues[(a.service, a.rank)] = deque()
+            q.append(a)
+        return queues
+
+
 def run_to_target(
-    frees: list[float], wins: list[Win], items: list[Item], handling: Handling
+    frees: list[float], wins: list[Win], items: list[Item] | Queues, handling: Handling
 ) -> tuple[float | None, int]:
-    """Run the calling rules until the target is called: (its call time, real tickets before)."""
+    """Run the calling rules until the target is called: (its call time, real tickets before).
+    `items`: the tickets to run, or their queues by class (`Classes.with_arrivals`)."""
     result: list[float] = []
-    position = simulate(frees, wins, items, handling, stop_at_target=True, out=result)
+    queues = queues_of(items) if isinstance(items, list) else items
+    position = simulate(frees, wins, queues, handling, stop_at_target=True, out=result)
     return (result[0] if result else None), position
 
 
@@ -162,24 +199,23 @@ def finish(wins: list[Win], items: list[Item], handling: Handling) -> float | No
     if not items:
         return None
     result: list[float] = []
-    simulate([w.free for w in wins], wins, items, handling, stop_at_target=False, out=result)
+    queues = queues_of(items)
+    simulate([w.free for w in wins], wins, queues, handling, stop_at_target=False, out=result)
     return max(result) if result else None
 
 
 def simulate(
     frees: list[float],
     wins: list[Win],
-    items: list[Item],
+    queues: Queues,
     handling: Handling,
     *,
     stop_at_target: bool,
     out: list[float],
 ) -> int:
-    """Windows call by the contract's rules; `handling` gives each call's duration (None: the
-    ticket was cancelled before its turn and the window calls the next one at once)."""
-    queues: dict[tuple[str, int], deque[Item]] = {}
-    for it in sorted(items, key=lambda i: i.issued_at):
-        queues.setdefault((it.service, it.rank), deque()).append(it)
+    """Windows call by the contract's rules from `queues` (emptied as they are called);
+    `handling` gives each call's duration (None: the ticket was cancelled before its turn
+    and the window calls the next one at once)."""
     heap = [(free, i) for i, free in enumerate(frees)]
     heapq.heapify(heap)
     position = 0

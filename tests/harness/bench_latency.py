@@ -135,3 +135,41 @@ def run_latency(
     daemon = _run(work, True, halls, plan, slices, prime, grace_s)
     bare = _run(work, False, halls, plan, slices, prime, grace_s)
     return [(rate, d, b) for (rate, _), d, b in zip(plan, daemon, bare, strict=True)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tests.harness.bench_latency [--halls 100 --seconds 40,20 --quick]`: the
+    latency figure of `bench users` alone, printed as its table rows."""
+    import argparse
+    import os
+    import tempfile
+
+    from tests.harness.bench_users import Row, table
+
+    ap = argparse.ArgumentParser(prog="python -m tests.harness.bench_latency")
+    ap.add_argument("--halls", type=int, default=100)
+    ap.add_argument("--seconds", default="40,20", help="at 100 then 1,000 ev/s")
+    ap.add_argument("--quick", action="store_true", help="2 s per rate (a smoke run)")
+    args = ap.parse_args(argv)
+    secs = [2.0, 2.0] if args.quick else [float(x) for x in args.seconds.split(",")]
+    plan = [(100, secs[0]), (1000, secs[1])]
+    load = os.getloadavg()[0]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hallwatch-bench-latency-") as tmp:
+        for rate, d, b in run_latency(Path(tmp), args.halls, plan, 1.0 if args.quick else 2.0):
+            tag = f"@ {rate} ev/s, {args.halls} halls"
+            rows += [
+                Row(f"latency p50 ms {tag}", d.p50, b.p50, "bare sub", ""),
+                Row(f"latency p99 ms {tag}", d.p99, b.p99, "bare sub", "< 50 ms" if rate >= 1000
+                    else "", d.p99 < 50 if rate >= 1000 else None),
+                Row(f"latency max ms {tag}", d.max, b.max, "bare sub", ""),
+                Row(f"estimates matched {tag}", d.matched, d.issued, "tickets issued", "all",
+                    d.matched == d.issued, 0),
+            ]  # fmt: skip
+    print(table(rows))
+    print(f"(load average {load:.2f} at start, {os.getloadavg()[0]:.2f} at end)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""The forward simulation's queues: built once per estimate, the same as sorting every run."""
+
+from __future__ import annotations
+
+import random
+
+from hallwatch.daemon.estimate.simulation import (
+    Classes,
+    Item,
+    Queues,
+    poisson_arrivals,
+    queues_of,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+
+NOW = 1_000_000.0
+
+
+def _key(queues: Queues) -> dict[tuple[str, int], list[int]]:
+    return {k: [id(it) for it in q] for k, q in queues.items() if q}
+
+
+@given(
+    queued=st.lists(
+        st.tuples(st.sampled_from("ab"), st.integers(0, 2), st.integers(-600, 0)), max_size=15
+    ),
+    later=st.booleans(),
+    seed=st.integers(0, 10**6),
+)
+def test_queues_with_arrivals_equal_sorting_the_run(
+    queued: list[tuple[str, int, int]], later: bool, seed: int
+) -> None:
+    """Each class's queue from `Classes.with_arrivals` (queued tickets sorted once, then the
+    run's arrivals) holds the same items in the same order as sorting queued tickets and
+    arrivals together, ties included; also when a queued ticket is stamped after `now`."""
+    items = [Item(s, r, NOW + dt, -dt) for s, r, dt in queued]
+    if later:
+        items.append(Item("a", 1, NOW + 30.0, 0.0))
+    items.append(Item("a", 2, NOW, 0.0, target=True))
+    rates = [(("a", 0), 0.01), (("b", 1), 0.02), (("a", 1), 0.005)]
+    classes = Classes(items, NOW)
+    assert classes.sorted_before is not later
+    for r in range(3):
+        arrivals = poisson_arrivals(rates, NOW, NOW + 3600.0, random.Random(f"{seed}:{r}"))
+        got = classes.with_arrivals(arrivals)
+        assert _key(got) == _key(queues_of(items + arrivals))
