@@ -121,7 +121,7 @@ def advise(
     windows = est.windows_at(hall, h, day, now)
     spare = spare_windows(h)
     # Every spare window open, each serving every service waiting: the best the hall can do.
-    everyone = frozenset(services)
+    everyone = tuple(sorted(services))
     all_open = windows + [Win(f"+{i}", everyone, now) for i in range(spare)]
     if quick:
         work = sum(est.law(it.service).mean + est.gap_s for it in queue)

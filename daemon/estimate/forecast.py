@@ -57,7 +57,7 @@ class Forecaster(Laws):
         """A window as the simulation sees it, or None if it is closed."""
         w = hall.windows[name]
         key = f"{hall_name}{SEP}{name}"
-        services = frozenset(w.services)
+        services = tuple(sorted(set(w.services)))
         if w.state == "paused":
             # Back after the residual pause E[P - a | P > a]: a window paused longer than the
             # usual pause is not about to return "now", it is on an unusually long one.
@@ -93,7 +93,7 @@ class Forecaster(Laws):
             win = self.window_at(hall_name, hall, day, name, now)
             if win is not None:
                 out.append(win)
-        out.extend(Win(f"+{i}", frozenset((s,)), now) for i, s in enumerate(extra))
+        out.extend(Win(f"+{i}", (s,), now) for i, s in enumerate(extra))
         return out
 
     def _sample_frees(

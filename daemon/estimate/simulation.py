@@ -26,7 +26,10 @@ class Item:
 @dataclass(slots=True)
 class Win:
     name: str  # seeds its random draws, so opening another window leaves these unchanged
-    services: frozenset[str]
+    # In a fixed order: when two services' first tickets were issued at the same instant, the
+    # first service listed is called, the same in every process (a frozenset's order follows
+    # the interpreter's hash seed, and estimates moved by a place between runs).
+    services: tuple[str, ...]
     free: float  # expected time of its next call
     # When serving: the current customer's service law and how long they have been served;
     # when paused: the pause law and how long the window has been paused.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 
 from hallwatch.daemon.estimate.simulation import (
     Classes,
@@ -13,6 +16,8 @@ from hallwatch.daemon.estimate.simulation import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
+
+from tests.conftest import ROOT
 
 NOW = 1_000_000.0
 
@@ -45,3 +50,43 @@ def test_queues_with_arrivals_equal_sorting_the_run(
         arrivals = poisson_arrivals(rates, NOW, NOW + 3600.0, random.Random(f"{seed}:{r}"))
         got = classes.with_arrivals(arrivals)
         assert _key(got) == _key(queues_of(items + arrivals))
+
+
+_SEEDED = """
+import json
+from hallwatch.daemon.core.state import HallsState
+from hallwatch.daemon.estimate.model import Estimator, EstimateOut
+from tests.factories import at, issued, window_ev
+
+T = at("2026-11-26T10:00")
+state, est = HallsState(), Estimator()
+events = [window_ev("w1", "open", T, services=("提取", "贷款", "缴存", "查询"))]
+for i in range(12):  # tickets of four services issued at the same instants
+    for s in ("提取", "贷款", "缴存", "查询"):
+        events.append(issued(f"{s}{i}", T + 60 + i, service=s))
+out = []
+for ev in events:
+    state.apply(ev)
+    out += [(o.ticket, o.position, o.estimated_wait_s)
+            for o in est.on_event(ev, state) if isinstance(o, EstimateOut)]
+print(json.dumps(out, ensure_ascii=False))
+"""
+
+
+def test_estimates_do_not_depend_on_the_hash_seed() -> None:
+    """Tickets of four services issued at the same instants, one window serving all: every
+    estimate (position and wait) is the same under different PYTHONHASHSEED values (the order
+    of a window's services once followed the interpreter's hash seed)."""
+    outs = set()
+    for seed in ("1", "2", "3", "4", "5"):
+        p = subprocess.run(
+            [sys.executable, "-c", _SEEDED],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        outs.add(p.stdout)
+    assert len(outs) == 1, outs
