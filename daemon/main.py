@@ -35,7 +35,7 @@ from hallwatch.daemon.pipeline.restore import decode_snapshot as decode_snapshot
 from hallwatch.daemon.pipeline.restore import encode_snapshot as encode_snapshot
 from hallwatch.daemon.pipeline.restore import load_snapshot, replay
 from hallwatch.daemon.pipeline.restore import restore as restore
-from hallwatch.daemon.pipeline.schedule import SWEEP_S, TickPlan
+from hallwatch.daemon.pipeline.schedule import AdviceCache, TickPlan
 from hallwatch.daemon.pipeline.views import hall_view
 from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
@@ -52,9 +52,6 @@ log = logging.getLogger("hallwatch")
 
 DRAIN_S = 10.0  # what a shutdown waits for the tasks before it reports the stragglers
 TICK_S = 2.0  # alert rules and hall status are evaluated this often
-ADVICE_TTL_S = 2.0  # a scrape or the screen reuses any hall's advice this young
-# ... and the advice of a hall no event has reached since, this young (the tick's own sweep)
-ADVICE_MAX_AGE_S = SWEEP_S
 
 
 def make_estimator(settings: Settings, blob: bytes | None = None) -> Estimator:
@@ -145,8 +142,10 @@ class Daemon:
         # --- end staff procedures ---
         self._snap_seq = 0
         self._since_snap = 0
-        self._advice: dict[str, tuple[float, int | None, Advice]] = {}
         self.plan = TickPlan()
+        self._advice = AdviceCache(
+            self._compute_advice, lambda: self.pipeline.changes, lambda: self.plan
+        )
         self.tick_halls = Gauge(
             "hallwatch_alert_tick_halls",
             "Halls the last alert tick evaluated: changed, alerting, due, or not seen for 30 s.",
@@ -170,22 +169,15 @@ class Daemon:
         }
 
     def advice(self, hall: str, *, fresh: bool = False) -> Advice | None:
-        """The estimator's staffing advice for a hall, cached. The alert tick asks for it
-        `fresh`, so what it notifies never depends on when /metrics or the screen last asked
-        (nor on a cache a restart has emptied); they reuse the tick's: any under ADVICE_TTL_S,
-        and one of a hall no event has reached since, under ADVICE_MAX_AGE_S."""
+        """The estimator's staffing advice for a hall, cached (pipeline/schedule.py
+        `AdviceCache`): the alert tick's own (`fresh`), or a reader's (a scrape, the screen)."""
         now = self.clock()
-        version = self.pipeline.changes.version.get(hall)
-        hit = self._advice.get(hall)
-        if not fresh and hit is not None:
-            age = now - hit[0]
-            if age < ADVICE_TTL_S or (age < ADVICE_MAX_AGE_S and hit[1] == version):
-                return hit[2]
+        return self._advice.for_tick(hall, now) if fresh else self._advice.for_reader(hall, now)
+
+    def _compute_advice(self, hall: str, now: float) -> Advice | None:
         if hall not in self.state.halls:
             return None
-        adv = self.estimator.advice(self.state, hall, now)
-        self._advice[hall] = (now, version, adv)
-        return adv
+        return self.estimator.advice(self.state, hall, now)
 
     def _publish_estimate(self, out: EstimateOut) -> None:
         root = self.settings.mqtt.topic_root
@@ -385,7 +377,7 @@ class Daemon:
                 self.state,
                 name,
                 now,
-                advice=self.advice(name, fresh=True),
+                advice=self._advice.for_tick(name, now),
                 heartbeat_timeout_s=s.hall.heartbeat_timeout_s,
                 calendar=self.calendar,
             ),
@@ -394,6 +386,7 @@ class Daemon:
         )
         await self.alerts.evaluate(views)
         self.plan.evaluated(now, self.state.halls)
+        self._advice.forget(self.state.halls)
         firing: dict[str, list[dict[str, Any]]] = {}
         for a in self.alerts.active():
             firing.setdefault(a["hall"], []).append(a)
@@ -411,7 +404,7 @@ class Daemon:
             )
             outage = self.callbacks.status(view.hall, now) if self.callbacks else None
             payload["outage"] = outage.payload() if outage else None  # staff procedures
-            self.outputs.status(view.hall, payload, now)
+            self.outputs.status(view.hall, payload, now, keep_alive=view.hall in self.plan.swept)
         self.tick_halls.set(len(views))
         self.tick_seconds.set(time.perf_counter() - started)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 from hallwatch.alerts.outbox import Outbox
@@ -10,6 +11,7 @@ from hallwatch.alerts.service import Alerts
 from hallwatch.daemon.config.sections import StoreSettings
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.main import Daemon, cancel_all
+from hallwatch.daemon.pipeline.schedule import SWEEP_S, last_sweep
 
 from tests.factories import at, issued, window_ev
 
@@ -75,7 +77,8 @@ def test_shutdown_cancels_again_a_task_that_lost_its_cancel() -> None:
 
 def test_a_quiet_hall_gets_its_status_keep_alive_every_30_s_and_no_more(tmp_path: Path) -> None:
     """With no event, the tick republishes a hall's retained status every 30 s (the contract's
-    keep-alive), not on every tick; an event gets it out on the next tick."""
+    keep-alive) at the hall's own sweep instant, not on every tick; an event gets it out on the
+    next tick."""
     t0 = at("2026-11-26T10:00")
     clock = Clock(t0)
     d = Daemon(Settings(store=StoreSettings(path=str(tmp_path / "h.db"))), clock=clock)
@@ -95,4 +98,6 @@ def test_a_quiet_hall_gets_its_status_keep_alive_every_30_s_and_no_more(tmp_path
                 sent.extend([clock.t - t0] * (d.outputs._queue.qsize() - before))
 
     asyncio.run(ticks())
-    assert sent == [0, 30, 60, 80, 110]
+    sweeps = {2 * k for k in range(1, 61) if last_sweep("h1", t0 + 2 * k) > t0 + 2 * k - 2}
+    assert sent == sorted({0, 80} | sweeps)
+    assert len(sweeps) == 4 and all(b - a <= SWEEP_S for a, b in itertools.pairwise(sent))
