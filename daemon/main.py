@@ -31,9 +31,9 @@ from hallwatch.daemon.mqtt.ingest import Ingest
 from hallwatch.daemon.mqtt.outputs import OutputPublisher, status_payload
 from hallwatch.daemon.pipeline.lane import EstimateLane
 from hallwatch.daemon.pipeline.process import Faults, Pipeline
+from hallwatch.daemon.pipeline.restore import bound_heap, give_back, load_snapshot, replay
 from hallwatch.daemon.pipeline.restore import decode_snapshot as decode_snapshot
 from hallwatch.daemon.pipeline.restore import encode_snapshot as encode_snapshot
-from hallwatch.daemon.pipeline.restore import load_snapshot, replay
 from hallwatch.daemon.pipeline.restore import restore as restore
 from hallwatch.daemon.pipeline.schedule import AdviceCache, TickPlan
 from hallwatch.daemon.pipeline.views import hall_view
@@ -307,6 +307,7 @@ class Daemon:
         stored after it through the pipeline, as if it arrived now (estimates not published)."""
         s = self.settings
         started = time.perf_counter()
+        bound_heap()
         state, est_blob, upto = await load_snapshot(store, s.hall.timezone)
         state.limits = self.limits  # the caps of these settings, for the replay too
         self.state = state
@@ -334,6 +335,7 @@ class Daemon:
         self._snap_seq = last
         if replayed:
             await self._snapshot(store, last)
+        give_back()
 
     def _warn_calendar(self) -> None:
         warn_calendar(self.calendar, self.state.business_day(self.clock()))
@@ -461,6 +463,8 @@ class Daemon:
         self._since_snap = 0
         self._snap_seq = upto
         await store.save_snapshot(upto, self.clock(), body)
+        del body
+        give_back()
 
 
 async def cancel_all(tasks: list[asyncio.Task[Any]], within: float) -> None:

@@ -53,6 +53,30 @@ def lines(fam: Metric, samples: Sequence[Sample]) -> list[bytes]:
     return [line + b"\n" for line in out]
 
 
+class _Many:
+    def __init__(self, fams: list[Metric]) -> None:
+        self.fams = fams
+
+    def collect(self) -> list[Metric]:
+        return self.fams
+
+
+def lines_of(pairs: Sequence[tuple[Metric, Sequence[Sample]]]) -> list[list[bytes]]:
+    """`lines(fam, samples)` for each pair, formatted in one call of generate_latest."""
+    fams = [_bare(fam, samples) for fam, samples in pairs]
+    text = generate_latest(_Many(fams))  # type: ignore[arg-type]
+    rows = text.split(b"\n")
+    out: list[list[bytes]] = []
+    i = 0
+    for fam in fams:
+        n = len(fam.samples)
+        out.append([line + b"\n" for line in rows[i + 2 : i + 2 + n]])
+        i += 2 + n
+    if i != len(rows) - 1:
+        raise ValueError(f"{len(rows) - 1} lines for {i} expected")
+    return out
+
+
 def _moved(fam: Metric, sample: Sample) -> bool:
     return any(sample.name == fam.name + suffix for suffix in _MOVED)
 

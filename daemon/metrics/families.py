@@ -15,7 +15,7 @@ from datetime import date
 
 from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState
 from hallwatch.daemon.metrics.collectors import writable
-from hallwatch.daemon.metrics.exposition import lines
+from hallwatch.daemon.metrics.exposition import lines_of
 from hallwatch.daemon.pipeline.process import Stage
 from hallwatch.daemon.pipeline.schedule import Changes
 from hallwatch.sensors.events import Reason
@@ -165,33 +165,34 @@ class _Kept:
         self.samples = {
             k: [s for s in f.samples if writable(s)] for k, f in fams.items() if f.samples
         }
-        self.chunks = {k: b"".join(lines(fams[k], v)) for k, v in self.samples.items()}
         first: dict[str, float] = {}
         if day is not None:
             for t in day.tickets.values():
                 if t.status == WAITING and t.service and t.issued_at is not None:
                     first[t.service] = min(first.get(t.service, t.issued_at), t.issued_at)
         heads = [[name, s] for s in sorted(hall.services)]
-        texts = _lines_of("oldest", heads, 0)
+        devs = [([name, dname, d.kind], d) for dname, d in sorted(hall.devices.items())]
+        clocked = _families(None)
+        for labels in heads:
+            clocked["oldest"].add_metric(labels, 0)
+        down, live = clocked["device_up"], _families(None)["device_up"]
+        for labels, _ in devs:
+            down.add_metric(labels, 0)
+            live.add_metric(labels, 1)
+        # One call of generate_latest for the hall's whole text (it costs per call, too).
+        pairs = [(fams[k], v) for k, v in self.samples.items()]
+        pairs += [(f, f.samples) for f in (clocked["oldest"], down, live)]
+        texts = lines_of(pairs)
+        self.chunks = {k: b"".join(t) for k, t in zip(self.samples, texts, strict=False)}
+        oldest, off, on = texts[-3:]
         self.heads = [
             (labels, first.get(labels[1]), text[: -len(b"0.0\n")])
-            for labels, text in zip(heads, texts, strict=True)
+            for labels, text in zip(heads, oldest, strict=True)
         ]
-        devs = [([name, dname, d.kind], d) for dname, d in sorted(hall.devices.items())]
-        down = _lines_of("device_up", [labels for labels, _ in devs], 0)
-        live = _lines_of("device_up", [labels for labels, _ in devs], 1)
         self.devices = [
-            (labels, d.state == "online", d.last_seen, (off, on))
-            for (labels, d), off, on in zip(devs, down, live, strict=True)
+            (labels, d.state == "online", d.last_seen, (o, n))
+            for (labels, d), o, n in zip(devs, off, on, strict=True)
         ]
-
-
-def _lines_of(key: str, rows: list[list[str]], value: float) -> list[bytes]:
-    """The text of family `key`'s series `rows` (label values), each at `value`."""
-    fam = _families(None)[key]
-    for labels in rows:
-        fam.add_metric(labels, value)
-    return lines(fam, fam.samples)
 
 
 def _waiting(day: Day | None, now: float) -> tuple[dict[tuple[str, str], int], dict[str, float]]:
