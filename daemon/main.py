@@ -35,7 +35,7 @@ from hallwatch.daemon.pipeline.restore import bound_heap, give_back, load_snapsh
 from hallwatch.daemon.pipeline.restore import decode_snapshot as decode_snapshot
 from hallwatch.daemon.pipeline.restore import encode_snapshot as encode_snapshot
 from hallwatch.daemon.pipeline.restore import restore as restore
-from hallwatch.daemon.pipeline.schedule import AdviceCache, TickPlan
+from hallwatch.daemon.pipeline.schedule import AdviceCache, TickPlan, has_waiting
 from hallwatch.daemon.pipeline.views import hall_view
 from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
@@ -144,7 +144,10 @@ class Daemon:
         self._since_snap = 0
         self.plan = TickPlan()
         self._advice = AdviceCache(
-            self._compute_advice, lambda: self.pipeline.changes, lambda: self.plan
+            self._compute_advice,
+            lambda: self.pipeline.changes,
+            lambda: self.plan,
+            lambda hall, now: has_waiting(self.state, hall, now),
         )
         self.tick_halls = Gauge(
             "hallwatch_alert_tick_halls",

@@ -85,7 +85,9 @@ async def _run(
     d = Daemon(settings, clock=clock)
     d.plan = plan
     if isinstance(plan, EveryHall):
-        d._advice = FreshAdvice(d._compute_advice, lambda: d.pipeline.changes, lambda: d.plan)
+        d._advice = FreshAdvice(
+            d._compute_advice, lambda: d.pipeline.changes, lambda: d.plan, lambda *_: True
+        )
     transitions: list[Transition] = []
     evaluated = 0
     async with Store(db) as store, Outbox(db) as outbox:
