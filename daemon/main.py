@@ -26,6 +26,7 @@ from hallwatch.daemon.estimate.advice import Advice
 from hallwatch.daemon.estimate.model import EstimateOut, Estimator
 from hallwatch.daemon.metrics.collectors import SafeRegistry
 from hallwatch.daemon.metrics.families import IngestMetrics, StateCollector
+from hallwatch.daemon.metrics.kept import KeptFamilies
 from hallwatch.daemon.mqtt.client import make_output_client
 from hallwatch.daemon.mqtt.ingest import Ingest
 from hallwatch.daemon.mqtt.outputs import OutputPublisher, status_payload
@@ -64,17 +65,22 @@ def make_estimator(settings: Settings, blob: bytes | None = None) -> Estimator:
 
 
 class _DaemonCollector(Collector):
-    """The estimator's gauges, the calendar's coverage, complaints refused past the cap."""
+    """The estimator's gauges (kept until an event, an advice or a restore, never while the lane
+    is behind), the calendar's coverage, complaints refused past the cap."""
 
     def __init__(self, daemon: Daemon) -> None:
         self._d = daemon
+        self._kept = KeptFamilies()
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
         d = self._d
-        yield from d.estimator.metrics(d.state, d.clock(), d.advice)
+        advice, now = {hall: d.advice(hall) for hall in d.state.halls}, d.clock()
+        key = (id(d.state), id(d.estimator), d.pipeline.changes.count, d._advice.generation)
+        build = lambda: d.estimator.metrics(d.state, now, advice.get)  # noqa: E731
+        yield from self._kept.get(key if d.lane.backlog == 0 else None, build)
         covered = GaugeMetricFamily(
             "hallwatch_calendar_covered",
             "1 if the working-day calendar has the official schedule for the year.",

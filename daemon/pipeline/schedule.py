@@ -59,6 +59,11 @@ class Changes:
         self.version: dict[str, int] = {}
         self._n = 0
 
+    @property
+    def count(self) -> int:
+        """How many touches so far: a version of the whole state."""
+        return self._n
+
     def touch(self, hall: str) -> None:
         self._n += 1
         self.version[hall] = self._n
@@ -225,6 +230,7 @@ class AdviceCache:
         self._waiting = waiting
         self._tick: dict[str, _Hit] = {}
         self._read: dict[str, _Hit] = {}
+        self.generation = 0  # advice computed so far: what readers key their own caches on
 
     def _valid(self, hall: str, hit: _Hit | None, now: float) -> bool:
         if hit is None or hit.version != self._changes().version.get(hall) or hit.at > now:
@@ -236,6 +242,7 @@ class AdviceCache:
         return now - hit.at < ADVICE_QUIET_S
 
     def _fresh(self, hall: str, now: float) -> _Hit:
+        self.generation += 1
         version = self._changes().version.get(hall)
         return _Hit(now, version, self._waiting(hall, now), self._compute(hall, now))
 

@@ -9,7 +9,7 @@ from hallwatch.daemon.config.sections import StoreSettings
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.main import Daemon
 from hallwatch.daemon.metrics.collectors import SafeRegistry
-from prometheus_client import Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from tests.factories import at, device_ev, issued, window_ev
 
@@ -67,3 +67,31 @@ def test_render_writes_counters_histograms_and_odd_label_values_as_generate_late
     assert reg.render() == generate_latest(reg)
     h.observe(2)
     assert reg.render() == generate_latest(reg)
+
+
+def test_kept_estimator_families_are_what_a_fresh_build_gives(tmp_path: Path) -> None:
+    """The estimator's families, kept between scrapes, equal a build from scratch after new
+    tickets reach a hall and after the clock renews its advice; unchanged, they are reused."""
+    clock = Clock(at("2026-11-26T10:00"))
+    d = Daemon(Settings(store=StoreSettings(path=str(tmp_path / "h.db"))), clock=clock)
+    d.pipeline.process(window_ev("w1", "open", clock.t - 600, ("gjj",), hall="h1"))
+    d.lane.drain(publish=False)
+
+    class Fresh:
+        def collect(self):  # type: ignore[no-untyped-def]
+            return d.estimator.metrics(d.state, clock(), d.advice)
+
+    def estimator_lines(text: bytes) -> list[bytes]:
+        names = (b"hallwatch_estimated_wait", b"hallwatch_staffing", b"hallwatch_closing")
+        return [line for line in text.splitlines() if line.startswith(names)]
+
+    fresh = CollectorRegistry()
+    fresh.register(Fresh())  # type: ignore[arg-type]
+    first = estimator_lines(d.registry.render())
+    assert first and first == estimator_lines(generate_latest(fresh))
+    for i in range(8):
+        d.pipeline.process(issued(f"A{i}", clock.t - 30 + i, hall="h1"))
+    d.lane.drain(publish=False)
+    clock.t += 600  # past every cache of the advice
+    after = estimator_lines(d.registry.render())
+    assert after != first and after == estimator_lines(generate_latest(fresh))
