@@ -26,16 +26,17 @@ from hallwatch.daemon.estimate.advice import Advice
 from hallwatch.daemon.estimate.model import EstimateOut, Estimator
 from hallwatch.daemon.metrics.collectors import SafeRegistry
 from hallwatch.daemon.metrics.families import IngestMetrics, StateCollector
+from hallwatch.daemon.metrics.kept import KeptFamilies
 from hallwatch.daemon.mqtt.client import make_output_client
 from hallwatch.daemon.mqtt.ingest import Ingest
 from hallwatch.daemon.mqtt.outputs import OutputPublisher, status_payload
 from hallwatch.daemon.pipeline.lane import EstimateLane
 from hallwatch.daemon.pipeline.process import Faults, Pipeline
+from hallwatch.daemon.pipeline.restore import bound_heap, give_back, load_snapshot, replay
 from hallwatch.daemon.pipeline.restore import decode_snapshot as decode_snapshot
 from hallwatch.daemon.pipeline.restore import encode_snapshot as encode_snapshot
-from hallwatch.daemon.pipeline.restore import load_snapshot, replay
 from hallwatch.daemon.pipeline.restore import restore as restore
-from hallwatch.daemon.pipeline.schedule import SWEEP_S, TickPlan
+from hallwatch.daemon.pipeline.schedule import AdviceCache, TickPlan, has_waiting
 from hallwatch.daemon.pipeline.views import hall_view
 from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
@@ -53,9 +54,6 @@ log = logging.getLogger("hallwatch")
 
 DRAIN_S = 10.0  # what a shutdown waits for the tasks before it reports the stragglers
 TICK_S = 2.0  # alert rules and hall status are evaluated this often
-ADVICE_TTL_S = 2.0  # a scrape or the screen reuses any hall's advice this young
-# ... and the advice of a hall no event has reached since, this young (the tick's own sweep)
-ADVICE_MAX_AGE_S = SWEEP_S
 
 
 def make_estimator(settings: Settings, blob: bytes | None = None) -> Estimator:
@@ -68,18 +66,23 @@ def make_estimator(settings: Settings, blob: bytes | None = None) -> Estimator:
 
 
 class _DaemonCollector(Collector):
-    """The estimator's gauges and its lane's back-pressure, the calendar's coverage,
-    complaints refused past the cap."""
+    """The estimator's gauges (kept until an event, an advice or a restore, never while the lane
+    is behind) and its lane's back-pressure, the calendar's coverage, complaints refused past
+    the cap."""
 
     def __init__(self, daemon: Daemon) -> None:
         self._d = daemon
+        self._kept = KeptFamilies()
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
         d = self._d
-        yield from d.estimator.metrics(d.state, d.clock(), d.advice)
+        advice, now = {hall: d.advice(hall) for hall in d.state.halls}, d.clock()
+        key = (id(d.state), id(d.estimator), d.pipeline.changes.count, d._advice.generation)
+        build = lambda: d.estimator.metrics(d.state, now, advice.get)  # noqa: E731
+        yield from self._kept.get(key if d.lane.backlog == 0 else None, build)
         yield from d.lane.metrics(d.clock())
         covered = GaugeMetricFamily(
             "hallwatch_calendar_covered",
@@ -151,8 +154,13 @@ class Daemon:
         # --- end staff procedures ---
         self._snap_seq = 0
         self._since_snap = 0
-        self._advice: dict[str, tuple[float, int | None, Advice]] = {}
         self.plan = TickPlan()
+        self._advice = AdviceCache(
+            self._compute_advice,
+            lambda: self.pipeline.changes,
+            lambda: self.plan,
+            lambda hall, now: has_waiting(self.state, hall, now),
+        )
         self.tick_halls = Gauge(
             "hallwatch_alert_tick_halls",
             "Halls the last alert tick evaluated: changed, alerting, due, or not seen for 30 s.",
@@ -176,22 +184,15 @@ class Daemon:
         }
 
     def advice(self, hall: str, *, fresh: bool = False) -> Advice | None:
-        """The estimator's staffing advice for a hall, cached. The alert tick asks for it
-        `fresh`, so what it notifies never depends on when /metrics or the screen last asked
-        (nor on a cache a restart has emptied); they reuse the tick's: any under ADVICE_TTL_S,
-        and one of a hall no event has reached since, under ADVICE_MAX_AGE_S."""
+        """The estimator's staffing advice for a hall, cached (pipeline/schedule.py
+        `AdviceCache`): the alert tick's own (`fresh`), or a reader's (a scrape, the screen)."""
         now = self.clock()
-        version = self.pipeline.changes.version.get(hall)
-        hit = self._advice.get(hall)
-        if not fresh and hit is not None:
-            age = now - hit[0]
-            if age < ADVICE_TTL_S or (age < ADVICE_MAX_AGE_S and hit[1] == version):
-                return hit[2]
+        return self._advice.for_tick(hall, now) if fresh else self._advice.for_reader(hall, now)
+
+    def _compute_advice(self, hall: str, now: float) -> Advice | None:
         if hall not in self.state.halls:
             return None
-        adv = self.estimator.advice(self.state, hall, now)
-        self._advice[hall] = (now, version, adv)
-        return adv
+        return self.estimator.advice(self.state, hall, now)
 
     def _publish_estimate(self, out: EstimateOut) -> None:
         root = self.settings.mqtt.topic_root
@@ -326,6 +327,7 @@ class Daemon:
         stored after it through the pipeline, as if it arrived now (estimates not published)."""
         s = self.settings
         started = time.perf_counter()
+        bound_heap()
         state, est_blob, upto = await load_snapshot(store, s.hall.timezone)
         state.limits = self.limits  # the caps of these settings, for the replay too
         self.state = state
@@ -353,6 +355,7 @@ class Daemon:
         self._snap_seq = last
         if replayed:
             await self._snapshot(store, last)
+        give_back()
 
     def _warn_calendar(self) -> None:
         warn_calendar(self.calendar, self.state.business_day(self.clock()))
@@ -396,7 +399,7 @@ class Daemon:
                 self.state,
                 name,
                 now,
-                advice=self.advice(name, fresh=True),
+                advice=self._advice.for_tick(name, now),
                 heartbeat_timeout_s=s.hall.heartbeat_timeout_s,
                 calendar=self.calendar,
             ),
@@ -405,6 +408,7 @@ class Daemon:
         )
         await self.alerts.evaluate(views)
         self.plan.evaluated(now, self.state.halls)
+        self._advice.forget(self.state.halls)
         firing: dict[str, list[dict[str, Any]]] = {}
         for a in self.alerts.active():
             firing.setdefault(a["hall"], []).append(a)
@@ -422,7 +426,7 @@ class Daemon:
             )
             outage = self.callbacks.status(view.hall, now) if self.callbacks else None
             payload["outage"] = outage.payload() if outage else None  # staff procedures
-            self.outputs.status(view.hall, payload, now)
+            self.outputs.status(view.hall, payload, now, keep_alive=view.hall in self.plan.swept)
         self.tick_halls.set(len(views))
         self.tick_seconds.set(time.perf_counter() - started)
 
@@ -463,6 +467,8 @@ class Daemon:
         self._since_snap = 0
         self._snap_seq = upto
         await store.save_snapshot(upto, self.clock(), body)
+        del body
+        give_back()
 
 
 async def cancel_all(tasks: list[asyncio.Task[Any]], within: float) -> None:

@@ -14,12 +14,15 @@ from collections.abc import Callable, Iterator
 from datetime import date
 
 from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState
+from hallwatch.daemon.metrics.collectors import writable
+from hallwatch.daemon.metrics.exposition import lines_of
 from hallwatch.daemon.pipeline.process import Stage
 from hallwatch.daemon.pipeline.schedule import Changes
 from hallwatch.sensors.events import Reason
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 _Fam = GaugeMetricFamily | CounterMetricFamily
 PRIORITIES = ("green", "appointment", "normal")
@@ -124,41 +127,71 @@ class StateCollector(Collector):
             self._of = of
         version = self._changes().version
         fams = _families(state)
+        for key, fam in fams.items():
+            if key != "over_limit":
+                fam.chunks = []  # type: ignore[union-attr]  # their text, hall by hall
         for name, hall in state.halls.items():
             kept = self._cache.get(name)
             if kept is None or kept.version != version.get(name):
                 kept = self._cache[name] = _Kept(state, name, hall, now, version.get(name))
             for key, samples in kept.samples.items():
                 fams[key].samples.extend(samples)
-            for labels, first in kept.heads:
-                fams["oldest"].add_metric(labels, 0.0 if first is None else max(0.0, now - first))
-            for labels, online, seen in kept.devices:
+                fams[key].chunks.append(kept.chunks[key])  # type: ignore[union-attr]
+            oldest = fams["oldest"]
+            for labels, first, prefix in kept.heads:
+                wait = 0.0 if first is None else max(0.0, now - first)
+                oldest.add_metric(labels, wait)
+                oldest.chunks.append(prefix + floatToGoString(wait).encode() + b"\n")  # type: ignore[union-attr, no-untyped-call]
+            device_up = fams["device_up"]
+            for labels, online, seen, texts in kept.devices:
                 up = online and now - seen <= self._heartbeat
-                fams["device_up"].add_metric(labels, 1 if up else 0)
+                device_up.add_metric(labels, 1 if up else 0)
+                device_up.chunks.append(texts[up])  # type: ignore[union-attr]
         return iter(fams.values())
 
 
 class _Kept:
-    """One hall's series as of `version`: the fixed ones, and the figures of the clocked ones
-    (the first issue time of each service's waiting tickets; each device's status)."""
+    """One hall's series as of `version`: the fixed ones with their text, and the figures of the
+    clocked ones (the first issue time of each service's waiting tickets, with the text of its
+    line up to the value; each device's status, with the text of both its lines)."""
 
-    __slots__ = ("devices", "heads", "samples", "version")
+    __slots__ = ("chunks", "devices", "heads", "samples", "version")
 
     def __init__(self, state: HallsState, name: str, hall: Hall, now: float, version: int | None):
         self.version = version
         fams = _families(None)
         day = state.day_at(hall, now)
         _hall_series(fams, name, hall, day, now, 0.0, clocked=False)
-        self.samples = {k: f.samples for k, f in fams.items() if f.samples}
+        self.samples = {
+            k: [s for s in f.samples if writable(s)] for k, f in fams.items() if f.samples
+        }
         first: dict[str, float] = {}
         if day is not None:
             for t in day.tickets.values():
                 if t.status == WAITING and t.service and t.issued_at is not None:
                     first[t.service] = min(first.get(t.service, t.issued_at), t.issued_at)
-        self.heads = [([name, s], first.get(s)) for s in sorted(hall.services)]
+        heads = [[name, s] for s in sorted(hall.services)]
+        devs = [([name, dname, d.kind], d) for dname, d in sorted(hall.devices.items())]
+        clocked = _families(None)
+        for labels in heads:
+            clocked["oldest"].add_metric(labels, 0)
+        down, live = clocked["device_up"], _families(None)["device_up"]
+        for labels, _ in devs:
+            down.add_metric(labels, 0)
+            live.add_metric(labels, 1)
+        # One call of generate_latest for the hall's whole text (it costs per call, too).
+        pairs = [(fams[k], v) for k, v in self.samples.items()]
+        pairs += [(f, f.samples) for f in (clocked["oldest"], down, live)]
+        texts = lines_of(pairs)
+        self.chunks = {k: b"".join(t) for k, t in zip(self.samples, texts, strict=False)}
+        oldest, off, on = texts[-3:]
+        self.heads = [
+            (labels, first.get(labels[1]), text[: -len(b"0.0\n")])
+            for labels, text in zip(heads, oldest, strict=True)
+        ]
         self.devices = [
-            ([name, dname, d.kind], d.state == "online", d.last_seen)
-            for dname, d in sorted(hall.devices.items())
+            (labels, d.state == "online", d.last_seen, (o, n))
+            for (labels, d), o, n in zip(devs, off, on, strict=True)
         ]
 
 

@@ -79,11 +79,19 @@ class OutputPublisher:
             self.dropped.inc()
         self._queue.put_nowait((topic, body, retain))
 
-    def status(self, hall: str, payload: dict[str, Any], now: float) -> None:
-        """Queue a retained status when it changed, or when the last one is 30 s old."""
+    def status(
+        self, hall: str, payload: dict[str, Any], now: float, *, keep_alive: bool = False
+    ) -> None:
+        """Queue a retained status when it changed, when the last one is 30 s old, or when the
+        caller says the keep-alive is now (the tick's sweep of the hall, spread over 30 s)."""
         key = json.dumps({k: v for k, v in payload.items() if k != "at"}, sort_keys=True)
         last = self._last_status.get(hall)
-        if last is not None and last[0] == key and now - last[1] < STATUS_EVERY_S:
+        if (
+            not keep_alive
+            and last is not None
+            and last[0] == key
+            and now - last[1] < STATUS_EVERY_S
+        ):
             return
         self._last_status[hall] = (key, now)
         root = self._settings.mqtt.topic_root

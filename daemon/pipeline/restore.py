@@ -7,6 +7,8 @@ an event the state refuses never reaches the estimator, and no stored event can 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +23,38 @@ from hallwatch.sensors.events import Rejection
 from hallwatch.sensors.parse import parse
 
 log = logging.getLogger("hallwatch")
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        lib = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return lib if lib is not None and hasattr(lib, "malloc_trim") else None
+
+
+def bound_heap() -> None:
+    """glibc only (elsewhere nothing): blocks of 1 MiB and more from mmap, given back on free.
+
+    At 500 halls a snapshot is ~28 MB of JSON, encoded (and at start-up decoded) in a few
+    copies; glibc raises its mmap threshold to the largest block freed, so from the second
+    snapshot on these came from the heap and stayed in the RSS after they were freed
+    (in-process, 500 halls: 159 -> 135 MiB restored from a snapshot, 212 -> 164 MiB after one)."""
+    lib = _libc()
+    if lib is not None:
+        lib.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+
+
+def give_back() -> None:
+    """Return the heap's free pages to the system (glibc's malloc_trim), after the big
+    transient work of a restore or a snapshot."""
+    lib = _libc()
+    if lib is not None:
+        lib.malloc_trim(0)
 
 
 class _Snapshot(msgspec.Struct):

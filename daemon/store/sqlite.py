@@ -2,9 +2,17 @@
 the event store, the alert outbox, the complaint store and the call-back register.
 
 One writer discipline: every write on a connection happens inside `transaction()`, which holds
-the connection's lock from BEGIN to COMMIT, so two coroutines can never interleave their
+the file's writer lock from BEGIN to COMMIT, so two coroutines can never interleave their
 statements in one transaction (the periodic snapshot once began a transaction inside an ingest
 commit and killed the daemon). `db` only reads: a write through it is refused at once.
+
+The writer lock is one per file and event loop, shared by every connection to the file (events,
+outbox, complaints, call-backs): their transactions take turns in asyncio, never inside SQLite.
+A transaction spans several awaits, so with a lock per connection, a writer holding SQLite's
+lock while the event loop was busy elsewhere made the others' BEGIN wait in SQLite's busy
+handler, and under a saturated loop (500 halls) give up after the busy timeout with "database is
+locked" (seen in the outbox and the complaint store). The busy timeout now only concerns other
+processes (the `hallwatch` commands that write).
 
 The database holds customers' phone numbers: a folder we create is 0700, and the database file
 0600 (SQLite gives its -wal and -shm files the database's mode), whatever the umask.
@@ -93,18 +101,36 @@ def _private_file(path: Path) -> None:
             log.warning("%s is readable by others and not ours to change: chmod 600 it", path)
 
 
+_WRITERS: dict[tuple[int, str], tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = {}
+
+
+def _writer_lock(path: str) -> asyncio.Lock:
+    """The writer lock of `path` in the running event loop (a private one for ":memory:")."""
+    if path == ":memory:":
+        return asyncio.Lock()
+    loop = asyncio.get_running_loop()
+    key = (id(loop), os.path.realpath(path))
+    hit = _WRITERS.get(key)
+    if hit is None or hit[0] is not loop:
+        for k in [k for k, (lp, _) in _WRITERS.items() if lp.is_closed()]:
+            del _WRITERS[k]
+        hit = _WRITERS[key] = (loop, asyncio.Lock())
+    return hit[1]
+
+
 class SqliteFile:
     """`async with Subclass(path):` opens the file (WAL, `synchronous`, a busy timeout), creates
     `SCHEMA`, runs `_ready()`, and closes the connection on the way out or on any failure."""
 
     SCHEMA: ClassVar[str] = ""
     NAME: ClassVar[str] = "database"
+    BUSY_MS: ClassVar[int] = 30000  # another process writing: wait this long, then fail
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         self.path = str(path)
         self._synchronous = synchronous
         self._conn: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()  # one transaction at a time on this connection
+        self._lock: asyncio.Lock | None = None  # the file's writer lock, once open
 
     async def __aenter__(self) -> Self:
         if self.path != ":memory:":
@@ -115,14 +141,15 @@ class SqliteFile:
             for p in (path, Path(self.path + "-wal"), Path(self.path + "-shm")):
                 if p == path or p.exists():
                     _private_file(p)
+        self._lock = _writer_lock(self.path)
         db = await aiosqlite.connect(self.path, isolation_level=None)
         self._conn = db
         try:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute(f"PRAGMA synchronous={self._synchronous}")
-            # Four connections write this file (events, outbox, complaints, call-backs), one at
-            # a time: under a heavy ingest, wait rather than fail the side writers.
-            await db.execute("PRAGMA busy_timeout=30000")
+            # Our own connections take turns under the writer lock; another process writing
+            # (a `hallwatch` command) is waited for this long.
+            await db.execute(f"PRAGMA busy_timeout={int(self.BUSY_MS)}")
             await db.executescript(self.SCHEMA)
             await self._ready()
         except BaseException:
@@ -156,10 +183,11 @@ class SqliteFile:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        """`async with file.transaction() as tx:` BEGIN IMMEDIATE under the connection's lock,
+        """`async with file.transaction() as tx:` BEGIN IMMEDIATE under the file's writer lock,
         COMMIT when the block ends, ROLLBACK if it raises (or if COMMIT fails)."""
+        db = self._open()
+        assert self._lock is not None
         async with self._lock:
-            db = self._open()
             await db.execute("BEGIN IMMEDIATE")
             try:
                 yield Tx(db)

@@ -129,7 +129,9 @@ class HttpServer:
         self.app.router.add_get("/api/state", self._api_state)
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        body = generate_latest(self._registry)
+        # SafeRegistry's render: generate_latest's bytes, reusing unchanged lines (#14).
+        render = getattr(self._registry, "render", None)
+        body = render() if render is not None else generate_latest(self._registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _healthz(self, request: web.Request) -> web.Response:

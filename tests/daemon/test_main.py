@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.service import Alerts
 from hallwatch.daemon.config.sections import StoreSettings
 from hallwatch.daemon.config.settings import Settings
+from hallwatch.daemon.estimate.advice import Advice
 from hallwatch.daemon.main import Daemon, cancel_all
+from hallwatch.daemon.pipeline.schedule import SWEEP_S, last_sweep
 
 from tests.factories import at, issued, window_ev
 
@@ -75,7 +78,8 @@ def test_shutdown_cancels_again_a_task_that_lost_its_cancel() -> None:
 
 def test_a_quiet_hall_gets_its_status_keep_alive_every_30_s_and_no_more(tmp_path: Path) -> None:
     """With no event, the tick republishes a hall's retained status every 30 s (the contract's
-    keep-alive), not on every tick; an event gets it out on the next tick."""
+    keep-alive) at the hall's own sweep instant, not on every tick; an event gets it out on the
+    next tick."""
     t0 = at("2026-11-26T10:00")
     clock = Clock(t0)
     d = Daemon(Settings(store=StoreSettings(path=str(tmp_path / "h.db"))), clock=clock)
@@ -95,4 +99,43 @@ def test_a_quiet_hall_gets_its_status_keep_alive_every_30_s_and_no_more(tmp_path
                 sent.extend([clock.t - t0] * (d.outputs._queue.qsize() - before))
 
     asyncio.run(ticks())
-    assert sent == [0, 30, 60, 80, 110]
+    sweeps = {2 * k for k in range(1, 61) if last_sweep("h1", t0 + 2 * k) > t0 + 2 * k - 2}
+    assert sent == sorted({0, 80} | sweeps)
+    assert len(sweeps) == 4 and all(b - a <= SWEEP_S for a, b in itertools.pairwise(sent))
+
+
+def test_the_sweep_simulates_again_only_halls_where_someone_waits(tmp_path: Path) -> None:
+    """Over 2 minutes with no event, the tick's sweep runs the forward simulation again for a
+    hall with a queue (its wait grows with the clock) once per 30 s, and not for a hall where
+    nobody waits (it keeps its advice until an event or ADVICE_QUIET_S): 500 quiet halls idled
+    at 17 % of a core re-simulating every sweep."""
+    t0 = at("2026-11-26T10:00")
+    clock = Clock(t0)
+    d = Daemon(Settings(store=StoreSettings(path=str(tmp_path / "h.db"))), clock=clock)
+    for hall in ("quiet", "queue"):
+        d.pipeline.process(window_ev("w1", "open", t0 - 600, ("gjj",), hall=hall))
+    for i in range(5):
+        d.pipeline.process(issued(f"A{i}", t0 - 60 + i, hall="queue"))
+    d.lane.drain(publish=False)
+    runs: list[str] = []
+    compute = d._advice._compute
+
+    def counted(hall: str, now: float) -> Advice | None:
+        runs.append(hall)
+        return compute(hall, now)
+
+    d._advice._compute = counted  # type: ignore[method-assign]
+
+    async def ticks() -> None:
+        async with Outbox(tmp_path / "h.db") as outbox:
+            d.alerts = Alerts(d.alert_settings, outbox, clock=clock)
+            await d.alerts.start()
+            for k in range(61):
+                clock.t = t0 + 2 * k
+                await d.tick(clock.t)
+                d.advice("quiet")  # a scrape reuses the tick's
+                d.advice("queue")
+
+    asyncio.run(ticks())
+    assert runs.count("quiet") == 1
+    assert 4 <= runs.count("queue") <= 5  # the first tick, then each sweep in 120 s

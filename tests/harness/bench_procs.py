@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from tests import REPO as ROOT
@@ -106,16 +107,25 @@ def processed(child: DaemonChild) -> int:
     return int(total)
 
 
-def wait_processed(child: DaemonChild, n: int, timeout: float) -> float:
-    """Poll /metrics until `n` events are processed; return the wall time it saw them. Polls
-    every 0.2 s until 90 % are in, then every 10 ms, so polling costs the daemon little."""
+def stored_after(child: DaemonChild, seq: int) -> int:
+    """Events the daemon has stored past `seq` (/healthz `last_seq`: cheap at 500 halls, where
+    a /metrics text is 3.5 MB; ingest hands each batch to the state as it commits it)."""
+    return max(0, int(str(child.health()["last_seq"])) - seq)
+
+
+def wait_processed(
+    child: DaemonChild, n: int, timeout: float, count: Callable[[], int] | None = None
+) -> float:
+    """Poll `count` (default: hallwatch_events_total of /metrics) until `n` events are
+    processed; return the wall time it saw them. Polls every 0.2 s until 90 % are in, then
+    every 10 ms, so polling costs the daemon little."""
     deadline = time.monotonic() + timeout
     got = 0
     while time.monotonic() < deadline:
         if child.exited() is not None:
             raise RuntimeError(f"daemon exited; log: {child.log}")
         try:
-            got = processed(child)
+            got = count() if count is not None else processed(child)
         except OSError:  # TimeoutError included: a busy daemon may take > 5 s to answer
             time.sleep(0.2)
             continue

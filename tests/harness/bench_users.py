@@ -39,11 +39,11 @@ from tests.harness.bench_procs import (
     BareProc,
     cpu_seconds,
     get_timed,
-    processed,
     rss_mib,
     settle,
     start_daemon,
     stop_daemon,
+    stored_after,
     wait_processed,
 )
 from tests.harness.bench_state import write_history
@@ -135,18 +135,24 @@ def _scrapes(url: str, n: int = 20, budget_s: float = 60) -> Timings:
 
 
 def _fed_and_restarted(
-    child: DaemonChild, port: int, tail: list[tuple[str, bytes]], idle_s: float, pause_s: float
+    child: DaemonChild,
+    port: int,
+    tail: list[tuple[str, bytes]],
+    idle_s: float,
+    pause_s: float,
+    history: int,
 ) -> tuple[tuple[float, float], float, float, Timings, Timings, int]:
-    """Feed `tail` live, then ((daemon, bare) idle CPU %, fed RSS, restarted RSS, /metrics and
-    /healthz (seconds, bytes), live events the daemon processed)."""
+    """Feed `tail` live (after `history` stored events), then ((daemon, bare) idle CPU %, fed
+    RSS, restarted RSS, /metrics and /healthz (seconds, bytes), live events the daemon took)."""
     started = time.monotonic()
     publish_steady("127.0.0.1", port, tail, "bench-feed")
+    live = partial(stored_after, child, history)
     try:
-        wait_processed(child, len(tail), 600)
-        settle(child)
+        wait_processed(child, len(tail), 600, live)
+        settle(child, 300)
     except TimeoutError as err:
         note(f"feed not digested: {err}")
-    got = processed(child)
+    got = live()
     note(f"fed {got:,} of {len(tail):,} live events in {time.monotonic() - started:.0f} s")
     pid = child.pid
     assert pid is not None
@@ -180,10 +186,10 @@ def idle(work: Path, halls: int, idle_s: float, large: bool, pause_s: float = 2.
     write_history(work / f"idle-{halls}" / "hallwatch.db", msgs[:-live])
     note(f"{halls} halls: stored {n - live:,} events in {time.monotonic() - started:.0f} s")
     with Mosquitto(work / f"mq-idle-{halls}") as mq:
-        child = start_daemon(work / f"idle-{halls}", mq.url, halls, f"idle-{halls}", 600)
+        child = start_daemon(work / f"idle-{halls}", mq.url, halls, f"idle-{halls}", 1800)
         note(f"{halls} halls: daemon replayed them in {time.monotonic() - started:.0f} s")
         try:
-            fed = _fed_and_restarted(child, mq.port, msgs[-live:], idle_s, pause_s)
+            fed = _fed_and_restarted(child, mq.port, msgs[-live:], idle_s, pause_s, n - live)
         finally:
             stop_daemon(child)
     (d_pct, b_pct), fed_rss, restarted_rss, metrics, health, got = fed

@@ -38,3 +38,21 @@ def test_missing_next_year_is_reported_until_declared_complete():
     problem = cal.coverage_problem(date(2039, 11, 26))
     assert problem is not None and "2040" in problem and "2039" not in problem
     assert WorkCalendar(complete_years=[2039, 2040]).coverage_problem(date(2039, 11, 26)) is None
+
+
+def test_working_days_after_answers_the_same_when_asked_again() -> None:
+    """The kept answers (the complaint desk asks the same deadlines on every check) equal a
+    fresh calendar's, across the National Day week and a made-up holiday."""
+    from datetime import date, timedelta
+
+    from hallwatch.daemon.core.workdays import WorkCalendar
+
+    kw = {"holidays": [date(2026, 11, 27)], "complete_years": [2026]}
+    kept = WorkCalendar(**kw)  # type: ignore[arg-type]
+    for _ in range(2):
+        for i in range(0, 120, 3):
+            start = date(2026, 9, 20) + timedelta(days=i)
+            for n in (1, 5, 15):
+                fresh = WorkCalendar(**kw)  # type: ignore[arg-type]
+                assert kept.working_days_after(start, n) == fresh.working_days_after(start, n)
+    assert kept.working_days_after(date(2026, 11, 26), 1) == date(2026, 11, 30)

@@ -24,9 +24,10 @@ import pytest
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.service import Alerts
 from hallwatch.alerts.view import Transition
+from hallwatch.daemon.estimate.advice import Advice
 from hallwatch.daemon.main import Daemon
 from hallwatch.daemon.mqtt.ingest import Ingest
-from hallwatch.daemon.pipeline.schedule import SWEEP_S, TickPlan
+from hallwatch.daemon.pipeline.schedule import SWEEP_S, AdviceCache, TickPlan
 from hallwatch.daemon.store.events import Store
 from hallwatch.sensors.profiles import PROFILES, hm
 from hallwatch.sensors.simulator import epoch, simulate_day
@@ -37,10 +38,17 @@ TICK_S = 2.0
 
 
 class EveryHall(TickPlan):
-    """The rule before: every hall on every tick."""
+    """The rule before: every hall on every tick, its advice computed afresh each time."""
 
     def halls(self, halls: Iterable[str], *_: Any, **__: Any) -> list[str]:
         return sorted(halls)
+
+
+class FreshAdvice(AdviceCache):
+    """No reuse: the tick's advice computed on every evaluation, as before the cache."""
+
+    def for_tick(self, hall: str, now: float) -> Advice | None:
+        return self._compute(hall, now)
 
 
 class Clock:
@@ -76,6 +84,10 @@ async def _run(
     settings = settings_for(db)
     d = Daemon(settings, clock=clock)
     d.plan = plan
+    if isinstance(plan, EveryHall):
+        d._advice = FreshAdvice(
+            d._compute_advice, lambda: d.pipeline.changes, lambda: d.plan, lambda *_: True
+        )
     transitions: list[Transition] = []
     evaluated = 0
     async with Store(db) as store, Outbox(db) as outbox:
@@ -120,9 +132,10 @@ def _key(t: Transition) -> tuple[Any, ...]:
 
 @pytest.mark.slow
 def test_a_day_alerts_as_if_every_hall_were_evaluated_every_tick(tmp_path: Path) -> None:
-    """A simulated day through the daemon's tick twice, every hall every tick and only the halls
-    due: the same transitions in the same order, none later than SWEEP_S + a tick, and only a
-    queue peak's start (its wait crossed with no event) later at all; the same outbox."""
+    """A simulated day through the daemon's tick twice, every hall every tick with fresh advice,
+    and only the halls due with advice reused while nothing changed: the same transitions in
+    the same order, none later than SWEEP_S + a tick, and only a queue peak's start (its wait
+    crossed with no event) later at all; the same outbox."""
     msgs = _day()
     span = (msgs[0][0] - 60, msgs[-1][0] + 600)
     every, every_rows, n_every = asyncio.run(_run(tmp_path / "a.db", EveryHall(), msgs, span))

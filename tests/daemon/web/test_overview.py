@@ -9,8 +9,10 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hallwatch.sensors.publish import publish_all
@@ -23,7 +25,18 @@ TOKEN = token_of("overview:read")
 XSS = '<img src=x onerror="window.__xss=1">'
 SHOT = Path("/tmp/overview.png")  # for the lead; not in the repository
 SHOT_PHONE = Path("/tmp/overview-phone.png")
-EXTRA = """
+# Open all day, today a working day: what the page shows must not depend on when CI runs
+# (advice stops near closing time and outside opening hours, and on a Sunday).
+_TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+EXTRA = f"""
+[hall]
+closing = "23:59"
+[calendar]
+workdays = ["{_TODAY.isoformat()}"]
+complete_years = [{_TODAY.year}, {_TODAY.year + 1}]
+[alerts]
+open = "00:00"
+close = "23:59"
 [alerts.system_outage]
 opening_hours_only = false
 [alerts.halls.east]
