@@ -46,6 +46,8 @@ from hallwatch.daemon.mqtt.ingest import Ingest
 from hallwatch.daemon.pipeline.process import Pipeline
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
 from hallwatch.daemon.staff.outage import CallbackStore
+from hallwatch.daemon.staff.paper import PaperStore
+from hallwatch.daemon.staff.procedures import Stores
 from hallwatch.daemon.store.events import Store
 from hallwatch.sensors.events import Event
 from prometheus_client import generate_latest
@@ -185,6 +187,7 @@ class Node:
         self.outbox.faults = self.faults
         cstore = await stack.enter_async_context(ComplaintStore(path, synchronous=sync))
         cbstore = await stack.enter_async_context(CallbackStore(path, synchronous=sync))
+        pstore = await stack.enter_async_context(PaperStore(path, synchronous=sync))
         # The daemon's own pipeline, its estimator lane drained after every event (live, the
         # lane runs just behind ingest), with a crash point between the two stages.
         d.pipeline = Pipeline(lambda: d.state, self.applied, d.faults)
@@ -192,7 +195,7 @@ class Node:
         d.alerts = Alerts(d.alert_settings, self.outbox, clock=self.clock, metrics=d.alert_metrics)
         await d.alerts.start()
         d.ingest = Ingest(s, self.store, d.pipeline.process, d.metrics, clock=self.clock)
-        await d._start_staff(cstore, cbstore, self.outbox)
+        await d._start_staff(Stores(cstore, cbstore, pstore, self.outbox))
 
     def applied(self, event: Event) -> None:
         self.d.lane.push(event)
