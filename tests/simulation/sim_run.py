@@ -8,10 +8,8 @@ again from its database through the daemon's own restore, then given the batch i
 in a real SQLite file, the daemon's processing of each stored event into the state and the
 estimator, the alert tick (views, rule engine) and the outbox; only the MQTT socket and the
 HTTP server are left out. After every step the invariants are checked; a failure names the
-seed and the command that replays it.
-
-Run many seeds: `.venv/bin/python -m tests.simulation.sim_run 1-2000`
-(or HALLWATCH_SIM_SEEDS with pytest).
+seed and the command that replays it. Many seeds: `.venv/bin/python -m tests.simulation.sim_run
+1-2000` (or HALLWATCH_SIM_SEEDS with pytest).
 """
 
 from __future__ import annotations
@@ -188,8 +186,8 @@ class Node:
         cstore = await stack.enter_async_context(ComplaintStore(path, synchronous=sync))
         cbstore = await stack.enter_async_context(CallbackStore(path, synchronous=sync))
         pstore = await stack.enter_async_context(PaperStore(path, synchronous=sync))
-        # The daemon's own pipeline, its estimator lane drained after every event (live, the
-        # lane runs just behind ingest), with a crash point between the two stages.
+        # The daemon's own pipeline, its estimator lane drained after every event (live, it runs
+        # just behind ingest), with a crash point between the two stages.
         d.pipeline = Pipeline(lambda: d.state, self.applied, d.faults)
         await d._restore(self.store)
         d.alerts = Alerts(d.alert_settings, self.outbox, clock=self.clock, metrics=d.alert_metrics)
