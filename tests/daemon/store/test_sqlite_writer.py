@@ -41,11 +41,17 @@ def test_files_and_event_loops_have_their_own_writer_lock(tmp_path: Path) -> Non
     """Two files do not wait for each other, and a lock from a closed event loop is not
     reused by the next one (each test's asyncio.run)."""
 
-    async def run() -> None:
+    async def run() -> list[int]:
         async with _Table(tmp_path / "a.db") as a, _Table(tmp_path / "b.db") as b:
             async with a.transaction() as tx:
                 await tx.execute("INSERT INTO t VALUES (1)")
+                # b's write finishes while a's transaction is still open (a shared lock would
+                # make this wait for ever: wait_for raises TimeoutError and the test fails).
                 await asyncio.wait_for(b.write("INSERT INTO t VALUES (2)"), 5)
+                async with b.db.execute("SELECT count(*) FROM t WHERE v = 2") as cur:
+                    row = await cur.fetchone()
+            assert row is not None
+            return [int(row[0])]
 
-    asyncio.run(run())
-    asyncio.run(run())
+    assert asyncio.run(run()) == [1]
+    assert asyncio.run(run()) == [2]  # a new event loop, a new lock: the second run writes too
