@@ -405,6 +405,7 @@ class Daemon:
             ),
             rules=self.alerts.engine.settings,
             heartbeat_timeout_s=s.hall.heartbeat_timeout_s,
+            renew_at=self._advice.renew_at,
         )
         await self.alerts.evaluate(views)
         self.plan.evaluated(now, self.state.halls)

@@ -38,7 +38,7 @@ from hallwatch.daemon.estimate.advice import Advice
 # that grows past the queue-peak threshold with no event (and only that) may be noticed. 30 s
 # is the status keep-alive of the contract, so a quiet hall costs one evaluation per 30 s.
 SWEEP_S = 30.0
-YIELD_S = 0.02  # building views, the tick hands the event loop back to ingest this often
+YIELD_S = 0.01  # building views, the tick hands the event loop back to ingest this often
 
 
 def sweep_phase(hall: str) -> float:
@@ -147,6 +147,7 @@ class TickPlan:
         *,
         rules: RuleSettings,
         heartbeat_timeout_s: float,
+        renew_at: Callable[[str], float | None] = lambda _: None,
     ) -> list[HallView]:
         """The views of `halls` at `now`, handing the event loop back every YIELD_S (ingest,
         store and acknowledge go on meanwhile; an event that reaches a hall after its view was
@@ -163,6 +164,8 @@ class TickPlan:
             version = changes.version.get(name)
             out.append(view(name))
             due = next_due(hall, now, rules.for_hall(name), zone, heartbeat_timeout_s)
+            renew = renew_at(name)
+            due = due if renew is None else max(now, min(due, renew))
             self._built.append((name, version, due))
             if timer.perf_counter() - yielded > YIELD_S:
                 await asyncio.sleep(0)
@@ -185,6 +188,14 @@ class TickPlan:
 
 
 ADVICE_TTL_S = 2.0  # a scrape or the screen reuses any hall's advice this young
+# A hall that events keep changing gets new advice at most this often. Its view is built anew
+# on every tick (headcount, endured waits, devices: exact), but the forward simulations of the
+# advice (a new ticket's wait per service, the windows it would take, the closing overrun) cost
+# 10-30 ms a hall: at 1,000 events/s over 100 halls, every hall changes every tick, and
+# renewing each one's advice on each tick took 1.5 s of every 2 s (#14). The wait behind the
+# 20-minute trigger may so be up to ADVICE_MIN_S older than the state (under SWEEP_S, the bound
+# tests/daemon/pipeline/test_schedule.py holds the tick to).
+ADVICE_MIN_S = 10.0
 # The advice of a hall where nobody waits is renewed at its sweep only once it is this old: no
 # wait can grow with the clock there (a new ticket's wait only shrinks as services go on), and
 # the forecast of arrivals moves by the hour. At 500 quiet halls a renewal every sweep (~10 ms
@@ -211,7 +222,8 @@ class AdviceCache:
     computed by `compute(hall, now)` (None for a hall not in the state) and kept with the
     hall's version in `changes` and whether anyone waited (`waiting(hall, now)`).
 
-    The alert tick's own copy (`for_tick`) is renewed when an event reached the hall, when a
+    The alert tick's own copy (`for_tick`) is renewed when an event reached the hall (at most
+    every ADVICE_MIN_S: `renew_at` says when the tick must come back for it), when a
     time-only change of its rules came, and when its sweep came if anyone waits there (else once
     ADVICE_QUIET_S old), so what the tick notifies never depends on when a scrape or the screen
     last asked, and a wait that grows with the clock alone is seen within a sweep. Readers
@@ -233,10 +245,14 @@ class AdviceCache:
         self.generation = 0  # advice computed so far: what readers key their own caches on
 
     def _valid(self, hall: str, hit: _Hit | None, now: float) -> bool:
-        if hit is None or hit.version != self._changes().version.get(hall) or hit.at > now:
+        if hit is None or hit.at > now:
             return False
         if hit.at < self._plan().due.get(hall, math.inf) <= now:
             return False  # a time-only change of its rules (opening, closing, midnight) since
+        if hit.version != self._changes().version.get(hall):
+            # Events since: renewed at most every ADVICE_MIN_S (`renew_at` has the tick come
+            # back for it then, even if no event follows).
+            return now - hit.at < ADVICE_MIN_S
         if hit.queue:
             return hit.at >= last_sweep(hall, now)
         return now - hit.at < ADVICE_QUIET_S
@@ -252,6 +268,14 @@ class AdviceCache:
             hit = self._tick[hall] = self._read[hall] = self._fresh(hall, now)
         assert hit is not None
         return hit.advice
+
+    def renew_at(self, hall: str) -> float | None:
+        """When the tick's advice of `hall`, older than its state, is to be renewed (None: it
+        is as new as the state)."""
+        hit = self._tick.get(hall)
+        if hit is None or hit.version == self._changes().version.get(hall):
+            return None
+        return hit.at + ADVICE_MIN_S
 
     def for_reader(self, hall: str, now: float) -> Advice | None:
         hit = self._tick.get(hall)

@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tests.harness.bench_procs import (
     BareProc,
+    cpu_seconds,
     settle,
     start_daemon,
     stop_daemon,
@@ -49,6 +50,7 @@ class Latency:
     max: float
     matched: int
     issued: int
+    cpu_pct: float = float("nan")  # the consumer's CPU over the paced window, % of one core
 
 
 def quantiles_ms(values: list[float], issued: int) -> Latency:
@@ -111,16 +113,20 @@ def _run(
                 rec_file = work / f"lat-{name}-{rate}.json"
                 topic = "hall/+/estimate" if daemon else "hall/+/ticket"
                 recorder = BareProc("127.0.0.1", mq.port, "record", topic, rec_file)
+                pid = child.pid if child is not None else recorder.pid
                 try:
+                    cpu0, t0 = cpu_seconds(pid), time.monotonic()
                     issued = paced_publish(
                         "127.0.0.1", mq.port, msgs, rate, f"l{i}", f"bench-lat-{name}-{i}"
                     )
                     time.sleep(grace_s)  # the last estimates' way back
+                    cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
                 finally:
                     recorder.close()
                 got = [tuple(x) for x in json.loads(rec_file.read_text())]
                 lat = match(issued, got)  # type: ignore[arg-type]
-                out.append(quantiles_ms(lat, sum(len(v) for v in issued.values())))
+                q = quantiles_ms(lat, sum(len(v) for v in issued.values()))
+                out.append(replace(q, cpu_pct=cpu))
         finally:
             if child is not None:
                 stop_daemon(child)
@@ -163,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                 Row(f"latency p99 ms {tag}", d.p99, b.p99, "bare sub", "< 50 ms" if rate >= 1000
                     else "", d.p99 < 50 if rate >= 1000 else None),
                 Row(f"latency max ms {tag}", d.max, b.max, "bare sub", ""),
+                Row(f"CPU % of a core {tag}", d.cpu_pct, b.cpu_pct, "bare sub", ""),
                 Row(f"estimates matched {tag}", d.matched, d.issued, "tickets issued", "all",
                     d.matched == d.issued, 0),
             ]  # fmt: skip
