@@ -1,5 +1,5 @@
 """The `hallwatch` command: run, record, replay, simulate, demo, report, complaint, callback,
-paper, drill."""
+paper, drill, check-config."""
 
 from __future__ import annotations
 
@@ -265,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hallwatch.daemon.cli import drill as drill_cli
 
     drill_cli.add_parser(sub)
+    from hallwatch.daemon.cli import checkconfig
+
+    checkconfig.add_parser(sub, _settings)
     return parser
 
 
