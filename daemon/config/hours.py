@@ -185,7 +185,12 @@ def timetable(f: HoursFile, legacy: Legacy) -> tuple[Timetable, list[str]]:
     for key, new in ((open_key, "hours.open"), (close_key, "hours.close")):
         if key and key != new:
             notes.append(f"{key} is read as {new}: move it there")
-    default = _checked(Hours(opens, closes, _lunch(f.lunch)), "hours", inherited=False)
+    default = _checked(
+        Hours(opens, closes, _lunch(f.lunch)),
+        "hours",
+        inherited=False,
+        key=close_key or open_key or "hours.close",
+    )
     halls: dict[str, Hours] = {}
     for hall in sorted(set(f.halls) | set(legacy.halls)):
         own = f.halls.get(hall, HallHoursFile())
@@ -202,7 +207,8 @@ def timetable(f: HoursFile, legacy: Legacy) -> tuple[Timetable, list[str]]:
                 notes.append(f"{key} is read as {prefix}.{key.rsplit('.', 1)[1]}: move it there")
         lunch = default.lunch if own.lunch is None else _lunch(own.lunch)
         hours = Hours(h_open, h_close, lunch, {w: tuple(s) for w, s in own.windows.items()})
-        halls[hall] = _checked(hours, prefix, inherited=own.lunch is None)
+        key = k_close or k_open or f"{prefix}.close"  # the hall's own key that makes it so
+        halls[hall] = _checked(hours, prefix, inherited=own.lunch is None, key=key)
     tt = Timetable(default, halls)
     for hall, hours in [("", tt.default), *sorted(tt.halls.items())]:
         key = f"hours.halls.{hall}.lunch" if hall else "hours.lunch"
@@ -211,11 +217,12 @@ def timetable(f: HoursFile, legacy: Legacy) -> tuple[Timetable, list[str]]:
     return tt, notes
 
 
-def _checked(hours: Hours, prefix: str, *, inherited: bool) -> Hours:
-    """Closing after opening; every lunch slot within the hours, of a window the hall has."""
+def _checked(hours: Hours, prefix: str, *, inherited: bool, key: str) -> Hours:
+    """Closing after opening (else an error on `key`); every lunch slot within the hours, of a
+    window the hall has."""
     if hours.close <= hours.open:
         raise ConfigError(
-            f"{prefix}.close", f"{hhmm(hours.close)} must be after opening {hhmm(hours.open)}"
+            key, f"closing {hhmm(hours.close)} must be after opening {hhmm(hours.open)}"
         )
     span = f"{hhmm(hours.open)}–{hhmm(hours.close)}"
     for i, slot in enumerate(hours.lunch):

@@ -65,10 +65,15 @@ def test_hall_hours_override_the_centre_and_reach_the_alert_rules(tmp_path: Path
 
 
 def test_closing_must_follow_opening(tmp_path: Path) -> None:
-    """A hall closing before it opens stops start-up naming its key."""
+    """A hall closing before it opens stops start-up naming the key the hall set (its own
+    closing, an old key's, or its opening after the centre's closing)."""
     err = refused(tmp_path, '[hours.halls.east]\nopen = "10:00"\nclose = "09:30"\n')
     assert err.key == "hours.halls.east.close"
     assert refused(tmp_path, '[hours]\nclose = "08:00"\n').key == "hours.close"
+    old = '[hours]\nopen = "10:00"\n[alerts.halls.h1]\nclose = "09:30"\n'
+    assert refused(tmp_path, old).key == "alerts.halls.h1.close"  # where the closing came from
+    late = '[hours]\nclose = "12:00"\n[hours.halls.h1]\nopen = "13:00"\n'
+    assert refused(tmp_path, late).key == "hours.halls.h1.open"
 
 
 @pytest.mark.parametrize(
