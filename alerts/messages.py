@@ -114,13 +114,18 @@ def _uncovered_summary(head: str, state: str, service: str, f: Figures, duration
     )
 
 
-def uncovered_actions(service: str) -> list[str]:
-    """The plan's answer to a service nobody serves: open a window for it (午间轮班)."""
-    return [
-        f"立即为 **{service}** 开放窗口：调配能办理该业务的人员，或增设应急窗口",
-        "午间轮班：每项业务始终至少有一个窗口办理，不停办",
-        "向等候的办事人说明情况；老弱病残优先办理",
-    ]
+def uncovered_actions(service: str, lunch: tuple[str, ...] = ()) -> list[str]:
+    """The plan's answer to a service nobody serves: open a window for it (午间轮班). In a slot
+    of the hall's lunch rotation (`lunch`: the slots under way) the rotation comes first."""
+    open_one = f"立即为 **{service}** 开放窗口：调配能办理该业务的人员，或增设应急窗口"
+    explain = "向等候的办事人说明情况；老弱病残优先办理"
+    if lunch:
+        rota = (
+            f"午间轮班：请安排 **{service}** 窗口轮流就餐，保持服务不断档"
+            f"（本时段就餐：{'、'.join(lunch)}）"
+        )
+        return [rota, open_one, explain]
+    return [open_one, "午间轮班：每项业务始终至少有一个窗口办理，不停办", explain]
 
 
 DEGRADED_ACTIONS = (
@@ -223,7 +228,7 @@ def wecom_markdown(t: Transition, names: Names, userids: tuple[str, ...] = ()) -
                 f"没有开放窗口办理{endured}"
             )
             lines.append("**按应急预案处置**：")
-            lines += [f"{i}. {a}" for i, a in enumerate(uncovered_actions(svc), 1)]
+            lines += [f"{i}. {a}" for i, a in enumerate(uncovered_actions(svc, f.lunch), 1)]
         elif t.alert == "device_offline":
             kind = glossary.DEVICE_KINDS.get(f.device_kind or "", glossary.DEVICE_KINDS["other"])
             lines.append(f"**{kind} {t.subject}** 已离线{duration(t.at - t.started_at)}")

@@ -210,8 +210,13 @@ class RuleEngine:
         out += self._devices(view, rules.device_offline, open_now)
         out += self._systems(view, rules.system_outage, open_now)
         out += self._degraded(view, rules.system_degraded, open_now)
-        out += self._uncovered(view, rules.service_uncovered, open_now)
+        out += self._uncovered(view, rules.service_uncovered, open_now, self.lunch(view, rules))
         return out
+
+    def lunch(self, view: HallView, rules: HallRules) -> tuple[str, ...]:
+        """The hall's lunch slots under way at `view.now` ("w1 11:30–12:30")."""
+        t = self.local(view.now).time()
+        return tuple(slot.text() for slot in rules.lunch if slot.covers(t))
 
     def _emit(
         self,
@@ -458,10 +463,13 @@ class RuleEngine:
                 out += self._resolve(key, view, base, "gone")
         return out
 
-    def _uncovered(self, view: HallView, rule: UncoveredRule, open_now: bool) -> list[Transition]:
-        """service_uncovered: customers wait and no open window serves their service."""
+    def _uncovered(
+        self, view: HallView, rule: UncoveredRule, open_now: bool, lunch: tuple[str, ...] = ()
+    ) -> list[Transition]:
+        """service_uncovered: customers wait and no open window serves their service; in a
+        slot of the lunch rotation the message names it (`lunch`)."""
         out: list[Transition] = []
-        base = figures(view)
+        base = replace(figures(view), lunch=lunch)
         held = {k[2] for k in self.episodes if k[0] == view.hall and k[1] == "service_uncovered"}
         for service in sorted(set(view.uncovered_since) | held):
             since = view.uncovered_since.get(service)

@@ -95,6 +95,9 @@ class Figures:
     service_waiting: int = 0
     uncovered_s: float = 0.0
     service_endured_s: float | None = None
+    # service_uncovered in a slot of the hall's lunch rotation ([hours]): the slots under way,
+    # e.g. "w1 11:30–12:30"; the action then names the rotation (午间轮班).
+    lunch: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,7 @@ def make_estimator(settings: Settings, blob: bytes | None = None) -> Estimator:
         "tz": settings.hall.timezone,
         "target_wait_s": settings.hall.target_wait_s,
         "closing": settings.hall.closing,
+        "hours": settings.hours,  # each hall's closing, for its "clear by closing" advice
     }
     return Estimator.restore(blob, **kw) if blob else Estimator(**kw)
 
@@ -280,6 +281,7 @@ class Daemon:
                 estimator=lambda: self.estimator,
                 clock=self.clock,
                 calendar=self.calendar,
+                hours=s.hours,
             )
             screen.add_routes(
                 self.http.app,
@@ -290,12 +292,15 @@ class Daemon:
                     recovery_at=self._recovery_at,
                     clock=self.clock,
                     calendar=self.calendar,
+                    hours=s.hours,
                 ),
             )
             report_api.add_routes(self.http.app, s.store.path, s)
             overview.add_routes(self.http.app, overview.live_model(self))
             openapi.add_routes(self.http.app)
             self._warn_calendar()
+            for note in s.warnings:  # e.g. a lunch rotation leaving a service uncovered
+                log.warning("config: %s", note)
             async with asyncio.TaskGroup() as tg:
                 tasks = [
                     tg.create_task(self.ingest.run(), name="ingest"),

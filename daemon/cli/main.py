@@ -1,5 +1,5 @@
 """The `hallwatch` command: run, record, replay, simulate, demo, report, complaint, callback,
-paper, drill."""
+paper, drill, check-config."""
 
 from __future__ import annotations
 
@@ -80,7 +80,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             from hallwatch.daemon.offline.scoring import score
 
             est = Estimator(
-                tz=tz, target_wait_s=settings.hall.target_wait_s, closing=settings.hall.closing
+                tz=tz,
+                target_wait_s=settings.hall.target_wait_s,
+                closing=settings.hall.closing,
+                hours=settings.hours,
             )
             report = score(read_day(args.file), root=root, tz=tz, estimator=est)
             report.write_csv(args.estimates_out)
@@ -96,7 +99,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 root=root,
                 tz=tz,
                 estimator=Estimator(
-                    tz=tz, target_wait_s=settings.hall.target_wait_s, closing=settings.hall.closing
+                    tz=tz,
+                    target_wait_s=settings.hall.target_wait_s,
+                    closing=settings.hall.closing,
+                    hours=settings.hours,
                 ),
                 calendar=settings.calendar.calendar(),
                 heartbeat_timeout_s=settings.hall.heartbeat_timeout_s,
@@ -265,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hallwatch.daemon.cli import drill as drill_cli
 
     drill_cli.add_parser(sub)
+    from hallwatch.daemon.cli import checkconfig
+
+    checkconfig.add_parser(sub, _settings)
     return parser
 
 

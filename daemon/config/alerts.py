@@ -27,6 +27,7 @@ from hallwatch.daemon.config.table import (
     doc,
     http_url_problem,
 )
+from hallwatch.daemon.core.hours import Lunch
 from msgspec import Meta
 
 ALERTS = ("queue_peak", "device_offline", "system_outage", "system_degraded", "service_uncovered")
@@ -152,9 +153,12 @@ class Role:
 
 @dataclass(frozen=True, slots=True)
 class HallRules:
+    """One hall's rules; its hours and lunch rotation come from `[hours]` (`config.hours`)."""
+
     name: str = ""
     open: time = time(9, 0)
     close: time = time(17, 0)
+    lunch: tuple[Lunch, ...] = ()
     queue_peak: PeakRule = PeakRule()
     device_offline: DeviceRule = DeviceRule()
     system_outage: SystemRule = SystemRule()

@@ -90,8 +90,8 @@ class HallFile:
     override the `[alerts]` defaults key by key."""
 
     name: Annotated[str, doc("the hall's name in messages")] = ""
-    open: Annotated[time | None, doc("unset: alerts.open")] = None
-    close: Annotated[time | None, doc("unset: alerts.close")] = None
+    open: Annotated[time | None, doc("old place of hours.halls.ID.open, read when unset")] = None
+    close: Annotated[time | None, doc("old place of hours.halls.ID.close, read when unset")] = None
     queue_peak: PeakRule = field(default_factory=PeakRule)
     device_offline: DeviceRule = field(default_factory=DeviceRule)
     system_outage: SystemRule = field(default_factory=SystemRule)
@@ -102,6 +102,7 @@ class HallFile:
     )
 
 
+_OPEN, _CLOSE = time(9, 0), time(17, 0)
 _RULES = ("queue_peak", "device_offline", "system_outage", "system_degraded", "service_uncovered")
 
 
@@ -116,8 +117,9 @@ class AlertsFile:
     }
     enabled: Annotated[bool, doc("false: no alert is evaluated or sent")] = True
     timezone: Annotated[str, ZONE, doc("opening hours are in this zone")] = "Asia/Shanghai"
-    open: Annotated[time, doc("opening time")] = time(9, 0)
-    close: Annotated[time, doc("closing time")] = time(17, 0)
+    # The alert rules' hours were set here; [hours] is their one place now (config.hours).
+    open: Annotated[time | None, doc("old place of hours.open, read when that is unset")] = None
+    close: Annotated[time | None, doc("old place of hours.close, read when that is unset")] = None
     queue_peak: PeakRule = field(default_factory=PeakRule)
     device_offline: DeviceRule = field(default_factory=DeviceRule)
     system_outage: SystemRule = field(default_factory=SystemRule)
@@ -155,7 +157,7 @@ class AlertsFile:
         for name, levels in (("levels", self.levels), ("outage_levels", self.outage_levels)):
             if not levels:
                 yield name, "expected a list of lists of role names"
-        if self.close <= self.open:
+        if self.close is not None and self.close <= (self.open or _OPEN):
             yield "close", "must be after open"
 
 
@@ -184,8 +186,8 @@ def inherit(data: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def build(f: AlertsFile) -> AlertSettings:
     default = HallRules(
-        open=f.open,
-        close=f.close,
+        open=_OPEN if f.open is None else f.open,
+        close=_CLOSE if f.close is None else f.close,
         queue_peak=f.queue_peak,
         device_offline=f.device_offline,
         system_outage=f.system_outage,

@@ -238,7 +238,7 @@ class HallSettings:
     closing: Annotated[
         str,
         Check(_hhmm, "HH:MM"),
-        doc('when the estimator asks "will the queue clear by closing?"'),
+        doc("old place of hours.close, read when that and alerts.close are unset"),
     ] = "17:00"
     target_wait_s: Annotated[
         Positive, doc("staffing advice aims below this wait (the plan's 20 minutes), seconds")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import difflib
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,6 +19,7 @@ from hallwatch.daemon.base.errors import ConfigError
 from hallwatch.daemon.config.alerts import AlertSettings
 from hallwatch.daemon.config.alerts_reader import AlertsFile, build, inherit
 from hallwatch.daemon.config.api import ApiFile, ApiSettings, check_exposure
+from hallwatch.daemon.config.hours import HoursFile, Legacy, given, normalize, timetable, with_hours
 from hallwatch.daemon.config.sections import (
     CalendarSettings,
     HallSettings,
@@ -29,6 +31,7 @@ from hallwatch.daemon.config.sections import (
 )
 from hallwatch.daemon.config.staff import ComplaintSettings, OutageFile, OutageSettings
 from hallwatch.daemon.config.table import fields_of, node, read, unknown
+from hallwatch.daemon.core.hours import Timetable, hhmm
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,9 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     hall: HallSettings = field(default_factory=HallSettings)
+    # [hours]: every hall's opening, closing and lunch rotation (config.hours); `hall.closing`
+    # and the alert rules' `open`/`close` are this timetable's default.
+    hours: Timetable = field(default_factory=Timetable)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     calendar: CalendarSettings = field(default_factory=CalendarSettings)
     log: LogSettings = field(default_factory=LogSettings)
@@ -47,6 +53,8 @@ class Settings:
     # [complaints] and [outage], validated by config.staff.
     complaints: ComplaintSettings = field(default_factory=ComplaintSettings)
     outage: OutageSettings = field(default_factory=OutageSettings)
+    # What start-up logs as warnings without stopping (`hallwatch check-config` prints them).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +70,7 @@ class SettingsFile:
     store: StoreSettings = field(default_factory=StoreSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     hall: HallSettings = field(default_factory=HallSettings)
+    hours: HoursFile = field(default_factory=HoursFile)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     calendar: CalendarSettings = field(default_factory=CalendarSettings)
     log: LogSettings = field(default_factory=LogSettings)
@@ -166,19 +175,28 @@ def _load(
             raise unknown(key, name, names or sorted(ENV_SECTIONS), {})
     if isinstance(data.get("alerts"), dict):
         data = {**data, "alerts": inherit(data["alerts"])}
+    if isinstance(data.get("hours"), dict):
+        data = {**data, "hours": normalize(data["hours"])}
     f = read(data, SettingsFile, "", env, env_tables=ENV_SECTIONS, overrides=flags)
+    hh, _, mm = f.hall.closing.partition(":")  # checked HH:MM (sections._hhmm)
+    closing = time(int(hh), int(mm))
+    old = closing if given(data, env, flags, "hall.closing") else None
+    hours, warnings = timetable(f.hours, Legacy.of(f.alerts, old))
     return Settings(
         mqtt=f.mqtt,
         store=f.store,
         http=f.http,
-        hall=f.hall,
+        # hall.closing as the timetable says, for the readers of the centre's one closing
+        hall=replace(f.hall, closing=hhmm(hours.default.close)),
+        hours=hours,
         limits=f.limits,
         calendar=f.calendar,
         log=f.log,
-        alerts=build(f.alerts),
+        alerts=with_hours(build(f.alerts), hours),
         api=ApiSettings.build(f.api),
         complaints=f.complaints,
         outage=OutageSettings.build(f.outage),
+        warnings=tuple(warnings),
     )
 
 

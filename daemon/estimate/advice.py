@@ -88,7 +88,7 @@ def advise(
     target wait, adding at most `max_extra_windows` windows per service."""
     h = state.halls.get(hall) or Hall()
     day = state.day_at(h, now) or Day(day=state.business_day(now))
-    closing = est.closing_ts(now)
+    closing = est.closing_ts(now, hall)  # the hall's own ([hours])
     services = sorted(
         {s for w in h.windows.values() for s in w.services}
         | {t.service for t in day.tickets.values() if t.service and t.status == WAITING}
@@ -131,7 +131,7 @@ def advise(
         best = quickwait.finish_at(now, work, len(all_open))
     else:
         clear = finish(windows, queue, est.handling)
-        projected = finish(windows, queue + est.arrivals(day, now, 3), est.handling)
+        projected = finish(windows, queue + est.arrivals(day, now, 3, hall), est.handling)
         best = finish(all_open, queue, est.handling) if spare else clear
     helps = bool(queue) and closing - now >= OPENING_LEAD_S
     need = {sa.service: max(sa.extra_backlog, sa.extra_arrivals) if helps else 0 for sa in out}

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
+from hallwatch.daemon.core.hours import Hours, Timetable
 from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, Ticket, waiting_tickets
 from hallwatch.daemon.estimate import quickwait
 from hallwatch.daemon.estimate.laws import Laws, Priors
@@ -41,10 +42,13 @@ class Forecaster(Laws):
         quantile: float,
         learned: Learned | None,
         priors: Priors,
+        hours: Timetable | None = None,
     ) -> None:
         super().__init__(learned, priors)
         self.tz, self.zone = tz, ZoneInfo(tz)
         self.closing = time.fromisoformat(closing)
+        # Each hall's closing (`[hours]`); `closing` for a hall it does not name.
+        self.hours = hours or Timetable(Hours(close=self.closing))
         self.rate_window_s = rate_window_s
         self.samples = samples
         self.quantile = quantile
@@ -132,17 +136,19 @@ class Forecaster(Laws):
         now: float,
         seed: str,
         samples: int | None = None,
+        hall: str = "",
     ) -> tuple[float | None, int]:
         """Median call time of the target over `samples` random runs, and its position; past
         `quickwait.SIM_MAX_ITEMS` tickets to run, the queue-length estimate instead."""
-        if len(items) + self._expected_arrivals(day, now, below_rank) > quickwait.SIM_MAX_ITEMS:
+        expected = self._expected_arrivals(day, now, below_rank, hall)
+        if len(items) + expected > quickwait.SIM_MAX_ITEMS:
             return self._queue_length(wins, items)
         for i, it in enumerate(items):
             it.idx = i
         called, position = run_to_target(
             [w.free for w in wins],
             wins,
-            items + self.arrivals(day, now, below_rank),
+            items + self.arrivals(day, now, below_rank, hall),
             self.handling,
         )
         # Sampling costs samples x queue length; a flood of tickets (or a hostile device) must
@@ -152,7 +158,7 @@ class Forecaster(Laws):
         if called is None or samples <= 0:
             return (None if called is None else max(0.0, called - now)), position
         rates = [(k, r) for k, r in self.arrival_rates(day, now).items() if k[1] < below_rank]
-        horizon = min(self.closing_ts(now), now + 3 * 3600.0)
+        horizon = min(self.closing_ts(now, hall), now + 3 * 3600.0)
         waits = []
         # Latin hypercube over the windows' residual draws: run r draws window w's residual
         # from stratum strata[w][r] of `samples` equal ones, so 32 runs cover each window's
@@ -203,16 +209,18 @@ class Forecaster(Laws):
         cycle = self.law(target.service).mean + self.gap_s
         return quickwait.queue_wait(ahead, serving, cycle), ahead
 
-    def _expected_arrivals(self, day: Day, now: float, below_rank: int) -> float:
+    def _expected_arrivals(self, day: Day, now: float, below_rank: int, hall: str = "") -> float:
         """How many overtaking tickets (rank below `below_rank`) `_arrivals` would add."""
-        span = max(0.0, min(self.closing_ts(now), now + 3 * 3600.0) - now)
+        span = max(0.0, min(self.closing_ts(now, hall), now + 3 * 3600.0) - now)
         return sum(
             r * span for (_, rank), r in self.arrival_rates(day, now).items() if rank < below_rank
         )
 
-    def closing_ts(self, now: float) -> float:
+    def closing_ts(self, now: float, hall: str = "") -> float:
+        """Today's closing time of `hall` (`[hours]`), epoch seconds."""
         local = datetime.fromtimestamp(now, self.zone)
-        return datetime.combine(local.date(), self.closing, self.zone).timestamp()
+        closing = self.hours.for_hall(hall).close
+        return datetime.combine(local.date(), closing, self.zone).timestamp()
 
     def arrival_rates(self, day: Day, now: float) -> dict[tuple[str, int], float]:
         """Recent arrivals per second by (service, class rank), from today's tickets."""
@@ -238,10 +246,10 @@ class Forecaster(Laws):
             for k, t in waiting_tickets(day)
         ]
 
-    def arrivals(self, day: Day, now: float, below_rank: int) -> list[Item]:
+    def arrivals(self, day: Day, now: float, below_rank: int, hall: str = "") -> list[Item]:
         """Expected future tickets of the classes that overtake rank `below_rank`, spread evenly
-        (at (k - 1/2) / rate) until closing time or three hours ahead."""
-        horizon = min(self.closing_ts(now), now + 3 * 3600.0)
+        (at (k - 1/2) / rate) until `hall`'s closing time or three hours ahead."""
+        horizon = min(self.closing_ts(now, hall), now + 3 * 3600.0)
         out = []
         for (service, rank), rate in self.arrival_rates(day, now).items():
             if rank >= below_rank or rate <= 0:
@@ -291,6 +299,7 @@ class Forecaster(Laws):
             day,
             now,
             f"{hall_name}:{ticket}:{now}",
+            hall=hall_name,
         )
 
     def wait_for_new(
@@ -320,4 +329,4 @@ class Forecaster(Laws):
         queue.append(Item(service, 2, now, 0.0, False, True))
         wins = self.windows_at(hall, h, day, now, extra)
         seed = f"{hall}:{service}:new:{now}"
-        return self._estimate(wins, queue, 2, day, now, seed, samples)[0]
+        return self._estimate(wins, queue, 2, day, now, seed, samples, hall)[0]

@@ -32,6 +32,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hallwatch.daemon.core.hours import Timetable
 from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, Ticket
 from hallwatch.daemon.estimate.advice import Advice, advise
 from hallwatch.daemon.estimate.export import metric_families
@@ -100,6 +101,7 @@ class Estimator(Forecaster):
         quantile: float = 0.5,
         shrink: float = 2.0,
         learned: Learned | None = None,
+        hours: Timetable | None = None,
     ) -> None:
         if target_wait_s <= 0:
             raise ValueError(f"target_wait_s: must be > 0, got {target_wait_s}")
@@ -117,6 +119,7 @@ class Estimator(Forecaster):
             priors=Priors(
                 prior_service_s, prior_sigma, prior_recall_s, prior_gap_s, prior_pause_s, shrink
             ),
+            hours=hours,
         )
         self.target_wait_s = target_wait_s
         self.max_extra_windows = max_extra_windows

@@ -147,7 +147,8 @@ class _DayReplay:
         s = self.settings = settings
         self.hall = hall
         self.state = HallsState(tz=s.tz)
-        self.est = Estimator(tz=s.tz, target_wait_s=s.target_wait_s, closing=s.closing)
+        closing = s.rules.for_hall(hall).close.strftime("%H:%M")  # the hall's own ([hours])
+        self.est = Estimator(tz=s.tz, target_wait_s=s.target_wait_s, closing=closing)
         self.step = offline(self.state, self.est)  # a refused event never reaches `est`
         self.engine = RuleEngine(s.rules)
         self.out = HallDay(hall, day, s.calendar.is_working_day(day))

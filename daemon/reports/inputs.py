@@ -26,7 +26,6 @@ class ReportSettings:
     root: str = "hall"
     heartbeat_timeout_s: float = 90.0
     target_wait_s: float = 1200.0  # the plan's 20 minutes
-    closing: str = "17:00"
     rules: RuleSettings = field(default_factory=RuleSettings)
     calendar: WorkCalendar = field(default_factory=WorkCalendar)
     tick_s: float = 10.0
@@ -40,7 +39,6 @@ class ReportSettings:
             root=s.mqtt.topic_root,
             heartbeat_timeout_s=s.hall.heartbeat_timeout_s,
             target_wait_s=s.hall.target_wait_s,
-            closing=s.hall.closing,
             rules=s.alerts.rules,
             calendar=s.calendar.calendar(),
             **kw,  # type: ignore[arg-type]

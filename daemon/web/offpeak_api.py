@@ -1,5 +1,7 @@
 """GET /api/offpeak/{hall}: the quiet and busy hours of the coming days a hall has learned (the
-plan's 高低峰时段提醒), for staff pages and the hall screen's own quiet slots."""
+plan's 高低峰时段提醒), for staff pages and the hall screen's own quiet slots. Only working days
+and the hall's own opening hours (`[hours]`) are offered; a hall without history of its own gets
+the centre's, or the typical day's, and the body says which (`source_text`)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from hallwatch.daemon.core.hours import Timetable
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.estimate import offpeak
@@ -19,6 +22,29 @@ def wait_table(estimator: Estimator, hall: str) -> offpeak.WaitTable:
     return estimator.learned.waits.get(hall, offpeak.WaitTable())
 
 
+def hall_guidance(
+    estimator: Estimator,
+    hall: str,
+    now: float,
+    *,
+    tz: str,
+    calendar: WorkCalendar,
+    hours: Timetable,
+) -> dict[str, Any]:
+    """`offpeak.hall_guidance` of the running daemon: the hall's learned waits, the other
+    halls' as its fallback, its hours."""
+    waits = estimator.learned.waits
+    others = (t for name, t in waits.items() if name != hall)
+    return offpeak.hall_guidance(
+        wait_table(estimator, hall),
+        others,
+        now,
+        hours=hours.for_hall(hall),
+        tz=tz,
+        calendar=calendar,
+    )
+
+
 def add_routes(
     app: web.Application,
     *,
@@ -26,17 +52,20 @@ def add_routes(
     estimator: Callable[[], Estimator],
     clock: Callable[[], float],
     calendar: WorkCalendar,
+    hours: Timetable | None = None,
 ) -> None:
     """Mount GET /api/offpeak/{hall} (404 for a hall the state does not know)."""
+    timetable = hours or Timetable()
 
     async def guidance(request: web.Request) -> web.Response:
         hall = request.match_info["hall"]
         st = state()
         if hall not in st.halls:
             return web.json_response({"error": "unknown hall"}, status=404)
-        table = wait_table(estimator(), hall)
-        body = {"hall": hall, **offpeak.guidance(table, clock(), tz=st.tz, calendar=calendar)}
-        return web.json_response(body, dumps=_dumps)
+        body = hall_guidance(
+            estimator(), hall, clock(), tz=st.tz, calendar=calendar, hours=timetable
+        )
+        return web.json_response({"hall": hall, **body}, dumps=_dumps)
 
     app.router.add_get("/api/offpeak/{hall}", guidance)
 

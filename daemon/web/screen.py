@@ -23,12 +23,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from hallwatch.daemon.core.hours import Timetable
 from hallwatch.daemon.core.state import HallsState, waiting_counts
 from hallwatch.daemon.core.workdays import WorkCalendar
-from hallwatch.daemon.estimate import offpeak
 from hallwatch.daemon.estimate.advice import Advice
 from hallwatch.daemon.estimate.model import Estimator
-from hallwatch.daemon.web.offpeak_api import wait_table
+from hallwatch.daemon.web.offpeak_api import hall_guidance
 
 #: The emergency plan's peak: 20 people in the hall or a 20-minute wait.
 PEAK_HEADCOUNT = 20
@@ -164,6 +164,8 @@ def _slots(raw: list[dict[str, Any]], now: float, zone: ZoneInfo) -> list[dict[s
         avg = slot.get("avg_wait_s")
         if isinstance(avg, int | float) and math.isfinite(avg):
             item["avg_wait_min"] = math.ceil(max(0.0, avg) / 60)
+        if isinstance(slot.get("source_text"), str):  # a new hall's: 参考全中心历史, 一般规律
+            item["source_text"] = slot["source_text"]
         out.append((f"{date} {start_s}", item))
     out.sort(key=lambda kv: kv[0])
     return [item for _, item in out[:MAX_SLOTS]]
@@ -229,14 +231,19 @@ def live_model(
     recovery_at: Callable[[str], float | None],
     clock: Callable[[], float],
     calendar: WorkCalendar,
+    hours: Timetable | None = None,
 ) -> Callable[[str], Model | None]:
     """`screen_model` of the running daemon: its state, the estimator's waits and learned quiet
-    hours, and the expected end of a hall's system outage (`recovery_at(hall)`)."""
+    hours (within the hall's `hours`; the centre's or the typical day's for a new hall), and the
+    expected end of a hall's system outage (`recovery_at(hall)`)."""
+    timetable = hours or Timetable()
 
     def model(hall: str) -> Model | None:
         now = clock()
         st = state()
-        table = wait_table(estimator(), hall)
+        if hall not in st.halls:
+            return None
+        off = hall_guidance(estimator(), hall, now, tz=st.tz, calendar=calendar, hours=timetable)
         adv = advice(hall)
         waits = {sa.service: sa.estimated_wait_s for sa in adv.services} if adv else {}
         return screen_model(
@@ -244,7 +251,7 @@ def live_model(
             hall,
             now,
             est_wait=waits.get,
-            quiet_slots=offpeak.quiet_slots(table, now, tz=st.tz, calendar=calendar),
+            quiet_slots=off["quiet_slots"],
             outage_recovery_at=recovery_at(hall),
         )
 
