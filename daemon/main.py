@@ -6,7 +6,6 @@ import asyncio
 import faulthandler
 import logging
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,6 +17,7 @@ from hallwatch.alerts.metrics import AlertMetrics
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.receiver import add_routes as add_alert_routes
 from hallwatch.alerts.service import Alerts
+from hallwatch.daemon.base.tasks import cancel_all
 from hallwatch.daemon.config.alerts import AlertSettings
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.core.state import HallsState
@@ -36,7 +36,7 @@ from hallwatch.daemon.pipeline.restore import bound_heap, give_back, load_snapsh
 from hallwatch.daemon.pipeline.restore import decode_snapshot as decode_snapshot
 from hallwatch.daemon.pipeline.restore import encode_snapshot as encode_snapshot
 from hallwatch.daemon.pipeline.restore import restore as restore
-from hallwatch.daemon.pipeline.schedule import AdviceCache, TickPlan, has_waiting
+from hallwatch.daemon.pipeline.schedule import YIELD_S, AdviceCache, TickPlan, has_waiting
 from hallwatch.daemon.pipeline.views import hall_view
 from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
@@ -117,14 +117,13 @@ class Daemon:
         self.estimator = make_estimator(settings)
         self.calendar: WorkCalendar = settings.calendar.calendar()
         self.alert_settings: AlertSettings = settings.alerts
-        self.registry.register(
-            StateCollector(
-                lambda: self.state,
-                clock,
-                settings.hall.heartbeat_timeout_s,
-                lambda: self.pipeline.changes,
-            )
+        self.state_metrics = StateCollector(
+            lambda: self.state,
+            clock,
+            settings.hall.heartbeat_timeout_s,
+            lambda: self.pipeline.changes,
         )
+        self.registry.register(self.state_metrics)
         self.registry.register(_DaemonCollector(self))
         self.alert_metrics = AlertMetrics(self.registry)
         self.outputs = OutputPublisher(settings, self.registry)
@@ -371,11 +370,17 @@ class Daemon:
     async def _ticks(self) -> None:
         """Every tick: alert rules over every hall, and the retained status per hall."""
         last_calendar_check = self.clock()
+        warm = False
         while True:
             await asyncio.sleep(TICK_S)
             now = self.clock()
             try:
                 await self.tick(now)
+                # After the first tick (every hall's advice), every hall's metrics text, built in
+                # slices: else the first scrape builds it at once (1 s at 500 halls).
+                while not warm:
+                    warm = self.state_metrics.warm(YIELD_S)
+                    await asyncio.sleep(0)
             except Exception:
                 log.exception("alert tick failed")
             if now - last_calendar_check > 86400:
@@ -475,21 +480,6 @@ class Daemon:
         await store.save_snapshot(upto, self.clock(), body)
         del body
         give_back()
-
-
-async def cancel_all(tasks: list[asyncio.Task[Any]], within: float) -> None:
-    """Cancel `tasks` and wait for them, cancelling again every half second: on Python 3.11 a
-    cancel that lands as an awaited future completes is lost inside `asyncio.wait_for`
-    (gh-86296), and aiomqtt's publish and subscribe wait that way. Reports stragglers."""
-    pending = set(tasks)
-    deadline = time.monotonic() + within
-    while pending and time.monotonic() < deadline:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=0.5)
-    for task in pending:
-        log.error("task %s did not stop within %.0f s:", task.get_name(), within)
-        task.print_stack(file=sys.stderr)
 
 
 async def serve(settings: Settings) -> None:

@@ -10,6 +10,7 @@ Each daemon owns its own `CollectorRegistry`; nothing is registered globally.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import date
 
@@ -117,14 +118,36 @@ class StateCollector(Collector):
     def describe(self) -> Iterator[Metric]:
         return iter(())
 
-    def collect(self) -> Iterator[Metric]:
-        state, now = self._source(), self._clock()
-        if self._changes is None:
-            return iter(state_metrics(state, now, self._heartbeat))
+    def _current(self, state: HallsState, now: float) -> None:
         of = (id(state), state.business_day(now))
         if of != self._of or len(self._cache) > len(state.halls):
             self._cache.clear()
             self._of = of
+
+    def warm(self, budget_s: float, timer: Callable[[], float] = time.perf_counter) -> bool:
+        """Build the text of halls not kept as of their state, for at most about `budget_s`;
+        True when every hall is. At start-up, so that the first scrape does not build 500 halls'
+        text at once (1 s of the event loop)."""
+        if self._changes is None:
+            return True
+        state, now = self._source(), self._clock()
+        self._current(state, now)
+        version = self._changes().version
+        until, built = timer() + budget_s, 0
+        for name, hall in state.halls.items():
+            kept = self._cache.get(name)
+            if kept is None or kept.version != version.get(name):
+                if built and timer() >= until:
+                    return False
+                self._cache[name] = _Kept(state, name, hall, now, version.get(name))
+                built += 1
+        return True
+
+    def collect(self) -> Iterator[Metric]:
+        state, now = self._source(), self._clock()
+        if self._changes is None:
+            return iter(state_metrics(state, now, self._heartbeat))
+        self._current(state, now)
         version = self._changes().version
         fams = _families(state)
         for key, fam in fams.items():

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.service import Alerts
+from hallwatch.daemon.base.tasks import cancel_all
 from hallwatch.daemon.config.sections import StoreSettings
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.estimate.advice import Advice
-from hallwatch.daemon.main import Daemon, cancel_all
+from hallwatch.daemon.main import Daemon
 from hallwatch.daemon.pipeline.schedule import ADVICE_MIN_S, SWEEP_S, last_sweep
 
 from tests.factories import at, issued, window_ev

@@ -83,3 +83,21 @@ def test_a_hall_no_event_reached_is_not_rebuilt(tmp_path: Path) -> None:
     _text(kept)
     assert kept._cache["h1"] is before["h1"] and kept._cache["h3"] is before["h3"]
     assert kept._cache["h2"] is not before["h2"]
+
+
+def test_warming_builds_each_halls_text_ahead_of_the_first_scrape(tmp_path: Path) -> None:
+    """`warm` builds at least one hall's text a call until every hall is kept (the daemon calls
+    it in slices after its first tick); the first scrape then builds nothing and gives the text
+    of a build from scratch."""
+    clock = Clock(at("2026-11-26T10:00"))
+    d = _daemon(tmp_path, clock)
+    hb = d.settings.hall.heartbeat_timeout_s
+    kept = StateCollector(lambda: d.state, clock, hb, lambda: d.pipeline.changes)
+    assert [kept.warm(0.0) for _ in range(3)] == [False, False, True]
+    built = dict(kept._cache)
+    assert sorted(built) == ["h1", "h2", "h3"]
+    assert _text(kept) == _fresh(d, clock)
+    assert all(kept._cache[h] is built[h] for h in built)  # nothing built again by the scrape
+    d.pipeline.process(issued("B1", clock.t, hall="h2"))
+    assert kept.warm(1.0) and kept._cache["h2"] is not built["h2"]
+    assert kept._cache["h1"] is built["h1"]
