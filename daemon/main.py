@@ -22,7 +22,7 @@ from hallwatch.daemon.config.alerts import AlertSettings
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.core.workdays import WorkCalendar
-from hallwatch.daemon.estimate.advice import Advice
+from hallwatch.daemon.estimate.advice import Advice, Steps
 from hallwatch.daemon.estimate.model import EstimateOut, Estimator
 from hallwatch.daemon.metrics.collectors import SafeRegistry
 from hallwatch.daemon.metrics.families import IngestMetrics, StateCollector
@@ -160,6 +160,7 @@ class Daemon:
             lambda: self.pipeline.changes,
             lambda: self.plan,
             lambda hall, now: has_waiting(self.state, hall, now),
+            self._advice_steps,
         )
         self.tick_halls = Gauge(
             "hallwatch_alert_tick_halls",
@@ -193,6 +194,11 @@ class Daemon:
         if hall not in self.state.halls:
             return None
         return self.estimator.advice(self.state, hall, now)
+
+    def _advice_steps(self, hall: str, now: float) -> Steps | None:
+        if hall not in self.state.halls:
+            return None
+        return self.estimator.advice_steps(self.state, hall, now)
 
     def _publish_estimate(self, out: EstimateOut) -> None:
         root = self.settings.mqtt.topic_root
@@ -400,6 +406,7 @@ class Daemon:
             active={e.hall for e in self.alerts.engine.episodes.values()},
             status_due=self.outputs.status_due,
         )
+        await self._advice.renew(halls, now)  # a slice at a time; then the views read it
         views = await self.plan.views(
             self.state,
             self.pipeline.changes,

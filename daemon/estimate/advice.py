@@ -9,6 +9,7 @@ much (then the plan's other actions: extended hours, appointments).
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, replace
 
 from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState
@@ -75,6 +76,10 @@ def share_out(need: dict[str, int], spare: int) -> dict[str, int]:
     return got
 
 
+# One forward simulation (or a few): what `advise_steps` does between two of its yields.
+Steps = Generator[None, None, "Advice"]
+
+
 def advise(
     est: Forecaster,
     state: HallsState,
@@ -86,6 +91,32 @@ def advise(
 ) -> Advice:
     """Extra windows per service (backlog, arrivals) and the closing-time overrun, against the
     target wait, adding at most `max_extra_windows` windows per service."""
+    return run_steps(advise_steps(est, state, hall, now, target_wait_s, max_extra_windows))
+
+
+def run_steps(steps: Steps) -> Advice:
+    """`advise_steps` run to its end at once."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            advice: Advice = done.value
+            return advice
+
+
+def advise_steps(
+    est: Forecaster,
+    state: HallsState,
+    hall: str,
+    now: float,
+    target_wait_s: float,
+    max_extra_windows: int,
+) -> Steps:
+    """`advise`, yielding after each forward simulation (a few ms each; 30-80 ms in all for a
+    busy hall): the daemon computes advice on its event loop a slice at a time, and ingest goes
+    on between slices. The state may change between two steps (ingest applies events
+    meanwhile): each step reads the hall as it is then, so the advice is that of the state over
+    the few milliseconds it took, like any sensor's reading."""
     h = state.halls.get(hall) or Hall()
     day = state.day_at(h, now) or Day(day=state.business_day(now))
     closing = est.closing_ts(now, hall)  # the hall's own ([hours])
@@ -112,7 +143,9 @@ def advise(
             wait = quickwait.queue_wait(ahead, serving, cycle)
             extra = quickwait.extra_windows(ahead, serving, cycle, target_wait_s, max_extra_windows)
         else:
-            wait, extra = _search_extra(est, state, hall, s, now, target_wait_s, max_extra_windows)
+            wait, extra = yield from _search_extra(
+                est, state, hall, s, now, target_wait_s, max_extra_windows
+            )
         share = _capacity_share(h, s, by_service)
         arrivals = staffing.extra_for_arrivals(
             by_service[s], cycle, share, target_wait_s, abandon_rate=theta
@@ -131,7 +164,9 @@ def advise(
         best = quickwait.finish_at(now, work, len(all_open))
     else:
         clear = finish(windows, queue, est.handling)
+        yield
         projected = finish(windows, queue + est.arrivals(day, now, 3, hall), est.handling)
+        yield
         best = finish(all_open, queue, est.handling) if spare else clear
     helps = bool(queue) and closing - now >= OPENING_LEAD_S
     need = {sa.service: max(sa.extra_backlog, sa.extra_arrivals) if helps else 0 for sa in out}
@@ -158,15 +193,17 @@ def _search_extra(
     now: float,
     target_wait_s: float,
     max_extra_windows: int,
-) -> tuple[float | None, int]:
+) -> Generator[None, None, tuple[float | None, int]]:
     """A new ticket's wait, and the fewest extra windows that bring it under the target."""
     wait = est.wait_for_new(state, hall, service, now)
+    yield
     extra = 0
     while extra < max_extra_windows and (wait is None or wait > target_wait_s):
         extra += 1
         # The search only needs the mean-value run: sampling each step would cost
         # up to max_extra_windows x samples runs per service on every tick.
         wait_k = est.wait_for_new(state, hall, service, now, [service] * extra, samples=0)
+        yield
         if wait_k is not None and wait_k <= target_wait_s:
             break
     return wait, extra

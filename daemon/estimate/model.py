@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from hallwatch.daemon.core.hours import Timetable
 from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, Ticket
-from hallwatch.daemon.estimate.advice import Advice, advise
+from hallwatch.daemon.estimate.advice import Advice, Steps, advise_steps, run_steps
 from hallwatch.daemon.estimate.export import metric_families
 from hallwatch.daemon.estimate.forecast import Forecaster
 from hallwatch.daemon.estimate.laws import Priors
@@ -255,14 +255,11 @@ class Estimator(Forecaster):
 
     def advice(self, state: HallsState, hall: str, now: float) -> Advice:
         """Extra windows per service (backlog, arrivals) and the closing-time overrun."""
-        return advise(
-            self,
-            state,
-            hall,
-            now,
-            target_wait_s=self.target_wait_s,
-            max_extra_windows=self.max_extra_windows,
-        )
+        return run_steps(self.advice_steps(state, hall, now))
+
+    def advice_steps(self, state: HallsState, hall: str, now: float) -> Steps:
+        """`advice`, a forward simulation a step (advice.py `advise_steps`)."""
+        return advise_steps(self, state, hall, now, self.target_wait_s, self.max_extra_windows)
 
     def metrics(
         self,

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from hallwatch.alerts.view import HallView
 from hallwatch.daemon.config.alerts import HallRules, RuleSettings
 from hallwatch.daemon.core.state import WAITING, Hall, HallsState
-from hallwatch.daemon.estimate.advice import Advice
+from hallwatch.daemon.estimate.advice import Advice, Steps
 
 # Every hall is evaluated at least this often, whatever happened: the bound on how late a wait
 # that grows past the queue-peak threshold with no event (and only that) may be noticed. 30 s
@@ -196,6 +196,10 @@ ADVICE_TTL_S = 2.0  # a scrape or the screen reuses any hall's advice this young
 # 20-minute trigger may so be up to ADVICE_MIN_S older than the state (under SWEEP_S, the bound
 # tests/daemon/pipeline/test_schedule.py holds the tick to).
 ADVICE_MIN_S = 10.0
+# What the tick spends renewing advice (of halls that have one) at most, per tick: a fifth of
+# a core at 2 s a tick. Past it, the halls left keep their advice (oldest renewed first next
+# tick): with many halls changing at once, advice ages instead of ingest slowing down.
+RENEW_BUDGET_S = 0.4
 # The advice of a hall where nobody waits is renewed at its sweep only once it is this old: no
 # wait can grow with the clock there (a new ticket's wait only shrinks as services go on), and
 # the forecast of arrivals moves by the hour. At 500 quiet halls a renewal every sweep (~10 ms
@@ -235,14 +239,17 @@ class AdviceCache:
         changes: Callable[[], Changes],
         plan: Callable[[], TickPlan],
         waiting: Callable[[str, float], bool],
+        steps: Callable[[str, float], Steps | None] | None = None,
     ) -> None:
         self._compute = compute
+        self._steps = steps
         self._changes = changes
         self._plan = plan
         self._waiting = waiting
         self._tick: dict[str, _Hit] = {}
         self._read: dict[str, _Hit] = {}
         self.generation = 0  # advice computed so far: what readers key their own caches on
+        self.behind = 0  # halls whose advice the last `renew` left for a later tick (budget)
 
     def _valid(self, hall: str, hit: _Hit | None, now: float) -> bool:
         if hit is None or hit.at > now:
@@ -262,8 +269,43 @@ class AdviceCache:
         version = self._changes().version.get(hall)
         return _Hit(now, version, self._waiting(hall, now), self._compute(hall, now))
 
+    async def renew(self, halls: Iterable[str], now: float) -> None:
+        """Renew the tick's advice of `halls` where `for_tick` would, a forward simulation a step
+        (`steps`), handing the event loop back every YIELD_S: a busy hall's advice is 30-80 ms of
+        simulations, and ingest must not wait behind it (#14). A hall with no advice yet gets
+        it now; others are renewed oldest first until RENEW_BUDGET_S is spent, the rest keep
+        theirs until a later tick (`behind` counts them). Without `steps`, `for_tick` does it
+        at once."""
+        if self._steps is None:
+            return
+        due = [h for h in halls if not self._valid(h, self._tick.get(h), now)]
+        due.sort(key=lambda h: (h in self._tick, self._tick[h].at if h in self._tick else 0.0))
+        started = yielded = timer.perf_counter()
+        self.behind = 0
+        for hall in due:
+            if hall in self._tick and timer.perf_counter() - started > RENEW_BUDGET_S:
+                self.behind += 1
+                continue
+            self.generation += 1
+            version = self._changes().version.get(hall)
+            queue = self._waiting(hall, now)
+            steps = self._steps(hall, now)
+            advice = None
+            while steps is not None:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    advice = done.value
+                    break
+                if timer.perf_counter() - yielded > YIELD_S:
+                    await asyncio.sleep(0)
+                    yielded = timer.perf_counter()
+            self._tick[hall] = self._read[hall] = _Hit(now, version, queue, advice)
+
     def for_tick(self, hall: str, now: float) -> Advice | None:
         hit = self._tick.get(hall)
+        if self._steps is not None and hit is not None:
+            return hit.advice  # `renew` renewed it if it could
         if not self._valid(hall, hit, now):
             hit = self._tick[hall] = self._read[hall] = self._fresh(hall, now)
         assert hit is not None

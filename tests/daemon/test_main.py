@@ -11,7 +11,7 @@ from hallwatch.alerts.service import Alerts
 from hallwatch.daemon.base.tasks import cancel_all
 from hallwatch.daemon.config.sections import StoreSettings
 from hallwatch.daemon.config.settings import Settings
-from hallwatch.daemon.estimate.advice import Advice
+from hallwatch.daemon.estimate.advice import Advice, Steps
 from hallwatch.daemon.main import Daemon
 from hallwatch.daemon.pipeline.schedule import ADVICE_MIN_S, SWEEP_S, last_sweep
 
@@ -119,13 +119,19 @@ def test_the_sweep_simulates_again_only_halls_where_someone_waits(tmp_path: Path
         d.pipeline.process(issued(f"A{i}", t0 - 60 + i, hall="queue"))
     d.lane.drain(publish=False)
     runs: list[str] = []
-    compute = d._advice._compute
+    compute, steps = d._advice._compute, d._advice._steps
+    assert steps is not None
 
-    def counted(hall: str, now: float) -> Advice | None:
+    def counted(hall: str, now: float) -> Advice | None:  # a scrape's
         runs.append(hall)
         return compute(hall, now)
 
+    def counted_steps(hall: str, now: float) -> Steps | None:  # the tick's
+        runs.append(hall)
+        return steps(hall, now)
+
     d._advice._compute = counted  # type: ignore[method-assign]
+    d._advice._steps = counted_steps
 
     async def ticks() -> None:
         async with Outbox(tmp_path / "h.db") as outbox:
@@ -156,13 +162,19 @@ def test_a_hall_changing_every_tick_gets_new_advice_at_most_every_advice_min_s(
         d.pipeline.process(window_ev(w, "open", t0 - 600, ("gjj",)))
     runs: list[float] = []
     views: list[int] = []
-    compute = d._advice._compute
+    compute, steps = d._advice._compute, d._advice._steps
+    assert steps is not None
 
-    def counted(hall: str, now: float) -> Advice | None:
+    def counted(hall: str, now: float) -> Advice | None:  # a scrape's
         runs.append(now - t0)
         return compute(hall, now)
 
+    def counted_steps(hall: str, now: float) -> Steps | None:  # the tick's
+        runs.append(now - t0)
+        return steps(hall, now)
+
     d._advice._compute = counted  # type: ignore[method-assign]
+    d._advice._steps = counted_steps
 
     async def ticks() -> None:
         async with Outbox(tmp_path / "h.db") as outbox:
