@@ -18,7 +18,9 @@ from tests.harness.mosquitto import Mosquitto
 def counts(url: str, instance: str) -> tuple[int, int]:
     """(events, distinct keys) in `instance`'s log."""
     with psycopg.connect(url) as con:
-        row = con.execute(f'SELECT count(*), count(DISTINCT key) FROM "hallwatch_{instance}".events')
+        row = con.execute(
+            f'SELECT count(*), count(DISTINCT key) FROM "hallwatch_{instance}".events'
+        )
         got = row.fetchone()
     assert got is not None
     return int(got[0]), int(got[1])
