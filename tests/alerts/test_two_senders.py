@@ -93,6 +93,7 @@ async def test_sender_killed_midway_survivor_delivers_the_rest_once(
     after = sorted(h.at for h in wecom.accepted if h.at > killed)
     failover = after[0] - killed
     print(
-        f"\nfailover: {failover:.2f} s (lease {LEASE_S} s); before kill {accepted}, after {len(after)}"
+        f"\nfailover: {failover:.2f} s (lease {LEASE_S} s);"
+        f" delivered before the kill {accepted}, after {len(after)}"
     )
     assert LEASE_S * 0.3 <= failover <= LEASE_S + 3.0
