@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any, Self
 
 from hallwatch.alerts.outbox import (
@@ -30,6 +31,8 @@ from hallwatch.alerts.outbox import (
 from hallwatch.daemon.config.sections import StoreSettings
 from hallwatch.daemon.store.backend import Writes
 from hallwatch.daemon.store.postgres import PgFile
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 log = logging.getLogger("hallwatch.alerts")
 
@@ -68,6 +71,8 @@ class PgOutbox(Outbox):
         self.instance = instance
         self.lease_s = lease_s
         self.taken_over = 0  # notifications claimed from an instance whose lease ran out
+        self.held = 0  # pending notifications this instance held at its last renewal
+        self.renewal_failures = 0
         self._renewer: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
@@ -116,11 +121,12 @@ class PgOutbox(Outbox):
 
     async def renew(self) -> int:
         """Extend the lease of every pending notification this instance holds."""
-        return await self.write(
+        self.held = await self.write(
             f"UPDATE alert_outbox SET lease_until = {_NOW} + ?"
             " WHERE claimed_by = ? AND state = 'pending'",
             (self.lease_s, self.instance),
         )
+        return self.held
 
     async def _renew(self) -> None:
         while True:
@@ -128,6 +134,7 @@ class PgOutbox(Outbox):
             try:
                 await self.renew()
             except self.file.errors as err:
+                self.renewal_failures += 1
                 log.warning("outbox: lease not renewed: %s", err)
 
 
@@ -136,3 +143,48 @@ def open_outbox(settings: StoreSettings) -> Outbox:
     if settings.url:
         return PgOutbox(settings.url, instance=settings.instance_name(), lease_s=settings.lease_s)
     return Outbox(settings.path, synchronous=settings.synchronous)
+
+
+class InstanceCollector(Collector):
+    """`hallwatch_instance_info{instance}` = 1, so dashboards can tell the instances of a pair
+    apart and count each once; with the shared outbox, its claims by `instance`."""
+
+    def __init__(self, instance: str, outbox: Outbox) -> None:
+        self._instance = instance
+        self._outbox = outbox
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        me = [self._instance]
+        info = GaugeMetricFamily(
+            "hallwatch_instance_info", "This daemon's name (store.instance).", labels=["instance"]
+        )
+        info.add_metric(me, 1)
+        yield info
+        ob = self._outbox
+        if not isinstance(ob, PgOutbox):
+            return
+        held = GaugeMetricFamily(
+            "hallwatch_outbox_claimed",
+            "Pending notifications this instance holds a lease on (shared PostgreSQL outbox).",
+            labels=["instance"],
+        )
+        held.add_metric(me, ob.held)
+        yield held
+        for name, text, value in (
+            (
+                "hallwatch_outbox_taken_over",
+                "Notifications claimed from an instance whose lease ran out (it died).",
+                ob.taken_over,
+            ),
+            (
+                "hallwatch_outbox_lease_renewal_failures",
+                "Lease renewals of the outbox claims that failed (PostgreSQL unreachable).",
+                ob.renewal_failures,
+            ),
+        ):
+            family = CounterMetricFamily(name, text, labels=["instance"])
+            family.add_metric(me, value)
+            yield family

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 from hallwatch.alerts import build as alert_build
-from hallwatch.alerts.claims import open_outbox
+from hallwatch.alerts.claims import InstanceCollector, open_outbox
 from hallwatch.alerts.dispatcher import Dispatcher
 from hallwatch.alerts.metrics import AlertMetrics
 from hallwatch.alerts.receiver import add_routes as add_alert_routes
@@ -220,6 +220,7 @@ class Daemon:
             PaperStore(s.store.path, synchronous=s.store.synchronous) as paper_store,
             aiohttp.ClientSession() as session,
         ):
+            self.registry.register(InstanceCollector(s.store.instance_name(), outbox))
             await self._restore(store)
             self.alerts = Alerts(
                 self.alert_settings, outbox, clock=self.clock, metrics=self.alert_metrics

@@ -73,3 +73,6 @@ def test_two_daemons_one_database_keep_a_log_each(
     for d in (a, b):
         wait_until(lambda d=d: d.sample("hallwatch_tickets_today", hall="h1", event="issued") == n)
     assert counts(pg_url, "a") == counts(pg_url, "b") == (n, n)
+    assert a.sample("hallwatch_instance_info", instance="a") == 1
+    assert b.sample("hallwatch_instance_info", instance="b") == 1
+    assert b.sample("hallwatch_outbox_taken_over_total", instance="b") == 0
