@@ -47,11 +47,16 @@ def _as_postgres() -> list[str]:
 class Postgres:
     """One PostgreSQL server with its data in `workdir`; restartable on the same port."""
 
-    def __init__(self, workdir: str | Path, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: str | Path, port: int | None = None, *, fsync: bool = False
+    ) -> None:
+        """`fsync`: off for tests (durability is the daemon's logic, not the disk's); on for a
+        benchmark, as a real server runs."""
         self.workdir = Path(workdir)
         self.data = self.workdir / "data"
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.fsync = fsync
         bindir = find_bin()
         if bindir is None:
             raise RuntimeError("PostgreSQL not found: bash scripts/ensure-test-tools")
@@ -104,7 +109,7 @@ class Postgres:
                 "-k",
                 str(self.workdir),
                 "-c",
-                "fsync=off",  # a test server: durability is the daemon's logic, not the disk
+                f"fsync={'on' if self.fsync else 'off'}",
                 "-c",
                 "max_connections=100",
             ],
