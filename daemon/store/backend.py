@@ -17,6 +17,12 @@ from typing import Any, Protocol, Self
 _READS = ("SELECT", "WITH", "PRAGMA", "EXPLAIN", "SHOW")
 
 
+class StoreError(RuntimeError):
+    """The event store cannot take a batch (disk full, I/O error, the database gone); the
+    message names the file or the URL. `hallwatch run` stops on it: nothing not stored was
+    acknowledged, the broker keeps it for the next start."""
+
+
 def check_read(sql: str) -> None:
     """Refuse a write where only reads belong (a write needs `transaction()`)."""
     head = sql.lstrip()[:7].upper()

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hallwatch.daemon.config.sections import StoreSettings
-from hallwatch.daemon.store.backend import Database, OnDatabase
+from hallwatch.daemon.store.backend import Database, OnDatabase, StoreError
 from hallwatch.daemon.store.sqlite import SqliteFile
 
 SCHEMA_VERSION = 1
+__all__ = ["NewEvent", "NewReject", "Store", "StoreError", "open_store"]
 _IN_CHUNK = 400  # bound on SQL variables per statement
 _KEEP_SNAPSHOTS = 3
 
@@ -48,10 +49,6 @@ CREATE TABLE IF NOT EXISTS snapshots (
     body BLOB NOT NULL
 );
 """
-
-
-class StoreError(RuntimeError):
-    """The event store cannot take a batch (disk full, I/O error); the message names the file."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import psycopg
-from hallwatch.daemon.store.backend import check_read, check_tx, write_one
+from hallwatch.daemon.store.backend import StoreError, check_read, check_tx, write_one
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 log = logging.getLogger("hallwatch.postgres")
@@ -37,7 +37,7 @@ _TYPES = (
 _LOCK_SCHEMA = 0x68616C6C  # pg_advisory_xact_lock key: one instance creates the tables at a time
 
 
-class StoreUnavailable(RuntimeError):
+class StoreUnavailable(StoreError):
     """PostgreSQL cannot be reached at start-up; the message names `store.url`."""
 
 

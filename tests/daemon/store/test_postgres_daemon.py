@@ -3,9 +3,12 @@ kill -9 mid-stream loses and duplicates nothing; two daemons keep a log each."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 from hallwatch.sensors.publish import publish_all
@@ -13,6 +16,7 @@ from hallwatch.sensors.publish import publish_all
 from tests.conftest import DaemonProcess, wait_until
 from tests.daemon.mqtt.test_ingest import issued
 from tests.harness.mosquitto import Mosquitto
+from tests.harness.postgres import Postgres
 
 
 def counts(url: str, instance: str) -> tuple[int, int]:
@@ -76,3 +80,32 @@ def test_two_daemons_one_database_keep_a_log_each(
     assert a.sample("hallwatch_instance_info", instance="a") == 1
     assert b.sample("hallwatch_instance_info", instance="b") == 1
     assert b.sample("hallwatch_outbox_taken_over_total", instance="b") == 0
+
+
+def test_database_gone_stops_the_daemon_and_loses_nothing(
+    broker: Mosquitto, daemon_factory: Callable[..., DaemonProcess]
+) -> None:
+    """PostgreSQL stopped under a running daemon: it stops (exit 1, naming the store) without
+    acknowledging what it did not store; with the database back, a restart counts every event
+    once."""
+    workdir = Path(tempfile.mkdtemp(prefix="pg-hallwatch-gone-", dir="/tmp"))
+    pg = Postgres(workdir)
+    try:
+        pg.start()
+        url = pg.database("gone")
+        d = daemon_factory(broker.url, extra_env=pg_env(url, "a"))
+        d.start()
+        publish_all("127.0.0.1", broker.port, [issued(i, run="x") for i in range(100)])
+        wait_until(lambda: d.sample("hallwatch_tickets_today", hall="h1", event="issued") == 100)
+        pg.stop()
+        publish_all("127.0.0.1", broker.port, [issued(i, run="y") for i in range(200)])
+        wait_until(lambda: d.exited() is not None, 60, "the daemon to stop")
+        assert d.stop() == 1
+        assert "stopping; events not stored were not acknowledged" in d.log.read_text()
+        pg.start()
+        d.start()
+        wait_until(lambda: d.sample("hallwatch_tickets_today", hall="h1", event="issued") == 300)
+        assert counts(url, "a") == (300, 300)
+    finally:
+        pg.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
