@@ -62,12 +62,13 @@ async def test_failed_batch_stores_nothing(pg_url: str) -> None:
 
     async with Store.postgres(pg_url, instance="a") as store:
         await store.commit_batch([ev("h1", "ok")])
-        bad = NewEvent("h1", "nul", "hall/h1/ticket", 1.0, 1.0, b"x")
-        # A NUL in a text column is refused by PostgreSQL: the whole batch must roll back.
+        # A NUL cannot go into a text column: the reject fails after the events were
+        # inserted, and the whole batch must roll back with it.
+        bad = NewReject(1.0, "hall/h1/x", "bad\x00", "detail", b"")
         with pytest.raises(StoreError, match="event store"):
-            await store.commit_batch([ev("h1", "new"), NewEvent("h1", "n\x00", "t", 1, 1, b"")])
+            await store.commit_batch([ev("h1", "new")], [bad])
         assert await store.count_events() == 1
-        assert (await store.commit_batch([bad]))[0] == [True]
+        assert (await store.commit_batch([ev("h1", "new")]))[0] == [True]
 
 
 async def test_unreachable_url_names_the_setting() -> None:
