@@ -88,6 +88,7 @@ class Store(OnDatabase):
 
     @classmethod
     def postgres(cls, url: str, *, instance: str) -> Store:
+        # Imported here: a SQLite daemon never loads psycopg.
         from hallwatch.daemon.store.postgres import PgFile
 
         return cls(file=PgFile(url, instance=instance, schema=_SCHEMA, name="store"))
