@@ -1,10 +1,13 @@
-"""The durable outbox: every notification is stored in SQLite before it is sent.
+"""The durable outbox: every notification is stored (SQLite, or PostgreSQL) before it is sent.
 
 Rows are keyed by an idempotency key (a second enqueue of the same key changes nothing), so a
 transition re-derived after a crash cannot be sent twice. A row is `pending` until a channel
 accepts it (`sent`), or until it has failed for `dead_after_s` or failed permanently (`dead`:
 kept, counted and listed, never silently dropped). The rule engine's state is saved in the same
 transaction as the notifications it produced: store, then act.
+
+In PostgreSQL (`PgOutbox`, alerts/claims.py) two instances share the outbox: both enqueue the
+same keys, the first insert wins, and a sender claims rows with a lease before sending them.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from hallwatch.daemon.base.backoff import delay
+from hallwatch.daemon.store.backend import Database, OnDatabase, Writes
 from hallwatch.daemon.store.sqlite import SqliteFile
 
-_SCHEMA = """
+OUTBOX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS alert_outbox (
     seq INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,          -- the idempotency key, also sent to receivers
@@ -106,10 +110,10 @@ def retry_at(
     return now + wait
 
 
-_COLS = "seq, key, channel, target, payload, created, due, attempts, state, last_error"
+COLUMNS = "seq, key, channel, target, payload, created, due, attempts, state, last_error"
 
 
-def _row(r: Sequence[Any]) -> Notification:
+def notification(r: Sequence[Any]) -> Notification:
     return Notification(
         seq=r[0],
         key=r[1],
@@ -124,15 +128,25 @@ def _row(r: Sequence[Any]) -> Notification:
     )
 
 
-class Outbox(SqliteFile):
-    """One connection to the outbox tables. Use `async with Outbox(path):`."""
-
-    SCHEMA = _SCHEMA
+class _OutboxFile(SqliteFile):
+    SCHEMA = OUTBOX_SCHEMA
     NAME = "outbox"
 
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
-        super().__init__(path, synchronous=synchronous)
+
+SHARED_TABLES = ("alert_outbox", "alert_acks")  # in PostgreSQL, one for all instances
+
+
+class Outbox(OnDatabase):
+    """One connection to the outbox tables. Use `async with Outbox(path):` (SQLite)."""
+
+    def __init__(
+        self, path: str | Path = "", *, synchronous: str = "FULL", file: Database | None = None
+    ) -> None:
+        super().__init__(file or _OutboxFile(path, synchronous=synchronous))
         self.wake = asyncio.Event()  # set on enqueue, so the dispatcher need not poll
+
+    async def _serialize(self, tx: Writes) -> None:
+        """Before an enqueue writes: nothing here (SQLite's BEGIN IMMEDIATE already is)."""
 
     async def enqueue(
         self,
@@ -150,11 +164,12 @@ class Outbox(SqliteFile):
             for n in notes
         ]
         async with self.transaction() as tx:
+            await self._serialize(tx)
             before = tx.total_changes
             await tx.executemany(
-                "INSERT OR IGNORE INTO alert_outbox"
+                "INSERT INTO alert_outbox"
                 " (key, channel, target, payload, created, due)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 rows,
             )
             added = tx.total_changes - before
@@ -188,18 +203,18 @@ class Outbox(SqliteFile):
     ) -> None:
         """Keep an acknowledgement for good (the first one of an episode counts)."""
         await self.write(
-            "INSERT OR IGNORE INTO alert_acks VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO alert_acks VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (alert_id, hall, alert, subject, started_at, by, at),
         )
 
     async def due(self, now: float, limit: int = 100) -> list[Notification]:
         """Pending notifications whose time has come, oldest first."""
         async with self.db.execute(
-            f"SELECT {_COLS} FROM alert_outbox WHERE state = 'pending' AND due <= ?"
+            f"SELECT {COLUMNS} FROM alert_outbox WHERE state = 'pending' AND due <= ?"
             " ORDER BY due, seq LIMIT ?",
             (now, limit),
         ) as cur:
-            return [_row(r) for r in await cur.fetchall()]
+            return [notification(r) for r in await cur.fetchall()]
 
     async def next_due(self) -> float | None:
         async with self.db.execute(
@@ -209,9 +224,11 @@ class Outbox(SqliteFile):
         return None if row is None or row[0] is None else float(row[0])
 
     async def get(self, key: str) -> Notification | None:
-        async with self.db.execute(f"SELECT {_COLS} FROM alert_outbox WHERE key = ?", (key,)) as c:
+        async with self.db.execute(
+            f"SELECT {COLUMNS} FROM alert_outbox WHERE key = ?", (key,)
+        ) as c:
             row = await c.fetchone()
-        return _row(row) if row else None
+        return notification(row) if row else None
 
     async def mark_sent(self, seq: int, now: float) -> None:
         await self.write(
@@ -242,10 +259,10 @@ class Outbox(SqliteFile):
 
     async def dead_letters(self, limit: int = 100) -> list[Notification]:
         async with self.db.execute(
-            f"SELECT {_COLS} FROM alert_outbox WHERE state = 'dead' ORDER BY seq DESC LIMIT ?",
+            f"SELECT {COLUMNS} FROM alert_outbox WHERE state = 'dead' ORDER BY seq DESC LIMIT ?",
             (limit,),
         ) as cur:
-            return [_row(r) for r in await cur.fetchall()]
+            return [notification(r) for r in await cur.fetchall()]
 
     async def requeue(self, seq: int, now: float) -> bool:
         """Send a dead letter again (after ops fixed the cause)."""

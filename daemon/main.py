@@ -12,9 +12,9 @@ from typing import Any
 
 import aiohttp
 from hallwatch.alerts import build as alert_build
+from hallwatch.alerts.claims import InstanceCollector, open_outbox
 from hallwatch.alerts.dispatcher import Dispatcher
 from hallwatch.alerts.metrics import AlertMetrics
-from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.receiver import add_routes as add_alert_routes
 from hallwatch.alerts.service import Alerts
 from hallwatch.daemon.base.tasks import cancel_all
@@ -43,7 +43,7 @@ from hallwatch.daemon.staff.complaint_store import ComplaintStore
 from hallwatch.daemon.staff.outage import Callbacks, CallbackStore, HealthProbe
 from hallwatch.daemon.staff.paper import PaperIntake, PaperStore
 from hallwatch.daemon.staff.procedures import StaffProcedures, Stores, warn_calendar
-from hallwatch.daemon.store.events import Store
+from hallwatch.daemon.store.events import Store, open_store
 from hallwatch.daemon.web import offpeak_api, openapi, overview, report_api, screen, staff_api
 from hallwatch.daemon.web.server import HttpServer
 from prometheus_client import Gauge, disable_created_metrics
@@ -219,13 +219,14 @@ class Daemon:
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
         async with (
-            Store(s.store.path, synchronous=s.store.synchronous) as store,
-            Outbox(s.store.path, synchronous=s.store.synchronous) as outbox,
+            open_store(s.store) as store,
+            open_outbox(s.store) as outbox,
             ComplaintStore(s.store.path, synchronous=s.store.synchronous) as complaint_store,
             CallbackStore(s.store.path, synchronous=s.store.synchronous) as callback_store,
             PaperStore(s.store.path, synchronous=s.store.synchronous) as paper_store,
             aiohttp.ClientSession() as session,
         ):
+            self.registry.register(InstanceCollector(s.store.instance_name(), outbox))
             await self._restore(store)
             self.alerts = Alerts(
                 self.alert_settings, outbox, clock=self.clock, metrics=self.alert_metrics

@@ -7,6 +7,7 @@ config.staff.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
@@ -107,6 +108,12 @@ def _hhmm(value: str) -> str | None:
     return None if ok else "must be HH:MM"
 
 
+def _pg_url(value: str) -> str | None:
+    if value and not value.startswith(("postgresql://", "postgres://")):
+        return f"{_show(value)} is not a postgresql:// URL"
+    return None
+
+
 def _dates(values: tuple[str, ...]) -> str | None:
     for v in values:
         try:
@@ -192,6 +199,24 @@ class MqttSettings:
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
     path: Annotated[str, doc("the SQLite database (WAL mode)")] = "hallwatch.db"
+    url: Annotated[
+        str,
+        Check(_pg_url, "empty, or postgresql://[user@]HOST[:PORT]/DB"),
+        doc(
+            "PostgreSQL for the event store and the outbox (the staff registers stay in `path`);"
+            " a password via PGPASSWORD or ~/.pgpass"
+        ),
+    ] = ""
+    instance: Annotated[
+        str,
+        Meta(max_length=40, pattern=r"^[A-Za-z0-9_.-]*$"),
+        doc("this daemon's name: its event log and claims in PostgreSQL; empty: the host name"),
+    ] = ""
+    lease_s: Annotated[
+        float,
+        Meta(ge=2, le=600),
+        doc("PostgreSQL: a dead instance's claimed notifications pass to another after this, s"),
+    ] = 15.0
     batch_max: Annotated[int, Meta(ge=1, le=10000), doc("messages per commit at most")] = 500
     synchronous: Annotated[
         Literal["FULL", "NORMAL"],
@@ -200,6 +225,10 @@ class StoreSettings:
     snapshot_every: Annotated[
         PositiveInt, doc("snapshot the state after this many new events (and on stop)")
     ] = 20000
+
+    def instance_name(self) -> str:
+        """`instance`, or the host name (cut to 40 characters) when it is empty."""
+        return self.instance or socket.gethostname()[:40]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,20 +1,27 @@
-"""The durable event log: SQLite in WAL mode through aiosqlite.
+"""The durable event log: SQLite in WAL mode through aiosqlite, or PostgreSQL (`store.url`).
 
 Every accepted event is stored once, raw (topic and payload bytes, as it came off the wire),
 keyed by (hall, id); the state is rebuilt by parsing them again in arrival order (`seq`).
 Rejected inputs are kept too (payload cut to 4 KiB) so ops can see what a device sent.
 Snapshots of the state, tagged with the last `seq` they include, keep restarts fast.
+The SQL is the same on both engines (store/backend.py); in PostgreSQL each instance keeps its
+own log (store/postgres.py), so `(hall, id)` is the idempotency key within a daemon's log.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from hallwatch.daemon.config.sections import StoreSettings
+from hallwatch.daemon.store.backend import Database, OnDatabase, StoreError
 from hallwatch.daemon.store.sqlite import SqliteFile
 
 SCHEMA_VERSION = 1
+log = logging.getLogger("hallwatch")
+__all__ = ["NewEvent", "NewReject", "Store", "StoreError", "open_store"]
 _IN_CHUNK = 400  # bound on SQL variables per statement
 _KEEP_SNAPSHOTS = 3
 
@@ -46,10 +53,6 @@ CREATE TABLE IF NOT EXISTS snapshots (
 """
 
 
-class StoreError(RuntimeError):
-    """The event store cannot take a batch (disk full, I/O error); the message names the file."""
-
-
 @dataclass(frozen=True, slots=True)
 class NewEvent:
     hall: str
@@ -69,11 +72,26 @@ class NewReject:
     payload: bytes
 
 
-class Store(SqliteFile):
-    """One writer's connection to the event database. Use `async with Store(path):`."""
-
+class _EventsFile(SqliteFile):
     SCHEMA = _SCHEMA
     NAME = "store"
+
+
+class Store(OnDatabase):
+    """One writer's connection to the event database. Use `async with Store(path):` (SQLite),
+    or `Store.postgres(url, instance=...)`; `open_store(settings.store)` picks by `store.url`."""
+
+    def __init__(
+        self, path: str | Path = "", *, synchronous: str = "FULL", file: Database | None = None
+    ) -> None:
+        super().__init__(file or _EventsFile(path, synchronous=synchronous))
+
+    @classmethod
+    def postgres(cls, url: str, *, instance: str) -> Store:
+        # Imported here: a SQLite daemon never loads psycopg.
+        from hallwatch.daemon.store.postgres import PgFile
+
+        return cls(file=PgFile(url, instance=instance, schema=_SCHEMA, name="store"))
 
     async def _ready(self) -> None:
         db = self.db
@@ -132,7 +150,7 @@ class Store(SqliteFile):
                         ],
                     )
                 row = await tx.fetchone("SELECT coalesce(max(seq), 0) FROM events")
-        except sqlite3.Error as err:
+        except self.file.errors as err:
             # Nothing of this batch is acknowledged: the broker keeps it for the next start.
             raise StoreError(f"event store {self.path}: {err}") from err
         return fresh, int(row[0]) if row else 0
@@ -174,7 +192,8 @@ class Store(SqliteFile):
     async def save_snapshot(self, upto: int, created: float, body: bytes) -> None:
         async with self.transaction() as tx:
             await tx.execute(
-                "INSERT OR REPLACE INTO snapshots (upto, created, body) VALUES (?, ?, ?)",
+                "INSERT INTO snapshots (upto, created, body) VALUES (?, ?, ?) ON CONFLICT (upto)"
+                " DO UPDATE SET created = excluded.created, body = excluded.body",
                 (upto, created, body),
             )
             await tx.execute(
@@ -185,3 +204,15 @@ class Store(SqliteFile):
 
     async def clear_snapshots(self) -> None:
         await self.write("DELETE FROM snapshots")
+
+
+def open_store(settings: StoreSettings) -> Store:
+    """The event store `settings` name: PostgreSQL when `url` is set, else the SQLite file."""
+    if settings.url:
+        log.warning(
+            "store.url: events and the outbox in PostgreSQL; reports and the complaint topic's"
+            " import still read the event log in the SQLite file %s, which has none",
+            settings.path,
+        )
+        return Store.postgres(settings.url, instance=settings.instance_name())
+    return Store(settings.path, synchronous=settings.synchronous)

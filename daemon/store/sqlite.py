@@ -32,12 +32,12 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 
 import aiosqlite
+from hallwatch.daemon.store.backend import check_read, check_tx, write_one
 
 log = logging.getLogger("hallwatch.sqlite")
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
-_READS = ("SELECT", "WITH", "PRAGMA", "EXPLAIN")
 
 
 class Reader:
@@ -47,9 +47,7 @@ class Reader:
         self._db = db
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        head = sql.lstrip()[:7].upper()
-        if not head.startswith(_READS) or (head.startswith("PRAGMA") and "=" in sql):
-            raise RuntimeError(f"a write outside transaction(): {sql[:60]!r}")
+        check_read(sql)
         return self._db.execute(sql, params)
 
 
@@ -59,11 +57,7 @@ class Tx:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
 
-    @staticmethod
-    def _check(sql: str) -> None:
-        head = sql.lstrip()[:9].upper()
-        if head.startswith(("BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE")):
-            raise RuntimeError("transaction() begins and ends the transaction")
+    _check = staticmethod(check_tx)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
         self._check(sql)
@@ -125,6 +119,7 @@ class SqliteFile:
     SCHEMA: ClassVar[str] = ""
     NAME: ClassVar[str] = "database"
     BUSY_MS: ClassVar[int] = 30000  # another process writing: wait this long, then fail
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         self.path = str(path)
@@ -203,6 +198,4 @@ class SqliteFile:
 
     async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One statement in its own transaction; returns the rows it changed."""
-        async with self.transaction() as tx:
-            cur = await tx.execute(sql, params)
-            return cur.rowcount
+        return await write_one(self, sql, params)

@@ -121,7 +121,9 @@ def _get_json(url: str) -> dict[str, object]:
         return json.loads(resp.read())  # type: ignore[no-any-return]
 
 
-def _start_daemon(broker_url: str, db: Path, listen: str, log: Path) -> subprocess.Popen[bytes]:
+def _start_daemon(
+    broker_url: str, db: Path, listen: str, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable,
         "-m",
@@ -133,9 +135,9 @@ def _start_daemon(broker_url: str, db: Path, listen: str, log: Path) -> subproce
         str(db),
     ]
     cmd += ["--listen", listen]
-    env = {**os.environ, "HALLWATCH_MQTT_CLIENT_ID": "hallwatch-bench"}
+    full = {**os.environ, "HALLWATCH_MQTT_CLIENT_ID": "hallwatch-bench", **(env or {})}
     with open(log, "ab") as fh:
-        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=full)
 
 
 def _wait(pred: object, timeout: float, what: str) -> None:
@@ -165,19 +167,23 @@ def _stop(proc: subprocess.Popen[bytes], log: Path) -> None:
         raise RuntimeError(msg) from None
 
 
-def _daemon_rate(broker_url: str, n: int, work: Path) -> float:
+def _daemon_rate(
+    broker_url: str, n: int, work: Path, env: dict[str, str] | None = None, run: str = "d"
+) -> float:
+    """Events a second the daemon stores (`env`: more settings, e.g. store.url) from `n`
+    queued for it while it was down."""
     db, log = work / "bench.db", work / "daemon.log"
     listen = f"127.0.0.1:{free_port()}"
     health = f"http://{listen}/healthz"
-    proc = _start_daemon(broker_url, db, listen, log)
+    proc = _start_daemon(broker_url, db, listen, log, env)
     try:
         _wait(lambda: _get_json(health)["mqtt_connected"], 30, "daemon did not connect")
         time.sleep(0.5)  # subscriptions in place: the session now exists
     finally:
         _stop(proc, log)
     b = parse_broker_url(broker_url, key="--broker")
-    publish_all(b.host, b.port, hall_traffic(n, run="d"), client_id="bench-pub-d")
-    proc = _start_daemon(broker_url, db, listen, log)
+    publish_all(b.host, b.port, hall_traffic(n, run=run), client_id=f"bench-pub-{run}")
+    proc = _start_daemon(broker_url, db, listen, log, env)
     try:
         first: tuple[float, int] | None = None
         deadline = time.monotonic() + 600
@@ -268,15 +274,20 @@ def run_restart_bench(days: int, per_day: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tests.harness.bench ingest [--events N] [--broker URL]`, `... restart`, or
+    """`python -m tests.harness.bench ingest [--events N] [--broker URL]`, `... restart`,
+    `... postgres [--events N --lease-s S]` (bench_pg.py), or
     `... users [--halls-small 50 --halls-large 500 --events 20000 --quick]`."""
     args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["postgres"]:
+        from tests.harness.bench_pg import main as pg_main
+
+        return pg_main(args_in[1:])
     if args_in[:1] == ["users"]:
         from tests.harness.bench_users import main as users_main
 
         return users_main(args_in[1:])
     ap = argparse.ArgumentParser(prog="python -m tests.harness.bench")
-    ap.add_argument("what", choices=["ingest", "restart", "users"])
+    ap.add_argument("what", choices=["ingest", "restart", "users", "postgres"])
     ap.add_argument("--events", type=int, default=20000, help="ingest: events to publish")
     ap.add_argument("--days", type=int, default=60, help="restart: days of history")
     ap.add_argument("--events-per-day", type=int, default=3000, help="restart: events a day")

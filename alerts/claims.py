@@ -1,0 +1,190 @@
+"""Two instances, one voice: the outbox in PostgreSQL, shared by every instance of a centre.
+
+Both instances compute the same transitions and enqueue the same notifications under the same
+idempotency key; the first insert wins, the second changes nothing (`enqueue` takes an advisory
+lock first, so two enqueues of overlapping keys in different orders cannot deadlock).
+
+A sender claims what is due with `SELECT ... FOR UPDATE SKIP LOCKED`, stamping the rows with its
+name and a lease (`claimed_by`, `lease_until`, on the database's clock, so the instances' clocks
+need not agree). While it lives it renews the lease of every pending row it holds, every third
+of `store.lease_s`; when it dies the lease runs out and the survivor's next claim takes the rows
+over (logged, counted). A sender that died between a channel's acceptance and `mark_sent` is
+sent again by the survivor: at least once, as on restart; receivers dedupe by the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any, Self
+
+from hallwatch.alerts.outbox import (
+    COLUMNS,
+    OUTBOX_SCHEMA,
+    SHARED_TABLES,
+    Notification,
+    Outbox,
+    notification,
+)
+from hallwatch.daemon.config.sections import StoreSettings
+from hallwatch.daemon.store.backend import Writes
+from hallwatch.daemon.store.postgres import PgFile
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger("hallwatch.alerts")
+
+_CLAIMS = """
+ALTER TABLE alert_outbox ADD COLUMN IF NOT EXISTS claimed_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE alert_outbox ADD COLUMN IF NOT EXISTS lease_until REAL NOT NULL DEFAULT 0;
+"""
+_NOW = "extract(epoch from clock_timestamp())"
+_ENQUEUE_LOCK = 0x6F7574  # pg_advisory_xact_lock key of enqueues
+_O_COLUMNS = ", ".join(f"o.{c}" for c in COLUMNS.split(", "))
+_CLAIM = f"""
+WITH c AS (
+    SELECT seq, claimed_by AS was FROM alert_outbox
+    WHERE state = 'pending' AND due <= ? AND (claimed_by = ? OR lease_until < {_NOW})
+    ORDER BY due, seq LIMIT ? FOR UPDATE SKIP LOCKED
+)
+UPDATE alert_outbox o SET claimed_by = ?, lease_until = {_NOW} + ?
+FROM c WHERE o.seq = c.seq
+RETURNING c.was, {_O_COLUMNS}
+"""
+
+
+class PgOutbox(Outbox):
+    """The outbox in PostgreSQL, claimed with a lease. `async with PgOutbox(url, ...):`."""
+
+    def __init__(self, url: str, *, instance: str, lease_s: float = 15.0) -> None:
+        super().__init__(
+            file=PgFile(
+                url,
+                instance=instance,
+                schema=OUTBOX_SCHEMA + _CLAIMS,
+                shared=SHARED_TABLES,
+                name="outbox",
+            )
+        )
+        self.instance = instance
+        self.lease_s = lease_s
+        self.taken_over = 0  # notifications claimed from an instance whose lease ran out
+        self.held = 0  # pending notifications this instance held at its last renewal
+        self.renewal_failures = 0
+        self._renewer: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self._renewer = asyncio.create_task(self._renew(), name="outbox-lease")
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
+        await super().__aexit__(*exc)
+
+    async def _serialize(self, tx: Writes) -> None:
+        await tx.execute("SELECT pg_advisory_xact_lock(?)", (_ENQUEUE_LOCK,))
+
+    async def due(self, now: float, limit: int = 100) -> list[Notification]:
+        """Claim the pending notifications whose time has come and that are unclaimed, ours,
+        or held by an instance whose lease ran out; oldest first."""
+        me = self.instance
+        async with self.transaction() as tx:
+            rows = await tx.fetchall(_CLAIM, (now, me, limit, me, self.lease_s))
+        notes = sorted((notification(r[1:]) for r in rows), key=lambda n: (n.due, n.seq))
+        taken: dict[str, int] = {}
+        for r in rows:
+            if r[0] and r[0] != me:
+                taken[r[0]] = taken.get(r[0], 0) + 1
+        for was, n in taken.items():
+            self.taken_over += n
+            log.warning(
+                "outbox: took over %d notifications from instance %s (lease ran out)", n, was
+            )
+        return notes
+
+    async def next_due(self) -> float | None:
+        """The earliest due time of what this instance may claim (not what another holds)."""
+        async with self.db.execute(
+            "SELECT MIN(due) FROM alert_outbox WHERE state = 'pending'"
+            f" AND (claimed_by = ? OR lease_until < {_NOW})",
+            (self.instance,),
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def renew(self) -> int:
+        """Extend the lease of every pending notification this instance holds."""
+        self.held = await self.write(
+            f"UPDATE alert_outbox SET lease_until = {_NOW} + ?"
+            " WHERE claimed_by = ? AND state = 'pending'",
+            (self.lease_s, self.instance),
+        )
+        return self.held
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                await self.renew()
+            except self.file.errors as err:
+                self.renewal_failures += 1
+                log.warning("outbox: lease not renewed: %s", err)
+
+
+def open_outbox(settings: StoreSettings) -> Outbox:
+    """The outbox `settings` name: shared in PostgreSQL when `url` is set, else the SQLite file."""
+    if settings.url:
+        return PgOutbox(settings.url, instance=settings.instance_name(), lease_s=settings.lease_s)
+    return Outbox(settings.path, synchronous=settings.synchronous)
+
+
+class InstanceCollector(Collector):
+    """`hallwatch_instance_info{instance}` = 1, so dashboards can tell the instances of a pair
+    apart and count each once; with the shared outbox, its claims by `instance`."""
+
+    def __init__(self, instance: str, outbox: Outbox) -> None:
+        self._instance = instance
+        self._outbox = outbox
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        me = [self._instance]
+        info = GaugeMetricFamily(
+            "hallwatch_instance_info", "This daemon's name (store.instance).", labels=["instance"]
+        )
+        info.add_metric(me, 1)
+        yield info
+        ob = self._outbox
+        if not isinstance(ob, PgOutbox):
+            return
+        held = GaugeMetricFamily(
+            "hallwatch_outbox_claimed",
+            "Pending notifications this instance holds a lease on (shared PostgreSQL outbox).",
+            labels=["instance"],
+        )
+        held.add_metric(me, ob.held)
+        yield held
+        for name, text, value in (
+            (
+                "hallwatch_outbox_taken_over",
+                "Notifications claimed from an instance whose lease ran out (it died).",
+                ob.taken_over,
+            ),
+            (
+                "hallwatch_outbox_lease_renewal_failures",
+                "Lease renewals of the outbox claims that failed (PostgreSQL unreachable).",
+                ob.renewal_failures,
+            ),
+        ):
+            family = CounterMetricFamily(name, text, labels=["instance"])
+            family.add_metric(me, value)
+            yield family

@@ -1,0 +1,125 @@
+"""What the event store and the outbox need of a database, whichever it is: the smallest surface
+that `sqlite.SqliteFile` and `postgres.PgFile` both offer.
+
+SQL is written once, in the subset both engines read: `?` placeholders (the PostgreSQL side turns
+them into `%s`), `INSERT ... ON CONFLICT ... DO NOTHING | DO UPDATE SET ... = excluded....`, no
+engine-specific functions. A schema is written once in SQLite's words; `postgres.to_postgres`
+gives PostgreSQL's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+_READS = ("SELECT", "WITH", "PRAGMA", "EXPLAIN", "SHOW")
+
+
+class StoreError(RuntimeError):
+    """The event store cannot take a batch (disk full, I/O error, the database gone); the
+    message names the file or the URL. `hallwatch run` stops on it: nothing not stored was
+    acknowledged, the broker keeps it for the next start."""
+
+
+def check_read(sql: str) -> None:
+    """Refuse a write where only reads belong (a write needs `transaction()`)."""
+    head = sql.lstrip()[:7].upper()
+    if not head.startswith(_READS) or (head.startswith("PRAGMA") and "=" in sql):
+        raise RuntimeError(f"a write outside transaction(): {sql[:60]!r}")
+
+
+def check_tx(sql: str) -> None:
+    """Refuse a statement that would begin or end the transaction `transaction()` owns."""
+    head = sql.lstrip()[:9].upper()
+    if head.startswith(("BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE")):
+        raise RuntimeError("transaction() begins and ends the transaction")
+
+
+class Reads(Protocol):
+    """Queries outside a transaction: `async with db.execute(sql, params) as cur:`."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+
+class Writes(Protocol):
+    """The statements of one transaction."""
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+
+    @property
+    def total_changes(self) -> int: ...
+
+
+class Database(Protocol):
+    """One open database: `async with`, reads through `db`, writes in `transaction()`.
+
+    `errors` are the exceptions the engine raises for a failed statement or commit (a full
+    disk, a lost connection): the stores turn them into their own error."""
+
+    path: str
+    errors: tuple[type[Exception], ...]
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    @property
+    def db(self) -> Reads: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Writes]: ...
+
+    async def write(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+
+
+async def write_one(tx_of: Database | OnDatabase, sql: str, params: Sequence[Any]) -> int:
+    """One statement in its own transaction; returns the rows it changed."""
+    async with tx_of.transaction() as tx:
+        cur = await tx.execute(sql, params)
+        return int(cur.rowcount)
+
+
+class OnDatabase:
+    """A store over one `Database` (SQLite or PostgreSQL): `async with` opens it, then runs
+    `_ready()`; `db`, `transaction()` and `write()` are the database's."""
+
+    def __init__(self, file: Database) -> None:
+        self.file = file
+        self.path = file.path
+
+    async def __aenter__(self) -> Self:
+        await self.file.__aenter__()
+        try:
+            await self._ready()
+        except BaseException as err:
+            await self.file.__aexit__(type(err), err, err.__traceback__)
+            raise
+        return self
+
+    async def _ready(self) -> None:
+        """Checks after the schema is in place (none by default)."""
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.file.__aexit__(*exc)
+
+    @property
+    def db(self) -> Reads:
+        return self.file.db
+
+    def transaction(self) -> AbstractAsyncContextManager[Writes]:
+        return self.file.transaction()
+
+    async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return await write_one(self, sql, params)
