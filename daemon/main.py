@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 from hallwatch.alerts import build as alert_build
+from hallwatch.alerts.acklink import AckLinks
 from hallwatch.alerts.dispatcher import Dispatcher
 from hallwatch.alerts.metrics import AlertMetrics
 from hallwatch.alerts.outbox import Outbox
@@ -45,6 +46,7 @@ from hallwatch.daemon.staff.paper import PaperIntake, PaperStore
 from hallwatch.daemon.staff.procedures import StaffProcedures, Stores, warn_calendar
 from hallwatch.daemon.store.events import Store
 from hallwatch.daemon.web import offpeak_api, openapi, overview, report_api, screen, staff_api
+from hallwatch.daemon.web.ack_page import mount as mount_ack_page
 from hallwatch.daemon.web.server import HttpServer
 from prometheus_client import Gauge, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -224,6 +226,7 @@ class Daemon:
             self.alerts = Alerts(
                 self.alert_settings, outbox, clock=self.clock, metrics=self.alert_metrics
             )
+            self.alerts.links = AckLinks.start(s.duty, s.store.path)  # the messages' ack links
             await self.alerts.start()
             dispatcher = Dispatcher(
                 outbox,
@@ -254,6 +257,7 @@ class Daemon:
                 read_timeout_s=s.http.read_timeout_s,
             )
             add_alert_routes(self.http.app, self.alerts, outbox)
+            mount_ack_page(self.http.app, self)
             # --- staff procedures ---
             staff = await self._start_staff(
                 Stores(complaint_store, callback_store, paper_store, outbox)

@@ -18,6 +18,7 @@ from hallwatch.daemon.base.errors import ConfigError
 from hallwatch.daemon.config.alerts import AlertSettings
 from hallwatch.daemon.config.alerts_reader import AlertsFile, build, inherit
 from hallwatch.daemon.config.api import ApiFile, ApiSettings, check_exposure
+from hallwatch.daemon.config.roster import DutySettings, check_roles
 from hallwatch.daemon.config.sections import (
     CalendarSettings,
     HallSettings,
@@ -47,6 +48,8 @@ class Settings:
     # [complaints] and [outage], validated by config.staff.
     complaints: ComplaintSettings = field(default_factory=ComplaintSettings)
     outage: OutageSettings = field(default_factory=OutageSettings)
+    # [duty]: the duty roster and the acknowledgement links, validated by config.roster.
+    duty: DutySettings = field(default_factory=DutySettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,7 @@ class SettingsFile:
     api: ApiFile = field(default_factory=ApiFile)
     complaints: ComplaintSettings = field(default_factory=ComplaintSettings)
     outage: OutageFile = field(default_factory=OutageFile)
+    duty: DutySettings = field(default_factory=DutySettings)
 
 
 #: The sections whose every key may come from the environment (elsewhere: only secrets).
@@ -167,6 +171,8 @@ def _load(
     if isinstance(data.get("alerts"), dict):
         data = {**data, "alerts": inherit(data["alerts"])}
     f = read(data, SettingsFile, "", env, env_tables=ENV_SECTIONS, overrides=flags)
+    alerts = build(f.alerts)
+    check_roles(f.duty, _role_names(alerts, f.complaints))
     return Settings(
         mqtt=f.mqtt,
         store=f.store,
@@ -175,11 +181,20 @@ def _load(
         limits=f.limits,
         calendar=f.calendar,
         log=f.log,
-        alerts=build(f.alerts),
+        alerts=alerts,
         api=ApiSettings.build(f.api),
         complaints=f.complaints,
         outage=OutageSettings.build(f.outage),
+        duty=f.duty,
     )
+
+
+def _role_names(a: AlertSettings, c: ComplaintSettings) -> set[str]:
+    """Every role name the alerts and notices use: the roster may name only these."""
+    names = set(a.roles) | set(a.forward.roles) | set(c.remind_roles) | set(c.escalate_roles)
+    names |= {r for h in a.rules.halls.values() for r in h.roles}
+    names |= {r for lv in (*a.rules.level_roles, *a.rules.outage_roles) for r in lv}
+    return names
 
 
 def _read_file(path: str | Path | None) -> dict[str, Any]:
