@@ -66,6 +66,7 @@ class Operation:
     body: Schema | None = None
     errors: tuple[int, ...] = field(default=(400, 404, 413, 429))
     form: Schema | None = None  # an HTML form's body (application/x-www-form-urlencoded)
+    html_errors: bool = False  # errors are also pages (text/html) for people
 
 
 JSON_OK = {200: {"application/json": OBJECT}}
@@ -133,6 +134,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         {200: {"text/html": TEXT}, 303: {"text/html": TEXT}},
         query=(_query("code", {"type": "string", "maxLength": 40}),),
         errors=(400, 429),
+        html_errors=True,
     ),
     ("GET", "/ack/{token}"): Operation(
         "The phone page of one alert's acknowledgement. No bearer token: `token` (a signed, "
@@ -140,6 +142,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "expired, or the alert has ended.",
         {200: {"text/html": TEXT}},
         errors=(403, 410, 429),
+        html_errors=True,
     ),
     ("POST", "/ack/{token}"): Operation(
         "Acknowledge as a person of the duty roster: the form's `token` must equal the path's; "
@@ -148,6 +151,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "submit changes nothing.",
         {200: {"text/html": TEXT}},
         errors=(400, 403, 410, 413, 429),
+        html_errors=True,
         form=_body(
             {
                 "token": TEXT,
@@ -349,6 +353,7 @@ def _operation(method: str, path: str, op: Operation) -> Schema:
                     "content": {
                         "application/json": {"schema": ERROR},
                         "text/plain": {"schema": TEXT},
+                        **({"text/html": {"schema": TEXT}} if op.html_errors else {}),
                     },
                 }
                 for status in (*op.errors, *((401, 403) if scope else ()))
