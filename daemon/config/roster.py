@@ -79,9 +79,13 @@ class Person:
     def shift(self) -> str:
         """The shift in words, for the page: "周一至周五 08:30-17:30"."""
         names = "一二三四五六日"
-        days = "、".join(f"周{names[DAYS.index(d)]}" for d in sorted(self.days, key=DAYS.index))
-        if len(self.days) == 7:
+        idx = sorted(DAYS.index(d) for d in self.days)
+        if len(idx) == 7:
             days = "每天"
+        elif len(idx) >= 3 and idx[-1] - idx[0] == len(idx) - 1:  # a run: 周一至周五
+            days = f"周{names[idx[0]]}至周{names[idx[-1]]}"
+        else:
+            days = "、".join(f"周{names[i]}" for i in idx)
         if self.start == self.end:
             return f"{days} 全天"
         nxt = "次日" if self.end < self.start else ""

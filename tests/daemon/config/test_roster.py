@@ -57,9 +57,7 @@ def test_on_duty_by_weekday_and_hours_overnight_and_all_day(tmp_path: Path) -> N
     assert list(d.on_duty("h1", "supervisor", at("2026-12-05T06:00"))) == []
     assert list(d.on_duty("h1", "supervisor", at("2026-12-04T05:00"))) == []  # Thu night: no
     assert list(d.on_duty("h1", "director", at("2026-12-06T03:00"))) == ["li"]
-    assert (
-        d.people("h1", "supervisor")["zhang"].shift() == "周一、周二、周三、周四、周五 08:30-17:30"
-    )
+    assert d.people("h1", "supervisor")["zhang"].shift() == "周一至周五 08:30-17:30"
     assert d.people("h1", "supervisor")["wang"].shift() == "周五 22:00-次日06:00"
 
 
