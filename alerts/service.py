@@ -10,7 +10,9 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hallwatch.alerts import acklink, drill, messages
 from hallwatch.alerts.acklink import AckDetail, AckLinks
@@ -120,8 +122,9 @@ class Alerts:
             if role is None or t.alert not in role.alerts:
                 continue
             ref = self._ack_ref(t, role_name)
+            on_duty = self._on_duty_userids(t, role_name)
             for robot in role.wecom:
-                userids.setdefault(robot, []).extend(role.mention_userids)
+                userids.setdefault(robot, []).extend((*role.mention_userids, *on_duty))
                 if ref is not None:
                     acks.setdefault(robot, []).append(ref)
                 if role.mention_mobiles:
@@ -193,6 +196,14 @@ class Alerts:
             self.links.code(t.alert_id, role, t.hall),
             self.links.entry_url(),
         )
+
+    def _on_duty_userids(self, t: Transition, role: str) -> list[str]:
+        """The WeCom ids of the role's people on duty (the roster, `[duty]`) when `t` happened:
+        they are @mentioned besides the role's own `mention_userids`."""
+        if self.links is None or t.state == "resolved":
+            return []
+        local = datetime.fromtimestamp(t.at, ZoneInfo(self.settings.rules.timezone))
+        return [p.wecom for p in self.links.duty.on_duty(t.hall, role, local).values() if p.wecom]
 
     def roles_of(self, hall: str) -> Mapping[str, Role]:
         """Who the hall's alerts and notices may reach: a drill hall only its own roles."""

@@ -26,7 +26,7 @@ from tests.daemon.web.test_screen import ARTIFACTS, Browser
 from tests.daemon.web.test_screen import until as until_async
 from tests.factories import at
 from tests.harness.alert_fakes import FakeWecom, serve
-from tests.harness.live_daemon import LiveDaemon, Reply
+from tests.harness.live_daemon import LiveDaemon, Reply, token_of
 from tests.harness.mosquitto import Mosquitto
 
 DAY = "2026-11-30"  # a Monday
@@ -189,6 +189,7 @@ async def test_a_supervisor_acknowledges_from_the_phone_and_the_repeats_stop(
             first = texts(wecom)[0]
             print(first)
             assert "【排队高峰告警】" in first and "开始 10:01" in first
+            assert first.endswith("<@zhangwei>")  # the supervisor on duty (roster) is @mentioned
             link = LINK.search(first)
             assert link, first
             await step(d, clock, broker, t("10:06"), sent)
@@ -249,10 +250,12 @@ def checks_over_http(d: LiveDaemon, old: str, current: str, tmp_path: Path) -> N
     assert after["forged"] - before["forged"] == 2 and after["expired"] - before["expired"] == 1
     key_file = tmp_path / "d" / "ack-link.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    alert_id = d.call("GET", "/api/v1/alerts", "tok-alerts-read-0123456789").json()["alerts"][0][
+    alert_id = d.call("GET", "/api/v1/alerts", token_of("alerts:read")).json()["alerts"][0][
         "alert_id"
     ]
     code = signing.code(key_file.read_text().strip().encode(), alert_id, "supervisor", "h1")
     entry = d.call("GET", f"/ack?code={code.lower()[:5]}-{code.lower()[5:]}")
     assert entry.status == 303 and entry.headers["Location"] == f"ack/{code}"
     assert "此告警已确认" in d.call("GET", f"/ack/{code}").body.decode()
+    report = d.call("GET", f"/api/report?from={DAY}&to={DAY}&hall=h1", token_of("reports:read"))
+    assert report.status == 200 and "张伟（大厅负责人）已开应急窗口2个" in report.body.decode()
