@@ -173,7 +173,8 @@ async def test_a_supervisor_acknowledges_from_the_phone_and_the_repeats_stop(
     windows acknowledges at 10:08. No repeat follows up to 10:22 (three more intervals); the
     ack (person, role, windows, note) is in the database and in the report. A second submit
     changes nothing; tampered links answer 403, the 10:01 link at 10:22 answers 410 (ttl 20
-    min); both counted and logged without the token."""
+    min), both counted and logged without the token; a bad form answers 400; the SMS code
+    entered at /ack leads to the page; once the peak has resolved the link answers 410."""
     caplog.set_level(logging.INFO)
     wecom, clock, sent = FakeWecom(), Clock(t("10:00")), [0]
     async with serve(wecom.app()) as url:
@@ -197,6 +198,7 @@ async def test_a_supervisor_acknowledges_from_the_phone_and_the_repeats_stop(
             repeat_link = LINK.search(texts(wecom)[1])
             assert repeat_link and repeat_link[1] != link[1]  # a new expiry: a new token
             clock.now = t("10:08")
+            await asyncio.to_thread(invalid_forms, d, local_path(repeat_link[1]))
             page = await acknowledge_in_chromium(base, local_path(repeat_link[1]), tmp_path)
             assert "张伟（大厅负责人）已开应急窗口2个" in page and "10:08" in page
             for hm in ("10:12", "10:17", "10:22"):
@@ -204,6 +206,10 @@ async def test_a_supervisor_acknowledges_from_the_phone_and_the_repeats_stop(
             await asyncio.sleep(1.0)  # a repeat would be sent by now
             assert len(texts(wecom)) == 2, texts(wecom)[2:]
             checks_over_http(d, local_path(link[1]), local_path(repeat_link[1]), tmp_path)
+            await step(d, clock, broker, t("10:23"), sent, [door(t("10:23"), 25, 25)])
+            await step(d, clock, broker, t("10:25"), sent)  # clear for 120 s: resolved
+            over = d.call("GET", local_path(repeat_link[1]))  # valid until 10:26
+            assert over.status == 410 and "告警已结束" in over.body.decode()
         finally:
             await asyncio.to_thread(d.stop)
     db = tmp_path / "d" / "hallwatch.db"
@@ -226,6 +232,23 @@ async def test_a_supervisor_acknowledges_from_the_phone_and_the_repeats_stop(
     assert ack.acked_by == "张伟（大厅负责人）已开应急窗口2个" and ack.acked_at == t("10:08")
     for rec in caplog.records:
         assert link[1].rsplit("/", 1)[1] not in rec.getMessage()
+
+
+def invalid_forms(d: LiveDaemon, path: str) -> None:
+    """A person not of the role's roster, more windows than the hall has, a note over 200
+    characters: 400 with the form again and the reason; nothing acknowledged."""
+    token = path.rsplit("/", 1)[1]
+    for fields, says in (
+        ({"person": "li", "windows": "1"}, "请选择您的姓名"),  # 李主任 is the director's
+        ({"person": "zhang", "windows": "4"}, "应急窗口数不对"),
+        ({"person": "zhang", "windows": "1", "note": "长" * 201}, "备注请在200字以内"),
+    ):
+        reply = post(d, path, form(token, **fields))
+        assert reply.status == 400 and says in reply.body.decode(), fields
+    assert (
+        d.call("GET", "/api/v1/alerts", token_of("alerts:read")).json()["alerts"][0]["acked_by"]
+        is None
+    )
 
 
 def checks_over_http(d: LiveDaemon, old: str, current: str, tmp_path: Path) -> None:
