@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,19 +137,3 @@ async def record(outbox: Outbox, d: AckDetail) -> None:
             "INSERT OR IGNORE INTO alert_ack_details VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (d.alert_id, d.hall, d.role, d.person_id, d.person, d.windows, d.note, d.acked_at),
         )
-
-
-def read_details(conn: sqlite3.Connection) -> dict[str, AckDetail]:
-    """The page's acknowledgements by alert id ({} before the first)."""
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alert_ack_details'"
-    ).fetchone()
-    if row is None:
-        return {}
-    out = {}
-    for r in conn.execute(
-        "SELECT alert_id, hall, role, person_id, person, windows, note, acked_at"
-        " FROM alert_ack_details"
-    ):
-        out[str(r[0])] = AckDetail(*r)
-    return out

@@ -145,8 +145,9 @@ class AckPage:
         what = glossary.ALERTS.get(e.alert, e.alert)
         who = glossary.ROLES.get(role, role)
         level = glossary.LEVELS.get(e.level, str(e.level))
+        now = e.summary.split("：", 1)[-1]  # the figures, without "h1排队高峰未确认提醒"
         return (
-            f'<div class="card alarm"><h2>{escape(what)}</h2><p>{escape(e.summary)}</p>'
+            f'<div class="card alarm"><h2>{escape(what)}</h2><p>{escape(now)}</p>'
             f'<p class="muted">开始 {self.clock(e.since)}　级别：{escape(level)}　'
             f"通知：{escape(who)}<br>编号 {escape(e.alert_id)}</p></div>"
         )
