@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from hallwatch.alerts.acklink import AckLinks, Found
 from hallwatch.alerts.messages import AckRef, sms_text, wecom_markdown
+from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.rules import Episode
+from hallwatch.alerts.service import Alerts
 from hallwatch.daemon.base import signing
+from hallwatch.daemon.config.alerts import AlertSettings, Robot, Role, WecomSettings
 from hallwatch.daemon.config.roster import DutySettings
+from hallwatch.daemon.config.table import read
 
 from tests.alerts.test_alert_messages import NAMES, fired
 
@@ -90,3 +96,55 @@ def test_a_code_is_good_for_the_ttl_after_the_latest_message() -> None:
     assert links.resolve(code, 6601.0, [e], roles) == "expired"
     assert links.resolve("ZZZZZZZZZZ", 4000.0, [e], roles) == "forged"
     assert signing.normal_code(code) == code
+
+
+async def test_the_service_routes_a_link_per_role_a_code_per_phone_and_mentions_who_is_on_duty(
+    tmp_path: Path,
+) -> None:
+    """One robot for supervisor and director: its message carries both roles' links and @mentions
+    the supervisor on duty at the alert's time (张伟, Thursday 11:30), not the one off duty; the
+    supervisor's phone gets the SMS with the supervisor's code, one segment."""
+    duty = read(
+        {
+            "public_url": "https://hw.example.cn",
+            "roles": {
+                "supervisor": {
+                    "people": {
+                        "zhang": {
+                            "name": "张伟",
+                            "wecom": "zhangwei",
+                            "start": "08:00",
+                            "end": "18:00",
+                        },
+                        "night": {
+                            "name": "夜班",
+                            "wecom": "yeban",
+                            "start": "18:00",
+                            "end": "08:00",
+                        },
+                    }
+                }
+            },
+        },
+        DutySettings,
+        "duty",
+        {},
+    )
+    settings = AlertSettings(
+        roles={
+            "supervisor": Role(wecom=("r",), sms=("13800000001",)),
+            "director": Role(wecom=("r",)),
+        },
+        wecom=WecomSettings(robots={"r": Robot("https://wecom.invalid/send", "k")}),
+    )
+    t = dataclasses.replace(fired(), recipients=("supervisor", "director"))
+    async with Outbox(tmp_path / "db") as outbox:
+        alerts = Alerts(settings, outbox, clock=lambda: t.at, links=AckLinks(duty, KEY))
+        notes = {n.channel: n for n in alerts.route(t)}
+    content = notes["wecom"].payload["content"]
+    links = re.findall(r"\((https://hw\.example\.cn/ack/[A-Za-z0-9_-]{30})\)", content)
+    assert len(links) == 2 and "大厅负责人点此确认" in content and "中心主任室点此确认" in content
+    assert content.endswith("<@zhangwei>")
+    sms = notes["sms"].payload["text"]
+    code = signing.code(KEY, t.alert_id, "supervisor", "h1")
+    assert len(sms) <= 70 and sms.endswith(f"确认码{code}")
