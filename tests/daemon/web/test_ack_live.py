@@ -282,3 +282,34 @@ def checks_over_http(d: LiveDaemon, old: str, current: str, tmp_path: Path) -> N
     assert "此告警已确认" in d.call("GET", f"/ack/{code}").body.decode()
     report = d.call("GET", f"/api/report?from={DAY}&to={DAY}&hall=h1", token_of("reports:read"))
     assert report.status == 200 and "张伟（大厅负责人）已开应急窗口2个" in report.body.decode()
+
+
+async def test_a_link_sent_before_a_restart_still_opens_the_page(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """The key generated at the first start (ack-link.key, 0600) is reused by the restarted
+    daemon: the link of the 10:01 message still opens the form at 10:03, from the new process."""
+    wecom, clock, sent = FakeWecom(), Clock(t("09:59")), [0]
+    async with serve(wecom.app()) as url:
+        d = LiveDaemon(tmp_path / "d", broker.url, config(url), clock=clock)
+        await asyncio.to_thread(d.start)
+        try:
+            opening = [window(w, "open", t("09:59"), ("提取",)) for w in ("w1", "w2", "w3")]
+            await step(d, clock, broker, t("09:59"), sent, [*opening, door(t("09:59"), 0, 0)])
+            await step(d, clock, broker, t("10:00"), sent, [door(t("10:00"), 25, 0)])
+            await step(d, clock, broker, t("10:01"), sent)
+            await until(lambda: len(texts(wecom)) == 1, "the firing message at the robot")
+        finally:
+            await asyncio.to_thread(d.stop)
+        link = LINK.search(texts(wecom)[0])
+        assert link
+        key = (tmp_path / "d" / "ack-link.key").read_bytes()
+        clock.now = t("10:03")
+        again = LiveDaemon(tmp_path / "d", broker.url, config(url), clock=clock)
+        await asyncio.to_thread(again.start)
+        try:
+            page = again.call("GET", local_path(link[1]))
+        finally:
+            await asyncio.to_thread(again.stop)
+    assert page.status == 200 and "确认收到，停止重复提醒" in page.body.decode()
+    assert (tmp_path / "d" / "ack-link.key").read_bytes() == key
