@@ -229,7 +229,8 @@ async def test_a_supervisor_acknowledges_from_the_phone_and_the_repeats_stop(
     assert (hall, role, pid, person, windows) == ("h1", "supervisor", "zhang", "张伟", 2)
     assert note == "已开2个应急窗口，绿色通道已开" and acked_at == t("10:08")
     (ack,) = acks
-    assert ack.acked_by == "张伟（大厅负责人）已开应急窗口2个" and ack.acked_at == t("10:08")
+    assert ack.acked_by == "张伟（大厅负责人）已开应急窗口2个；备注：已开2个应急窗口，绿色通道已开"
+    assert ack.acked_at == t("10:08")
     for rec in caplog.records:
         assert link[1].rsplit("/", 1)[1] not in rec.getMessage()
 
@@ -281,7 +282,8 @@ def checks_over_http(d: LiveDaemon, old: str, current: str, tmp_path: Path) -> N
     assert entry.status == 303 and entry.headers["Location"] == f"ack/{code}"
     assert "此告警已确认" in d.call("GET", f"/ack/{code}").body.decode()
     report = d.call("GET", f"/api/report?from={DAY}&to={DAY}&hall=h1", token_of("reports:read"))
-    assert report.status == 200 and "张伟（大厅负责人）已开应急窗口2个" in report.body.decode()
+    shown = "张伟（大厅负责人）已开应急窗口2个；备注：已开2个应急窗口，绿色通道已开"
+    assert report.status == 200 and shown in report.body.decode()
 
 
 async def test_a_link_sent_before_a_restart_still_opens_the_page(
