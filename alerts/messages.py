@@ -2,11 +2,16 @@
 
 Every function is pure. WeCom markdown is cut to 4,096 bytes and text messages to 2,048 bytes
 (the robot's documented limits); an SMS is kept to one 70-character segment.
+
+The acknowledgement of an alert that is not resolved: the WeCom message carries, per role it
+reaches, the signed link to the phone page (or, without `duty.public_url`, the code); an SMS
+carries the 10-character code (a link does not fit one segment with the alert's number and
+first action), typed in on the page at `{public_url}/ack`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,8 +179,34 @@ def _actions(t: Transition, names: Names) -> list[str]:
     return out
 
 
-def wecom_markdown(t: Transition, names: Names, userids: tuple[str, ...] = ()) -> str:
-    """The WeCom markdown message of a transition (≤ 4,096 bytes)."""
+@dataclass(frozen=True, slots=True)
+class AckRef:
+    """How one role acknowledges: a signed link, or a code to type in at `entry`."""
+
+    role: str
+    link: str | None = None
+    code: str = ""
+    entry: str = ""
+
+
+def ack_lines(acks: Sequence[AckRef]) -> list[str]:
+    """The acknowledgement lines of a WeCom message: one link (or code) per role."""
+    out = []
+    for a in acks:
+        who = glossary.ROLES.get(a.role, a.role)
+        if a.link:
+            out.append(f"[{who}点此确认（可填已开应急窗口数）]({a.link})")
+        elif a.code:
+            where = f"在 {a.entry} " if a.entry.startswith("http") else "在值班确认页"
+            out.append(f"{who}确认：{where}输入确认码 **{a.code}**")
+    return out
+
+
+def wecom_markdown(
+    t: Transition, names: Names, userids: tuple[str, ...] = (), acks: Sequence[AckRef] = ()
+) -> str:
+    """The WeCom markdown message of a transition (≤ 4,096 bytes); `acks`: how each role
+    acknowledges (left out of a resolved alert's message)."""
     f = t.figures
     title = glossary.ALERTS.get(t.alert, t.alert)
     color = "info" if t.state == "resolved" else "warning"
@@ -254,6 +285,7 @@ def wecom_markdown(t: Transition, names: Names, userids: tuple[str, ...] = ()) -
         lines.append(
             f'<font color="comment">{started}编号 {t.alert_id}（确认后停止重复提醒）</font>'
         )
+        lines += ack_lines(acks)
     if userids:
         lines.append(" ".join(f"<@{u}>" for u in userids))
     return fit_bytes("\n".join(lines), WECOM_MARKDOWN_MAX)
@@ -264,9 +296,9 @@ def wecom_mention(t: Transition, names: Names) -> str:
     return fit_bytes(f"请及时处理：{t.summary}", WECOM_TEXT_MAX)
 
 
-def sms_text(t: Transition, names: Names) -> str:
-    """One SMS segment (≤ 70 characters). The first action and the alert's number always fit:
-    when the whole does not, the summary is what is cut."""
+def sms_text(t: Transition, names: Names, code: str = "") -> str:
+    """One SMS segment (≤ 70 characters). The first action, the alert's number and the
+    acknowledgement `code` always fit: when the whole does not, the summary is what is cut."""
     tail = ""
     if t.alert == "queue_peak" and t.state != "resolved" and not t.figures.caused_by_outage:
         extra = sum(n for _, n in t.figures.extra_windows_by_service)
@@ -275,6 +307,8 @@ def sms_text(t: Transition, names: Names) -> str:
         tail += f"，请立即为{names.service(t.subject)}开窗口"
     if t.state not in ("resolved",):
         tail += f"。编号{t.alert_id.rsplit(':', 1)[-1][-4:]}"
+        if code and len(tail) + len(code) + 4 <= SMS_MAX - 10:  # a summary of 10 at least
+            tail += f"，确认码{code}"
     head = t.summary
     if len(head) + len(tail) > SMS_MAX:
         head = head[: SMS_MAX - len(tail) - 1] + "…"

@@ -10,11 +10,14 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from hallwatch.alerts import drill, messages
+from hallwatch.alerts import acklink, drill, messages
+from hallwatch.alerts.acklink import AckDetail, AckLinks
 from hallwatch.alerts.channels.alertmanager import postable
-from hallwatch.alerts.messages import Names
+from hallwatch.alerts.messages import AckRef, Names
 from hallwatch.alerts.metrics import AlertMetrics
 from hallwatch.alerts.outbox import NewNotification, Outbox, recipient_key
 from hallwatch.alerts.rules import Episode, RuleEngine
@@ -35,8 +38,11 @@ class Alerts:
         *,
         clock: Callable[[], float],
         metrics: AlertMetrics | None = None,
+        links: AckLinks | None = None,
     ) -> None:
+        """`links`: the acknowledgement links and codes messages carry (none without)."""
         self.settings = settings
+        self.links = links
         self.outbox = outbox
         self.engine = RuleEngine(settings.rules)
         self._clock = clock
@@ -110,12 +116,17 @@ class Alerts:
         out: dict[str, NewNotification] = {}
         mentions: dict[str, list[str]] = {}
         userids: dict[str, list[str]] = {}
+        acks: dict[str, list[AckRef]] = {}
         for role_name in t.recipients:
             role = roles.get(role_name)
             if role is None or t.alert not in role.alerts:
                 continue
+            ref = self._ack_ref(t, role_name)
+            on_duty = self._on_duty_userids(t, role_name)
             for robot in role.wecom:
-                userids.setdefault(robot, []).extend(role.mention_userids)
+                userids.setdefault(robot, []).extend((*role.mention_userids, *on_duty))
+                if ref is not None:
+                    acks.setdefault(robot, []).append(ref)
                 if role.mention_mobiles:
                     mentions.setdefault(robot, []).extend(role.mention_mobiles)
             for phone in role.sms:
@@ -124,14 +135,19 @@ class Alerts:
                     key,
                     "sms",
                     phone,
-                    {"text": messages.sms_text(t, names), "params": messages.sms_params(t, names)},
+                    {
+                        "text": messages.sms_text(t, names, ref.code if ref else ""),
+                        "params": messages.sms_params(t, names),
+                    },
                 )
             for hook in role.webhooks:
                 key = recipient_key(base, "webhook", hook)
                 out[key] = NewNotification(key, "webhook", hook, self.webhook_body(t, key))
         for robot, ids in userids.items():
             key = recipient_key(base, "wecom", robot)
-            content = messages.wecom_markdown(t, names, tuple(dict.fromkeys(ids)))
+            content = messages.wecom_markdown(
+                t, names, tuple(dict.fromkeys(ids)), acks.get(robot, ())
+            )
             out[key] = NewNotification(
                 key, "wecom", robot, {"msgtype": "markdown", "content": content}
             )
@@ -169,6 +185,25 @@ class Alerts:
             elif not drill.is_drill(t.hall):
                 self._am_sent[t.alert_id] = t.at
         return drill.mark(out.values()) if drill.is_drill(t.hall) else list(out.values())
+
+    def _ack_ref(self, t: Transition, role: str) -> AckRef | None:
+        """How `role` acknowledges `t` from the phone page (None: resolved, or no links)."""
+        if self.links is None or t.state == "resolved":
+            return None
+        return AckRef(
+            role,
+            self.links.link(t.alert_id, role, t.hall, t.at),
+            self.links.code(t.alert_id, role, t.hall),
+            self.links.entry_url(),
+        )
+
+    def _on_duty_userids(self, t: Transition, role: str) -> list[str]:
+        """The WeCom ids of the role's people on duty (the roster, `[duty]`) when `t` happened:
+        they are @mentioned besides the role's own `mention_userids`."""
+        if self.links is None or t.state == "resolved":
+            return []
+        local = datetime.fromtimestamp(t.at, ZoneInfo(self.settings.rules.timezone))
+        return [p.wecom for p in self.links.duty.on_duty(t.hall, role, local).values() if p.wecom]
 
     def roles_of(self, hall: str) -> Mapping[str, Role]:
         """Who the hall's alerts and notices may reach: a drill hall only its own roles."""
@@ -327,6 +362,19 @@ class Alerts:
             self._saved = snap
             log.info("alert %s acknowledged by %s", alert_id, by)
         return e
+
+    async def ack_from_page(self, d: AckDetail, by: str) -> tuple[Episode | None, bool]:
+        """Acknowledge from the phone page as a rostered person: stored (who, role, windows,
+        note), then answered. Returns the episode (None if not firing) and whether this call
+        acknowledged it (False: someone had already; nothing is changed)."""
+        e = self.engine.find(d.alert_id)
+        if e is None or e.acked_at is not None:
+            return e, False
+        e = await self.ack(d.alert_id, by)
+        if e is None:
+            return None, False
+        await acklink.record(self.outbox, d)
+        return e, True
 
     async def forward(self, payload: Mapping[str, Any]) -> int:
         """Queue WeCom and SMS notifications for an Alertmanager webhook payload (version 4).

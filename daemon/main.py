@@ -7,11 +7,12 @@ import faulthandler
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 from hallwatch.alerts import build as alert_build
+from hallwatch.alerts.acklink import AckLinks
 from hallwatch.alerts.claims import InstanceCollector, open_outbox
 from hallwatch.alerts.dispatcher import Dispatcher
 from hallwatch.alerts.metrics import AlertMetrics
@@ -26,7 +27,7 @@ from hallwatch.daemon.estimate.advice import Advice, Steps
 from hallwatch.daemon.estimate.model import EstimateOut, Estimator
 from hallwatch.daemon.metrics.collectors import SafeRegistry
 from hallwatch.daemon.metrics.families import IngestMetrics, StateCollector
-from hallwatch.daemon.metrics.kept import KeptFamilies
+from hallwatch.daemon.metrics.live import LiveCollector
 from hallwatch.daemon.mqtt.client import make_output_client
 from hallwatch.daemon.mqtt.ingest import Ingest
 from hallwatch.daemon.mqtt.outputs import OutputPublisher, status_payload
@@ -45,10 +46,9 @@ from hallwatch.daemon.staff.paper import PaperIntake, PaperStore
 from hallwatch.daemon.staff.procedures import StaffProcedures, Stores, warn_calendar
 from hallwatch.daemon.store.events import Store, open_store
 from hallwatch.daemon.web import offpeak_api, openapi, overview, report_api, screen, staff_api
+from hallwatch.daemon.web.ack_page import mount as mount_ack_page
 from hallwatch.daemon.web.server import HttpServer
 from prometheus_client import Gauge, disable_created_metrics
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 log = logging.getLogger("hallwatch")
 
@@ -64,42 +64,6 @@ def make_estimator(settings: Settings, blob: bytes | None = None) -> Estimator:
         "hours": settings.hours,  # each hall's closing, for its "clear by closing" advice
     }
     return Estimator.restore(blob, **kw) if blob else Estimator(**kw)
-
-
-class _DaemonCollector(Collector):
-    """The estimator's gauges (kept until an event, an advice or a restore, never while the lane
-    is behind) and its lane's back-pressure, the calendar's coverage, complaints refused past
-    the cap."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self._d = daemon
-        self._kept = KeptFamilies()
-
-    def describe(self) -> Iterator[Metric]:
-        return iter(())
-
-    def collect(self) -> Iterator[Metric]:
-        d = self._d
-        advice, now = {hall: d.advice(hall) for hall in d.state.halls}, d.clock()
-        key = (id(d.state), id(d.estimator), d.pipeline.changes.count, d._advice.generation)
-        build = lambda: d.estimator.metrics(d.state, now, advice.get)  # noqa: E731
-        yield from self._kept.get(key if d.lane.backlog == 0 else None, build)
-        yield from d.lane.metrics(d.clock())
-        covered = GaugeMetricFamily(
-            "hallwatch_calendar_covered",
-            "1 if the working-day calendar has the official schedule for the year.",
-            labels=["year"],
-        )
-        year = d.state.business_day(d.clock()).year
-        for y in (year, year + 1):
-            covered.add_metric([str(y)], 1 if y in d.calendar.covered else 0)
-        yield covered
-        over = CounterMetricFamily(
-            "hallwatch_complaints_over_limit",
-            "Complaints from the topic not registered: past limits.complaints a hall and day.",
-        )
-        over.add_metric([], d.complaints.over_limit if d.complaints else 0)
-        yield over
 
 
 class Daemon:
@@ -124,7 +88,7 @@ class Daemon:
             lambda: self.pipeline.changes,
         )
         self.registry.register(self.state_metrics)
-        self.registry.register(_DaemonCollector(self))
+        self.registry.register(LiveCollector(self))
         self.alert_metrics = AlertMetrics(self.registry)
         self.outputs = OutputPublisher(settings, self.registry)
         self.faults = Faults(clock, lambda stage: self.metrics.state_errors.labels(stage).inc())
@@ -137,7 +101,7 @@ class Daemon:
             faults=self.faults,
         )
         # The one way a stored event enters the state and the estimator, live and at start-up.
-        self.pipeline = Pipeline(lambda: self.state, self.lane.push, self.faults)
+        self.pipeline: Pipeline = Pipeline(lambda: self.state, self.lane.push, self.faults)
         self.http_started = asyncio.Event()
         self.http: HttpServer | None = None
         self.ingest: Ingest | None = None
@@ -231,6 +195,7 @@ class Daemon:
             self.alerts = Alerts(
                 self.alert_settings, outbox, clock=self.clock, metrics=self.alert_metrics
             )
+            self.alerts.links = AckLinks.start(s.duty, s.store.path)  # the messages' ack links
             await self.alerts.start()
             dispatcher = Dispatcher(
                 outbox,
@@ -261,6 +226,7 @@ class Daemon:
                 read_timeout_s=s.http.read_timeout_s,
             )
             add_alert_routes(self.http.app, self.alerts, outbox)
+            mount_ack_page(self.http.app, self)
             # --- staff procedures ---
             staff = await self._start_staff(
                 Stores(complaint_store, callback_store, paper_store, outbox)

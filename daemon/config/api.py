@@ -51,6 +51,11 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/api/screen/{hall}"),  # what the page polls
         ("GET", "/api/openapi.json"),  # the API's description: no data (docs/openapi.json too)
         ("GET", "/overview"),  # a shell with no data; its token stays in the URL fragment
+        # The acknowledgement page: the signed link (or code) in the path is the credential,
+        # checked by the handler (web.ack_page); a bearer token is not asked for.
+        ("GET", "/ack"),
+        ("GET", "/ack/{token}"),
+        ("POST", "/ack/{token}"),
     }
 )
 #: (method, route) -> the scope a token needs. HEAD is answered like GET.

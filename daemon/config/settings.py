@@ -20,6 +20,7 @@ from hallwatch.daemon.config.alerts import AlertSettings
 from hallwatch.daemon.config.alerts_reader import AlertsFile, build, inherit
 from hallwatch.daemon.config.api import ApiFile, ApiSettings, check_exposure
 from hallwatch.daemon.config.hours import HoursFile, Legacy, given, normalize, timetable, with_hours
+from hallwatch.daemon.config.roster import DutySettings, check_roles
 from hallwatch.daemon.config.sections import (
     CalendarSettings,
     HallSettings,
@@ -55,6 +56,8 @@ class Settings:
     outage: OutageSettings = field(default_factory=OutageSettings)
     # What start-up logs as warnings without stopping (`hallwatch check-config` prints them).
     warnings: tuple[str, ...] = ()
+    # [duty]: the duty roster and the acknowledgement links, validated by config.roster.
+    duty: DutySettings = field(default_factory=DutySettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,7 @@ class SettingsFile:
     api: ApiFile = field(default_factory=ApiFile)
     complaints: ComplaintSettings = field(default_factory=ComplaintSettings)
     outage: OutageFile = field(default_factory=OutageFile)
+    duty: DutySettings = field(default_factory=DutySettings)
 
 
 #: The sections whose every key may come from the environment (elsewhere: only secrets).
@@ -182,6 +186,8 @@ def _load(
     closing = time(int(hh), int(mm))
     old = closing if given(data, env, flags, "hall.closing") else None
     hours, warnings = timetable(f.hours, Legacy.of(f.alerts, old))
+    alerts = with_hours(build(f.alerts), hours)
+    check_roles(f.duty, _role_names(alerts, f.complaints))
     return Settings(
         mqtt=f.mqtt,
         store=f.store,
@@ -192,12 +198,21 @@ def _load(
         limits=f.limits,
         calendar=f.calendar,
         log=f.log,
-        alerts=with_hours(build(f.alerts), hours),
+        alerts=alerts,
         api=ApiSettings.build(f.api),
         complaints=f.complaints,
         outage=OutageSettings.build(f.outage),
         warnings=tuple(warnings),
+        duty=f.duty,
     )
+
+
+def _role_names(a: AlertSettings, c: ComplaintSettings) -> set[str]:
+    """Every role name the alerts and notices use: the roster may name only these."""
+    names = set(a.roles) | set(a.forward.roles) | set(c.remind_roles) | set(c.escalate_roles)
+    names |= {r for h in a.rules.halls.values() for r in h.roles}
+    names |= {r for lv in (*a.rules.level_roles, *a.rules.outage_roles) for r in lv}
+    return names
 
 
 def _read_file(path: str | Path | None) -> dict[str, Any]:

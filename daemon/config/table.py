@@ -224,6 +224,9 @@ class _Layers:
                     text = Path(self.env[var + "_FILE"]).read_text(encoding="utf-8").strip()
                 except OSError as err:
                     raise ConfigError(key, f"cannot read {var}_FILE: {err.strerror}") from None
+                except ValueError as err:  # a NUL in the name, or not UTF-8 text
+                    why = "not UTF-8" if isinstance(err, UnicodeDecodeError) else "a bad name"
+                    raise ConfigError(key, f"cannot read {var}_FILE: {why}") from None
                 value = from_text(text, n, key)
             elif var in self.env:
                 text = self.env[var]

@@ -321,9 +321,9 @@ class AdviceCache:
 
     def for_reader(self, hall: str, now: float) -> Advice | None:
         hit = self._tick.get(hall)
-        if self._valid(hall, hit, now):
+        if self._valid(hall, hit, now) or (self._steps is not None and hit is not None):
             assert hit is not None
-            return hit.advice
+            return hit.advice  # (a scrape never waits for a forward simulation the tick has)
         own = self._read.get(hall)
         if own is not None and 0 <= now - own.at < ADVICE_TTL_S:
             return own.advice

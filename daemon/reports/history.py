@@ -73,10 +73,13 @@ def read_acks(conn: sqlite3.Connection) -> list[Ack]:
     """Acknowledgements: the alert service's permanent log (`alert_acks`), plus those of
     episodes still firing that are only in its saved state."""
     acks: dict[tuple[str, str, str, float], Ack] = {}
+    notes = _ack_notes(conn)
     if has_table(conn, "alert_acks"):
-        for hall, alert, subject, since, by, at in conn.execute(
-            "SELECT hall, alert, subject, started_at, acked_by, acked_at FROM alert_acks"
+        for alert_id, hall, alert, subject, since, by, at in conn.execute(
+            "SELECT alert_id, hall, alert, subject, started_at, acked_by, acked_at FROM alert_acks"
         ):
+            note = notes.get(str(alert_id))
+            by = f"{by}；备注：{note}" if note else by
             ack = Ack(str(hall), str(alert), str(subject), float(since), float(at), str(by))
             acks[(ack.hall, ack.alert, ack.subject, ack.since)] = ack
     if has_table(conn, "alert_state"):
@@ -89,6 +92,15 @@ def read_acks(conn: sqlite3.Connection) -> list[Ack]:
                     ack = Ack(e.hall, e.alert, e.subject, e.since, e.acked_at, e.acked_by or "")
                     acks.setdefault((ack.hall, ack.alert, ack.subject, ack.since), ack)
     return list(acks.values())
+
+
+def _ack_notes(conn: sqlite3.Connection) -> dict[str, str]:
+    """The notes left on the phone page with an acknowledgement (alerts.acklink), by alert id;
+    who and how many emergency windows are in `acked_by` already."""
+    if not has_table(conn, "alert_ack_details"):
+        return {}
+    rows = conn.execute("SELECT alert_id, note FROM alert_ack_details WHERE note != ''")
+    return {str(a): str(n) for a, n in rows}
 
 
 def complaint_rows(conn: sqlite3.Connection) -> list[ComplaintRecord] | None:

@@ -65,6 +65,8 @@ class Operation:
     query: tuple[Schema, ...] = ()
     body: Schema | None = None
     errors: tuple[int, ...] = field(default=(400, 404, 413, 429))
+    form: Schema | None = None  # an HTML form's body (application/x-www-form-urlencoded)
+    html_errors: bool = False  # errors are also pages (text/html) for people
 
 
 JSON_OK = {200: {"application/json": OBJECT}}
@@ -125,6 +127,41 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "/overview#token=TOKEN (a fragment never reaches the server); it sends the token to "
         "/api/overview as a Bearer header.",
         {200: {"text/html": TEXT}},
+    ),
+    ("GET", "/ack"): Operation(
+        "The acknowledgement page where the code of an alert SMS is typed in (?code= goes on "
+        "to /ack/{code} with 303).",
+        {200: {"text/html": TEXT}, 303: {"text/html": TEXT}},
+        query=(_query("code", {"type": "string", "maxLength": 40}),),
+        errors=(400, 429),
+        html_errors=True,
+    ),
+    ("GET", "/ack/{token}"): Operation(
+        "The phone page of one alert's acknowledgement. No bearer token: `token` (a signed, "
+        "expiring link token or an SMS code) is the credential. 403: forged or tampered; 410: "
+        "expired, or the alert has ended.",
+        {200: {"text/html": TEXT}},
+        errors=(403, 410, 429),
+        html_errors=True,
+    ),
+    ("POST", "/ack/{token}"): Operation(
+        "Acknowledge as a person of the duty roster: the form's `token` must equal the path's; "
+        "`person` (roster id, or `name` when the role has no roster), `windows` (emergency "
+        "windows opened, 0 to the hall's windows), `note`. Stored, then answered; a second "
+        "submit changes nothing.",
+        {200: {"text/html": TEXT}},
+        errors=(400, 403, 410, 413, 429),
+        html_errors=True,
+        form=_body(
+            {
+                "token": TEXT,
+                "person": TEXT,
+                "name": {"type": "string", "maxLength": 32},
+                "windows": {"type": "string", "pattern": "^[0-9]{1,3}$"},
+                "note": {"type": "string", "maxLength": 200},
+            },
+            ["token"],
+        ),
     ),
     ("GET", "/api/overview"): Operation(
         "Every hall ranked by pressure: people, longest wait (endured and forecast), services "
@@ -316,12 +353,18 @@ def _operation(method: str, path: str, op: Operation) -> Schema:
                     "content": {
                         "application/json": {"schema": ERROR},
                         "text/plain": {"schema": TEXT},
+                        **({"text/html": {"schema": TEXT}} if op.html_errors else {}),
                     },
                 }
                 for status in (*op.errors, *((401, 403) if scope else ()))
             },
         },
     }
+    if op.form is not None:
+        out["requestBody"] = {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": op.form}},
+        }
     if op.body is not None:
         out["requestBody"] = {
             "required": method != "POST" or bool(op.body.get("required")),
