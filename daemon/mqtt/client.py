@@ -19,6 +19,7 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as mqtt
 from hallwatch.daemon.config.settings import Settings
+from hallwatch.daemon.mqtt.props import share_tables
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -92,6 +93,7 @@ def make_output_client(settings: Settings) -> aiomqtt.Client:
 
 def make_client(settings: Settings, *, identifier: str | None = None) -> AckingClient:
     """A persistent-session, manual-ack MQTT 5 client for the settings' broker."""
+    share_tables()  # see props.py: 14 % of ingest's CPU
     mq = settings.mqtt
     broker = mq.broker()
     session: dict[str, Any]
