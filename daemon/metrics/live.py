@@ -1,6 +1,6 @@
-"""The running daemon's own gauges: the estimator's (kept until an event, an advice or a
-restore, never while the lane is behind), the estimator lane's and the advice's back-pressure,
-the calendar's coverage, complaints refused past the cap."""
+"""The running daemon's own gauges: the estimator's (kept hall by hall until an event, an
+advice or a restore, never while the lane is behind), the estimator lane's and the advice's
+back-pressure, the calendar's coverage, complaints refused past the cap."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from typing import Protocol
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.estimate.advice import Advice
+from hallwatch.daemon.estimate.export import Families, errors_by_hall, families, hall_series
 from hallwatch.daemon.estimate.model import Estimator
-from hallwatch.daemon.metrics.kept import KeptFamilies
+from hallwatch.daemon.metrics.collectors import writable
+from hallwatch.daemon.metrics.exposition import lines_of
 from hallwatch.daemon.pipeline.lane import EstimateLane
 from hallwatch.daemon.pipeline.process import Pipeline
 from hallwatch.daemon.pipeline.schedule import AdviceCache
@@ -47,20 +49,67 @@ class Live(Protocol):
     def advice(self, hall: str, *, fresh: bool = False) -> Advice | None: ...
 
 
+class _HallText:
+    """One hall's estimator series as of its state `version` and its advice object: samples
+    and, per family, their text (exposition.py writes `chunks` as they are)."""
+
+    __slots__ = ("advice", "chunks", "samples", "version")
+
+    def __init__(self, version: int | None, advice: Advice | None, fams: Families) -> None:
+        self.version, self.advice = version, advice
+        self.samples = [[s for s in f.samples if writable(s)] for f in fams]
+        texts = lines_of([(f, samples) for f, samples in zip(fams, self.samples, strict=True)])
+        self.chunks = [b"".join(t) for t in texts]
+
+
 class LiveCollector(Collector):
+    """The estimator's families are kept hall by hall: built again for a hall when an event
+    reached it (its learned figures move only then) or its advice was renewed, not on every
+    scrape (at 500 halls, ~40,000 series, most of them the off-peak tables)."""
+
     def __init__(self, daemon: Live) -> None:
         self._d = daemon
-        self._kept = KeptFamilies()
+        self._halls: dict[str, _HallText] = {}
+        self._of: tuple[int, int] | None = None  # the state and estimator kept for
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
 
+    def _estimator(self) -> list[Metric]:
+        d = self._d
+        of = (id(d.state), id(d.estimator))
+        if of != self._of:
+            self._halls.clear()
+            self._of = of
+        learned, version = d.estimator.learned, d.pipeline.changes.version
+        errors = errors_by_hall(learned)
+        # While the lane is behind, the learned figures lag the state's version: not kept.
+        keep = d.lane.backlog == 0
+        out = families()
+        for fam in out:
+            fam.chunks = []  # type: ignore[attr-defined,union-attr]
+        names = sorted(set(d.state.halls) | set(errors))
+        for name in names:
+            adv = d.advice(name) if name in d.state.halls else None
+            kept = self._halls.get(name)
+            if kept is None or kept.version != version.get(name) or kept.advice is not adv:
+                fams = families()
+                hall_series(fams, learned, name, adv, errors.get(name, []))
+                kept = _HallText(version.get(name), adv, fams)
+                if keep:
+                    self._halls[name] = kept
+            for each, samples, chunk in zip(out, kept.samples, kept.chunks, strict=True):
+                each.samples.extend(samples)
+                each.chunks.append(chunk)  # type: ignore[attr-defined,union-attr]
+        if len(self._halls) > len(names):
+            for name in set(self._halls) - set(names):
+                del self._halls[name]
+        return list(out)
+
     def collect(self) -> Iterator[Metric]:
         d = self._d
         now = d.clock()
-        key = (id(d.state), id(d.estimator), d.pipeline.changes.count, d._advice.generation)
-        build = lambda: d.estimator.metrics(d.state, now, d.advice)  # noqa: E731
-        yield from self._kept.get(key if d.lane.backlog == 0 else None, build)
+        yield from self._estimator()
         yield from d.lane.metrics(now)
         yield GaugeMetricFamily(
             "hallwatch_advice_behind",
