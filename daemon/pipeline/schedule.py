@@ -6,7 +6,9 @@ A hall is evaluated on a tick when
   are measured against the clock on every tick, as before;
 - a time-only change of its rules is due (`next_due`): a device whose heartbeat runs out plus
   the rule's `after_s`, a system down for `after_s` or `escalate_after_s`, the hall's opening
-  and closing time and midnight (a new business day empties the hall's "now");
+  and closing time and midnight (a new business day empties the hall's "now"), the longest
+  wait already endured reaching the peak's `wait_s` or `escalate_wait_s`, a service with
+  people waiting and no window for the uncovered rule's `after_s`;
 - its retained status is due for the contract's keep-alive (`outputs.status_due`);
 - its sweep came: every hall has its own instant in each `SWEEP_S` (a phase from a hash of its
   name), and is evaluated on the first tick at or after it unless it was evaluated since. The
@@ -31,8 +33,9 @@ from zoneinfo import ZoneInfo
 
 from hallwatch.alerts.view import HallView
 from hallwatch.daemon.config.alerts import HallRules, RuleSettings
-from hallwatch.daemon.core.state import WAITING, Hall, HallsState
+from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState
 from hallwatch.daemon.estimate.advice import Advice, Steps
+from hallwatch.daemon.pipeline.views import endured, uncovered_since
 
 # Every hall is evaluated at least this often, whatever happened: the bound on how late a wait
 # that grows past the queue-peak threshold with no event (and only that) may be noticed. 30 s
@@ -84,12 +87,37 @@ def _local_boundaries(now: float, zone: ZoneInfo, rules: HallRules) -> Iterable[
         yield datetime.combine(day, at, zone).timestamp()
 
 
+def _waits_due(hall: Hall, day: Day | None, now: float, rules: HallRules) -> list[float]:
+    """When a wait already endured reaches the queue peak's marks, and when a service with
+    people waiting and no window has been so for the uncovered rule's `after_s`."""
+    if day is None:
+        return []
+    peak = rules.queue_peak
+    due = []
+    for waited in endured(day, now).values():
+        since = now - waited
+        due += [since + peak.wait_s, since + peak.escalate_wait_s]
+    due += [
+        since + rules.service_uncovered.after_s
+        for since in uncovered_since(hall, day, now).values()
+    ]
+    return due
+
+
 def next_due(
-    hall: Hall, now: float, rules: HallRules, zone: ZoneInfo, heartbeat_timeout_s: float
+    hall: Hall,
+    day: Day | None,
+    now: float,
+    rules: HallRules,
+    zone: ZoneInfo,
+    heartbeat_timeout_s: float,
 ) -> float:
     """The earliest time after `now` at which a rule on `hall` can change with no event (its
-    estimated waits aside: see the module docstring)."""
+    estimated waits aside: see the module docstring): opening hours, heartbeats running out,
+    a system down long enough, a wait already endured reaching the peak's marks, a service
+    uncovered long enough."""
     due = list(_local_boundaries(now, zone, rules))
+    due += _waits_due(hall, day, now, rules)
     dev = rules.device_offline
     for d in hall.devices.values():
         down_at = d.last_seen + heartbeat_timeout_s if d.state == "online" else d.since
@@ -163,7 +191,8 @@ class TickPlan:
                 continue
             version = changes.version.get(name)
             out.append(view(name))
-            due = next_due(hall, now, rules.for_hall(name), zone, heartbeat_timeout_s)
+            day = state.day_at(hall, now)
+            due = next_due(hall, day, now, rules.for_hall(name), zone, heartbeat_timeout_s)
             renew = renew_at(name)
             due = due if renew is None else max(now, min(due, renew))
             self._built.append((name, version, due))

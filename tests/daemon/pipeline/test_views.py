@@ -79,3 +79,21 @@ def test_a_transfer_waits_anew_and_an_empty_queue_is_not_uncovered() -> None:
     assert v.endured_s_by_service == {"loan": 300.0} and v.uncovered_since == {"loan": T + 600}
     s.apply(ticket_ev("cancelled", "A001", T + 950))
     assert view_at(s, T + 1000).uncovered_since == {}
+
+
+def test_the_tick_is_due_when_a_wait_endured_or_a_gap_reaches_its_mark() -> None:
+    """With no event to come, the schedule names the instant the lunch gap's loan customers have
+    waited uncovered for the rule's after_s (C002 from 11:35, +600 s) and, once covered, the
+    instant the longest wait reaches the peak's 20 minutes: exact, not at the next sweep."""
+    from zoneinfo import ZoneInfo
+
+    from hallwatch.daemon.config.alerts import HallRules
+    from hallwatch.daemon.pipeline.schedule import next_due
+
+    s = lunch_day()
+    hall, rules, zone = s.halls["h1"], HallRules(), ZoneInfo("Asia/Shanghai")
+    now = T + 2600
+    assert next_due(hall, s.day_at(hall, now), now, rules, zone, 90.0) == T + 2100 + 600
+    s.apply(window_ev("w1", "open", T + 2650, ("loan",)))
+    now = T + 2700
+    assert next_due(hall, s.day_at(hall, now), now, rules, zone, 90.0) == T + 2100 + 1200
