@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from hallwatch.daemon.base.ratelog import RateLimitedLog
-from hallwatch.daemon.metrics.exposition import Renderer
+from hallwatch.daemon.metrics.exposition import Renderer, plain
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
@@ -113,13 +112,13 @@ class SafeRegistry(CollectorRegistry):
 
     def render(self) -> bytes:
         """The text exposition: `generate_latest(self)`'s bytes, built reusing the lines of the
-        previous scrape (exposition.py); should that fail, generate_latest's own."""
+        previous scrape (exposition.py); should that fail, written plainly (`plain`)."""
         try:
             return self._renderer.render(self.collect())
         except Exception as err:
             self.failed("exposition", f"raised {err!r}", err)
             self._renderer = Renderer()
-            return generate_latest(self)
+            return plain(self.collect())
 
     def failed(self, name: str, what: str, err: BaseException | None = None) -> None:
         self.errors[name] = self.errors.get(name, 0) + 1

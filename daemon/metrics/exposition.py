@@ -5,7 +5,8 @@ A scrape at 500 halls is ~50,000 samples; formatting each one (label escaping, t
 text) took prometheus_client ~1 s of the event loop. Here every line is formatted by the library
 itself (a family of the missing samples handed to `generate_latest`), and kept:
 - a family may carry its samples' text already (`chunks`, bytes per hall, built by the state
-  collector when an event reaches the hall, see families.py); it is written as it is;
+  collector and the estimator's when an event reaches the hall, see families.py and live.py),
+  and then no samples: it is written as it is;
 - any other sample's line is looked up by (name, labels, value, timestamp) among the lines of
   the previous scrape, and formatted only when missing. What is kept is the last scrape's lines
   only, so a value that moves costs one line, and the memory stays one scrape's text.
@@ -121,3 +122,14 @@ class Renderer:
         if len(self._heads) > 1000:  # families come and go only with a new daemon version
             self._heads.clear()
         return b"".join(out)
+
+
+def plain(families: Iterable[Metric]) -> bytes:
+    """The exposition of `families` with no line kept (the fallback should `Renderer` fail): a
+    family's `chunks` as they are, every other family by generate_latest."""
+    out: list[bytes] = []
+    for fam in families:
+        chunks: list[bytes] | None = getattr(fam, "chunks", None)
+        out.append(generate_latest(_One(_bare(fam) if chunks is not None else fam)))  # type: ignore[arg-type]
+        out += chunks or ()
+    return b"".join(out)

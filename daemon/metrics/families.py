@@ -153,41 +153,36 @@ class StateCollector(Collector):
         for key, fam in fams.items():
             if key != "over_limit":
                 fam.chunks = []  # type: ignore[union-attr]  # their text, hall by hall
+        # The families carry their text only (`chunks`), no Sample objects: at 500 halls those
+        # were ~50,000 kept between scrapes (~20 MB) and as many made on each (#14).
+        oldest, device_up = fams["oldest"].chunks, fams["device_up"].chunks  # type: ignore[union-attr]
         for name, hall in state.halls.items():
             kept = self._cache.get(name)
             if kept is None or kept.version != version.get(name):
                 kept = self._cache[name] = _Kept(state, name, hall, now, version.get(name))
-            for key, samples in kept.samples.items():
-                fams[key].samples.extend(samples)
-                fams[key].chunks.append(kept.chunks[key])  # type: ignore[union-attr]
-            oldest = fams["oldest"]
-            for labels, first, prefix in kept.heads:
+            for key, chunk in kept.chunks.items():
+                fams[key].chunks.append(chunk)  # type: ignore[union-attr]
+            for first, prefix in kept.heads:
                 wait = 0.0 if first is None else max(0.0, now - first)
-                oldest.add_metric(labels, wait)
-                oldest.chunks.append(prefix + floatToGoString(wait).encode() + b"\n")  # type: ignore[union-attr, no-untyped-call]
-            device_up = fams["device_up"]
-            for labels, online, seen, texts in kept.devices:
-                up = online and now - seen <= self._heartbeat
-                device_up.add_metric(labels, 1 if up else 0)
-                device_up.chunks.append(texts[up])  # type: ignore[union-attr]
+                oldest.append(prefix + floatToGoString(wait).encode() + b"\n")  # type: ignore[no-untyped-call]
+            for online, seen, texts in kept.devices:
+                device_up.append(texts[online and now - seen <= self._heartbeat])
         return iter(fams.values())
 
 
 class _Kept:
-    """One hall's series as of `version`: the fixed ones with their text, and the figures of the
-    clocked ones (the first issue time of each service's waiting tickets, with the text of its
-    line up to the value; each device's status, with the text of both its lines)."""
+    """One hall's series as of `version`, as text: the fixed ones whole, the clocked ones as
+    figures (the first issue time of each service's waiting tickets, with the text of its line
+    up to the value; each device's status, with the text of both its lines)."""
 
-    __slots__ = ("chunks", "devices", "heads", "samples", "version")
+    __slots__ = ("chunks", "devices", "heads", "version")
 
     def __init__(self, state: HallsState, name: str, hall: Hall, now: float, version: int | None):
         self.version = version
         fams = _families(None)
         day = state.day_at(hall, now)
         _hall_series(fams, name, hall, day, now, 0.0, clocked=False)
-        self.samples = {
-            k: [s for s in f.samples if writable(s)] for k, f in fams.items() if f.samples
-        }
+        samples = {k: [s for s in f.samples if writable(s)] for k, f in fams.items() if f.samples}
         first: dict[str, float] = {}
         if day is not None:
             for t in day.tickets.values():
@@ -203,18 +198,18 @@ class _Kept:
             down.add_metric(labels, 0)
             live.add_metric(labels, 1)
         # One call of generate_latest for the hall's whole text (it costs per call, too).
-        pairs = [(fams[k], v) for k, v in self.samples.items()]
+        pairs = [(fams[k], v) for k, v in samples.items()]
         pairs += [(f, f.samples) for f in (clocked["oldest"], down, live)]
         texts = lines_of(pairs)
-        self.chunks = {k: b"".join(t) for k, t in zip(self.samples, texts, strict=False)}
+        self.chunks = {k: b"".join(t) for k, t in zip(samples, texts, strict=False)}
         oldest, off, on = texts[-3:]
         self.heads = [
-            (labels, first.get(labels[1]), text[: -len(b"0.0\n")])
+            (first.get(labels[1]), text[: -len(b"0.0\n")])
             for labels, text in zip(heads, oldest, strict=True)
         ]
         self.devices = [
-            (labels, d.state == "online", d.last_seen, (o, n))
-            for (labels, d), o, n in zip(devs, off, on, strict=True)
+            (d.state == "online", d.last_seen, (o, n))
+            for (_, d), o, n in zip(devs, off, on, strict=True)
         ]
 
 

@@ -50,15 +50,14 @@ class Live(Protocol):
 
 
 class _HallText:
-    """One hall's estimator series as of its state `version` and its advice object: samples
-    and, per family, their text (exposition.py writes `chunks` as they are)."""
+    """One hall's estimator series as of its state `version` and its advice object, as text per
+    family (exposition.py writes `chunks` as they are; no Sample objects are kept)."""
 
-    __slots__ = ("advice", "chunks", "samples", "version")
+    __slots__ = ("advice", "chunks", "version")
 
     def __init__(self, version: int | None, advice: Advice | None, fams: Families) -> None:
         self.version, self.advice = version, advice
-        self.samples = [[s for s in f.samples if writable(s)] for f in fams]
-        texts = lines_of([(f, samples) for f, samples in zip(fams, self.samples, strict=True)])
+        texts = lines_of([(f, [s for s in f.samples if writable(s)]) for f in fams])
         self.chunks = [b"".join(t) for t in texts]
 
 
@@ -98,8 +97,7 @@ class LiveCollector(Collector):
                 kept = _HallText(version.get(name), adv, fams)
                 if keep:
                     self._halls[name] = kept
-            for each, samples, chunk in zip(out, kept.samples, kept.chunks, strict=True):
-                each.samples.extend(samples)
+            for each, chunk in zip(out, kept.chunks, strict=True):
                 each.chunks.append(chunk)  # type: ignore[attr-defined,union-attr]
         if len(self._halls) > len(names):
             for name in set(self._halls) - set(names):

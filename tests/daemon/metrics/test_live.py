@@ -11,8 +11,8 @@ from hallwatch.daemon.config.sections import StoreSettings
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.estimate.export import metric_families
 from hallwatch.daemon.main import Daemon
+from hallwatch.daemon.metrics.exposition import plain
 from hallwatch.daemon.metrics.live import LiveCollector
-from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.factories import at, issued, ticket_ev, window_ev
 
@@ -36,13 +36,7 @@ class Clock:
 def _text(collect: object) -> list[str]:
     """The estimator's lines of a registry over `collect`, in order."""
 
-    class One:
-        def collect(self):  # type: ignore[no-untyped-def]
-            return collect()  # type: ignore[operator]
-
-    reg = CollectorRegistry()
-    reg.register(One())  # type: ignore[arg-type]
-    lines = generate_latest(reg).decode().splitlines()
+    lines = plain(collect()).decode().splitlines()  # type: ignore[operator]
     return sorted(ln for ln in lines if ln.startswith(ESTIMATOR))
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from hallwatch.daemon.config.sections import StoreSettings
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.main import Daemon
+from hallwatch.daemon.metrics.exposition import plain
 from hallwatch.daemon.metrics.families import StateCollector, state_metrics
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -33,9 +34,8 @@ def _daemon(tmp_path: Path, clock: Clock) -> Daemon:
 
 
 def _text(collector: StateCollector) -> bytes:
-    reg = CollectorRegistry()
-    reg.register(collector)
-    return generate_latest(reg)
+    """The collector's exposition as the daemon writes it (its families carry text only)."""
+    return plain(collector.collect())
 
 
 def _fresh(d: Daemon, clock: Clock) -> bytes:
