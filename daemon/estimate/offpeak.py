@@ -9,6 +9,11 @@ within the hall's `Hours`. A hall with no history of its own (a new hall) is not
 nothing: `hall_guidance` falls back to the centre's other halls' history pooled (each hall
 counted once, scaled to this hall's own level where it has a little), then to the typical day
 (`TYPICAL_QUIET`), and says which (`source_text`).
+
+The fallbacks also keep clear of the hall's lunch rotation (`Hours.lunch`): with windows away
+at lunch the hall is short-handed, which the centre's history and the typical day know nothing
+of, so their hour slots meeting a lunch slot are left out and the lunch stretches are cut out
+of the typical day's. The hall's own history has measured its lunch-time waits already.
 """
 
 from __future__ import annotations
@@ -73,13 +78,15 @@ def quiet_slots(
     min_samples: int = 3,
     calendar: WorkCalendar | None = None,
     hours: Hours | None = None,
+    lunch: bool = True,
 ) -> list[dict[str, Any]]:
     """The `top` quietest hour slots from now to `days` days ahead, by historical mean wait.
 
     Only slots with at least `min_samples` past waits count, so hours the hall is closed (no
     history) and thinly observed hours are never recommended, and with a `calendar` only its
     working days (never a public holiday such as 1 October, whatever weekday it falls on), with
-    `hours` only hours wholly within the hall's opening hours. Ties go to the sooner slot.
+    `hours` only hours wholly within the hall's opening hours (with `lunch` False, also none
+    meeting its lunch rotation). Ties go to the sooner slot.
     """
     zone = ZoneInfo(tz)
     start = datetime.fromtimestamp(now, zone).replace(minute=0, second=0, microsecond=0)
@@ -88,7 +95,7 @@ def quiet_slots(
         slot = start + timedelta(hours=k)
         if calendar is not None and not calendar.is_working_day(slot.date()):
             continue
-        if hours is not None and not _within(hours, slot.hour):
+        if hours is not None and not _within(hours, slot.hour, lunch=lunch):
             continue
         i = slot.weekday() * 24 + slot.hour
         n = table.counts[i]
@@ -157,9 +164,12 @@ def guidance(
     }
 
 
-def _within(hours: Hours, hour: int) -> bool:
-    """The hour slot `hour`:00 to `hour + 1`:00 lies wholly within the opening hours."""
+def _within(hours: Hours, hour: int, *, lunch: bool = True) -> bool:
+    """The hour slot `hour`:00 to `hour + 1`:00 lies wholly within the opening hours (and,
+    with `lunch` False, meets no lunch slot of the rotation)."""
     start, end = hour * 60, (hour + 1) * 60
+    if not lunch and any(_minutes(x.start) < end and start < _minutes(x.end) for x in hours.lunch):
+        return False
     return _minutes(hours.open) <= start and end <= _minutes(hours.close)
 
 
@@ -234,12 +244,19 @@ def typical_slots(
 
 
 def typical_windows(hours: Hours) -> list[tuple[time, time]]:
-    """`TYPICAL_QUIET` cut to the opening hours (a stretch outside them is dropped)."""
-    out = []
+    """`TYPICAL_QUIET` cut to the opening hours (a stretch outside them is dropped), the
+    rotation's lunch slots cut out of them."""
+    out: list[tuple[time, time]] = []
     for start, end in TYPICAL_QUIET:
-        s, e = max(start, hours.open), min(end, hours.close)
-        if s < e:
-            out.append((s, e))
+        pieces = [(max(start, hours.open), min(end, hours.close))]
+        for x in hours.lunch:
+            pieces = [
+                p
+                for a, b in pieces
+                for p in ((a, min(b, x.start)), (max(a, x.end), b))
+                if p[0] < p[1]
+            ]
+        out.extend(p for p in pieces if p[0] < p[1])
     return out
 
 
@@ -265,7 +282,7 @@ def hall_guidance(
     if not slots:
         thin = own if sum(own.counts) >= min_samples else None
         pool = pooled(others, thin)
-        slots = quiet_slots(pool, now, min_samples=min_samples, hours=hours, **kw)
+        slots = quiet_slots(pool, now, min_samples=min_samples, hours=hours, lunch=False, **kw)
         source, hint = "centre", "本厅历史数据不足，参考全中心历史：以下时段平均等候时间最短"
         for s in slots:
             s["source_text"] = SOURCES["centre"]

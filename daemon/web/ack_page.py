@@ -9,6 +9,11 @@ accident, and the body is what is checked); it stores the acknowledgement, then 
 acknowledgement is the alert service's own (repeats stop, the report shows it); a second submit
 changes nothing. A forged, tampered or expired link gets a Chinese error page (403, 410),
 counted in `hallwatch_ack_page_refused_total` and logged without the token.
+
+Guessing is bounded: a client address whose lookups failed (forged links or codes)
+`limits.ACK_FAILURES_PER_MINUTE` times within a minute gets 429 with `Retry-After` for every
+lookup (GET and POST /ack/{token}, GET /ack?code=) until its bucket refills; counted as
+`reason="limited"`.
 """
 
 from __future__ import annotations
@@ -33,13 +38,14 @@ from hallwatch.daemon.base import glossary, signing
 from hallwatch.daemon.base.ratelog import RateLimitedLog
 from hallwatch.daemon.config.roster import Person
 from hallwatch.daemon.core.state import HallsState
+from hallwatch.daemon.web.limits import FailedLookups
 from prometheus_client import CollectorRegistry, Counter
 
 log = logging.getLogger("hallwatch.http")
 PAGE = Path(__file__).resolve().parent / "static" / "ack.html"
 NOTE_MAX = 200
 NAME_MAX = 32
-REASONS = ("forged", "expired", "over", "invalid")
+REASONS = ("forged", "expired", "over", "invalid", "limited")
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
@@ -52,6 +58,7 @@ ERRORS = {
     "forged": (403, "链接无效", "该确认链接或确认码无效（可能输错、被改动，或告警早已结束）。"),
     "expired": (410, "链接已过期", "该确认链接已过期，请使用最新一条告警消息中的链接。"),
     "over": (410, "告警已结束", "该告警已结束，无需再确认。"),
+    "limited": (429, "尝试次数过多", "输错确认链接或确认码的次数过多，请稍后再试。"),
 }
 
 
@@ -60,7 +67,8 @@ class AckPageMetrics:
         self.refused = Counter(
             "hallwatch_ack_page_refused",
             "Acknowledgement page requests refused: forged (bad or tampered link or code), "
-            "expired, over (the alert has ended), invalid (a bad form).",
+            "expired, over (the alert has ended), invalid (a bad form), limited (too many "
+            "failed lookups from the address).",
             ["reason"],
             registry=registry,
         )
@@ -96,8 +104,10 @@ class AckPage:
         alerts: Alerts,
         windows_of: Callable[[str], int],
         registry: CollectorRegistry | None,
+        guesses: FailedLookups | None = None,
     ) -> None:
         self.alerts, self.windows_of = alerts, windows_of
+        self.guesses = guesses if guesses is not None else FailedLookups()
         self.page, self.metrics = Page(), AckPageMetrics(registry)
         self.quiet = RateLimitedLog(log, every=60.0)
         self.zone = ZoneInfo(alerts.settings.rules.timezone)
@@ -107,8 +117,10 @@ class AckPage:
 
     def refuse(self, reason: str, request: web.Request, hall: str = "") -> web.Response:
         """The error page; counted, and logged (at most once a minute per reason) with the
-        client's address, never the token."""
+        client's address, never the token. A forged one counts against the address."""
         self.metrics.refused.labels(reason).inc()
+        if reason == "forged":
+            self.guesses.failed(request.remote or "?")
         status, title, text = ERRORS[reason]
         self.quiet.log(
             logging.WARNING,
@@ -120,9 +132,21 @@ class AckPage:
         )
         return self.page(title, hall, _card(title, text, "err"), status)
 
+    def limited(self, request: web.Request) -> web.Response | None:
+        """429 with `Retry-After` while the address has no failed lookups left, else None."""
+        wait = self.guesses.wait(request.remote or "?")
+        if not wait:
+            return None
+        resp = self.refuse("limited", request)
+        resp.headers["Retry-After"] = str(wait)
+        return resp
+
     def find(self, token: str, request: web.Request) -> Found | web.Response:
         """The firing alert and role of a link or code, or the error page."""
         alerts, links = self.alerts, self.alerts.links
+        refused = self.limited(request)
+        if refused is not None:
+            return refused
         if links is None:
             return self.refuse("forged", request)
         episodes = list(alerts.engine.episodes.values())
@@ -201,6 +225,9 @@ class AckPage:
     async def entry(self, request: web.Request) -> web.StreamResponse:
         """GET /ack: where a code is typed in; ?code=... goes on to its page."""
         raw = request.query.get("code", "")
+        refused = self.limited(request) if raw else None
+        if refused is not None:
+            return refused
         if raw:
             code = signing.normal_code(raw[:40])
             if code is None:
@@ -225,7 +252,7 @@ class AckPage:
         data = _form(await request.read())
         sent = data.get("token")
         if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), token.encode()):
-            return self.refuse("forged", request)
+            return self.limited(request) or self.refuse("forged", request)
         found = self.find(token, request)
         if isinstance(found, web.Response):
             return found
@@ -281,10 +308,12 @@ def add_routes(
     *,
     windows_of: Callable[[str], int],
     registry: CollectorRegistry | None = None,
+    guesses: FailedLookups | None = None,
 ) -> None:
     """Mount GET /ack, GET /ack/{token}, POST /ack/{token}. `windows_of(hall)`: how many
-    windows the hall has (the most emergency windows one can say were opened)."""
-    page = AckPage(alerts, windows_of, registry)
+    windows the hall has (the most emergency windows one can say were opened); `guesses`:
+    the failed-lookup bound (10 a minute per address by default)."""
+    page = AckPage(alerts, windows_of, registry, guesses)
     app.router.add_get("/ack", page.entry)
     app.router.add_get("/ack/{token}", page.show)
     app.router.add_post("/ack/{token}", page.submit)

@@ -8,6 +8,11 @@ recomputes days of history); without one the answer is 429 with `Retry-After` (w
 until a token is back). Other reads are never limited: Prometheus and the hall screens poll.
 The table of clients is bounded, so a flood of source addresses cannot grow memory without end.
 
+`FailedLookups` bounds guessing on the acknowledgement page (where the link or code is the
+credential): each client address may fail `ACK_FAILURES_PER_MINUTE` lookups (a bucket of that
+many, refilling continuously); with none left, every lookup from it is refused with 429 and
+`Retry-After` until one is back, valid or not. Lookups that succeed take nothing.
+
 Bodies are capped at `client_max_size` (413) and must arrive within `read_timeout_s` (408); the
 request line and headers have the same deadline through aiohttp's `keepalive_timeout`, which
 (aiohttp 3.14.4 on) runs from the moment a connection opens until its first request is whole.
@@ -29,6 +34,7 @@ from aiohttp.typedefs import Middleware
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 EXPENSIVE = ("/api/report",)  # reads that cost seconds of CPU each
 MAX_CLIENTS = 10_000
+ACK_FAILURES_PER_MINUTE = 10  # failed ack-link/code lookups per client address
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -57,6 +63,33 @@ class RateLimiter:
         while len(self._buckets) > self.max_clients:
             self._buckets.popitem(last=False)  # forget the longest idle (a full bucket anyway)
         return wait
+
+    def peek(self, key: str, now: float) -> float:
+        """Like `take`, without taking: 0 if a token is there, else the seconds until one."""
+        tokens, at = self._buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + max(0.0, now - at) * self.refill_per_s)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.refill_per_s
+
+
+class FailedLookups:
+    """Per client address, at most `per_minute` failed lookups (of a secret such as an ack
+    link or code); `wait(client)` is 0 while the client may still look up, else the whole
+    seconds until it may (for `Retry-After`); `failed(client)` counts one failure."""
+
+    def __init__(
+        self,
+        per_minute: int = ACK_FAILURES_PER_MINUTE,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bucket, self.clock = RateLimiter(per_minute), clock
+
+    def wait(self, client: str) -> int:
+        wait = self.bucket.peek(client, self.clock())
+        return max(1, math.ceil(wait)) if wait > 0 else 0
+
+    def failed(self, client: str) -> None:
+        self.bucket.take(client, self.clock())
 
 
 def rate_limit(per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> Middleware:

@@ -170,7 +170,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         {200: {"application/json": OVERVIEW}},
     ),
     ("GET", "/api/offpeak/{hall}"): Operation(
-        "Quiet and busy hours of the coming days, from the waits the hall has seen.", JSON_OK
+        "The mean waits the hall has seen by weekday and hour, and the quiet hours of the "
+        "coming days (working days of the calendar, within the hall's own hours): from its own "
+        "waits; for a hall without history of its own, from the centre's other halls pooled, "
+        "else the typical day of a service hall, these two keeping clear of the hall's lunch "
+        "rotation. `source` (own | centre | typical) and `source_text` (本厅历史 | "
+        "参考全中心历史 | 参考一般规律), also on each fallback slot, say where the figures come "
+        "from.",
+        JSON_OK,
     ),
     ("GET", "/api/report"): Operation(
         "The centre's report for a period (at most 93 days): an HTML page or a zip of CSVs.",
