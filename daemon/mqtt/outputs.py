@@ -8,6 +8,8 @@ on them. When the broker is away the oldest queued outputs are dropped (and coun
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import json
 import logging
 import random
@@ -22,7 +24,15 @@ from prometheus_client import CollectorRegistry, Counter
 
 log = logging.getLogger("hallwatch.outputs")
 
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 STATUS_EVERY_S = 30.0
+WINDOW = 64  # outputs published and awaiting their PUBACK at once
+Output = tuple[str, bytes, bool]  # topic, payload, retain
 
 
 def status_payload(
@@ -71,6 +81,9 @@ class OutputPublisher:
             registry=registry,
         )
         self._last_status: dict[str, tuple[str, float]] = {}
+        # (order taken, output) that failed on a connection, sent first on the next, in order
+        self._retry: list[tuple[int, Output]] = []
+        self._taken = itertools.count()
 
     def put(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> None:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
@@ -106,21 +119,11 @@ class OutputPublisher:
         mq = self._settings.mqtt
         attempt = 0
         rand = random.Random()
-        pending: tuple[str, bytes, bool] | None = None
         while True:
             try:
                 async with make_client() as client:
                     attempt = 0
-                    while True:
-                        if pending is None:
-                            pending = await self._queue.get()
-                        topic, body, retain = pending
-                        await client.publish(topic, body, qos=1, retain=retain)
-                        self.published.labels("status" if retain else "estimate").inc()
-                        pending = None
-                        # Python 3.11's asyncio.wait_for (inside aiomqtt's publish) drops a
-                        # cancellation that lands as the PUBACK arrives: honour it here.
-                        raise_if_cancelling()
+                    await self._publish(client)
             except aiomqtt.MqttError as err:
                 reraise_if_cancelled(err)
                 wait = backoff.delay(
@@ -129,3 +132,69 @@ class OutputPublisher:
                 log.warning("output connection: %s; retrying in %.1f s", err, wait)
                 attempt += 1
                 await asyncio.sleep(wait)
+
+    async def _publish(self, client: aiomqtt.Client) -> None:
+        """Publish queued outputs with up to WINDOW of them awaiting their PUBACK at once, in
+        the order queued (paho writes each at the call; only the wait runs concurrently). One at
+        a time, each output waited for a turn of the event loop and the broker's answer: ~100
+        a second while ingest and the estimator kept the loop busy, less than the status and
+        estimates of 100 busy halls, and estimates queued for half a second (#14). A publish
+        that fails, and those still awaiting their PUBACK then, are sent again first on the next
+        connection (QoS 1: at least once); the failure reconnects."""
+        window = asyncio.Semaphore(WINDOW)
+        flying: dict[asyncio.Task[None], None] = {}  # in the order published
+        failed: list[aiomqtt.MqttError] = []
+        broken = asyncio.Event()
+
+        async def one(item: tuple[int, Output]) -> None:
+            topic, body, retain = item[1]
+            try:
+                await client.publish(topic, body, qos=1, retain=retain)
+                self.published.labels("status" if retain else "estimate").inc()
+            except aiomqtt.MqttError as err:
+                bisect.insort(self._retry, item)
+                failed.append(err)
+                broken.set()
+            except asyncio.CancelledError:
+                bisect.insort(self._retry, item)  # no PUBACK came: again on the next connection
+                raise
+            finally:
+                window.release()
+
+        try:
+            while (item := await self._next(broken)) is not None:
+                await window.acquire()
+                task = asyncio.create_task(one(item))
+                flying[task] = None
+                task.add_done_callback(lambda t: flying.pop(t, None))
+                # Python 3.11's asyncio.wait_for (inside aiomqtt's publish) drops a
+                # cancellation that lands as the PUBACK arrives: honour it here.
+                raise_if_cancelling()
+            raise failed[0]
+        finally:
+            waiting = list(flying)
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+
+    async def _next(self, broken: asyncio.Event) -> tuple[int, Output] | None:
+        """The next output to publish (one that failed first), or None once `broken`."""
+        if broken.is_set():
+            return None
+        if self._retry:
+            return self._retry.pop(0)
+        getter = asyncio.ensure_future(self._queue.get())
+        stop = asyncio.ensure_future(broken.wait())
+        try:
+            await asyncio.wait({getter, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not getter.done():
+                getter.cancel()
+            elif not getter.cancelled() and (broken.is_set() or _cancelling()):
+                # Taken as the connection broke or the task is cancelled: first next time.
+                bisect.insort(self._retry, (next(self._taken), getter.result()))
+                getter = None  # type: ignore[assignment]
+        if getter is None or getter.cancelled() or broken.is_set():
+            return None
+        return next(self._taken), getter.result()
