@@ -37,6 +37,8 @@ class Learned(msgspec.Struct):
     last_end: dict[str, float] = msgspec.field(default_factory=dict)  # hall/window
     paused_at: dict[str, float] = msgspec.field(default_factory=dict)  # hall/window
     waits: dict[str, WaitTable] = msgspec.field(default_factory=dict)  # hall -> off-peak table
+    # hall -> scaled residuals of estimates that met their call (`interval.residual`)
+    resid: dict[str, list[float]] = msgspec.field(default_factory=dict)
 
 
 class _Envelope(msgspec.Struct):

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, Ticket
+from hallwatch.daemon.estimate import interval
 from hallwatch.daemon.estimate.advice import Advice, advise
 from hallwatch.daemon.estimate.export import metric_families
 from hallwatch.daemon.estimate.forecast import Forecaster
@@ -59,7 +60,8 @@ _KEEP_ERRORS = 200
 
 @dataclass(frozen=True, slots=True)
 class EstimateOut:
-    """Published on `{root}/{hall}/estimate` for an issued ticket."""
+    """Published on `{root}/{hall}/estimate` for an issued ticket (and again, `revision` > 0,
+    when its forecast moved); `p10_s`/`p90_s` bound the wait in eight cases out of ten."""
 
     hall: str
     ticket: str
@@ -68,6 +70,9 @@ class EstimateOut:
     position: int
     estimated_wait_s: float | None
     at: float
+    p10_s: float | None = None
+    p90_s: float | None = None
+    revision: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +127,7 @@ class Estimator(Forecaster):
         self.max_extra_windows = max_extra_windows
         self.quick = False  # the daemon is behind: queue-length estimates (see `Forecaster`)
         self._issued_since_prune = 0
+        self._bands: dict[str, interval.Band] = {}
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -198,7 +204,7 @@ class Estimator(Forecaster):
     ) -> EstimateOut | None:
         service = t.service or ev.service or ""
         if t.status != WAITING:  # its call overtook its issue on the wire
-            return EstimateOut(ev.hall, ev.ticket, service, t.priority, 0, 0.0, ev.ts)
+            return EstimateOut(ev.hall, ev.ticket, service, t.priority, 0, 0.0, ev.ts, 0.0, 0.0)
         if t.first_issued_at is not None and t.first_issued_at != ev.ts:
             return None  # a second `issued` for the same ticket (another id): already estimated
         if self.quick:
@@ -216,7 +222,8 @@ class Estimator(Forecaster):
             del L.call_age[next(iter(L.call_age))]
         if not self.quick:  # the accuracy metrics judge the estimator, not its fallback
             L.pending[key] = Pending(service, est, t.issued_at or ev.ts)
-        return EstimateOut(ev.hall, ev.ticket, service, t.priority, position, est, ev.ts)
+        lo, hi = self.wait_range(ev.hall, est)
+        return EstimateOut(ev.hall, ev.ticket, service, t.priority, position, est, ev.ts, lo, hi)
 
     def _on_called(self, ev: TicketEvent, t: Ticket, key: str) -> list[EstimateOut | ErrorOut]:
         L = self.learned
@@ -233,6 +240,8 @@ class Estimator(Forecaster):
         if p is None or p.estimate is None:
             return []
         err = p.estimate - actual
+        push(L.resid.setdefault(ev.hall, []), interval.residual(p.estimate, actual), interval.KEEP)
+        self._bands.pop(ev.hall, None)
         ekey = f"{ev.hall}{SEP}{p.service}"
         push(L.errors.setdefault(ekey, []), err, _KEEP_ERRORS)
         h = L.hist.setdefault(ekey, [0.0] * (len(ERROR_BUCKETS) + 2))
@@ -244,6 +253,16 @@ class Estimator(Forecaster):
         return [ErrorOut(ev.hall, p.service, p.estimate, actual)]
 
     # -- accuracy, advice and metrics -------------------------------------------------------
+
+    def wait_range(self, hall: str, estimate: float | None) -> tuple[float | None, float | None]:
+        """The P10-P90 range of a wait estimated at `estimate` seconds in `hall` (see
+        `interval`): calibrated on how the hall's past estimates met their calls."""
+        if estimate is None:
+            return None, None
+        b = self._bands.get(hall)
+        if b is None:
+            b = self._bands[hall] = interval.band(self.learned.resid.get(hall))
+        return b.around(estimate)
 
     def rolling_mae(self, hall: str, service: str) -> float | None:
         """Mean absolute error of the last estimates for this service that met their call."""
