@@ -48,6 +48,12 @@ class Forecaster(Laws):
         self.rate_window_s = rate_window_s
         self.samples = samples
         self.quantile = quantile
+        # Overtaking arrivals projected: the day's rate so far, times this share. Both fitted on
+        # the development families of `sensors.scenarios` (tests/harness/estimate_seeds.json):
+        # the last hour's rate alone, or the whole rate, overestimated the overtaking where
+        # green-channel customers are many (issue #17).
+        self.rate_blend = 0.0
+        self.rate_scale = 0.6
         # Quick mode (`quick`, set by the daemon while it is behind, e.g. a flood of tickets):
         # an issued ticket gets a queue-length estimate from a per-hall count refreshed every
         # few seconds, instead of a forward simulation over the whole queue.
@@ -151,7 +157,7 @@ class Forecaster(Laws):
         samples = min(samples, _SAMPLE_BUDGET // max(1, len(items)))
         if called is None or samples <= 0:
             return (None if called is None else max(0.0, called - now)), position
-        rates = [(k, r) for k, r in self.arrival_rates(day, now).items() if k[1] < below_rank]
+        rates = [(k, r) for k, r in self.overtaking_rates(day, now).items() if k[1] < below_rank]
         horizon = min(self.closing_ts(now), now + 3 * 3600.0)
         waits = []
         # Latin hypercube over the windows' residual draws: run r draws window w's residual
@@ -207,7 +213,9 @@ class Forecaster(Laws):
         """How many overtaking tickets (rank below `below_rank`) `_arrivals` would add."""
         span = max(0.0, min(self.closing_ts(now), now + 3 * 3600.0) - now)
         return sum(
-            r * span for (_, rank), r in self.arrival_rates(day, now).items() if rank < below_rank
+            r * span
+            for (_, rank), r in self.overtaking_rates(day, now).items()
+            if rank < below_rank
         )
 
     def closing_ts(self, now: float) -> float:
@@ -224,6 +232,30 @@ class Forecaster(Laws):
                 k = (t.service, PRIORITY_RANK.get(t.priority, 2))
                 counts[k] = counts.get(k, 0) + 1
         return {k: n / span for k, n in counts.items()}
+
+    def overtaking_rates(self, day: Day, now: float) -> dict[tuple[str, int], float]:
+        """Arrivals per second by (service, class rank) to project into a ticket's future: the
+        last `rate_window_s` blended with the day so far (`rate_blend` on the recent rate),
+        times `rate_scale`. A handful of green tickets in the last hour is a noisy rate, and
+        arrival curves fall back after their peak: projecting the peak hour's rate for hours
+        overestimated the overtaking."""
+        first = min((t.issued_at for t in day.tickets.values() if t.issued_at), default=now)
+        recent_span = max(min(self.rate_window_s, now - first), 900.0)
+        day_span = max(now - first, 900.0)
+        recent: dict[tuple[str, int], int] = {}
+        whole: dict[tuple[str, int], int] = {}
+        for t in day.tickets.values():
+            if t.service and t.issued_at is not None and t.issued_at <= now:
+                k = (t.service, PRIORITY_RANK.get(t.priority, 2))
+                whole[k] = whole.get(k, 0) + 1
+                if now - recent_span < t.issued_at:
+                    recent[k] = recent.get(k, 0) + 1
+        w = self.rate_blend
+        f = self.rate_scale
+        return {
+            k: f * (w * recent.get(k, 0) / recent_span + (1.0 - w) * n / day_span)
+            for k, n in whole.items()
+        }
 
     def queue_items(self, day: Day, now: float, target: str | None) -> list[Item]:
         return [
@@ -243,7 +275,7 @@ class Forecaster(Laws):
         (at (k - 1/2) / rate) until closing time or three hours ahead."""
         horizon = min(self.closing_ts(now), now + 3 * 3600.0)
         out = []
-        for (service, rank), rate in self.arrival_rates(day, now).items():
+        for (service, rank), rate in self.overtaking_rates(day, now).items():
             if rank >= below_rank or rate <= 0:
                 continue
             k = 1

@@ -1,15 +1,18 @@
-"""P10-P90 ranges around the wait estimates, calibrated on what the daemon saw.
+"""P10-P90 ranges around the wait estimates, and their median correction, calibrated on what
+the daemon saw.
 
-Every estimate that met its call leaves a *scaled residual* r = (actual - estimate) /
-(estimate + SCALE_S), kept per hall (the last `KEEP`). The range of a new estimate e is
+Every forecast that met its call leaves a *scaled residual* r = (actual - forecast) /
+(forecast + SCALE_S), kept per hall and per size of forecast (`bucket`: under a minute, under
+ten, longer), the last `KEEP` of each. For a new forecast f, with q10, q50, q90 the percentiles
+of its bucket's residuals shrunk towards the prior ones by `PRIOR_WEIGHT` pseudo-residuals,
 
-    [max(0, e + q10 * (e + SCALE_S)),  e + q90 * (e + SCALE_S)]
+    estimate = f + q50 * (f + SCALE_S),   range = [f + q10 * (f + SCALE_S), f + q90 * (f + SCALE_S)]
 
-with q10 and q90 the 10th and 90th percentiles of the hall's residuals, shrunk towards prior
-percentiles (fitted once on the development families of `sensors.scenarios`) by `PRIOR_WEIGHT`
-pseudo-residuals; q10 <= 0 <= q90, so the range always holds the estimate. It widens with the
-estimate (a long wait is less certain in seconds) and with how wrong the hall's estimates have
-been. It costs a lookup per estimate: the percentiles are re-sorted only after new residuals.
+clipped at 0, with q10 <= q50 <= q90 so the range always holds the estimate. The median
+correction removes what the forward simulation gets wrong in this hall, systematically (its
+arrivals, its patience); the range widens with the forecast (a long wait is less certain in
+seconds) and with how wrong the hall's forecasts have been. Both cost a lookup per estimate:
+the percentiles are re-sorted only after new residuals.
 """
 
 from __future__ import annotations
@@ -17,28 +20,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SCALE_S = 120.0  # a short wait still gets about a service time's width
-KEEP = 400  # residuals per hall: about two busy days
-PRIOR_WEIGHT = 40.0
-PRIOR_Q10 = -0.55
-PRIOR_Q90 = 0.75
+KEEP = 300  # residuals per hall and bucket
+PRIOR_WEIGHT = 25.0
+BUCKETS = (60.0, 600.0)  # forecast bounds of buckets 0, 1; bucket 2 above
 
 
 @dataclass(frozen=True, slots=True)
 class Band:
     q10: float
+    q50: float
     q90: float
 
-    def around(self, estimate: float) -> tuple[float, float]:
-        """(p10, p90) of the wait, in seconds, for a point estimate."""
-        scale = estimate + SCALE_S
-        return max(0.0, estimate + self.q10 * scale), estimate + self.q90 * scale
+    def apply(self, forecast: float) -> tuple[float, float, float]:
+        """(estimate, p10, p90) in seconds for a forecast of the simulation."""
+        scale = forecast + SCALE_S
+        return (
+            max(0.0, forecast + self.q50 * scale),
+            max(0.0, forecast + self.q10 * scale),
+            max(0.0, forecast + self.q90 * scale),
+        )
 
 
-PRIOR = Band(PRIOR_Q10, PRIOR_Q90)
+#: Before the hall has a history: percentiles fitted once on the development families.
+PRIORS = (Band(-0.1, 0.0, 0.4), Band(-0.45, 0.0, 0.6), Band(-0.45, 0.0, 0.6))
 
 
-def residual(estimate: float, actual: float) -> float:
-    return (actual - estimate) / (estimate + SCALE_S)
+def bucket(forecast: float) -> int:
+    return sum(forecast >= b for b in BUCKETS)
+
+
+def residual(forecast: float, actual: float) -> float:
+    return (actual - forecast) / (forecast + SCALE_S)
 
 
 def _percentile(xs: list[float], q: float) -> float:
@@ -47,13 +59,14 @@ def _percentile(xs: list[float], q: float) -> float:
     return xs[i] if i + 1 >= len(xs) else xs[i] + (xs[i + 1] - xs[i]) * (pos - i)
 
 
-def band(residuals: list[float] | None) -> Band:
-    """The hall's band: its residuals' percentiles, shrunk to the prior."""
+def band(residuals: list[float] | None, prior: Band) -> Band:
+    """A bucket's band: its residuals' percentiles, shrunk to the prior."""
     if not residuals:
-        return PRIOR
+        return prior
     xs = sorted(residuals)
     n = len(xs)
     w = n / (n + PRIOR_WEIGHT)
-    q10 = w * _percentile(xs, 0.1) + (1.0 - w) * PRIOR.q10
-    q90 = w * _percentile(xs, 0.9) + (1.0 - w) * PRIOR.q90
-    return Band(min(0.0, q10), max(0.0, q90))
+    q10 = w * _percentile(xs, 0.1) + (1.0 - w) * prior.q10
+    q50 = w * _percentile(xs, 0.5) + (1.0 - w) * prior.q50
+    q90 = w * _percentile(xs, 0.9) + (1.0 - w) * prior.q90
+    return Band(min(q10, q50), q50, max(q90, q50))

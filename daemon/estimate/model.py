@@ -181,11 +181,11 @@ class Estimator(Forecaster):
                     push(L.recall, dur, 50)
             if event.window:
                 L.last_end[f"{event.hall}{SEP}{event.window}"] = event.ts
-        elif event.type == "cancelled":
-            L.cancelled += 1
+        elif event.type in ("cancelled", "transferred"):
+            L.cancelled += event.type == "cancelled"
             L.pending.pop(key, None)
-        elif event.type == "transferred":
-            L.pending.pop(key, None)
+            if L.forecasts:
+                L.forecasts.pop(key, None)
         return []
 
     def _on_window(self, ev: WindowEvent) -> None:
@@ -208,9 +208,10 @@ class Estimator(Forecaster):
         if t.first_issued_at is not None and t.first_issued_at != ev.ts:
             return None  # a second `issued` for the same ticket (another id): already estimated
         if self.quick:
-            est, position = self.quick_estimate(ev.hall, hall, day, t, ev.ts)
+            forecast, position = self.quick_estimate(ev.hall, hall, day, t, ev.ts)
         else:
-            est, position = self.simulate_ticket(ev.hall, hall, day, ev.ticket, t, ev.ts)
+            forecast, position = self.simulate_ticket(ev.hall, hall, day, ev.ticket, t, ev.ts)
+        est, lo, hi = self.calibrated(ev.hall, forecast)
         L = self.learned
         # Tickets never called (the hall closed, an event lost) must not pile up forever.
         self._issued_since_prune += 1
@@ -218,11 +219,16 @@ class Estimator(Forecaster):
             self._issued_since_prune = 0
             for k in [k for k, p in L.pending.items() if p.issued_at < ev.ts - 86400.0]:
                 del L.pending[k]
+            if L.forecasts:
+                L.forecasts = {k: f for k, f in L.forecasts.items() if k in L.pending}
         while len(L.call_age) > 5000:
             del L.call_age[next(iter(L.call_age))]
         if not self.quick:  # the accuracy metrics judge the estimator, not its fallback
             L.pending[key] = Pending(service, est, t.issued_at or ev.ts)
-        lo, hi = self.wait_range(ev.hall, est)
+            if forecast is not None:
+                if not L.forecasts:
+                    L.forecasts = {}
+                L.forecasts[key] = forecast
         return EstimateOut(ev.hall, ev.ticket, service, t.priority, position, est, ev.ts, lo, hi)
 
     def _on_called(self, ev: TicketEvent, t: Ticket, key: str) -> list[EstimateOut | ErrorOut]:
@@ -237,11 +243,16 @@ class Estimator(Forecaster):
         L.call_age[key] = actual
         L.waits.setdefault(ev.hall, WaitTable()).add(t.issued_at, actual, self.zone)
         p = L.pending.pop(key, None)
+        forecast = L.forecasts.pop(key, None) if L.forecasts else None
         if p is None or p.estimate is None:
             return []
         err = p.estimate - actual
-        push(L.resid.setdefault(ev.hall, []), interval.residual(p.estimate, actual), interval.KEEP)
-        self._bands.pop(ev.hall, None)
+        if forecast is not None:
+            if not L.resid:
+                L.resid = {}
+            bkey = f"{ev.hall}{SEP}{interval.bucket(forecast)}"
+            push(L.resid.setdefault(bkey, []), interval.residual(forecast, actual), interval.KEEP)
+            self._bands.pop(bkey, None)
         ekey = f"{ev.hall}{SEP}{p.service}"
         push(L.errors.setdefault(ekey, []), err, _KEEP_ERRORS)
         h = L.hist.setdefault(ekey, [0.0] * (len(ERROR_BUCKETS) + 2))
@@ -254,15 +265,20 @@ class Estimator(Forecaster):
 
     # -- accuracy, advice and metrics -------------------------------------------------------
 
-    def wait_range(self, hall: str, estimate: float | None) -> tuple[float | None, float | None]:
-        """The P10-P90 range of a wait estimated at `estimate` seconds in `hall` (see
-        `interval`): calibrated on how the hall's past estimates met their calls."""
-        if estimate is None:
-            return None, None
-        b = self._bands.get(hall)
-        if b is None:
-            b = self._bands[hall] = interval.band(self.learned.resid.get(hall))
-        return b.around(estimate)
+    def calibrated(
+        self, hall: str, forecast: float | None
+    ) -> tuple[float | None, float | None, float | None]:
+        """(estimate, p10, p90) of a wait the simulation forecast at `forecast` seconds in
+        `hall` (see `interval`): corrected and ranged by how its past forecasts met their calls."""
+        if forecast is None:
+            return None, None, None
+        b = interval.bucket(forecast)
+        key = f"{hall}{SEP}{b}"
+        band = self._bands.get(key)
+        if band is None:
+            resid = self.learned.resid.get(key) if self.learned.resid else None
+            band = self._bands[key] = interval.band(resid, interval.PRIORS[b])
+        return band.apply(forecast)
 
     def rolling_mae(self, hall: str, service: str) -> float | None:
         """Mean absolute error of the last estimates for this service that met their call."""

@@ -155,15 +155,23 @@ def coverage(rows: list[Row]) -> dict[str, float | int | None]:
     """Share of actual waits within the daemon's P10-P90 range, below it, above it."""
     ranged = [r for r in rows if r.p10_s is not None and r.p90_s is not None]
     if not ranged:
-        return {"n": 0, "inside": None, "below": None, "above": None}
+        return {"n": 0, "inside": None, "below": None, "above": None, "inside_waited": None}
     n = len(ranged)
     below = sum(1 for r in ranged if (r.actual_wait_s or 0.0) < (r.p10_s or 0.0))
     above = sum(1 for r in ranged if (r.actual_wait_s or 0.0) > (r.p90_s or 0.0))
+    # Those told to wait at least a minute: a range is worth reading for them, while most of
+    # the others are called the same second (a point mass at 0 that any range holds).
+    waited = [r for r in ranged if (r.estimates.get("daemon") or 0.0) >= 60.0]
+    inside = sum(
+        1 for r in waited if (r.p10_s or 0.0) <= (r.actual_wait_s or 0.0) <= (r.p90_s or 0.0)
+    )
     return {
         "n": n,
         "inside": round((n - below - above) / n, 3),
         "below": round(below / n, 3),
         "above": round(above / n, 3),
+        "n_waited": len(waited),
+        "inside_waited": round(inside / len(waited), 3) if waited else None,
     }
 
 
@@ -222,6 +230,8 @@ def _next_morning(est: Estimator) -> Estimator:
     learned = est.learned
     for day_scoped in (learned.pending, learned.last_end, learned.paused_at, learned.call_age):
         day_scoped.clear()
+    if learned.forecasts:
+        learned.forecasts.clear()
     return Estimator.restore(est.snapshot())
 
 

@@ -60,7 +60,9 @@ def _line(family: str, label: str, s: dict[str, Any]) -> str:
     maes = " ".join(f"{o[p]['mae_s'] or 0:7.1f}" for p in ("daemon", *NAMES))
     c = s["coverage"]
     cover = (
-        f"{c['inside']:.2f} ({c['below']:.2f}/{c['above']:.2f})" if c["inside"] is not None else "-"
+        f"{c['inside']:.2f} ({c['below']:.2f}/{c['above']:.2f}) {c['inside_waited'] or 0:.2f}"
+        if c["inside"] is not None
+        else "-"
     )
     ratio = f"{s['mae_ratio']:.3f}" if s["mae_ratio"] is not None else "  -  "
     return (
@@ -71,25 +73,28 @@ def _line(family: str, label: str, s: dict[str, Any]) -> str:
 
 HEADER = (
     f"{'family':8} {'seeds':11} {'n':>5} {'wait':>7} {'daemon':>7} {'ql':>7} {'ql_ab':>7} "
-    f"{'les':>7} {'hol':>7} {'ratio':>6} {'best':6} cover (below/above)"
+    f"{'les':>7} {'hol':>7} {'ratio':>6} {'best':6} cover (below/above) waited"
 )
 
 
 def table(
-    name: str, spec: dict[str, Any], learned: int, jobs: int, families: list[str] | None
+    name: str,
+    spec: dict[str, Any],
+    learned: int,
+    jobs: int,
+    families: list[str] | None,
+    modes: tuple[bool, ...] = (False, True),
 ) -> tuple[list[str], dict[str, Any], list[str]]:
     """The printed lines, the figures, and the targets missed, for one seed set."""
     fams = [f for f in spec["families"] if not families or f in families]
     batches: list[list[int]] = spec["batches"]
-    work = [
-        (f, s, warm, learned) for warm in (False, True) for f in fams for b in batches for s in b
-    ]
+    work = [(f, s, warm, learned) for warm in modes for f in fams for b in batches for s in b]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         reports = dict(zip(work, pool.map(run_one, work, chunksize=1), strict=True))
     lines: list[str] = []
     figures: dict[str, Any] = {}
     missed: list[str] = []
-    for warm in (False, True):
+    for warm in modes:
         mode = "warm" if warm else "cold"
         lines += [
             "",
@@ -124,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", choices=["development", "held_out", "both"], default="both")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--families", help="comma-separated subset")
+    ap.add_argument("--modes", default="cold,warm", help="cold, warm or both (default)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
     seeds = json.loads(SEEDS.read_text(encoding="utf-8"))
@@ -134,7 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     all_missed: list[str] = []
     for name in names:
         lines, figures, missed = table(
-            name, seeds[name], seeds["learned_days"], args.jobs, families
+            name,
+            seeds[name],
+            seeds["learned_days"],
+            args.jobs,
+            families,
+            tuple(m == "warm" for m in args.modes.split(",")),
         )
         print("\n".join(lines), flush=True)
         all_figures[name] = figures
