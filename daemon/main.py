@@ -29,7 +29,7 @@ from hallwatch.daemon.metrics.families import IngestMetrics, StateCollector
 from hallwatch.daemon.metrics.kept import KeptFamilies
 from hallwatch.daemon.mqtt.client import make_output_client
 from hallwatch.daemon.mqtt.ingest import Ingest
-from hallwatch.daemon.mqtt.outputs import OutputPublisher, status_payload
+from hallwatch.daemon.mqtt.outputs import OutputPublisher, estimate_payload, status_payload
 from hallwatch.daemon.pipeline.lane import EstimateLane
 from hallwatch.daemon.pipeline.process import Faults, Pipeline
 from hallwatch.daemon.pipeline.restore import bound_heap, give_back, load_snapshot, replay
@@ -196,19 +196,7 @@ class Daemon:
 
     def _publish_estimate(self, out: EstimateOut) -> None:
         root = self.settings.mqtt.topic_root
-        self.outputs.put(
-            f"{root}/{out.hall}/estimate",
-            {
-                "ticket": out.ticket,
-                "service": out.service,
-                "priority": out.priority,
-                "position": out.position,
-                "estimated_wait_s": None
-                if out.estimated_wait_s is None
-                else round(out.estimated_wait_s),
-                "at": out.at,
-            },
-        )
+        self.outputs.put(f"{root}/{out.hall}/estimate", estimate_payload(out))
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings

@@ -54,6 +54,7 @@ class Forecaster(Laws):
         # green-channel customers are many (issue #17).
         self.rate_blend = 0.0
         self.rate_scale = 0.6
+        self.last_mean_call: float | None = None  # of the last `_estimate`'s mean-value run
         # Quick mode (`quick`, set by the daemon while it is behind, e.g. a flood of tickets):
         # an issued ticket gets a queue-length estimate from a per-hall count refreshed every
         # few seconds, instead of a forward simulation over the whole queue.
@@ -141,6 +142,7 @@ class Forecaster(Laws):
     ) -> tuple[float | None, int]:
         """Median call time of the target over `samples` random runs, and its position; past
         `quickwait.SIM_MAX_ITEMS` tickets to run, the queue-length estimate instead."""
+        self.last_mean_call = None
         if len(items) + self._expected_arrivals(day, now, below_rank) > quickwait.SIM_MAX_ITEMS:
             return self._queue_length(wins, items)
         for i, it in enumerate(items):
@@ -151,6 +153,7 @@ class Forecaster(Laws):
             items + self.arrivals(day, now, below_rank),
             self.handling,
         )
+        self.last_mean_call = called  # the re-estimates' baseline (`reestimate`)
         # Sampling costs samples x queue length; a flood of tickets (or a hostile device) must
         # not stall the daemon, so long queues get fewer runs, down to the mean-value run.
         samples = self.samples if samples is None else samples

@@ -32,7 +32,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, Ticket
+from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, Ticket, waiting_tickets
 from hallwatch.daemon.estimate import interval
 from hallwatch.daemon.estimate.advice import Advice, advise
 from hallwatch.daemon.estimate.export import metric_families
@@ -50,6 +50,8 @@ from hallwatch.daemon.estimate.learned import (
     push,
 )
 from hallwatch.daemon.estimate.offpeak import WaitTable
+from hallwatch.daemon.estimate.quickwait import SIM_MAX_ITEMS
+from hallwatch.daemon.estimate.reestimate import Track, call_times, moved
 from hallwatch.sensors.events import Event, TicketEvent, WindowEvent
 from prometheus_client.core import Metric
 
@@ -104,6 +106,8 @@ class Estimator(Forecaster):
         samples: int = 32,
         quantile: float = 0.5,
         shrink: float = 2.0,
+        reestimate_threshold_s: float = 120.0,
+        reestimate_every_s: float = 60.0,
         learned: Learned | None = None,
     ) -> None:
         if target_wait_s <= 0:
@@ -128,6 +132,11 @@ class Estimator(Forecaster):
         self.quick = False  # the daemon is behind: queue-length estimates (see `Forecaster`)
         self._issued_since_prune = 0
         self._bands: dict[str, interval.Band] = {}
+        # Re-estimates (`reestimate`): tracked tickets per hall, and each hall's last pass.
+        self.reestimate_threshold_s = reestimate_threshold_s
+        self.reestimate_every_s = reestimate_every_s
+        self._tracks: dict[str, dict[str, Track]] = {}
+        self._last_pass: dict[str, float] = {}
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -161,7 +170,10 @@ class Estimator(Forecaster):
             out = self._on_issued(event, hall, day, t, key)
             return [out] if out is not None else []
         if event.type == "called" and t.called_at == event.ts:
-            return self._on_called(event, t, key)
+            outs = self._on_called(event, t, key)
+            return (
+                outs + self._reestimate(event.hall, hall, day, event.ts) if not self.quick else outs
+            )
         if event.type in ("completed", "no_show") and t.called_at is not None:
             dur = event.ts - t.called_at
             age = L.call_age.pop(key, None)
@@ -225,11 +237,64 @@ class Estimator(Forecaster):
             del L.call_age[next(iter(L.call_age))]
         if not self.quick:  # the accuracy metrics judge the estimator, not its fallback
             L.pending[key] = Pending(service, est, t.issued_at or ev.ts)
+            if est is not None and self.last_mean_call is not None:
+                tracks = self._tracks.setdefault(ev.hall, {})
+                tracks[ev.ticket] = Track(self.last_mean_call, ev.ts + est)
             if forecast is not None:
                 if not L.forecasts:
                     L.forecasts = {}
                 L.forecasts[key] = forecast
         return EstimateOut(ev.hall, ev.ticket, service, t.priority, position, est, ev.ts, lo, hi)
+
+    def _reestimate(
+        self, hall_name: str, hall: Hall, day: Day, now: float
+    ) -> list[EstimateOut | ErrorOut]:
+        """New estimates for the tracked tickets whose forecast moved (see `reestimate`)."""
+        tracks = self._tracks.get(hall_name)
+        if not tracks or now - self._last_pass.get(hall_name, -1e18) < self.reestimate_every_s:
+            return []
+        self._last_pass[hall_name] = now
+        waiting = waiting_tickets(day)
+        keep = {k for k, _ in waiting}
+        for k in [k for k in tracks if k not in keep]:
+            del tracks[k]
+        items = self.queue_items(day, now, None)
+        arrivals = self.arrivals(day, now, 2)
+        if not tracks or len(items) + len(arrivals) > SIM_MAX_ITEMS:
+            return []
+        for i, it in enumerate(items):
+            it.idx = i
+        calls = call_times(
+            self.windows_at(hall_name, hall, day, now), items + arrivals, self.handling
+        )
+        order = sorted(calls.values())
+        outs: list[EstimateOut | ErrorOut] = []
+        for i, (k, t) in enumerate(waiting):
+            track, call = tracks.get(k), calls.get(i)
+            if track is None or call is None:
+                continue
+            wait = moved(track, call, now, self.reestimate_threshold_s)
+            if wait is None:
+                continue
+            track.mean_call, track.published_call = call, now + wait
+            track.revision += 1
+            _, lo, hi = self._band(hall_name, wait).apply(wait)
+            position = sum(1 for c in order if c < call)
+            outs.append(
+                EstimateOut(
+                    hall_name,
+                    k,
+                    t.service or "",
+                    t.priority,
+                    position,
+                    wait,
+                    now,
+                    lo,
+                    hi,
+                    track.revision,
+                )
+            )
+        return outs
 
     def _on_called(self, ev: TicketEvent, t: Ticket, key: str) -> list[EstimateOut | ErrorOut]:
         L = self.learned
@@ -272,13 +337,16 @@ class Estimator(Forecaster):
         `hall` (see `interval`): corrected and ranged by how its past forecasts met their calls."""
         if forecast is None:
             return None, None, None
+        return self._band(hall, forecast).apply(forecast)
+
+    def _band(self, hall: str, forecast: float) -> interval.Band:
         b = interval.bucket(forecast)
         key = f"{hall}{SEP}{b}"
         band = self._bands.get(key)
         if band is None:
             resid = self.learned.resid.get(key) if self.learned.resid else None
             band = self._bands[key] = interval.band(resid, interval.PRIORS[b])
-        return band.apply(forecast)
+        return band
 
     def rolling_mae(self, hall: str, service: str) -> float | None:
         """Mean absolute error of the last estimates for this service that met their call."""
