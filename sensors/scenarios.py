@@ -141,6 +141,7 @@ class Scenario:
     seed: int
     profile: Profile
     double_rate: float
+    peaks: int  # of the arrival curve: a morning one, and maybe an afternoon one
 
 
 def _u(rng: random.Random, span: tuple[float, float]) -> float:
@@ -206,7 +207,7 @@ def _pauses(rng: random.Random, fam: Family, n: int) -> list[tuple[int, int] | N
     return pauses
 
 
-def _curve(rng: random.Random, fam: Family) -> tuple[float, ...]:
+def _curve(rng: random.Random, fam: Family) -> tuple[tuple[float, ...], int]:
     """Hourly arrival weights: a base, one or two peaks, a lunch dip."""
     peaks = [(rng.uniform(0.8, 2.5), rng.uniform(0.6, 1.5), rng.uniform(0.8, 1.6))]
     if rng.random() < fam.two_peaks:
@@ -218,7 +219,7 @@ def _curve(rng: random.Random, fam: Family) -> tuple[float, ...]:
         x = h + 0.5
         v = base + sum(a * math.exp(-0.5 * ((x - c) / w) ** 2) for c, w, a in peaks)
         out.append(round(v * (dip if h in (3, 4) else 1.0), 4))
-    return tuple(out)
+    return tuple(out), len(peaks)
 
 
 def hall_profile(family: str, seed: int) -> Scenario:
@@ -233,7 +234,7 @@ def hall_profile(family: str, seed: int) -> Scenario:
         WindowSpec(f"w{i + 1:02d}", tuple(s), p)
         for i, (s, p) in enumerate(zip(skills, pauses, strict=True))
     )
-    weights = _curve(rng, fam)
+    weights, peaks = _curve(rng, fam)
     mean_s = sum(s.share * s.mean_s for s in services)
     peak_rate = _u(rng, fam.utilisation) * n * 3600.0 / (mean_s + 10.0)
     expected = peak_rate * sum(weights) / max(weights)
@@ -280,7 +281,7 @@ def hall_profile(family: str, seed: int) -> Scenario:
         outage_service_factor=rng.uniform(1.3, 2.0),
         complaints=rng.randint(0, 3),
     )
-    return Scenario(family, seed, profile, rng.uniform(0.0, 0.05))
+    return Scenario(family, seed, profile, rng.uniform(0.0, 0.05), peaks)
 
 
 def scenario_day(family: str, seed: int, day: int = 0) -> Day:
