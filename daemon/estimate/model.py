@@ -237,9 +237,10 @@ class Estimator(Forecaster):
             del L.call_age[next(iter(L.call_age))]
         if not self.quick:  # the accuracy metrics judge the estimator, not its fallback
             L.pending[key] = Pending(service, est, t.issued_at or ev.ts)
-            if est is not None and self.last_mean_call is not None:
+            mean_call = self.last_mean_call
+            if est is not None and lo is not None and hi is not None and mean_call is not None:
                 tracks = self._tracks.setdefault(ev.hall, {})
-                tracks[ev.ticket] = Track(self.last_mean_call, ev.ts + est)
+                tracks[ev.ticket] = Track(mean_call, ev.ts + est, est - lo, hi - est)
             if forecast is not None:
                 if not L.forecasts:
                     L.forecasts = {}
@@ -278,7 +279,10 @@ class Estimator(Forecaster):
                 continue
             track.mean_call, track.published_call = call, now + wait
             track.revision += 1
+            # The range: the band's for the wait left, or the range moved with the
+            # estimate, whichever is wider (a moved forecast is no more certain than it was).
             _, lo, hi = self._band(hall_name, wait).apply(wait)
+            lo, hi = max(0.0, min(lo, wait - track.below)), max(hi, wait + track.above)
             position = sum(1 for c in order if c < call)
             outs.append(
                 EstimateOut(

@@ -29,6 +29,8 @@ from hallwatch.daemon.estimate.simulation import Handling, Item, Queues, Win, qu
 class Track:
     mean_call: float  # the mean-value run's call time when last published
     published_call: float  # at + estimated_wait_s of the last message
+    below: float  # how far the last message's P10 / P90 lay from its estimate, in seconds
+    above: float
     revision: int = 0
 
 
