@@ -28,6 +28,15 @@ _QUICK_REFRESH_S = 5.0
 _SAMPLE_BUDGET = 8000  # queue items simulated per estimate, over all its sampled runs
 
 
+def outage_end(hall: Hall, now: float) -> float | None:
+    """When a business system now down is expected back (None: none is down): half an hour
+    after it went down, and never sooner than ten minutes from now."""
+    since = [s.since for s in hall.systems.values() if s.state == "down"]
+    if not since:
+        return None
+    return now + max(600.0, min(since) + 1800.0 - now)
+
+
 class Forecaster(Laws):
     """Wait estimates by forward simulation over the live state, with the fitted laws."""
 
@@ -319,14 +328,18 @@ class Forecaster(Laws):
         service = t.service or ""
         if not any(w.state == "open" and service in w.services for w in hall.windows.values()):
             return None, 0
-        return self._estimate(
-            self.windows_at(hall_name, hall, day, now),
-            self.queue_items(day, now, ticket),
-            PRIORITY_RANK.get(t.priority, 2),
-            day,
-            now,
-            f"{hall_name}:{ticket}:{now}",
-        )
+        self.slow_until = outage_end(hall, now)
+        try:
+            return self._estimate(
+                self.windows_at(hall_name, hall, day, now),
+                self.queue_items(day, now, ticket),
+                PRIORITY_RANK.get(t.priority, 2),
+                day,
+                now,
+                f"{hall_name}:{ticket}:{now}",
+            )
+        finally:
+            self.slow_until = None
 
     def wait_for_new(
         self,
@@ -355,4 +368,8 @@ class Forecaster(Laws):
         queue.append(Item(service, 2, now, 0.0, False, True))
         wins = self.windows_at(hall, h, day, now, extra)
         seed = f"{hall}:{service}:new:{now}"
-        return self._estimate(wins, queue, 2, day, now, seed, samples)[0]
+        self.slow_until = outage_end(h, now)
+        try:
+            return self._estimate(wins, queue, 2, day, now, seed, samples)[0]
+        finally:
+            self.slow_until = None

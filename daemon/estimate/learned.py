@@ -43,6 +43,8 @@ class Learned(msgspec.Struct):
     resid: dict[str, list[float]] | msgspec.UnsetType = msgspec.UNSET
     # hall/ticket -> the simulation's forecast behind a pending estimate (before correction)
     forecasts: dict[str, float] | msgspec.UnsetType = msgspec.UNSET
+    # log(service time / the service's usual median) of services that overlapped a system outage
+    slow: list[float] | msgspec.UnsetType = msgspec.UNSET
 
 
 class _Envelope(msgspec.Struct):

@@ -183,9 +183,7 @@ class Estimator(Forecaster):
                 b[1] += event.type == "no_show"
                 self._q = None  # the no-show curve is fitted to these bins: fit it again
             if event.type == "completed" and t.service and dur > 0:
-                logs = L.service_logs.setdefault(t.service, [])
-                push(logs, math.log(dur), _KEEP_SERVICE)
-                self._laws = None
+                self._learn_service(hall, t.service, t.called_at, dur)
             elif event.type == "no_show":
                 L.no_shows += 1
                 self._q = None
@@ -199,6 +197,18 @@ class Estimator(Forecaster):
             if L.forecasts:
                 L.forecasts.pop(key, None)
         return []
+
+    def _learn_service(self, hall: Hall, service: str, called_at: float, dur: float) -> None:
+        """A completed service: its time for the service's law, or, when a business system was
+        down during it, its slow-down for `slow_factor` (not to slow the law after the outage)."""
+        L = self.learned
+        if any(s.state != "up" or s.since > called_at for s in hall.systems.values()):
+            slow = L.slow or []
+            push(slow, math.log(dur) - self.law(service).mu, 100)
+            L.slow, self._slow = slow, None
+            return
+        push(L.service_logs.setdefault(service, []), math.log(dur), _KEEP_SERVICE)
+        self._laws = None
 
     def _on_window(self, ev: WindowEvent) -> None:
         L, key = self.learned, f"{ev.hall}{SEP}{ev.window}"

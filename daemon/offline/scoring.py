@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hallwatch.daemon.core.state import HallsState
+from hallwatch.daemon.estimate.forecast import outage_end
 from hallwatch.daemon.estimate.model import EstimateOut, Estimator
 from hallwatch.daemon.estimate.predictors import NAMES, classic
 from hallwatch.daemon.offline.replay import accepted_events
@@ -144,7 +145,15 @@ def score(
 
 
 def _row(out: EstimateOut, state: HallsState, est: Estimator) -> Row:
-    base = classic(state, out.hall, out.ticket, out.at, mean_service_s=est.mean_service_s)
+    # The baselines get what the estimator knows: the learned means, and while a business
+    # system is down, the learned slow-down of service.
+    hall = state.halls.get(out.hall)
+    slow = est.slow_factor if hall is not None and outage_end(hall, out.at) else 1.0
+
+    def mean(service: str) -> float:
+        return est.mean_service_s(service) * slow
+
+    base = classic(state, out.hall, out.ticket, out.at, mean_service_s=mean)
     estimates: dict[str, float | None] = {"daemon": out.estimated_wait_s, **base.as_dict()}
     row = Row(out.hall, out.ticket, out.service, out.priority, out.at, estimates)
     row.p10_s, row.p90_s = out.p10_s, out.p90_s
