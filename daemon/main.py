@@ -241,6 +241,7 @@ class Daemon:
                 tokens=s.api.tokens,
                 read_timeout_s=s.http.read_timeout_s,
             )
+            self.http.waits = lambda h: screen.state_waits(self.estimator, self.advice(h), h)
             add_alert_routes(self.http.app, self.alerts, outbox)
             # --- staff procedures ---
             staff = await self._start_staff(

@@ -257,15 +257,7 @@ def live_model(
         now = clock()
         st = state()
         table = wait_table(estimator(), hall)
-        adv = advice(hall)
-        est = estimator()
-        # The advice's waits are the simulation's forecasts: corrected and ranged the way the
-        # estimate topic's are (`Estimator.calibrated`).
-        waits = (
-            {sa.service: est.calibrated(hall, sa.estimated_wait_s) for sa in adv.services}
-            if adv
-            else {}
-        )
+        waits = calibrated_waits(estimator(), advice(hall), hall)
 
         def wait(service: str) -> float | None:
             return waits.get(service, (None, None, None))[0]
@@ -284,6 +276,29 @@ def live_model(
         )
 
     return model
+
+
+def calibrated_waits(
+    est: Estimator, adv: Advice | None, hall: str
+) -> dict[str, tuple[float | None, float | None, float | None]]:
+    """(estimate, p10, p90) of a new ticket's wait per service: the advice's waits are the
+    simulation's forecasts, corrected and ranged the way the estimate topic's are
+    (`Estimator.calibrated`)."""
+    if adv is None:
+        return {}
+    return {sa.service: est.calibrated(hall, sa.estimated_wait_s) for sa in adv.services}
+
+
+def state_waits(est: Estimator, adv: Advice | None, hall: str) -> dict[str, Any]:
+    """What /api/state shows per service of a hall: a new ticket's wait and its P10-P90."""
+
+    def sec(x: float | None) -> int | None:
+        return None if x is None else round(x)
+
+    return {
+        service: {"estimated_wait_s": sec(e), "p10_s": sec(lo), "p90_s": sec(hi)}
+        for service, (e, lo, hi) in sorted(calibrated_waits(est, adv, hall).items())
+    }
 
 
 def add_routes(app: web.Application, model: Callable[[str], Model | None]) -> None:

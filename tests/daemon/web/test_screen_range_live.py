@@ -14,7 +14,7 @@ from hallwatch.daemon.web.screen import range_minutes
 
 from tests.daemon.web.test_screen import ARTIFACTS, Browser, until
 from tests.daemon.web.test_screen_live import live, send  # noqa: F401 - the fixture
-from tests.harness.live_daemon import LiveDaemon
+from tests.harness.live_daemon import LiveDaemon, token_of
 from tests.harness.mosquitto import Mosquitto
 
 
@@ -23,8 +23,9 @@ async def test_the_estimate_topic_and_the_screen_carry_the_range(
     tmp_path: Path,
 ) -> None:
     """One window for 提取 and eight tickets: each estimate message carries p10_s <= estimated
-    wait <= p90_s (revision 0), and the screen's 提取 row reads "约 a–b 分钟" with the row's
-    estimate inside [a, b]. Screenshot: artifacts/hall-screen-range-live.png."""
+    wait <= p90_s (revision 0), /api/state gives 提取's wait with its range, and the screen's
+    提取 row reads "约 a–b 分钟" with the row's estimate inside [a, b].
+    Screenshot: artifacts/hall-screen-range-live.png."""
     d, mosq = live
     got: list[dict[str, Any]] = []
     async with aiomqtt.Client("127.0.0.1", mosq.port, identifier="range-test") as client:
@@ -57,6 +58,10 @@ async def test_the_estimate_topic_and_the_screen_carry_the_range(
     a, b = row["range_min"]
     assert a <= row["estimated_wait_min"] <= b and a < b
     assert row["p10_s"] <= row["estimated_wait_s"] <= row["p90_s"]
+
+    reply = d.call("GET", "/api/state", token=token_of("state:read"))
+    w = reply.json()["halls"]["h1"]["estimated_wait"]["提取"]
+    assert w["p10_s"] <= w["estimated_wait_s"] <= w["p90_s"] and w["p10_s"] < w["p90_s"]
 
     rows_js = "[...document.querySelectorAll('#rows tr')].map(r => r.innerText)"
     async with Browser(tmp_path / "chromium") as browser:
