@@ -30,7 +30,7 @@ from hallwatch.daemon.metrics.families import IngestMetrics, StateCollector
 from hallwatch.daemon.metrics.live import LiveCollector
 from hallwatch.daemon.mqtt.client import make_output_client
 from hallwatch.daemon.mqtt.ingest import Ingest
-from hallwatch.daemon.mqtt.outputs import OutputPublisher, status_payload
+from hallwatch.daemon.mqtt.outputs import OutputPublisher, estimate_payload, status_payload
 from hallwatch.daemon.pipeline.lane import EstimateLane
 from hallwatch.daemon.pipeline.process import Faults, Pipeline
 from hallwatch.daemon.pipeline.restore import bound_heap, give_back, load_snapshot, replay
@@ -166,19 +166,7 @@ class Daemon:
 
     def _publish_estimate(self, out: EstimateOut) -> None:
         root = self.settings.mqtt.topic_root
-        self.outputs.put(
-            f"{root}/{out.hall}/estimate",
-            {
-                "ticket": out.ticket,
-                "service": out.service,
-                "priority": out.priority,
-                "position": out.position,
-                "estimated_wait_s": None
-                if out.estimated_wait_s is None
-                else round(out.estimated_wait_s),
-                "at": out.at,
-            },
-        )
+        self.outputs.put(f"{root}/{out.hall}/estimate", estimate_payload(out))
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -225,6 +213,7 @@ class Daemon:
                 tokens=s.api.tokens,
                 read_timeout_s=s.http.read_timeout_s,
             )
+            self.http.waits = lambda h: screen.state_waits(self.estimator, self.advice(h), h)
             add_alert_routes(self.http.app, self.alerts, outbox)
             mount_ack_page(self.http.app, self)
             # --- staff procedures ---

@@ -64,9 +64,11 @@ __all__ = [
 ]
 
 
-def simulate_day(profile: Profile, seed: int, root: str = "hall") -> Day:
-    """Simulate one business day; deterministic in (profile, seed, root)."""
-    hall = Hall(profile, seed)
+def simulate_day(
+    profile: Profile, seed: int, root: str = "hall", hall_class: type[Hall] = Hall
+) -> Day:
+    """Simulate one business day; deterministic in (profile, seed, root, hall_class)."""
+    hall = hall_class(profile, seed)
     hall.run()
     assert hall.closed_at is not None
     day_end = max(hall.closed_at, profile.close_at) + profile.power_on_lead_s

@@ -29,6 +29,15 @@ _QUICK_REFRESH_S = 5.0
 _SAMPLE_BUDGET = 8000  # queue items simulated per estimate, over all its sampled runs
 
 
+def outage_end(hall: Hall, now: float) -> float | None:
+    """When a business system now down is expected back (None: none is down): half an hour
+    after it went down, and never sooner than ten minutes from now."""
+    since = [s.since for s in hall.systems.values() if s.state == "down"]
+    if not since:
+        return None
+    return now + max(600.0, min(since) + 1800.0 - now)
+
+
 class Forecaster(Laws):
     """Wait estimates by forward simulation over the live state, with the fitted laws."""
 
@@ -52,6 +61,13 @@ class Forecaster(Laws):
         self.rate_window_s = rate_window_s
         self.samples = samples
         self.quantile = quantile
+        # Overtaking arrivals projected: the day's rate so far, times this share. Both fitted on
+        # the development families of `sensors.scenarios` (tests/harness/estimate_seeds.json):
+        # the last hour's rate alone, or the whole rate, overestimated the overtaking where
+        # green-channel customers are many (issue #17).
+        self.rate_blend = 0.0
+        self.rate_scale = 0.6
+        self.last_mean_call: float | None = None  # of the last `_estimate`'s mean-value run
         # Quick mode (`quick`, set by the daemon while it is behind, e.g. a flood of tickets):
         # an issued ticket gets a queue-length estimate from a per-hall count refreshed every
         # few seconds, instead of a forward simulation over the whole queue.
@@ -140,6 +156,7 @@ class Forecaster(Laws):
     ) -> tuple[float | None, int]:
         """Median call time of the target over `samples` random runs, and its position; past
         `quickwait.SIM_MAX_ITEMS` tickets to run, the queue-length estimate instead."""
+        self.last_mean_call = None
         expected = self._expected_arrivals(day, now, below_rank, hall)
         if len(items) + expected > quickwait.SIM_MAX_ITEMS:
             return self._queue_length(wins, items)
@@ -151,13 +168,14 @@ class Forecaster(Laws):
             items + self.arrivals(day, now, below_rank, hall),
             self.handling,
         )
+        self.last_mean_call = called  # the re-estimates' baseline (`reestimate`)
         # Sampling costs samples x queue length; a flood of tickets (or a hostile device) must
         # not stall the daemon, so long queues get fewer runs, down to the mean-value run.
         samples = self.samples if samples is None else samples
         samples = min(samples, _SAMPLE_BUDGET // max(1, len(items)))
         if called is None or samples <= 0:
             return (None if called is None else max(0.0, called - now)), position
-        rates = [(k, r) for k, r in self.arrival_rates(day, now).items() if k[1] < below_rank]
+        rates = [(k, r) for k, r in self.overtaking_rates(day, now).items() if k[1] < below_rank]
         horizon = min(self.closing_ts(now, hall), now + 3 * 3600.0)
         waits = []
         # Latin hypercube over the windows' residual draws: run r draws window w's residual
@@ -213,7 +231,9 @@ class Forecaster(Laws):
         """How many overtaking tickets (rank below `below_rank`) `_arrivals` would add."""
         span = max(0.0, min(self.closing_ts(now, hall), now + 3 * 3600.0) - now)
         return sum(
-            r * span for (_, rank), r in self.arrival_rates(day, now).items() if rank < below_rank
+            r * span
+            for (_, rank), r in self.overtaking_rates(day, now).items()
+            if rank < below_rank
         )
 
     def closing_ts(self, now: float, hall: str = "") -> float:
@@ -233,6 +253,30 @@ class Forecaster(Laws):
                 counts[k] = counts.get(k, 0) + 1
         return {k: n / span for k, n in counts.items()}
 
+    def overtaking_rates(self, day: Day, now: float) -> dict[tuple[str, int], float]:
+        """Arrivals per second by (service, class rank) to project into a ticket's future: the
+        last `rate_window_s` blended with the day so far (`rate_blend` on the recent rate),
+        times `rate_scale`. A handful of green tickets in the last hour is a noisy rate, and
+        arrival curves fall back after their peak: projecting the peak hour's rate for hours
+        overestimated the overtaking."""
+        first = min((t.issued_at for t in day.tickets.values() if t.issued_at), default=now)
+        recent_span = max(min(self.rate_window_s, now - first), 900.0)
+        day_span = max(now - first, 900.0)
+        recent: dict[tuple[str, int], int] = {}
+        whole: dict[tuple[str, int], int] = {}
+        for t in day.tickets.values():
+            if t.service and t.issued_at is not None and t.issued_at <= now:
+                k = (t.service, PRIORITY_RANK.get(t.priority, 2))
+                whole[k] = whole.get(k, 0) + 1
+                if now - recent_span < t.issued_at:
+                    recent[k] = recent.get(k, 0) + 1
+        w = self.rate_blend
+        f = self.rate_scale
+        return {
+            k: f * (w * recent.get(k, 0) / recent_span + (1.0 - w) * n / day_span)
+            for k, n in whole.items()
+        }
+
     def queue_items(self, day: Day, now: float, target: str | None) -> list[Item]:
         return [
             Item(
@@ -251,7 +295,7 @@ class Forecaster(Laws):
         (at (k - 1/2) / rate) until `hall`'s closing time or three hours ahead."""
         horizon = min(self.closing_ts(now, hall), now + 3 * 3600.0)
         out = []
-        for (service, rank), rate in self.arrival_rates(day, now).items():
+        for (service, rank), rate in self.overtaking_rates(day, now).items():
             if rank >= below_rank or rate <= 0:
                 continue
             k = 1
@@ -292,15 +336,19 @@ class Forecaster(Laws):
         service = t.service or ""
         if not any(w.state == "open" and service in w.services for w in hall.windows.values()):
             return None, 0
-        return self._estimate(
-            self.windows_at(hall_name, hall, day, now),
-            self.queue_items(day, now, ticket),
-            PRIORITY_RANK.get(t.priority, 2),
-            day,
-            now,
-            f"{hall_name}:{ticket}:{now}",
-            hall=hall_name,
-        )
+        self.slow_until = outage_end(hall, now)
+        try:
+            return self._estimate(
+                self.windows_at(hall_name, hall, day, now),
+                self.queue_items(day, now, ticket),
+                PRIORITY_RANK.get(t.priority, 2),
+                day,
+                now,
+                f"{hall_name}:{ticket}:{now}",
+                hall=hall_name,
+            )
+        finally:
+            self.slow_until = None
 
     def wait_for_new(
         self,
@@ -329,4 +377,8 @@ class Forecaster(Laws):
         queue.append(Item(service, 2, now, 0.0, False, True))
         wins = self.windows_at(hall, h, day, now, extra)
         seed = f"{hall}:{service}:new:{now}"
-        return self._estimate(wins, queue, 2, day, now, seed, samples, hall)[0]
+        self.slow_until = outage_end(h, now)
+        try:
+            return self._estimate(wins, queue, 2, day, now, seed, samples, hall)[0]
+        finally:
+            self.slow_until = None

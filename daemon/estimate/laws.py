@@ -37,6 +37,10 @@ class Laws:
         self.prior_pause = LogNormal(math.log(p.pause_s) - p.sigma**2 / 2, p.sigma)
         self._pause_law: LogNormal | None = None
         self._q: list[float] | None = None
+        # While a business system is down, services called before `slow_until` take
+        # `slow_factor` times longer (staff on paper); set per estimate by the forecaster.
+        self.slow_until: float | None = None
+        self._slow: float | None = None
 
     def law(self, service: str) -> LogNormal:
         """Service-time law for `service`: its own fit, shrunk to the pooled fit and the prior."""
@@ -75,6 +79,15 @@ class Laws:
             logs = [math.log(x) for x in self.learned.pauses if x > 0]
             self._pause_law = fit(logs, self.prior_pause, 1.0)
         return self._pause_law
+
+    @property
+    def slow_factor(self) -> float:
+        """How much longer a service takes during a system outage: the learned log-ratios'
+        mean, shrunk to a prior of 1.5 by five pseudo-samples."""
+        if self._slow is None:
+            logs = self.learned.slow or []
+            self._slow = math.exp((sum(logs) + 5 * math.log(1.5)) / (len(logs) + 5))
+        return self._slow
 
     def no_show_p(self, age: float) -> float:
         """P(no-show | called after waiting `age` s): binned, pooled to the mean, monotone,
@@ -115,7 +128,10 @@ class Laws:
         """Expected time a window spends on `item` if it is called at `t` (gap included)."""
         age = t - item.issued_at
         q = self.no_show_p(age)
-        work = q * self.recall_s + (1.0 - q) * self.law(item.service).mean + self.gap_s
+        mean = self.law(item.service).mean
+        if self.slow_until is not None and t < self.slow_until:
+            mean *= self.slow_factor
+        work = q * self.recall_s + (1.0 - q) * mean + self.gap_s
         return (1.0 - self.cancel_p(item.age_now, age)) * work
 
     def sampler(self, rng: random.Random) -> Handling:
@@ -151,4 +167,16 @@ class Laws:
             law = law_of(item.service)
             return math.exp(law.mu + law.sigma * z) + gap
 
-        return handle
+        until = self.slow_until
+        if until is None:
+            return handle
+        factor = self.slow_factor
+
+        def slowed(item: Item, t: float) -> float | None:
+            # The same draws as `handle`; a service called during the outage is stretched.
+            d = handle(item, t)
+            if d is None or t >= until or d == recall:
+                return d
+            return (d - gap) * factor + gap
+
+        return slowed

@@ -14,7 +14,7 @@ SEP = "\x1f"  # joins hall and ticket/window/service in the keys of `Learned`
 
 class Pending(msgspec.Struct, array_like=True):
     service: str
-    estimate: float | None
+    estimate: float | None  # as published
     issued_at: float
 
 
@@ -37,6 +37,14 @@ class Learned(msgspec.Struct):
     last_end: dict[str, float] = msgspec.field(default_factory=dict)  # hall/window
     paused_at: dict[str, float] = msgspec.field(default_factory=dict)  # hall/window
     waits: dict[str, WaitTable] = msgspec.field(default_factory=dict)  # hall -> off-peak table
+    # Added after version 1 was fixed: left out of the snapshot until first used, so a stored
+    # snapshot still re-encodes to the same bytes.
+    # hall/bucket -> scaled residuals of forecasts that met their call (`interval.residual`)
+    resid: dict[str, list[float]] | msgspec.UnsetType = msgspec.UNSET
+    # hall/ticket -> the simulation's forecast behind a pending estimate (before correction)
+    forecasts: dict[str, float] | msgspec.UnsetType = msgspec.UNSET
+    # log(service time / the service's usual median) of services that overlapped a system outage
+    slow: list[float] | msgspec.UnsetType = msgspec.UNSET
 
 
 class _Envelope(msgspec.Struct):

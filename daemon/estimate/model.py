@@ -33,7 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hallwatch.daemon.core.hours import Timetable
-from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, Ticket
+from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, Ticket, waiting_tickets
+from hallwatch.daemon.estimate import interval
 from hallwatch.daemon.estimate.advice import Advice, Steps, advise_steps, run_steps
 from hallwatch.daemon.estimate.export import metric_families
 from hallwatch.daemon.estimate.forecast import Forecaster
@@ -50,6 +51,8 @@ from hallwatch.daemon.estimate.learned import (
     push,
 )
 from hallwatch.daemon.estimate.offpeak import WaitTable
+from hallwatch.daemon.estimate.quickwait import SIM_MAX_ITEMS
+from hallwatch.daemon.estimate.reestimate import Track, call_times, moved
 from hallwatch.sensors.events import Event, TicketEvent, WindowEvent
 from prometheus_client.core import Metric
 
@@ -60,7 +63,8 @@ _KEEP_ERRORS = 200
 
 @dataclass(frozen=True, slots=True)
 class EstimateOut:
-    """Published on `{root}/{hall}/estimate` for an issued ticket."""
+    """Published on `{root}/{hall}/estimate` for an issued ticket (and again, `revision` > 0,
+    when its forecast moved); `p10_s`/`p90_s` bound the wait in eight cases out of ten."""
 
     hall: str
     ticket: str
@@ -69,6 +73,9 @@ class EstimateOut:
     position: int
     estimated_wait_s: float | None
     at: float
+    p10_s: float | None = None
+    p90_s: float | None = None
+    revision: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +107,8 @@ class Estimator(Forecaster):
         samples: int = 32,
         quantile: float = 0.5,
         shrink: float = 2.0,
+        reestimate_threshold_s: float = 120.0,
+        reestimate_every_s: float = 60.0,
         learned: Learned | None = None,
         hours: Timetable | None = None,
     ) -> None:
@@ -125,6 +134,12 @@ class Estimator(Forecaster):
         self.max_extra_windows = max_extra_windows
         self.quick = False  # the daemon is behind: queue-length estimates (see `Forecaster`)
         self._issued_since_prune = 0
+        self._bands: dict[str, interval.Band] = {}
+        # Re-estimates (`reestimate`): tracked tickets per hall, and each hall's last pass.
+        self.reestimate_threshold_s = reestimate_threshold_s
+        self.reestimate_every_s = reestimate_every_s
+        self._tracks: dict[str, dict[str, Track]] = {}
+        self._last_pass: dict[str, float] = {}
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -158,7 +173,10 @@ class Estimator(Forecaster):
             out = self._on_issued(event, hall, day, t, key)
             return [out] if out is not None else []
         if event.type == "called" and t.called_at == event.ts:
-            return self._on_called(event, t, key)
+            outs = self._on_called(event, t, key)
+            return (
+                outs + self._reestimate(event.hall, hall, day, event.ts) if not self.quick else outs
+            )
         if event.type in ("completed", "no_show") and t.called_at is not None:
             dur = event.ts - t.called_at
             age = L.call_age.pop(key, None)
@@ -168,9 +186,7 @@ class Estimator(Forecaster):
                 b[1] += event.type == "no_show"
                 self._q = None  # the no-show curve is fitted to these bins: fit it again
             if event.type == "completed" and t.service and dur > 0:
-                logs = L.service_logs.setdefault(t.service, [])
-                push(logs, math.log(dur), _KEEP_SERVICE)
-                self._laws = None
+                self._learn_service(hall, t.service, t.called_at, dur)
             elif event.type == "no_show":
                 L.no_shows += 1
                 self._q = None
@@ -178,12 +194,24 @@ class Estimator(Forecaster):
                     push(L.recall, dur, 50)
             if event.window:
                 L.last_end[f"{event.hall}{SEP}{event.window}"] = event.ts
-        elif event.type == "cancelled":
-            L.cancelled += 1
+        elif event.type in ("cancelled", "transferred"):
+            L.cancelled += event.type == "cancelled"
             L.pending.pop(key, None)
-        elif event.type == "transferred":
-            L.pending.pop(key, None)
+            if L.forecasts:
+                L.forecasts.pop(key, None)
         return []
+
+    def _learn_service(self, hall: Hall, service: str, called_at: float, dur: float) -> None:
+        """A completed service: its time for the service's law, or, when a business system was
+        down during it, its slow-down for `slow_factor` (not to slow the law after the outage)."""
+        L = self.learned
+        if any(s.state != "up" or s.since > called_at for s in hall.systems.values()):
+            slow = L.slow or []
+            push(slow, math.log(dur) - self.law(service).mu, 100)
+            L.slow, self._slow = slow, None
+            return
+        push(L.service_logs.setdefault(service, []), math.log(dur), _KEEP_SERVICE)
+        self._laws = None
 
     def _on_window(self, ev: WindowEvent) -> None:
         L, key = self.learned, f"{ev.hall}{SEP}{ev.window}"
@@ -201,13 +229,14 @@ class Estimator(Forecaster):
     ) -> EstimateOut | None:
         service = t.service or ev.service or ""
         if t.status != WAITING:  # its call overtook its issue on the wire
-            return EstimateOut(ev.hall, ev.ticket, service, t.priority, 0, 0.0, ev.ts)
+            return EstimateOut(ev.hall, ev.ticket, service, t.priority, 0, 0.0, ev.ts, 0.0, 0.0)
         if t.first_issued_at is not None and t.first_issued_at != ev.ts:
             return None  # a second `issued` for the same ticket (another id): already estimated
         if self.quick:
-            est, position = self.quick_estimate(ev.hall, hall, day, t, ev.ts)
+            forecast, position = self.quick_estimate(ev.hall, hall, day, t, ev.ts)
         else:
-            est, position = self.simulate_ticket(ev.hall, hall, day, ev.ticket, t, ev.ts)
+            forecast, position = self.simulate_ticket(ev.hall, hall, day, ev.ticket, t, ev.ts)
+        est, lo, hi = self.calibrated(ev.hall, forecast)
         L = self.learned
         # Tickets never called (the hall closed, an event lost) must not pile up forever.
         self._issued_since_prune += 1
@@ -215,11 +244,74 @@ class Estimator(Forecaster):
             self._issued_since_prune = 0
             for k in [k for k, p in L.pending.items() if p.issued_at < ev.ts - 86400.0]:
                 del L.pending[k]
+            if L.forecasts:
+                L.forecasts = {k: f for k, f in L.forecasts.items() if k in L.pending}
         while len(L.call_age) > 5000:
             del L.call_age[next(iter(L.call_age))]
         if not self.quick:  # the accuracy metrics judge the estimator, not its fallback
             L.pending[key] = Pending(service, est, t.issued_at or ev.ts)
-        return EstimateOut(ev.hall, ev.ticket, service, t.priority, position, est, ev.ts)
+            mean_call = self.last_mean_call
+            if est is not None and lo is not None and hi is not None and mean_call is not None:
+                tracks = self._tracks.setdefault(ev.hall, {})
+                tracks[ev.ticket] = Track(mean_call, ev.ts + est, est - lo, hi - est)
+            if forecast is not None:
+                if not L.forecasts:
+                    L.forecasts = {}
+                L.forecasts[key] = forecast
+        return EstimateOut(ev.hall, ev.ticket, service, t.priority, position, est, ev.ts, lo, hi)
+
+    def _reestimate(
+        self, hall_name: str, hall: Hall, day: Day, now: float
+    ) -> list[EstimateOut | ErrorOut]:
+        """New estimates for the tracked tickets whose forecast moved (see `reestimate`)."""
+        tracks = self._tracks.get(hall_name)
+        if not tracks or now - self._last_pass.get(hall_name, -1e18) < self.reestimate_every_s:
+            return []
+        self._last_pass[hall_name] = now
+        waiting = waiting_tickets(day)
+        keep = {k for k, _ in waiting}
+        for k in [k for k in tracks if k not in keep]:
+            del tracks[k]
+        items = self.queue_items(day, now, None)
+        arrivals = self.arrivals(day, now, 2)
+        if not tracks or len(items) + len(arrivals) > SIM_MAX_ITEMS:
+            return []
+        for i, it in enumerate(items):
+            it.idx = i
+        calls = call_times(
+            self.windows_at(hall_name, hall, day, now), items + arrivals, self.handling
+        )
+        order = sorted(calls.values())
+        outs: list[EstimateOut | ErrorOut] = []
+        for i, (k, t) in enumerate(waiting):
+            track, call = tracks.get(k), calls.get(i)
+            if track is None or call is None:
+                continue
+            wait = moved(track, call, now, self.reestimate_threshold_s)
+            if wait is None:
+                continue
+            track.mean_call, track.published_call = call, now + wait
+            track.revision += 1
+            # The range: the band's for the wait left, or the issue's range moved with the
+            # estimate, whichever is wider (a moved forecast is no more certain than it was).
+            _, lo, hi = self._band(hall_name, wait).apply(wait)
+            lo, hi = max(0.0, min(lo, wait - track.below)), max(hi, wait + track.above)
+            position = sum(1 for c in order if c < call)
+            outs.append(
+                EstimateOut(
+                    hall_name,
+                    k,
+                    t.service or "",
+                    t.priority,
+                    position,
+                    wait,
+                    now,
+                    lo,
+                    hi,
+                    track.revision,
+                )
+            )
+        return outs
 
     def _on_called(self, ev: TicketEvent, t: Ticket, key: str) -> list[EstimateOut | ErrorOut]:
         L = self.learned
@@ -233,9 +325,16 @@ class Estimator(Forecaster):
         L.call_age[key] = actual
         L.waits.setdefault(ev.hall, WaitTable()).add(t.issued_at, actual, self.zone)
         p = L.pending.pop(key, None)
+        forecast = L.forecasts.pop(key, None) if L.forecasts else None
         if p is None or p.estimate is None:
             return []
         err = p.estimate - actual
+        if forecast is not None:
+            if not L.resid:
+                L.resid = {}
+            bkey = f"{ev.hall}{SEP}{interval.bucket(forecast)}"
+            push(L.resid.setdefault(bkey, []), interval.residual(forecast, actual), interval.KEEP)
+            self._bands.pop(bkey, None)
         ekey = f"{ev.hall}{SEP}{p.service}"
         push(L.errors.setdefault(ekey, []), err, _KEEP_ERRORS)
         h = L.hist.setdefault(ekey, [0.0] * (len(ERROR_BUCKETS) + 2))
@@ -247,6 +346,24 @@ class Estimator(Forecaster):
         return [ErrorOut(ev.hall, p.service, p.estimate, actual)]
 
     # -- accuracy, advice and metrics -------------------------------------------------------
+
+    def calibrated(
+        self, hall: str, forecast: float | None
+    ) -> tuple[float | None, float | None, float | None]:
+        """(estimate, p10, p90) of a wait the simulation forecast at `forecast` seconds in
+        `hall` (see `interval`): corrected and ranged by how its past forecasts met their calls."""
+        if forecast is None:
+            return None, None, None
+        return self._band(hall, forecast).apply(forecast)
+
+    def _band(self, hall: str, forecast: float) -> interval.Band:
+        b = interval.bucket(forecast)
+        key = f"{hall}{SEP}{b}"
+        band = self._bands.get(key)
+        if band is None:
+            resid = self.learned.resid.get(key) if self.learned.resid else None
+            band = self._bands[key] = interval.band(resid, interval.PRIORS[b])
+        return band
 
     def rolling_mae(self, hall: str, service: str) -> float | None:
         """Mean absolute error of the last estimates for this service that met their call."""

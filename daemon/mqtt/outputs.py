@@ -19,6 +19,7 @@ from typing import Any
 import aiomqtt
 from hallwatch.daemon.base import backoff
 from hallwatch.daemon.config.settings import Settings
+from hallwatch.daemon.estimate.model import EstimateOut
 from hallwatch.daemon.mqtt.ingest import raise_if_cancelling, reraise_if_cancelled
 from prometheus_client import CollectorRegistry, Counter
 
@@ -33,6 +34,25 @@ def _cancelling() -> bool:
 STATUS_EVERY_S = 30.0
 WINDOW = 64  # outputs published and awaiting their PUBACK at once
 Output = tuple[str, bytes, bool]  # topic, payload, retain
+
+
+def _seconds(x: float | None) -> int | None:
+    return None if x is None else round(x)
+
+
+def estimate_payload(out: EstimateOut) -> dict[str, Any]:
+    """The `{root}/{hall}/estimate` message of one estimate (contract "Outputs")."""
+    return {
+        "ticket": out.ticket,
+        "service": out.service,
+        "priority": out.priority,
+        "position": out.position,
+        "estimated_wait_s": _seconds(out.estimated_wait_s),
+        "p10_s": _seconds(out.p10_s),
+        "p90_s": _seconds(out.p90_s),
+        "revision": out.revision,
+        "at": out.at,
+    }
 
 
 def status_payload(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hallwatch.daemon.core.state import HallsState
+from hallwatch.daemon.estimate.forecast import outage_end
 from hallwatch.daemon.estimate.model import EstimateOut, Estimator
 from hallwatch.daemon.estimate.predictors import NAMES, classic
 from hallwatch.daemon.offline.replay import accepted_events
@@ -50,6 +51,8 @@ class Row:
     issued_at: float
     estimates: dict[str, float | None]  # predictor -> estimate at issue time
     actual_wait_s: float | None = None
+    p10_s: float | None = None  # the daemon's range at issue time
+    p90_s: float | None = None
 
 
 @dataclass
@@ -86,6 +89,7 @@ class ScoreReport:
             (p for p in NAMES if best is not None and out["overall"][p]["mae_s"] == best), None
         )
         out["mae_ratio"] = _round(mine / best, 3) if best and mine is not None else None
+        out["coverage"] = coverage(rows)
         return out
 
     def write_csv(self, path: str | Path) -> None:
@@ -141,9 +145,43 @@ def score(
 
 
 def _row(out: EstimateOut, state: HallsState, est: Estimator) -> Row:
-    base = classic(state, out.hall, out.ticket, out.at, mean_service_s=est.mean_service_s)
+    # The baselines get what the estimator knows: the learned means, and while a business
+    # system is down, the learned slow-down of service.
+    hall = state.halls.get(out.hall)
+    slow = est.slow_factor if hall is not None and outage_end(hall, out.at) else 1.0
+
+    def mean(service: str) -> float:
+        return est.mean_service_s(service) * slow
+
+    base = classic(state, out.hall, out.ticket, out.at, mean_service_s=mean)
     estimates: dict[str, float | None] = {"daemon": out.estimated_wait_s, **base.as_dict()}
-    return Row(out.hall, out.ticket, out.service, out.priority, out.at, estimates)
+    row = Row(out.hall, out.ticket, out.service, out.priority, out.at, estimates)
+    row.p10_s, row.p90_s = out.p10_s, out.p90_s
+    return row
+
+
+def coverage(rows: list[Row]) -> dict[str, float | int | None]:
+    """Share of actual waits within the daemon's P10-P90 range, below it, above it."""
+    ranged = [r for r in rows if r.p10_s is not None and r.p90_s is not None]
+    if not ranged:
+        return {"n": 0, "inside": None, "below": None, "above": None, "inside_waited": None}
+    n = len(ranged)
+    below = sum(1 for r in ranged if (r.actual_wait_s or 0.0) < (r.p10_s or 0.0))
+    above = sum(1 for r in ranged if (r.actual_wait_s or 0.0) > (r.p90_s or 0.0))
+    # Those told to wait at least a minute: a range is worth reading for them, while most of
+    # the others are called the same second (a point mass at 0 that any range holds).
+    waited = [r for r in ranged if (r.estimates.get("daemon") or 0.0) >= 60.0]
+    inside = sum(
+        1 for r in waited if (r.p10_s or 0.0) <= (r.actual_wait_s or 0.0) <= (r.p90_s or 0.0)
+    )
+    return {
+        "n": n,
+        "inside": round((n - below - above) / n, 3),
+        "below": round(below / n, 3),
+        "above": round(above / n, 3),
+        "n_waited": len(waited),
+        "inside_waited": round(inside / len(waited), 3) if waited else None,
+    }
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -184,11 +222,25 @@ def warmed(profile: str, seed: int) -> Estimator:
     """An estimator as the daemon has it the next morning: it learned from a previous day of
     the hall (the same profile, another seed), kept through its snapshot; the previous day's
     tickets and windows are forgotten."""
+    return warmed_on([simulated_messages(profile, seed + 1000)])
+
+
+def warmed_on(days: Iterable[list[tuple[str, bytes]]]) -> Estimator:
+    """An estimator that learned from `days` in turn (each a day's messages), kept through its
+    snapshot each night: the day's tickets and windows forgotten, what it learned kept."""
     est = Estimator()
-    score(simulated_messages(profile, seed + 1000), estimator=est)
+    for messages in days:
+        score(messages, estimator=est)
+        est = _next_morning(est)
+    return est
+
+
+def _next_morning(est: Estimator) -> Estimator:
     learned = est.learned
     for day_scoped in (learned.pending, learned.last_end, learned.paused_at, learned.call_age):
         day_scoped.clear()
+    if learned.forecasts:
+        learned.forecasts.clear()
     return Estimator.restore(est.snapshot())
 
 

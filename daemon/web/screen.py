@@ -45,22 +45,38 @@ _HALL_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 Model = dict[str, Any]
 
 
+def range_minutes(est: float, p10: float | None, p90: float | None) -> list[int] | None:
+    """The P10-P90 range in whole minutes as the screen says it, [a, b] for "约 a–b 分钟":
+    widened to hold the estimate's minute, to fives past ten minutes (people read "15–25",
+    not "14–23"); None when there is no range or it is a single minute."""
+    if p10 is None or p90 is None or not (math.isfinite(p10) and math.isfinite(p90)):
+        return None
+    mid = math.ceil(est / 60)
+    lo = min(math.floor(max(0.0, p10) / 60), mid)
+    hi = max(math.ceil(p90 / 60), mid)
+    if hi >= 10:
+        lo, hi = 5 * (lo // 5), 5 * math.ceil(hi / 5)
+    return None if lo >= hi else [lo, hi]
+
+
 def screen_model(
     state: HallsState,
     hall: str,
     now: float,
     *,
     est_wait: Callable[[str], float | None] | None = None,
+    est_range: Callable[[str], tuple[float | None, float | None]] | None = None,
     quiet_slots: list[dict[str, Any]] | None = None,
     outage_recovery_at: float | None = None,
 ) -> Model | None:
     """What the hall's big screen shows at `now`; None when the hall is unknown.
 
     `est_wait(service)` is the estimated wait in seconds of a ticket taken now (None: no open
-    window serves it). `quiet_slots` are the plan's 高低峰时段提醒: dicts with `start` and `end`
-    as epoch seconds, or as "HH:MM" strings with a `date` ("YYYY-MM-DD"), an optional `kind`
-    of "quiet" (default) or "busy" and an optional `avg_wait_s`; slots already over at `now`
-    are dropped, the rest shown in time order.
+    window serves it); `est_range(service)` its P10-P90 range in seconds, shown as "约 a–b 分钟"
+    (`range_min`; None: the single figure). `quiet_slots` are the plan's 高低峰时段提醒: dicts
+    with `start` and `end` as epoch seconds, or as "HH:MM" strings with a `date`
+    ("YYYY-MM-DD"), an optional `kind` of "quiet" (default) or "busy" and an optional
+    `avg_wait_s`; slots already over at `now` are dropped, the rest shown in time order.
     The hour slots of `estimate.offpeak.quiet_slots` (`date` and `hour`) are taken as they are.
     `outage_recovery_at` is when the information centre expects the system back (epoch s).
     """
@@ -86,6 +102,7 @@ def screen_model(
         by_class = {c: counts.get((service, c), 0) for c in CLASSES}
         est = est_wait(service) if est_wait is not None else None
         est = None if est is None or not math.isfinite(est) else max(0.0, est)
+        lo, hi = est_range(service) if est_range is not None and est is not None else (None, None)
         if outage is not None:
             # Nothing can be done at a window while the business system is down: no "无需等待"
             # and no wait figure, but what the customer can do now (plan 4.3).
@@ -101,6 +118,9 @@ def screen_model(
                 "by_class": by_class,
                 "estimated_wait_s": None if est is None else round(est),
                 "estimated_wait_min": None if est is None else math.ceil(est / 60),
+                "p10_s": None if est is None or lo is None else round(lo),
+                "p90_s": None if est is None or hi is None else round(hi),
+                "range_min": None if est is None else range_minutes(est, lo, hi),
                 "windows_open": open_for.get(service, 0),
                 "status": status,  # open | closed (no window serves it) | outage
                 "status_text": note,
@@ -244,18 +264,48 @@ def live_model(
         if hall not in st.halls:
             return None
         off = hall_guidance(estimator(), hall, now, tz=st.tz, calendar=calendar, hours=timetable)
-        adv = advice(hall)
-        waits = {sa.service: sa.estimated_wait_s for sa in adv.services} if adv else {}
+        waits = calibrated_waits(estimator(), advice(hall), hall)
+
+        def wait(service: str) -> float | None:
+            return waits.get(service, (None, None, None))[0]
+
+        def spread(service: str) -> tuple[float | None, float | None]:
+            return waits.get(service, (None, None, None))[1:]
+
         return screen_model(
             st,
             hall,
             now,
-            est_wait=waits.get,
+            est_wait=wait,
+            est_range=spread,
             quiet_slots=off["quiet_slots"],
             outage_recovery_at=recovery_at(hall),
         )
 
     return model
+
+
+def calibrated_waits(
+    est: Estimator, adv: Advice | None, hall: str
+) -> dict[str, tuple[float | None, float | None, float | None]]:
+    """(estimate, p10, p90) of a new ticket's wait per service: the advice's waits are the
+    simulation's forecasts, corrected and ranged the way the estimate topic's are
+    (`Estimator.calibrated`)."""
+    if adv is None:
+        return {}
+    return {sa.service: est.calibrated(hall, sa.estimated_wait_s) for sa in adv.services}
+
+
+def state_waits(est: Estimator, adv: Advice | None, hall: str) -> dict[str, Any]:
+    """What /api/state shows per service of a hall: a new ticket's wait and its P10-P90."""
+
+    def sec(x: float | None) -> int | None:
+        return None if x is None else round(x)
+
+    return {
+        service: {"estimated_wait_s": sec(e), "p10_s": sec(lo), "p90_s": sec(hi)}
+        for service, (e, lo, hi) in sorted(calibrated_waits(est, adv, hall).items())
+    }
 
 
 def add_routes(app: web.Application, model: Callable[[str], Model | None]) -> None:

@@ -121,6 +121,8 @@ class HttpServer:
         self._health = health
         self._clock = clock
         self._heartbeat = heartbeat_timeout_s
+        # Set by the daemon: hall -> per-service estimated waits for /api/state.
+        self.waits: Callable[[str], dict[str, Any]] | None = None
         self.bound: tuple[str, int] | None = None
         self._read_timeout = read_timeout_s
         self.app = make_app(tokens, rate_per_minute=rate_per_minute, read_timeout_s=read_timeout_s)
@@ -139,7 +141,11 @@ class HttpServer:
         return web.json_response({"ok": ok, **detail}, status=200 if ok else 503)
 
     async def _api_state(self, request: web.Request) -> web.Response:
-        return web.json_response(state_summary(self._state(), self._clock(), self._heartbeat))
+        body = state_summary(self._state(), self._clock(), self._heartbeat)
+        if self.waits is not None:  # a new ticket's wait and its P10-P90 per service
+            for name, hall in body["halls"].items():
+                hall["estimated_wait"] = self.waits(name)
+        return web.json_response(body)
 
     async def run(self, started: asyncio.Event | None = None) -> None:
         # keepalive_timeout: the request line and headers must arrive within it, from the

@@ -276,12 +276,17 @@ def run_restart_bench(days: int, per_day: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     """`python -m tests.harness.bench ingest [--events N] [--broker URL]`, `... restart`,
     `... postgres [--events N --lease-s S]` (bench_pg.py), or
-    `... users [--halls-small 50 --halls-large 500 --events 20000 --quick]`."""
+    `... users [--halls-small 50 --halls-large 500 --events 20000 --quick]`, or
+    `... estimate [--set development|held_out|both]` (tests/harness/bench_estimate.py)."""
     args_in = sys.argv[1:] if argv is None else argv
     if args_in[:1] == ["postgres"]:
         from tests.harness.bench_pg import main as pg_main
 
         return pg_main(args_in[1:])
+    if args_in[:1] == ["estimate"]:
+        from tests.harness.bench_estimate import main as estimate_main
+
+        return estimate_main(args_in[1:])
     if args_in[:1] == ["users"]:
         from tests.harness.bench_users import main as users_main
 

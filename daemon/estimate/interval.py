@@ -1,0 +1,72 @@
+"""P10-P90 ranges around the wait estimates, and their median correction, calibrated on what
+the daemon saw.
+
+Every forecast that met its call leaves a *scaled residual* r = (actual - forecast) /
+(forecast + SCALE_S), kept per hall and per size of forecast (`bucket`: under a minute, under
+ten, longer), the last `KEEP` of each. For a new forecast f, with q10, q50, q90 the percentiles
+of its bucket's residuals shrunk towards the prior ones by `PRIOR_WEIGHT` pseudo-residuals,
+
+    estimate = f + q50 * (f + SCALE_S),   range = [f + q10 * (f + SCALE_S), f + q90 * (f + SCALE_S)]
+
+clipped at 0, with q10 <= q50 <= q90 so the range always holds the estimate. The median
+correction removes what the forward simulation gets wrong in this hall, systematically (its
+arrivals, its patience); the range widens with the forecast (a long wait is less certain in
+seconds) and with how wrong the hall's forecasts have been. Both cost a lookup per estimate:
+the percentiles are re-sorted only after new residuals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCALE_S = 120.0  # a short wait still gets about a service time's width
+KEEP = 300  # residuals per hall and bucket
+PRIOR_WEIGHT = 25.0
+BUCKETS = (60.0, 600.0)  # forecast bounds of buckets 0, 1; bucket 2 above
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    q10: float
+    q50: float
+    q90: float
+
+    def apply(self, forecast: float) -> tuple[float, float, float]:
+        """(estimate, p10, p90) in seconds for a forecast of the simulation."""
+        scale = forecast + SCALE_S
+        return (
+            max(0.0, forecast + self.q50 * scale),
+            max(0.0, forecast + self.q10 * scale),
+            max(0.0, forecast + self.q90 * scale),
+        )
+
+
+#: Before the hall has a history: percentiles fitted once on the development families.
+PRIORS = (Band(-0.1, 0.0, 0.4), Band(-0.45, 0.0, 0.6), Band(-0.45, 0.0, 0.6))
+
+
+def bucket(forecast: float) -> int:
+    return sum(forecast >= b for b in BUCKETS)
+
+
+def residual(forecast: float, actual: float) -> float:
+    return (actual - forecast) / (forecast + SCALE_S)
+
+
+def _percentile(xs: list[float], q: float) -> float:
+    pos = q * (len(xs) - 1)
+    i = int(pos)
+    return xs[i] if i + 1 >= len(xs) else xs[i] + (xs[i + 1] - xs[i]) * (pos - i)
+
+
+def band(residuals: list[float] | None, prior: Band) -> Band:
+    """A bucket's band: its residuals' percentiles, shrunk to the prior."""
+    if not residuals:
+        return prior
+    xs = sorted(residuals)
+    n = len(xs)
+    w = n / (n + PRIOR_WEIGHT)
+    q10 = w * _percentile(xs, 0.1) + (1.0 - w) * prior.q10
+    q50 = w * _percentile(xs, 0.5) + (1.0 - w) * prior.q50
+    q90 = w * _percentile(xs, 0.9) + (1.0 - w) * prior.q90
+    return Band(min(q10, q50), q50, max(q90, q50))

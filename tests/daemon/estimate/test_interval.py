@@ -1,0 +1,101 @@
+"""Tests of the P10-P90 ranges (estimate.interval) and the re-estimates (estimate.reestimate)."""
+
+from __future__ import annotations
+
+from hallwatch.daemon.estimate import interval
+from hallwatch.daemon.estimate.learned import Learned
+from hallwatch.daemon.estimate.model import EstimateOut, Estimator
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.daemon.estimate.test_estimate import T0, estimates, feed
+from tests.factories import issued, ticket_ev, window_ev
+
+residuals = st.lists(st.floats(-1.0, 5.0), max_size=300)
+
+
+@settings(max_examples=200, deadline=None)
+@given(residuals, st.floats(0.0, 20000.0))
+def test_the_range_holds_the_estimate(resid: list[float], forecast: float) -> None:
+    """Whatever the hall's past residuals, p10 <= estimate <= p90, none negative."""
+    est, lo, hi = interval.band(resid, interval.PRIORS[interval.bucket(forecast)]).apply(forecast)
+    assert 0.0 <= lo <= est <= hi
+
+
+@settings(max_examples=100, deadline=None)
+@given(residuals, st.floats(60.0, 5000.0), st.floats(1.0, 5000.0))
+def test_a_longer_forecast_gets_a_wider_range(resid: list[float], f: float, more: float) -> None:
+    """In the same bucket, a longer forecast is less certain in seconds: its range is wider."""
+    if interval.bucket(f) != interval.bucket(f + more):
+        return
+    b = interval.band(resid, interval.PRIORS[interval.bucket(f)])
+    _, lo1, hi1 = b.apply(f)
+    _, lo2, hi2 = b.apply(f + more)
+    assert hi2 - lo2 > hi1 - lo1
+
+
+def test_a_hall_whose_forecasts_miss_more_gets_wider_ranges() -> None:
+    """Residuals spread twice as wide give a wider range than the prior's, narrow ones a
+    narrower range; and each range is about the 10th-90th percentile once data dominate."""
+    wide = [(-1) ** i * 0.8 * (i % 10) / 10 for i in range(300)]
+    narrow = [x / 8 for x in wide]
+    prior = interval.PRIORS[2]
+
+    def width(resid: list[float] | None) -> float:
+        _, lo, hi = interval.band(resid, prior).apply(1000.0)
+        return hi - lo
+
+    assert width(narrow) < width(None) < width(wide)
+
+
+def test_the_median_correction_follows_what_the_hall_saw() -> None:
+    """A hall whose long forecasts all met their call late (residual +1: twice the forecast
+    and a bit) gets larger estimates for the same forecast, its range moving with it."""
+    resid = {"h1\x1f2": [1.0] * 200}
+    later = Estimator(learned=Learned(resid=resid)).calibrated("h1", 1200.0)
+    before = Estimator(samples=0).calibrated("h1", 1200.0)
+    assert later[0] is not None and before[0] is not None
+    assert later[0] > 1.5 * before[0]
+    assert later[1] is not None and later[2] is not None and later[1] <= later[0] <= later[2]
+
+
+def test_a_ticket_is_re_estimated_when_its_window_pauses() -> None:
+    """Six tickets at one window; the window pauses: at the next call elsewhere the tickets
+    behind get a new estimate (revision 1), later than the first and counted from then."""
+    est = Estimator(samples=0, reestimate_every_s=0.0)
+    ev = [
+        window_ev("w1", "open", T0, services=("gjj",)),
+        window_ev("w2", "open", T0, services=("gjj",)),
+    ]
+    ev += [issued(f"A{i:03d}", T0 + 1 + i) for i in range(8)]
+    ev += [ticket_ev("called", "A000", T0 + 20, window="w1")]
+    ev += [ticket_ev("called", "A001", T0 + 21, window="w2")]
+    state, outs = feed(est, *ev)
+    first = {o.ticket: o for o in estimates(outs) if o.revision == 0}
+    assert set(first) == {f"A{i:03d}" for i in range(8)}
+    _, outs = feed(
+        est,
+        window_ev("w2", "paused", T0 + 30, services=("gjj",)),
+        ticket_ev("completed", "A000", T0 + 300, window="w1"),
+        ticket_ev("called", "A002", T0 + 310, window="w1"),
+        state=state,
+    )
+    again = [o for o in estimates(outs) if o.revision > 0]
+    assert again, "the pause moved the forecasts of the tickets behind"
+    for o in again:
+        assert o.revision == 1 and o.at == T0 + 310
+        assert o.at + (o.estimated_wait_s or 0) > first[o.ticket].at + (
+            first[o.ticket].estimated_wait_s or 0
+        )
+        assert o.p10_s is not None and o.p90_s is not None
+        assert o.p10_s <= (o.estimated_wait_s or 0) <= o.p90_s
+
+
+def test_no_re_estimate_while_the_queue_moves_as_forecast() -> None:
+    """Calls exactly as forecast move nothing: no second message for anyone."""
+    est = Estimator(samples=0, reestimate_every_s=0.0)
+    ev = [window_ev("w1", "open", T0, services=("gjj",))]
+    ev += [issued(f"A{i:03d}", T0 + 1 + i) for i in range(4)]
+    ev += [ticket_ev("called", "A000", T0 + 10, window="w1")]
+    _, outs = feed(est, *ev)
+    assert not [o for o in estimates(outs) if isinstance(o, EstimateOut) and o.revision]
