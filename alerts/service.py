@@ -9,7 +9,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -73,6 +73,11 @@ class Alerts:
         for view in views:
             transitions += self.engine.evaluate(view)
             now = max(now, view.now)
+        try:
+            transitions = [await self._one_voice(t) for t in transitions]
+        except BaseException:
+            self.engine.restore(before)  # as when the enqueue fails: the next tick again
+            raise
         notes: dict[str, NewNotification] = {}
         for t in transitions:
             log.info(
@@ -103,6 +108,21 @@ class Alerts:
             self._saved = snap
         self._publish()
         return transitions
+
+    async def _one_voice(self, t: Transition) -> Transition:
+        """An episode's start as the instances sharing the outbox know it: one that another
+        instance began a tick earlier keeps its start, so both make the same alert id and the
+        same keys (`{alert_id}/{seq}-{state}/...`). Alone (SQLite) nothing changes."""
+        if t.state == "resolved":
+            await self.outbox.episode_ended(t.hall, t.alert, t.subject, t.started_at)
+        if t.state != "firing":
+            return t
+        since = await self.outbox.episode_start(t.hall, t.alert, t.subject, t.started_at)
+        e = self.engine.rebase(t.hall, t.alert, t.subject, since)
+        if since == t.started_at or e is None:
+            return t
+        log.info("alert %s is %s, begun by another instance", t.alert_id, e.alert_id)
+        return replace(t, alert_id=e.alert_id, started_at=since)
 
     def _publish(self) -> None:
         if self._metrics is not None:
