@@ -27,7 +27,7 @@ LEASE_S = 3.0
 REPEAT_S = 2.0
 
 
-def config(tmp_path: Path, wecom_url: str) -> Path:
+def config(tmp_path: Path, wecom_url: str, repeat_s: float = REPEAT_S) -> Path:
     """Alerts at any hour of a day declared working; a peak after 1 s, repeated every 2 s."""
     now = datetime.now(ZoneInfo("Asia/Shanghai")).date()
     path = tmp_path / "hallwatch.toml"
@@ -44,7 +44,7 @@ close = "23:59"
 [alerts.queue_peak]
 for_s = 1
 clear_for_s = 2
-repeat_s = {REPEAT_S}
+repeat_s = {repeat_s}
 
 [alerts.wecom]
 url = "{wecom_url}/cgi-bin/webhook/send"
