@@ -263,7 +263,9 @@ class Alerts:
             if now - self._am_sent.get(e.alert_id, float("-inf")) < am.resend_s:
                 continue
             self._am_sent[e.alert_id] = now
-            out.append(self._am_note(e, now, f"{e.alert_id}/am-resend/{int(now)}"))
+            # Keyed by the resend period, not the second: a pair's instances resend under one key.
+            slot = int(now // am.resend_s)
+            out.append(self._am_note(e, now, f"{e.alert_id}/am-resend/{slot}"))
         return out
 
     def _am_note(self, e: Episode, now: float, key: str) -> NewNotification:
