@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Self
 
 from hallwatch.alerts.outbox import (
@@ -149,6 +149,15 @@ class PgOutbox(Outbox):
             " WHERE hall = ? AND alert = ? AND subject = ? AND since = ? AND ended IS NULL",
             (hall, alert, subject, since),
         )
+
+    async def peer_acks(self, alert_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
+        """The acknowledgements of `alert_ids` in the shared log, whichever instance took them."""
+        async with self.db.execute(
+            "SELECT alert_id, acked_by, acked_at FROM alert_acks WHERE alert_id = ANY(?)",
+            (list(alert_ids),),
+        ) as cur:
+            rows = await cur.fetchall()
+        return {r[0]: (r[1], float(r[2])) for r in rows}
 
     async def prune(self, before: float) -> int:
         n = await super().prune(before)

@@ -69,6 +69,7 @@ class Alerts:
         """Run the rules; store the resulting notifications and the new state; return them."""
         transitions: list[Transition] = []
         now = self._clock()
+        await self._peer_acks()
         before = self.engine.snapshot()
         for view in views:
             transitions += self.engine.evaluate(view)
@@ -108,6 +109,14 @@ class Alerts:
             self._saved = snap
         self._publish()
         return transitions
+
+    async def _peer_acks(self) -> None:
+        """An alert acknowledged through another instance of the pair stops repeating here too
+        (the shared acknowledgement log); nothing to read alone."""
+        open_ids = [e.alert_id for e in self.engine.firing() if e.acked_at is None]
+        if open_ids:
+            for alert_id, (by, at) in (await self.outbox.peer_acks(open_ids)).items():
+                self.engine.ack(alert_id, by, at)
 
     async def _one_voice(self, t: Transition) -> Transition:
         """An episode's start as the instances sharing the outbox know it: one that another
