@@ -26,6 +26,7 @@ pytestmark = pytest.mark.skipif(find_nats() is None, reason="nats-server is not 
 
 N = 2000  # door events: FIRST before the node stops, the rest while it stops and after
 FIRST = 150
+MORE = 100  # after the stopped node rejoined and another stopped
 
 
 def doors(first: int, last: int) -> list[tuple[str, bytes]]:
@@ -53,7 +54,7 @@ async def test_a_node_stops_mid_peak_no_event_lost(
 ) -> None:
     """2,000 door events through a 3-node NATS cluster; the daemon's node stops after 150,
     while the rest are published; the daemon moves to the next node; all are stored once and
-    the peak is sent once."""
+    the peak is sent once. n1 rejoins, n2 stops: the daemon moves on, 100 more stored."""
     cluster = NatsCluster(tmp_path / "nats")
     await asyncio.to_thread(cluster.start)
     wecom = FakeWecom()
@@ -88,15 +89,26 @@ async def test_a_node_stops_mid_peak_no_event_lost(
             )
             caught_up = time.monotonic() - stopped_at
             dups = d.total("hallwatch_events_total", result="duplicate") - dups_before
+            # n1 comes back and catches up; then n2, where the daemon is now, stops too.
+            await asyncio.to_thread(n1.start)
+            await asyncio.to_thread(cluster.wait_ready)
+            await asyncio.to_thread(n2.stop)
+            await asyncio.to_thread(publish_all, "127.0.0.1", n1.mqtt_port, doors(N, N + MORE))
+            await wait_for(
+                lambda: d.total("hallwatch_events_total", result="accepted") >= N + MORE + 1,
+                60,
+                "the events after the second stop stored",
+            )
             await asyncio.sleep(2.0)
             assert await asyncio.to_thread(d.stop, signal.SIGTERM) == 0
     finally:
         await asyncio.to_thread(cluster.stop)
-    assert stored(d.db) == N + 1, "every event (and the probe) stored once"
+    assert stored(d.db) == N + MORE + 1, "every event (and the probe) stored once"
     firing = [h for h in wecom.accepted if "结束" not in h.body["markdown"]["content"]]
     assert len(firing) == 1, "the peak sent once"
     log = d.log.read_text()
     assert f"connects to {n2.mqtt_url}" in log, "moved to the next node"
+    assert f"connects to {n3.mqtt_url}" in log, "and on to the one after"
     print(
         f"\nnats cluster: {N} events stored; all in {caught_up:.2f} s after n1 stopped;"
         f" redelivered after the stop (duplicates) {dups:.0f}"
