@@ -13,7 +13,8 @@ EP = ("h1", "queue_peak", "")
 
 async def test_the_second_instance_takes_the_first_ones_start(pg_url: str) -> None:
     """b fires 1.7 s after a: a's start; its own start again: the same; after the episode
-    ended a new one keeps its own start; one beyond ADOPT_S too; another hall is its own."""
+    ended a new one keeps its own start; one beyond ADOPT_S too; another hall is its own;
+    pruned, none is left to take."""
     async with (
         PgOutbox(pg_url, instance="a") as a,
         PgOutbox(pg_url, instance="b") as b,
@@ -27,6 +28,8 @@ async def test_the_second_instance_takes_the_first_ones_start(pg_url: str) -> No
         await a.episode_ended(*EP, 1000.0 + ADOPT_S + 1)
         assert await a.episode_start(*EP, 1100.0) == 1100.0  # ended: a new episode
         assert await b.episode_start(*EP, 1101.0) == 1100.0
+        await a.prune(before=2000.0)  # old episodes go with the sent notifications
+        assert await b.episode_start(*EP, 1101.0) == 1101.0
 
 
 async def test_sqlite_keeps_its_own_start(tmp_path: Path) -> None:
