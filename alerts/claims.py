@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Self
 
 from hallwatch.alerts.outbox import (
@@ -40,6 +40,20 @@ _CLAIMS = """
 ALTER TABLE alert_outbox ADD COLUMN IF NOT EXISTS claimed_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE alert_outbox ADD COLUMN IF NOT EXISTS lease_until REAL NOT NULL DEFAULT 0;
 """
+# The episodes the instances began (one voice): an instance about to fire an episode that a peer
+# began within ADOPT_S and has not ended takes the peer's start, and so its alert id and keys.
+_EPISODES = """
+CREATE TABLE IF NOT EXISTS alert_episodes (
+    hall TEXT NOT NULL,
+    alert TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    since REAL NOT NULL,
+    instance TEXT NOT NULL,
+    ended REAL,
+    PRIMARY KEY (hall, alert, subject, since)
+);
+"""
+ADOPT_S = 300.0
 _NOW = "extract(epoch from clock_timestamp())"
 _ENQUEUE_LOCK = 0x6F7574  # pg_advisory_xact_lock key of enqueues
 _O_COLUMNS = ", ".join(f"o.{c}" for c in COLUMNS.split(", "))
@@ -63,8 +77,8 @@ class PgOutbox(Outbox):
             file=PgFile(
                 url,
                 instance=instance,
-                schema=OUTBOX_SCHEMA + _CLAIMS,
-                shared=SHARED_TABLES,
+                schema=OUTBOX_SCHEMA + _CLAIMS + _EPISODES,
+                shared=(*SHARED_TABLES, "alert_episodes"),
                 name="outbox",
             )
         )
@@ -108,6 +122,47 @@ class PgOutbox(Outbox):
                 "outbox: took over %d notifications from instance %s (lease ran out)", n, was
             )
         return notes
+
+    async def episode_start(self, hall: str, alert: str, subject: str, since: float) -> float:
+        """The start of the open episode of (hall, alert, subject) that an instance (this one
+        included) began within ADOPT_S of `since`, nearest first; else `since`, now recorded.
+        Under the enqueue lock: of two instances firing at once, the first one's start wins."""
+        key = (hall, alert, subject)
+        async with self.transaction() as tx:
+            await self._serialize(tx)
+            rows = await tx.fetchall(
+                "SELECT since FROM alert_episodes WHERE hall = ? AND alert = ? AND subject = ?"
+                " AND ended IS NULL AND since BETWEEN ? AND ? ORDER BY abs(since - ?) LIMIT 1",
+                (*key, since - ADOPT_S, since + ADOPT_S, since),
+            )
+            if rows:
+                return float(rows[0][0])
+            await tx.execute(
+                "INSERT INTO alert_episodes VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING",
+                (*key, since, self.instance),
+            )
+        return since
+
+    async def episode_ended(self, hall: str, alert: str, subject: str, since: float) -> None:
+        await self.write(
+            "UPDATE alert_episodes SET ended = extract(epoch from clock_timestamp())"
+            " WHERE hall = ? AND alert = ? AND subject = ? AND since = ? AND ended IS NULL",
+            (hall, alert, subject, since),
+        )
+
+    async def peer_acks(self, alert_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
+        """The acknowledgements of `alert_ids` in the shared log, whichever instance took them."""
+        async with self.db.execute(
+            "SELECT alert_id, acked_by, acked_at FROM alert_acks WHERE alert_id = ANY(?)",
+            (list(alert_ids),),
+        ) as cur:
+            rows = await cur.fetchall()
+        return {r[0]: (r[1], float(r[2])) for r in rows}
+
+    async def prune(self, before: float) -> int:
+        n = await super().prune(before)
+        await self.write("DELETE FROM alert_episodes WHERE since < ?", (before,))
+        return n
 
     async def next_due(self) -> float | None:
         """The earliest due time of what this instance may claim (not what another holds)."""

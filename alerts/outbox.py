@@ -183,6 +183,19 @@ class Outbox(OnDatabase):
             self.wake.set()
         return int(added)
 
+    async def episode_start(self, hall: str, alert: str, subject: str, since: float) -> float:
+        """The start of this episode as the instances sharing the outbox know it (another may
+        have begun it a tick earlier: alerts/claims.py); alone, `since` itself."""
+        return since
+
+    async def episode_ended(self, hall: str, alert: str, subject: str, since: float) -> None:
+        """The episode begun at `since` resolved (a shared outbox forgets it)."""
+
+    async def peer_acks(self, alert_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
+        """Acknowledgements of `alert_ids` that another instance took (shared outbox: who,
+        when); alone, every acknowledgement is this instance's own: none."""
+        return {}
+
     async def load_state(self, name: str) -> bytes | None:
         async with self.db.execute("SELECT body FROM alert_state WHERE name = ?", (name,)) as cur:
             row = await cur.fetchone()

@@ -182,6 +182,13 @@ class RuleEngine:
             e.acked_by, e.acked_at = by, now
         return e
 
+    def rebase(self, hall: str, alert: str, subject: str, since: float) -> Episode | None:
+        """Give an episode the start (and so the alert id) another instance gave it first."""
+        e = self.episodes.get((hall, alert, subject))
+        if e is not None:
+            e.since = since
+        return e
+
     # --- persistence --------------------------------------------------------------------
 
     def snapshot(self) -> bytes:

@@ -9,7 +9,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -69,10 +69,16 @@ class Alerts:
         """Run the rules; store the resulting notifications and the new state; return them."""
         transitions: list[Transition] = []
         now = self._clock()
+        await self._peer_acks()
         before = self.engine.snapshot()
         for view in views:
             transitions += self.engine.evaluate(view)
             now = max(now, view.now)
+        try:
+            transitions = [await self._one_voice(t) for t in transitions]
+        except BaseException:
+            self.engine.restore(before)  # as when the enqueue fails: the next tick again
+            raise
         notes: dict[str, NewNotification] = {}
         for t in transitions:
             log.info(
@@ -103,6 +109,29 @@ class Alerts:
             self._saved = snap
         self._publish()
         return transitions
+
+    async def _peer_acks(self) -> None:
+        """An alert acknowledged through another instance of the pair stops repeating here too
+        (the shared acknowledgement log); nothing to read alone."""
+        open_ids = [e.alert_id for e in self.engine.firing() if e.acked_at is None]
+        if open_ids:
+            for alert_id, (by, at) in (await self.outbox.peer_acks(open_ids)).items():
+                self.engine.ack(alert_id, by, at)
+
+    async def _one_voice(self, t: Transition) -> Transition:
+        """An episode's start as the instances sharing the outbox know it: one that another
+        instance began a tick earlier keeps its start, so both make the same alert id and the
+        same keys (`{alert_id}/{seq}-{state}/...`). Alone (SQLite) nothing changes."""
+        if t.state == "resolved":
+            await self.outbox.episode_ended(t.hall, t.alert, t.subject, t.started_at)
+        if t.state != "firing":
+            return t
+        since = await self.outbox.episode_start(t.hall, t.alert, t.subject, t.started_at)
+        e = self.engine.rebase(t.hall, t.alert, t.subject, since)
+        if since == t.started_at or e is None:
+            return t
+        log.info("alert %s is %s, begun by another instance", t.alert_id, e.alert_id)
+        return replace(t, alert_id=e.alert_id, started_at=since)
 
     def _publish(self) -> None:
         if self._metrics is not None:
@@ -243,7 +272,9 @@ class Alerts:
             if now - self._am_sent.get(e.alert_id, float("-inf")) < am.resend_s:
                 continue
             self._am_sent[e.alert_id] = now
-            out.append(self._am_note(e, now, f"{e.alert_id}/am-resend/{int(now)}"))
+            # Keyed by the resend period, not the second: a pair's instances resend under one key.
+            slot = int(now // am.resend_s)
+            out.append(self._am_note(e, now, f"{e.alert_id}/am-resend/{slot}"))
         return out
 
     def _am_note(self, e: Episode, now: float, key: str) -> NewNotification:

@@ -133,6 +133,10 @@ class MqttSettings:
         _problem(parse_broker_url, "mqtt://[user:pass@]HOST:PORT or mqtts://"),
         doc("the broker; mqtts:// for TLS (a password here is masked in logs)"),
     ] = "mqtt://127.0.0.1:1883"
+    more_urls: Annotated[
+        tuple[str, ...],
+        doc("a cluster's other nodes: each reconnect tries the next (url first), same client id"),
+    ] = ()
     username: Annotated[str | None, doc("broker user name (or in the URL)")] = None
     password: Annotated[
         str | None, SECRET, doc("broker password, best via HALLWATCH_MQTT_PASSWORD_FILE")
@@ -170,7 +174,11 @@ class MqttSettings:
     def __repr__(self) -> str:
         # The URL may carry a password (mqtt://user:pass@host); never let it reach a log.
         shown = {
-            f.name: _mask(self.url) if f.name == "url" else getattr(self, f.name)
+            f.name: _mask(self.url)
+            if f.name == "url"
+            else tuple(map(_mask, self.more_urls))
+            if f.name == "more_urls"
+            else getattr(self, f.name)
             for f in fields(self)
             if f.repr
         }
@@ -194,6 +202,25 @@ class MqttSettings:
             yield "cert_file", "mqtt.cert_file and mqtt.key_file go together"
         if self.reconnect_max_s < self.reconnect_min_s:
             yield "reconnect_max_s", "must not be below mqtt.reconnect_min_s"
+        for url in self.more_urls:
+            try:
+                parse_broker_url(url, key="mqtt.more_urls")
+            except ConfigError as err:
+                yield "more_urls", str(err).split(": ", 2)[-1]
+
+    def brokers(self) -> tuple[Broker, ...]:
+        """`url` then `more_urls`, each with the user name and password of `broker()`."""
+        first = self.broker()
+        more = (parse_broker_url(u, key="mqtt.more_urls") for u in self.more_urls)
+        return (
+            first,
+            *(
+                replace(
+                    b, username=b.username or first.username, password=b.password or first.password
+                )
+                for b in more
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,15 +13,19 @@ from the client's queue without a wait each; that queue is ours through aiomqtt'
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as mqtt
+from hallwatch.daemon.config.sections import Broker
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.mqtt.props import share_tables
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+log = logging.getLogger("hallwatch.mqtt")
 
 #: The private attribute of `aiomqtt.Client` that holds its paho-mqtt client (aiomqtt 2.x).
 PAHO_ATTRIBUTE = "_client"
@@ -76,9 +80,31 @@ def tls_params(settings: Settings) -> aiomqtt.TLSParameters | None:
     return aiomqtt.TLSParameters(ca_certs=mq.ca_file, certfile=mq.cert_file, keyfile=mq.key_file)
 
 
+# How many clients each identifier has made: with `mqtt.more_urls`, each (re)connect of a client
+# goes to the next broker of the list (a cluster's nodes all hold the session).
+_turns: dict[str, int] = {}
+
+
+def next_broker(settings: Settings, identifier: str) -> Broker:
+    """The broker this connect of `identifier` tries: `mqtt.url`, then in turn `more_urls`."""
+    brokers = settings.mqtt.brokers()
+    turn = _turns.get(identifier, 0)
+    _turns[identifier] = turn + 1
+    broker = brokers[turn % len(brokers)]
+    if len(brokers) > 1:
+        log.info(
+            "mqtt: %s connects to %s (%d of %d)",
+            identifier,
+            broker.url(),
+            turn % len(brokers) + 1,
+            len(brokers),
+        )
+    return broker
+
+
 def make_output_client(settings: Settings) -> aiomqtt.Client:
     """A plain client for the daemon's outputs (estimates, status): no session to keep."""
-    broker = settings.mqtt.broker()
+    broker = next_broker(settings, f"{settings.mqtt.client_id}-out")
     return aiomqtt.Client(
         broker.host,
         broker.port,
@@ -95,7 +121,7 @@ def make_client(settings: Settings, *, identifier: str | None = None) -> AckingC
     """A persistent-session, manual-ack MQTT 5 client for the settings' broker."""
     share_tables()  # see props.py: 14 % of ingest's CPU
     mq = settings.mqtt
-    broker = mq.broker()
+    broker = next_broker(settings, identifier or mq.client_id)
     session: dict[str, Any]
     if mq.protocol == "5":
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
