@@ -242,18 +242,18 @@ def _unsafe(text: str) -> bool:
 
 
 def comparable(node: Node, *, outputs: bool) -> dict[str, Any]:
-    """What must be equal between the twin and the crashed daemon after the same steps. The
-    outbox and the complaint register only after a tick: a daemon starting up takes in the
-    stored complaint events at once (and notifies), the twin at its next tick."""
+    """What must be equal in the twin and the crashed daemon after the same steps; the outbox and
+    complaints only after a tick (a starting daemon takes stored complaints in at once)."""
     d = node.d
     learned = msgspec.structs.replace(
         d.estimator.learned,
-        # Estimates made live were published from the state at that moment; a restart replays
-        # those tickets with quick, unscored estimates (their customers have their tickets),
-        # so the scoring memory (pending estimates, their errors) legitimately differs.
+        # A restart replays live tickets with quick, unscored estimates (their customers have
+        # their tickets): the scoring memory (pending forecasts, errors, residuals) differs.
         pending={},
         errors={},
         hist={},
+        resid=msgspec.UNSET,
+        forecasts=msgspec.UNSET,
     )
     out: dict[str, Any] = {
         "state": state_mod.encode(d.state),
