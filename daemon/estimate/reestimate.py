@@ -19,10 +19,9 @@ restart the tickets issued before it are not re-estimated.
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from dataclasses import dataclass
 
-from hallwatch.daemon.estimate.simulation import Handling, Item, Queues, Win, queues_of
+from hallwatch.daemon.estimate.simulation import Handling, Item, Queues, Win, pick, queues_of
 
 
 @dataclass(slots=True)
@@ -44,21 +43,12 @@ def call_times(wins: list[Win], items: list[Item], handling: Handling) -> dict[i
     left = sum(it.real for it in items)
     while heap and len(calls) < left:
         t, i = heapq.heappop(heap)
-        services = wins[i].services
-        best: Item | None = None
-        best_q: deque[Item] | None = None
-        for rank in range(3):
-            for s in services:
-                q = queues.get((s, rank))
-                if q and q[0].issued_at <= t and (best is None or q[0].issued_at < best.issued_at):
-                    best, best_q = q[0], q
-            if best is not None:
-                break
-        if best is None or best_q is None:
-            nxt = [q[0].issued_at for (s, _), q in queues.items() if q and s in services]
-            if nxt:
-                heapq.heappush(heap, (max(min(nxt), t), i))
+        got = pick(queues, wins[i].services, t)
+        if not isinstance(got, tuple):
+            if got is not None:
+                heapq.heappush(heap, (max(got, t), i))
             continue
+        best, best_q = got
         best_q.popleft()
         if best.real:
             calls[best.idx] = t

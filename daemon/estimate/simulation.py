@@ -207,6 +207,24 @@ def finish(wins: list[Win], items: list[Item], handling: Handling) -> float | No
     return max(result) if result else None
 
 
+def pick(
+    queues: Queues, services: tuple[str, ...], t: float
+) -> tuple[Item, deque[Item]] | float | None:
+    """What a window serving `services`, free at `t`, calls: the first in of the best class
+    waiting, with its queue; else when the first ticket it could call arrives (None: none)."""
+    best: Item | None = None
+    best_q: deque[Item] | None = None
+    for rank in range(3):
+        for s in services:
+            q = queues.get((s, rank))
+            if q and q[0].issued_at <= t and (best is None or q[0].issued_at < best.issued_at):
+                best, best_q = q[0], q
+        if best is not None and best_q is not None:
+            return best, best_q
+    nxt = [q[0].issued_at for (s, _), q in queues.items() if q and s in services]
+    return min(nxt) if nxt else None
+
+
 def simulate(
     frees: list[float],
     wins: list[Win],
@@ -225,21 +243,12 @@ def simulate(
     ends: list[float] = []
     while heap:
         t, i = heapq.heappop(heap)
-        services = wins[i].services
-        best: Item | None = None
-        best_q: deque[Item] | None = None
-        for rank in range(3):
-            for s in services:
-                q = queues.get((s, rank))
-                if q and q[0].issued_at <= t and (best is None or q[0].issued_at < best.issued_at):
-                    best, best_q = q[0], q
-            if best is not None:
-                break
-        if best is None or best_q is None:
-            nxt = [q[0].issued_at for (s, _), q in queues.items() if q and s in services]
-            if nxt:
-                heapq.heappush(heap, (max(min(nxt), t), i))
+        got = pick(queues, wins[i].services, t)
+        if not isinstance(got, tuple):
+            if got is not None:
+                heapq.heappush(heap, (max(got, t), i))
             continue
+        best, best_q = got
         best_q.popleft()
         if best.target and stop_at_target:
             out.append(t)
