@@ -104,22 +104,48 @@ mqtt {{
             return False
 
 
+class PortTaken(RuntimeError):
+    pass
+
+
 class NatsCluster:
     """`with NatsCluster(tmp) as c:` three nodes n1..n3; `c.urls` their MQTT URLs."""
 
     def __init__(self, workdir: Path, size: int = 3) -> None:
+        self.size = size
+        self._make(workdir)
+
+    def _make(self, workdir: Path) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
-        self.nodes = [Node(f"n{i + 1}", workdir) for i in range(size)]
+        self.nodes = [Node(f"n{i + 1}", workdir) for i in range(self.size)]
         for n in self.nodes:
             n.write_conf([p for p in self.nodes if p is not n])
+
+    def _port_taken(self) -> bool:
+        """A node exited because another process took one of its ports after `free_port`."""
+        return any(
+            n.proc is not None
+            and n.proc.poll() is not None
+            and "address already in use" in n.log.read_text(errors="replace")
+            for n in self.nodes
+        )
 
     @property
     def urls(self) -> list[str]:
         return [n.mqtt_url for n in self.nodes]
 
     def start(self, timeout: float = 60.0) -> None:
-        for n in self.nodes:
-            n.start()
+        """Start every node; should one find a port taken (the race between picking a free
+        port and binding it, seen in CI), start the cluster again on new ports."""
+        for attempt in range(1, 4):
+            for n in self.nodes:
+                n.start()
+            try:
+                self.wait_ready(timeout)
+                return
+            except PortTaken:
+                self.stop()
+                self._make(self.nodes[0].workdir / f"retry{attempt}")
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -129,6 +155,8 @@ class NatsCluster:
             up = [n for n in self.nodes if n.proc is not None]
             if all(n.healthy() for n in up) and self.meta_leader() is not None:
                 return
+            if self._port_taken():
+                raise PortTaken("a nats-server node could not bind its port")
             time.sleep(0.2)
         tails = "\n".join(f"{n.name}: {n.log.read_text()[-1500:]}" for n in self.nodes)
         raise TimeoutError(f"the NATS cluster did not become ready:\n{tails}")
