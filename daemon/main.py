@@ -368,13 +368,14 @@ class Daemon:
             self.pipeline.changes,
             now,
             halls,
-            lambda name: hall_view(
+            lambda name, queue: hall_view(
                 self.state,
                 name,
                 now,
                 advice=self._advice.for_tick(name, now),
                 heartbeat_timeout_s=s.hall.heartbeat_timeout_s,
                 calendar=self.calendar,
+                queue=queue,
             ),
             rules=self.alerts.engine.settings,
             heartbeat_timeout_s=s.hall.heartbeat_timeout_s,

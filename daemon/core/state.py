@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from sys import intern
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -465,7 +466,28 @@ def decode(blob: bytes) -> HallsState | None:
         raw = msgspec.json.decode(blob, type=_Envelope)
     except msgspec.DecodeError:
         return None
-    return raw.state if raw.version == SNAPSHOT_VERSION else None
+    if raw.version != SNAPSHOT_VERSION:
+        return None
+    _share(raw.state)
+    return raw.state
+
+
+def _share(state: HallsState) -> None:
+    """Decoded tickets each hold their own copy of every name and status: intern them as the
+    live path does (sensors.parse), and let an unchanged `first_issued_at` be `issued_at`."""
+    for hall in state.halls.values():
+        day = hall.today
+        if day is None:
+            continue
+        for t in day.tickets.values():
+            t.status = intern(t.status)
+            t.priority = intern(t.priority)
+            if t.service is not None:
+                t.service = intern(t.service)
+            if t.window is not None:
+                t.window = intern(t.window)
+            if t.first_issued_at == t.issued_at:
+                t.first_issued_at = t.issued_at
 
 
 class _Envelope(msgspec.Struct):

@@ -35,7 +35,7 @@ from hallwatch.alerts.view import HallView
 from hallwatch.daemon.config.alerts import HallRules, RuleSettings
 from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState
 from hallwatch.daemon.estimate.advice import Advice, Steps
-from hallwatch.daemon.pipeline.views import endured, uncovered_since
+from hallwatch.daemon.pipeline.views import Queue, QueueMemo, endured, uncovered_since
 
 # Every hall is evaluated at least this often, whatever happened: the bound on how late a wait
 # that grows past the queue-peak threshold with no event (and only that) may be noticed. 30 s
@@ -87,19 +87,21 @@ def _local_boundaries(now: float, zone: ZoneInfo, rules: HallRules) -> Iterable[
         yield datetime.combine(day, at, zone).timestamp()
 
 
-def _waits_due(hall: Hall, day: Day | None, now: float, rules: HallRules) -> list[float]:
+def _waits_due(
+    hall: Hall, day: Day | None, now: float, rules: HallRules, queue: Queue | None
+) -> list[float]:
     """When a wait already endured reaches the queue peak's marks, and when a service with
     people waiting and no window has been so for the uncovered rule's `after_s`."""
     if day is None:
         return []
     peak = rules.queue_peak
     due = []
-    for waited in endured(day, now).values():
+    for waited in endured(day, now, queue).values():
         since = now - waited
         due += [since + peak.wait_s, since + peak.escalate_wait_s]
     due += [
         since + rules.service_uncovered.after_s
-        for since in uncovered_since(hall, day, now).values()
+        for since in uncovered_since(hall, day, now, queue).values()
     ]
     return due
 
@@ -111,13 +113,14 @@ def next_due(
     rules: HallRules,
     zone: ZoneInfo,
     heartbeat_timeout_s: float,
+    queue: Queue | None = None,
 ) -> float:
     """The earliest time after `now` at which a rule on `hall` can change with no event (its
     estimated waits aside: see the module docstring): opening hours, heartbeats running out,
     a system down long enough, a wait already endured reaching the peak's marks, a service
     uncovered long enough."""
     due = list(_local_boundaries(now, zone, rules))
-    due += _waits_due(hall, day, now, rules)
+    due += _waits_due(hall, day, now, rules, queue)
     dev = rules.device_offline
     for d in hall.devices.values():
         down_at = d.last_seen + heartbeat_timeout_s if d.state == "online" else d.since
@@ -138,6 +141,7 @@ class TickPlan:
         self.due: dict[str, float] = {}
         self._built: list[tuple[str, int | None, float]] = []
         self.swept: set[str] = set()  # the halls of the last `halls` whose sweep came
+        self.queues = QueueMemo()  # each hall's queue as of the version its view last read
 
     def halls(
         self,
@@ -171,7 +175,7 @@ class TickPlan:
         changes: Changes,
         now: float,
         halls: Iterable[str],
-        view: Callable[[str], HallView],
+        view: Callable[[str, Queue | None], HallView],
         *,
         rules: RuleSettings,
         heartbeat_timeout_s: float,
@@ -190,9 +194,10 @@ class TickPlan:
             if hall is None:
                 continue
             version = changes.version.get(name)
-            out.append(view(name))
             day = state.day_at(hall, now)
-            due = next_due(hall, day, now, rules.for_hall(name), zone, heartbeat_timeout_s)
+            queue = None if day is None else self.queues.get(name, day, version)
+            out.append(view(name, queue))
+            due = next_due(hall, day, now, rules.for_hall(name), zone, heartbeat_timeout_s, queue)
             renew = renew_at(name)
             due = due if renew is None else max(now, min(due, renew))
             self._built.append((name, version, due))
@@ -214,6 +219,7 @@ class TickPlan:
             for d in (self.seen, self.at, self.due):
                 for hall in [h for h in d if h not in keep]:
                     del d[hall]
+            self.queues.forget(keep)
 
 
 ADVICE_TTL_S = 2.0  # a scrape or the screen reuses any hall's advice this young

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import NamedTuple, Protocol
 
 from hallwatch.alerts.view import DeviceView, HallView
 from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, waiting_counts
@@ -32,22 +32,62 @@ def device_views(hall: Hall, now: float, heartbeat_timeout_s: float) -> tuple[De
     return tuple(out)
 
 
-def endured(day: Day, now: float) -> dict[str, float]:
-    """Per service, how long the longest-waiting ticket still in the queue (issued, not yet
-    called) has waited at `now`: since it (re-)entered the queue, a transfer counting anew."""
+class Queue(NamedTuple):
+    """What a day's queue holds, from one walk over its tickets: it changes only with events,
+    so the tick keeps it per hall until the hall's state changes (`QueueMemo`)."""
+
+    waiting: dict[str, int]  # tickets waiting per service
+    first: dict[str, float]  # per service, when its longest-waiting ticket (re-)entered the queue
+
+
+def queue_of(day: Day) -> Queue:
+    waiting: dict[str, int] = {}
     first: dict[str, float] = {}
+    for (service, _prio), n in waiting_counts(day).items():
+        waiting[service] = waiting.get(service, 0) + n
     for t in day.tickets.values():
         if t.status == WAITING and t.service and t.issued_at is not None:
             first[t.service] = min(first.get(t.service, t.issued_at), t.issued_at)
-    return {s: max(0.0, now - at) for s, at in sorted(first.items())}
+    return Queue(waiting, dict(sorted(first.items())))
 
 
-def uncovered_since(hall: Hall, day: Day, now: float) -> dict[str, float]:
+class QueueMemo:
+    """Per hall, the `Queue` of its day as of a version of its state (`schedule.Changes`): a
+    quiet hall's sweep reads it instead of walking its day's tickets five times."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[Day, int, Queue]] = {}
+
+    def get(self, hall: str, day: Day, version: int | None) -> Queue:
+        kept = self._kept.get(hall)
+        if version is not None and kept is not None and kept[0] is day and kept[1] == version:
+            return kept[2]
+        queue = queue_of(day)
+        if version is not None:
+            self._kept[hall] = (day, version, queue)
+        return queue
+
+    def forget(self, live: Iterable[str]) -> None:
+        keep = set(live)
+        for hall in [h for h in self._kept if h not in keep]:
+            del self._kept[hall]
+
+
+def endured(day: Day, now: float, queue: Queue | None = None) -> dict[str, float]:
+    """Per service, how long the longest-waiting ticket still in the queue (issued, not yet
+    called) has waited at `now`: since it (re-)entered the queue, a transfer counting anew."""
+    first = (queue or queue_of(day)).first
+    return {s: max(0.0, now - at) for s, at in first.items()}
+
+
+def uncovered_since(
+    hall: Hall, day: Day, now: float, queue: Queue | None = None
+) -> dict[str, float]:
     """Services with tickets waiting and no open window serving them, each with since when: the
     later of its longest wait's start and the last time a window serving it stopped."""
     open_services = {s for w in hall.windows.values() if w.state == "open" for s in w.services}
     out: dict[str, float] = {}
-    for service, waited in endured(day, now).items():
+    for service, waited in endured(day, now, queue).items():
         if service in open_services:
             continue
         stops = [w.since for w in hall.windows.values() if service in w.services]
@@ -63,15 +103,15 @@ def hall_view(
     advice: Advice | None,
     heartbeat_timeout_s: float,
     calendar: WorkCalendar,
+    queue: Queue | None = None,
 ) -> HallView:
-    """One hall as the rules see it at `now` (yesterday's day reads as an empty hall)."""
+    """One hall as the rules see it at `now` (yesterday's day reads as an empty hall). `queue`:
+    its day's `Queue`, when the caller keeps it."""
     hall = state.halls[name]
     today = state.business_day(now)
     day = state.day_at(hall, now)
-    waiting: dict[str, int] = {}
-    if day is not None:
-        for (service, _prio), n in waiting_counts(day).items():
-            waiting[service] = waiting.get(service, 0) + n
+    if day is not None and queue is None:
+        queue = queue_of(day)
     est: dict[str, float | None] = {}
     extra: dict[str, int] = {}
     overrun: float | None = None
@@ -90,9 +130,9 @@ def hall_view(
         now=now,
         headcount=day.occupancy if day else 0,
         est_wait_s_by_service=est,
-        waiting_by_service=waiting,
-        endured_s_by_service=endured(day, now) if day else {},
-        uncovered_since=uncovered_since(hall, day, now) if day else {},
+        waiting_by_service=dict(queue.waiting) if queue else {},
+        endured_s_by_service=endured(day, now, queue) if day else {},
+        uncovered_since=uncovered_since(hall, day, now, queue) if day else {},
         windows_open=len(open_windows),
         emergency_windows_open=sum(1 for w in open_windows if w.emergency),
         extra_windows_by_service=extra,

@@ -21,6 +21,7 @@ working days (`WorkCalendar`).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -275,6 +276,44 @@ def deadline(
     return Deadline(stage, end_of_working_days(start, n, calendar, tz))
 
 
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """The instants at which a complaint's alarms are due (see `alarms`), computed once per
+    version of the complaint: the calendar and opening-hours arithmetic is the costly part."""
+
+    deadline: Deadline | None
+    registered_at: float  # the announcement to the responsible head: the next opening
+    remind_at: float  # the reminder: the last opening before `remind_before_s` ahead
+    overdue_at: float  # the escalation: the next opening at or after the deadline
+
+    def next_after(self, now: float) -> float:
+        """The first instant after `now` at which `alarms` may answer differently."""
+        d = self.deadline
+        marks = [self.registered_at] + (
+            [] if d is None else [self.remind_at, d.due_at, self.overdue_at]
+        )
+        return min((t for t in marks if t > now), default=math.inf)
+
+
+def marks(
+    c: Complaint,
+    settings: ComplaintSettings,
+    calendar: WorkCalendar,
+    tz: str,
+    hours: Hours = DEFAULT_HOURS,
+) -> Marks:
+    d = deadline(c, settings, calendar, tz)
+    registered = next_opening(c.received_at, hours, calendar, tz)
+    if d is None:
+        return Marks(None, registered, math.inf, math.inf)
+    return Marks(
+        d,
+        registered,
+        last_opening_before(d.due_at - settings.remind_before_s, hours, calendar, tz),
+        next_opening(d.due_at, hours, calendar, tz),
+    )
+
+
 def alarms(
     c: Complaint,
     now: float,
@@ -282,6 +321,7 @@ def alarms(
     calendar: WorkCalendar,
     tz: str,
     hours: Hours = DEFAULT_HOURS,
+    at: Marks | None = None,
 ) -> list[Alarm]:
     """Alarms due at `now` that were not raised yet. A serious complaint reaches the director's
     office at once, day or night. Everything else needs someone at work, so it falls in the
@@ -289,11 +329,13 @@ def alarms(
     at registration (第一时间), or at the next opening if it came in after hours; a reminder goes
     out `remind_before_s` ahead of the deadline, moved back to the opening of the last working
     day before that if it would fall outside hours (never 20:00 on the due day); a deadline
-    passed at midnight is escalated at the next opening."""
+    passed at midnight is escalated at the next opening. `at`: the complaint's `marks`, when
+    the caller keeps them."""
     out: list[Alarm] = []
     if not c.open:
         return out
-    d = deadline(c, settings, calendar, tz)
+    m = at if at is not None else marks(c, settings, calendar, tz, hours)
+    d = m.deadline
     if c.severity == "serious":
         if "serious" not in c.raised:
             out.append(Alarm("serious", c.hall, c.complaint_id))
@@ -301,16 +343,14 @@ def alarms(
         d is not None
         and c.state == "registered"
         and not c.raised & {"registered:verify", "remind:verify", "overdue:verify"}
-        and now >= next_opening(c.received_at, hours, calendar, tz)
+        and now >= m.registered_at
     ):
         out.append(Alarm("registered", c.hall, c.complaint_id, "verify", d.due_at))
     if d is None:
         return out
-    if now >= next_opening(d.due_at, hours, calendar, tz):
+    if now >= m.overdue_at:
         a = Alarm("overdue", c.hall, c.complaint_id, d.stage, d.due_at)
-    elif now < d.due_at and now >= last_opening_before(
-        d.due_at - settings.remind_before_s, hours, calendar, tz
-    ):
+    elif now < d.due_at and now >= m.remind_at:
         a = Alarm("remind", c.hall, c.complaint_id, d.stage, d.due_at)
     else:
         return out

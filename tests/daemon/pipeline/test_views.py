@@ -3,11 +3,17 @@ come from the state (tickets issued, not yet called; windows open or not)."""
 
 from __future__ import annotations
 
+import json
+
 from hallwatch.alerts.view import HallView
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.core.workdays import WorkCalendar
-from hallwatch.daemon.pipeline.views import hall_view
+from hallwatch.daemon.pipeline.process import Faults, Pipeline
+from hallwatch.daemon.pipeline.views import QueueMemo, hall_view, queue_of
 from hallwatch.sensors.events import Event
+from hallwatch.sensors.parse import parse
+from hallwatch.sensors.profiles import PROFILES
+from hallwatch.sensors.simulator import simulate_day
 
 from tests.factories import at, issued, ticket_ev, window_ev
 
@@ -97,3 +103,29 @@ def test_the_tick_is_due_when_a_wait_endured_or_a_gap_reaches_its_mark() -> None
     s.apply(window_ev("w1", "open", T + 2650, ("loan",)))
     now = T + 2700
     assert next_due(hall, s.day_at(hall, now), now, rules, zone, 90.0) == T + 2100 + 1200
+
+
+def test_the_kept_queue_is_the_queue_of_the_state_as_it_stands() -> None:
+    """A simulated peak day through the pipeline (which bumps each hall's version): after every
+    event the memo's queue equals one walked afresh, and is kept (not walked) while nothing
+    changed, so a quiet hall's sweep costs no walk of its tickets."""
+    profile = PROFILES["peak"]
+    day = simulate_day(profile, 3)
+    state = HallsState()
+    pipe = Pipeline(lambda: state, lambda _ev: None, Faults(lambda: 0.0))
+    memo = QueueMemo()
+    seen = 0
+    for m in day.messages:
+        ev = parse(m.topic, json.dumps(m.payload).encode())
+        assert isinstance(ev, Event)
+        pipe.process(ev)
+        hall = state.halls[ev.hall]
+        today = hall.today
+        if today is None:
+            continue
+        version = pipe.changes.version.get(ev.hall)
+        kept = memo.get(ev.hall, today, version)
+        assert kept == queue_of(today)
+        assert memo.get(ev.hall, today, version) is kept
+        seen += bool(kept.waiting)
+    assert seen > 100  # the day had a queue most of the time
