@@ -30,7 +30,6 @@ from hallwatch.alerts.outbox import (
 )
 from hallwatch.daemon.config.sections import StoreSettings
 from hallwatch.daemon.store.backend import Writes
-from hallwatch.daemon.store.postgres import PgFile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -73,6 +72,10 @@ class PgOutbox(Outbox):
     """The outbox in PostgreSQL, claimed with a lease. `async with PgOutbox(url, ...):`."""
 
     def __init__(self, url: str, *, instance: str, lease_s: float = 15.0) -> None:
+        # Imported here: psycopg and its pool are 20 MiB of a daemon's RSS that has no use
+        # for them (the SQLite default); daemon/store/events.py does the same.
+        from hallwatch.daemon.store.postgres import PgFile
+
         super().__init__(
             file=PgFile(
                 url,
