@@ -278,7 +278,16 @@ class ComplaintDesk:
         )
 
     def counts(self, now: float) -> dict[str, cp.HallCounts]:
-        return cp.counts(self.open.values(), now, self.settings, self.calendar, self.tz)
+        """Per hall (a scrape reads them): deadlines from the marks the alarm check keeps."""
+        return cp.counts(
+            self.open.values(), now, self.settings, self.calendar, self.tz, self._deadline
+        )
+
+    def _deadline(self, c: Complaint) -> cp.Deadline | None:
+        kept = self._marks.get((c.hall, c.complaint_id))
+        if kept is not None and kept[0] is c:
+            return kept[2].deadline
+        return cp.deadline(c, self.settings, self.calendar, self.tz)
 
     async def tick(self, now: float) -> None:
         await self.import_events()

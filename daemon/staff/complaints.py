@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -383,15 +383,17 @@ def counts(
     settings: ComplaintSettings,
     calendar: WorkCalendar,
     tz: str,
+    deadline_of: Callable[[Complaint], Deadline | None] | None = None,
 ) -> dict[str, HallCounts]:
-    """Per hall: open complaints, those due within `remind_before_s`, and those overdue."""
+    """Per hall: open complaints, those due within `remind_before_s`, and those overdue.
+    `deadline_of`: the complaint's deadline, when the caller keeps them."""
     acc: dict[str, list[int]] = {}
     for c in complaints:
         if not c.open:
             continue
         row = acc.setdefault(c.hall, [0, 0, 0])
         row[0] += 1
-        d = deadline(c, settings, calendar, tz)
+        d = deadline(c, settings, calendar, tz) if deadline_of is None else deadline_of(c)
         if d is None:
             continue
         if now >= d.due_at:

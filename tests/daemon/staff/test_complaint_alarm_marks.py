@@ -18,7 +18,8 @@ STEP_S = 300.0
 async def test_kept_marks_raise_each_alarm_at_the_first_check_it_is_due(tmp_path: Path) -> None:
     """Two complaints checked every 5 minutes from Thursday to the next Wednesday, one verified on
     Monday (a new stage, new marks): every check raises exactly what `complaints.alarms` says of
-    the complaint as it stands, so a kept mark never hides an alarm nor raises one early."""
+    the complaint as it stands, so a kept mark never hides an alarm nor raises one early; the
+    counts a scrape reads from the kept deadlines are the pure ones."""
     db = tmp_path / "hw.db"
     clock = Clock(at("2026-11-26T16:40"))
     raised_at: dict[str, float] = {}
@@ -45,6 +46,8 @@ async def test_kept_marks_raise_each_alarm_at_the_first_check_it_is_due(tmp_path
                 c = d.open[key]
                 want += [a.flag for a in cp.alarms(c, clock.t, d.settings, d.calendar, TZ)]
             assert await d.check(clock.t) == len(want), (clock.t, want)
+            pure = cp.counts(d.open.values(), clock.t, d.settings, d.calendar, TZ)
+            assert d.counts(clock.t) == pure  # a scrape's counts read the kept deadlines
             for flag in want:
                 raised_at.setdefault(flag, clock.t)
     # Two working days from Thursday (Friday, Monday): reminded at Monday's opening, overdue
