@@ -87,7 +87,10 @@ class PgSource:
         return self._has(SHARED, name)
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        return self.conn.execute(sql.replace("?", "%s"), tuple(args)).fetchall()
+        try:
+            return self.conn.execute(sql.replace("?", "%s"), tuple(args)).fetchall()
+        except psycopg.OperationalError as err:  # the server went away mid-report
+            raise OSError(f"store.url: {err}".strip()) from err
 
     def events(self, lo: float, hi: float, hall: str | None = None) -> list[Stored]:
         where, args = event_filter(lo, hi, hall)

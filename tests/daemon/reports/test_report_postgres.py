@@ -4,14 +4,22 @@ centre's registers and acknowledgement log from the shared schema."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
+import zipfile
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from hallwatch.alerts.claims import PgOutbox
 from hallwatch.alerts.rules import Episode, RuleEngine
 from hallwatch.daemon.config.alerts import RuleSettings
+from hallwatch.daemon.config.api import Token
 from hallwatch.daemon.config.sections import StoreSettings
+from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.reports import history
 from hallwatch.daemon.reports.hallday import Stored
 from hallwatch.daemon.reports.inputs import Ack, CallbackRecord, ComplaintRecord
@@ -20,6 +28,8 @@ from hallwatch.daemon.staff.complaint_store import ComplaintStore
 from hallwatch.daemon.staff.complaints import Complaint, Step
 from hallwatch.daemon.staff.outage import CallbackStore
 from hallwatch.daemon.store.events import NewEvent, Store
+from hallwatch.daemon.web import report_api
+from hallwatch.daemon.web.server import make_app
 
 from tests.harness.mosquitto import free_port
 
@@ -131,3 +141,38 @@ def test_unreachable_database_is_an_os_error() -> None:
     and the API turn it into their error), not with a traceback."""
     with pytest.raises(OSError, match=r"store\.url"):
         PgSource(f"postgresql://nobody@127.0.0.1:{free_port()}/x", connect_timeout_s=2)
+
+
+def ticket(i: int, ts: float) -> NewEvent:
+    body = {"id": f"tm:{i}", "ts": int(ts * 1000), "type": "issued"}
+    body |= {"ticket": f"A{i:03d}", "service": "提取"}
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    return NewEvent("h1", body["id"], "hall/h1/ticket", ts, ts + 0.1, raw)  # type: ignore[arg-type]
+
+
+async def test_http_report_reads_every_instance(pg_url: str) -> None:
+    """GET /api/report on a daemon with store.url reports from PostgreSQL: tickets two
+    instances both stored, plus one only the second holds, are counted once each; with the
+    database gone the API answers 503, not 500."""
+    t0 = datetime(2026, 3, 4, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+    async with Store.postgres(pg_url, instance="a") as a, Store.postgres(pg_url, instance="b") as b:
+        await a.commit_batch([ticket(i, t0 + 60 * i) for i in range(3)])
+        await b.commit_batch([ticket(i, t0 + 60 * i) for i in range(4)])
+    token = Token("centre", "s3cret-0123456789", frozenset({"reports:read"}))
+    auth = {"Authorization": "Bearer s3cret-0123456789"}
+    url = "/api/report?from=2026-03-04&to=2026-03-04&format=zip"
+    for store, want in ((StoreSettings(url=pg_url), 200), (StoreSettings(url=dead()), 503)):
+        app = make_app([token])
+        report_api.add_routes(app, store, Settings())
+        async with TestClient(TestServer(app)) as client:
+            resp = await client.get(url, headers=auth)
+            assert resp.status == want
+            if want == 200:
+                with zipfile.ZipFile(io.BytesIO(await resp.read())) as z:
+                    text = z.read("01-summary.csv").decode("utf-8-sig")
+                [row] = list(csv.DictReader(io.StringIO(text)))
+                assert row["取号"] == "4"
+
+
+def dead() -> str:
+    return f"postgresql://nobody@127.0.0.1:{free_port()}/x?connect_timeout=2"
