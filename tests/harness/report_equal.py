@@ -11,6 +11,19 @@ taken out. It raises `ReportsDiffer` naming the first differences; it returns th
 `actions(base_url)`, if given, runs against the replay's daemon once the day is in and its
 complaints imported: the same staff actions (complaint steps, call-backs) the test took through
 the HTTP API of the PostgreSQL daemons, so the registers hold the same records on both sides.
+
+`config` is the settings file both reports read (the alert rules, hours and calendar shape the
+figures). The replay's daemon runs with `replay_config` (default: `config`): it evaluates the
+alert rules like any daemon and sends what that file's channels name, so give it one without
+channels while a receiver of the test is still counting deliveries.
+
+Use (after the PostgreSQL daemons stored the day; `write_day` makes the file from messages):
+
+    result = pg_report_equals_sqlite_replay(
+        pg_url=url, day=write_day(tmp / "day.jsonl", messages), first=DAY, last=DAY,
+        workdir=tmp / "compare", config=cfg, replay_config=quiet_cfg,
+    )
+    print(result.line())
 """
 
 from __future__ import annotations
@@ -216,6 +229,7 @@ def pg_report_equals_sqlite_replay(
     last: date,
     workdir: Path,
     config: Path | None = None,
+    replay_config: Path | None = None,
     actions: Callable[[str], None] | None = None,
 ) -> Compared:
     """Build the report of [first, last] from PostgreSQL (every instance's log there) and from
@@ -223,7 +237,9 @@ def pg_report_equals_sqlite_replay(
     once the PostgreSQL daemons have stored the day (stopped or not)."""
     pg_out, lite_out = workdir / "report-postgres", workdir / "report-sqlite"
     pg_s = write_report(pg_out, first, last, env={"HALLWATCH_STORE_URL": pg_url}, config=config)
-    db, stored = replay_into_sqlite(day, workdir / "replay", config=config, actions=actions)
+    db, stored = replay_into_sqlite(
+        day, workdir / "replay", config=replay_config or config, actions=actions
+    )
     lite_s = write_report(lite_out, first, last, db=db, config=config)
     a, b = report_content(pg_out), report_content(lite_out)
     assert_same(a, b, "report from PostgreSQL != report from the SQLite replay")
