@@ -96,12 +96,16 @@ async def write_one(tx_of: Transactional, sql: str, params: Sequence[Any]) -> in
         return int(cur.rowcount)
 
 
-H = TypeVar("H")
+class Closes(Protocol):
+    async def close(self) -> None: ...
+
+
+H = TypeVar("H", bound=Closes)
 
 
 class FileBase(Generic[H]):
-    """What both engines' files share: the handle (a connection, a pool) while open, and a
-    write of one statement in its own transaction."""
+    """What both engines' files share: the handle (a connection, a pool) while open, closed on
+    the way out, and a write of one statement in its own transaction."""
 
     name: str
     _handle: H | None = None
@@ -110,6 +114,16 @@ class FileBase(Generic[H]):
         if self._handle is None:
             raise RuntimeError(f"{self.name} is not open")
         return self._handle
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._handle is not None:
+            await self._handle.close()
+            self._handle = None
 
     def transaction(self) -> AbstractAsyncContextManager[Writes]:
         raise NotImplementedError

@@ -18,7 +18,6 @@ import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import TracebackType
 from typing import Any, Self
 
 import psycopg
@@ -184,16 +183,6 @@ class PgFile(FileBase[AsyncConnectionPool[Any]]):
             await pool.close()
             raise
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._handle is not None:
-            await self._handle.close()
-            self._handle = None
 
     @property
     def db(self) -> PgReader:

@@ -28,7 +28,6 @@ import stat
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any, ClassVar, Self
 
 import aiosqlite
@@ -165,16 +164,6 @@ class SqliteFile(FileBase[aiosqlite.Connection]):
 
     async def _ready(self) -> None:
         """Checks or migrations after the schema is in place (none by default)."""
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._handle is not None:
-            await self._handle.close()
-            self._handle = None
 
     @property
     def db(self) -> Reader:
