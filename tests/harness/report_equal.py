@@ -37,6 +37,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -70,6 +71,7 @@ class Compared:
     pg_s: float  # `hallwatch report` from PostgreSQL, wall seconds
     sqlite_s: float  # from the SQLite replay
     replay_events: int  # events the SQLite replay stored
+    content: dict[str, str]  # the report's content (report_content), to compare more against
 
     def line(self) -> str:
         rows = sum(self.tables.values())
@@ -84,14 +86,24 @@ class Compared:
 def report_content(out: Path) -> dict[str, str]:
     """File name -> text of a written report (the CSVs, report.html without its generation
     time)."""
+    return _content({p.name: p.read_bytes() for p in sorted(out.iterdir())}, str(out))
+
+
+def zip_content(data: bytes) -> dict[str, str]:
+    """The same of a report's zip (`GET /api/report?format=zip`)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        return _content({n: z.read(n) for n in z.namelist()}, "the zip")
+
+
+def _content(files: Mapping[str, bytes], where: str) -> dict[str, str]:
     content = {}
-    for p in sorted(out.iterdir()):
-        if p.suffix == ".csv":
-            content[p.name] = p.read_text(encoding="utf-8-sig")
-        elif p.name == "report.html":
-            content[p.name] = STAMP.sub("生成时间：—", p.read_text(encoding="utf-8"))
+    for name, data in files.items():
+        if name.endswith(".csv"):
+            content[name] = data.decode("utf-8-sig")
+        elif name == "report.html":
+            content[name] = STAMP.sub("生成时间：—", data.decode("utf-8"))
     if "report.html" not in content:
-        raise ReportsDiffer(f"{out}: no report.html")
+        raise ReportsDiffer(f"{where}: no report.html")
     return content
 
 
@@ -249,7 +261,7 @@ def pg_report_equals_sqlite_replay(
         if n.endswith(".csv")
     }
     days, tickets = _summary(a)
-    return Compared(len(a), tables, days, tickets, pg_s, lite_s, stored)
+    return Compared(len(a), tables, days, tickets, pg_s, lite_s, stored, a)
 
 
 def _summary(content: Mapping[str, str]) -> tuple[int, int]:

@@ -1,8 +1,9 @@
 """The proof, in real processes: a simulated day of three halls played over a real Mosquitto
 into two `hallwatch run` on a private PostgreSQL (a pair: both store every event, each in its
 own log), complaints, call-backs and paper submissions taken through one daemon's HTTP API and
-answered through the other's; then the report built from PostgreSQL equals the report built
-from a SQLite replay of the same day (tests/harness/report_equal.py)."""
+answered through the other's; then the report built from PostgreSQL (`hallwatch report`, and
+`GET /api/report` of a daemon of the pair) equals the report built from a SQLite replay of the
+same day (tests/harness/report_equal.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,13 @@ from hallwatch.sensors.simulator import simulate_day
 
 from tests.harness.mosquitto import Mosquitto, find_mosquitto
 from tests.harness.procs import DaemonChild, wait_for
-from tests.harness.report_equal import day_keys, pg_report_equals_sqlite_replay, write_day
+from tests.harness.report_equal import (
+    assert_same,
+    day_keys,
+    pg_report_equals_sqlite_replay,
+    write_day,
+    zip_content,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -64,7 +71,9 @@ def the_day() -> list[tuple[str, bytes]]:
     return [(t, json.dumps(p, ensure_ascii=False).encode()) for _, t, p in msgs]
 
 
-def call(base: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def call(
+    base: str, method: str, path: str, body: dict[str, Any] | None = None, *, raw: bool = False
+) -> Any:
     req = urllib.request.Request(
         base + path,
         data=None if body is None else json.dumps(body).encode(),
@@ -72,8 +81,8 @@ def call(base: str, method: str, path: str, body: dict[str, Any] | None = None) 
         headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())
+        with urllib.request.urlopen(req, timeout=600) as resp:
+            return resp.read() if raw else json.loads(resp.read())
     except urllib.error.HTTPError as err:
         raise AssertionError(f"{method} {path}: {err.code} {err.read()[:300]!r}") from None
 
@@ -159,6 +168,9 @@ def test_report_from_postgres_equals_sqlite_replay(tmp_path: Path, pg_url: str) 
             )
         a, b = (d.base for d in pair)
         staff_actions(a, b, topic)
+        # The report API of a daemon of the pair reads PostgreSQL too (compared below).
+        query = f"/api/report?from={DAY}&to={DAY}&format=zip"
+        from_api = zip_content(call(b, "GET", query, raw=True))
         for d in pair:
             assert d.stop() == 0, d.log.read_text()[-3000:]
     finally:
@@ -181,6 +193,7 @@ def test_report_from_postgres_equals_sqlite_replay(tmp_path: Path, pg_url: str) 
         config=cfg,
         actions=lambda base: staff_actions(base, base, topic),
     )
+    assert_same(from_api, result.content, "GET /api/report != hallwatch report (PostgreSQL)")
     print(f"\n{len(messages)} messages, {expected} events in each instance's log")
     print(result.line())
     print("tables:", ", ".join(f"{n[:-4]} {r}" for n, r in sorted(result.tables.items())))
