@@ -332,7 +332,9 @@ class Callbacks:
             await self.store.mark_notified([cb.id for cb in cbs], now)  # ... then record
             sent += len(cbs)
             log.info("system back in %s: %d call-back SMS queued", hall, len(cbs))
-        for hall in [h for h in self.expected if self.status(h, now) is None]:
+        # Only halls this daemon holds: a shared register has other shards' halls too.
+        halls = self._state().halls
+        for hall in [h for h in self.expected if h in halls and self.status(h, now) is None]:
             await self.store.set_expected(hall, None, "hallwatch", now)  # that outage is over
             self.expected.pop(hall, None)
         self.tally = await self.store.counts()

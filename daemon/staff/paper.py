@@ -296,8 +296,9 @@ class PaperIntake:
         read again here."""
         self.tally = await self.store.counts()
         waiting: dict[str, list[Paper]] = {}
+        halls = self._state().halls  # a shared register holds other shards' halls too
         for p in await self.store.select(pending=True):
-            if p.announced_at is None and self._down(p.hall, now) is None:
+            if p.announced_at is None and p.hall in halls and self._down(p.hall, now) is None:
                 waiting.setdefault(p.hall, []).append(p)
         told = 0
         for hall, papers in waiting.items():

@@ -8,15 +8,17 @@ import psycopg
 from hallwatch.alerts import acklink
 from hallwatch.alerts.claims import PgOutbox
 from hallwatch.daemon.config.sections import StoreSettings
-from hallwatch.daemon.config.staff import ComplaintSettings
+from hallwatch.daemon.config.staff import ComplaintSettings, OutageSettings
+from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
-from hallwatch.daemon.staff.outage import CallbackStore
-from hallwatch.daemon.staff.paper import Paper, PaperStore
+from hallwatch.daemon.staff.outage import Callbacks, CallbackStore
+from hallwatch.daemon.staff.paper import Paper, PaperIntake, PaperStore
 from hallwatch.daemon.store.events import open_store
 
 from tests.daemon.staff.test_complaint_store import TZ, Clock, at, complaint_event
+from tests.factories import system_ev
 
 
 def pg(url: str, instance: str) -> StoreSettings:
@@ -145,3 +147,39 @@ async def test_acknowledgement_log_is_shared(pg_url: str) -> None:
         async with b.db.execute("SELECT person, windows, note FROM alert_ack_details") as cur:
             assert await cur.fetchall() == [("张三", 2, "已开窗")]
     assert where(pg_url, "alert_ack_details") == ["hallwatch"]
+
+
+async def test_a_shard_leaves_the_other_shards_halls_alone(pg_url: str) -> None:
+    """Shards share the registers: a daemon holding only h1 neither announces the paper of h9
+    (another shard's hall, whose outage it cannot see) nor clears h9's expected recovery;
+    the shard holding h9 does both once its system is back."""
+    mine, other = HallsState(), HallsState()
+    mine.apply(system_ev("core", "up", 100.0, hall="h1"))
+    other.apply(system_ev("core", "down", 100.0, hall="h9"))
+    clock = Clock(200.0)
+    async with (
+        PaperStore.open(pg(pg_url, "a")) as pa,
+        PaperStore.open(pg(pg_url, "b")) as pb,
+        CallbackStore.open(pg(pg_url, "a")) as ca,
+        CallbackStore.open(pg(pg_url, "b")) as cb,
+        PgOutbox(pg_url, instance="a") as oa,
+        PgOutbox(pg_url, instance="b") as ob,
+    ):
+        shard_a = PaperIntake(pa, state=lambda: mine, clock=clock)
+        shard_b = PaperIntake(pb, state=lambda: other, clock=clock)
+        calls_a = Callbacks(
+            ca, oa, OutageSettings(), state=lambda: mine, callback_after=lambda h: 0, clock=clock
+        )
+        calls_b = Callbacks(
+            cb, ob, OutageSettings(), state=lambda: other, callback_after=lambda h: 0, clock=clock
+        )
+        await pb.add(Paper(0, "h9", "提取", "王五", None, "身份证", 150.0, "前台", ("core",)))
+        await calls_b.set_expected("h9", 5000.0, "信息中心")
+        assert await shard_a.tick(clock.t) == 0
+        await calls_a.tick(clock.t)
+        assert await ca.expected() == {"h9": 5000.0}
+        other.apply(system_ev("core", "up", 300.0, hall="h9"))
+        clock.t = 400.0
+        assert await shard_b.tick(clock.t) == 1
+        await calls_b.tick(clock.t)
+        assert await ca.expected() == {}
