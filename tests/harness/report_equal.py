@@ -184,6 +184,25 @@ def day_keys(messages: Iterable[tuple[str, bytes]], root: str = "hall") -> tuple
     return len(keys), complaints
 
 
+def pg_logs(url: str) -> dict[str, tuple[int, int]]:
+    """Each instance's event log in PostgreSQL: instance -> (events, distinct (hall, id)); a
+    log holding an event twice has the first figure above the second."""
+    import psycopg  # only the PostgreSQL tests need it
+
+    out = {}
+    with psycopg.connect(url) as con:
+        schemas = con.execute(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'events'"
+            " AND table_schema LIKE 'hallwatch\\_%' ORDER BY 1"
+        ).fetchall()
+        for (schema,) in schemas:
+            row = con.execute(f'SELECT count(*), count(DISTINCT key) FROM "{schema}".events')
+            got = row.fetchone()
+            assert got is not None
+            out[schema.removeprefix("hallwatch_")] = (int(got[0]), int(got[1]))
+    return out
+
+
 def _count(db: Path, sql: str) -> int:
     con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
     try:
