@@ -7,7 +7,8 @@ and finds the alert and role a link or code was made for (`resolve`). The key is
 the key nor a token is ever logged.
 
 The page's acknowledgement is kept in `alert_ack_details` (who from the roster, which role, how
-many emergency windows were opened, the note) beside the alert service's `alert_acks`.
+many emergency windows were opened, the note) beside the alert service's `alert_acks`, in the
+outbox's database (alerts/outbox.py; shared by the instances in PostgreSQL).
 """
 
 from __future__ import annotations
@@ -25,19 +26,6 @@ from hallwatch.daemon.config.roster import DutySettings
 
 log = logging.getLogger("hallwatch.alerts")
 KEY_FILE = "ack-link.key"
-
-DETAILS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS alert_ack_details (
-    alert_id TEXT PRIMARY KEY,
-    hall TEXT NOT NULL,
-    role TEXT NOT NULL,
-    person_id TEXT NOT NULL,
-    person TEXT NOT NULL,
-    windows INTEGER NOT NULL,
-    note TEXT NOT NULL,
-    acked_at REAL NOT NULL
-)
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +119,7 @@ class AckLinks:
 
 async def record(outbox: Outbox, d: AckDetail) -> None:
     """Keep the page's acknowledgement (the first of an episode counts)."""
-    async with outbox.transaction() as tx:
-        await tx.execute(DETAILS_SCHEMA)
-        await tx.execute(
-            "INSERT OR IGNORE INTO alert_ack_details VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (d.alert_id, d.hall, d.role, d.person_id, d.person, d.windows, d.note, d.acked_at),
-        )
+    await outbox.write(
+        "INSERT INTO alert_ack_details VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (d.alert_id, d.hall, d.role, d.person_id, d.person, d.windows, d.note, d.acked_at),
+    )

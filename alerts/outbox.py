@@ -54,6 +54,18 @@ CREATE TABLE IF NOT EXISTS alert_acks (
     acked_by TEXT NOT NULL,
     acked_at REAL NOT NULL
 );
+-- What the phone page recorded with an acknowledgement (alerts/acklink.py): who from the
+-- roster, which role, how many emergency windows were opened, the note.
+CREATE TABLE IF NOT EXISTS alert_ack_details (
+    alert_id TEXT PRIMARY KEY,
+    hall TEXT NOT NULL,
+    role TEXT NOT NULL,
+    person_id TEXT NOT NULL,
+    person TEXT NOT NULL,
+    windows INTEGER NOT NULL,
+    note TEXT NOT NULL,
+    acked_at REAL NOT NULL
+);
 """
 
 
@@ -133,7 +145,8 @@ class _OutboxFile(SqliteFile):
     NAME = "outbox"
 
 
-SHARED_TABLES = ("alert_outbox", "alert_acks")  # in PostgreSQL, one for all instances
+# In PostgreSQL, one for all instances: the notifications and the acknowledgement log.
+SHARED_TABLES = ("alert_outbox", "alert_acks", "alert_ack_details")
 
 
 class Outbox(OnDatabase):

@@ -173,9 +173,9 @@ class Daemon:
         async with (
             open_store(s.store) as store,
             open_outbox(s.store) as outbox,
-            ComplaintStore(s.store.path, synchronous=s.store.synchronous) as complaint_store,
-            CallbackStore(s.store.path, synchronous=s.store.synchronous) as callback_store,
-            PaperStore(s.store.path, synchronous=s.store.synchronous) as paper_store,
+            ComplaintStore.open(s.store) as complaint_store,
+            CallbackStore.open(s.store) as callback_store,
+            PaperStore.open(s.store) as paper_store,
             aiohttp.ClientSession() as session,
         ):
             self.registry.register(InstanceCollector(s.store.instance_name(), outbox))
@@ -256,7 +256,7 @@ class Daemon:
                     hours=s.hours,
                 ),
             )
-            report_api.add_routes(self.http.app, s.store.path, s)
+            report_api.add_routes(self.http.app, s.store, s)
             overview.add_routes(self.http.app, overview.live_model(self))
             openapi.add_routes(self.http.app)
             self._warn_calendar()

@@ -67,7 +67,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
     zone = ZoneInfo(settings.hall.timezone)
     day = args.date or datetime.now(zone).date().isoformat()
     try:
-        rep = gather(settings.store.path, period_of(day, day), settings, hall=args.hall)
+        rep = gather(settings.store, period_of(day, day), settings, hall=args.hall)
     except (ValueError, OSError, sqlite3.Error) as err:
         print(f"hallwatch drill report: {err}", file=sys.stderr)
         return 2

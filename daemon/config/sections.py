@@ -230,8 +230,8 @@ class StoreSettings:
         str,
         Check(_pg_url, "empty, or postgresql://[user@]HOST[:PORT]/DB"),
         doc(
-            "PostgreSQL for the event store and the outbox (the staff registers stay in `path`);"
-            " a password via PGPASSWORD or ~/.pgpass"
+            "PostgreSQL for the event store, the outbox, the staff registers and the"
+            " acknowledgement log, which reports read; a password via PGPASSWORD or ~/.pgpass"
         ),
     ] = ""
     instance: Annotated[

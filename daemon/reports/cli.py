@@ -1,5 +1,8 @@
 """`hallwatch report`: read the stored history, replay it, write the report's files.
 
+The history is the SQLite file (`store.path`, `--db`), or PostgreSQL when `store.url` is set:
+every instance's event log there and the centre's registers (reports/pgsource.py).
+
 History: `reports.history`; figures: `reports.figures`; page and CSVs: `reports.html`. The same
 report over HTTP (`GET /api/report`) is `hallwatch.daemon.web.report_api`.
 """
@@ -30,7 +33,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end", required=True, help="last business day, YYYY-MM-DD")
     p.add_argument("--hall", help="one hall only")
     p.add_argument("--out", required=True, help="directory for report.html and the CSV files")
-    p.add_argument("--db", help="event database (overrides store.path)")
+    p.add_argument(
+        "--db", help="event database (overrides store.path; with store.url, PostgreSQL is read)"
+    )
     p.add_argument("--config", help="TOML settings file (or env HALLWATCH_CONFIG)")
     p.add_argument("--zip", action="store_true", help="also write report.zip with everything")
     p.set_defaults(func=cmd_report)
@@ -43,7 +48,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         overrides = {"store.path": args.db} if args.db else {}
         settings = load(args.config or os.environ.get("HALLWATCH_CONFIG"), os.environ, overrides)
         started = time.monotonic()
-        rep = gather(settings.store.path, period, settings, hall=args.hall)
+        rep = gather(settings.store, period, settings, hall=args.hall)
     except (ValueError, OSError, sqlite3.Error) as err:
         if isinstance(err, ConfigError):
             raise

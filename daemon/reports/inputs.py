@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from hallwatch.alerts.drill import PREFIX as DRILL_PREFIX
 from hallwatch.daemon.config.alerts import RuleSettings
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.core.workdays import WorkCalendar
@@ -134,3 +136,17 @@ def period_of(start: str, end: str, *, max_days: int | None = None) -> Period:
     if max_days is not None and period.days > max_days:
         raise ValueError(f"at most {max_days} days per report; use the CLI for more")
     return period
+
+
+def event_filter(lo: float, hi: float, hall: str | None) -> tuple[str, list[Any]]:
+    """The WHERE clause of a period's events of one hall or all. "All" leaves drill halls out
+    (alerts.drill): a drill is not a day of the centre; name the drill hall to report it."""
+    sql = "ts >= ? AND ts < ?"
+    args: list[Any] = [lo, hi]
+    if hall is not None:
+        sql += " AND hall = ?"
+        args.append(hall)
+    else:
+        sql += " AND hall NOT LIKE ?"
+        args.append(DRILL_PREFIX + "%")
+    return sql, args

@@ -291,7 +291,15 @@ class ComplaintDesk:
 
     async def tick(self, now: float) -> None:
         await self.import_events()
+        await self.reload()
         await self.check(now)
+
+    async def reload(self) -> None:
+        """The open complaints as stored: the register may be shared (PostgreSQL), another
+        instance may have registered, answered or closed one."""
+        stored = await self.store.select(open_only=True)
+        async with self._lock:
+            self.open = {(c.hall, c.complaint_id): c for c in stored}
 
     # --- views --------------------------------------------------------------------------
 

@@ -1,4 +1,7 @@
-"""Complaints in SQLite: the register (the events' database file, its own connection, WAL).
+"""The complaint register: in the events' SQLite file (its own connection, WAL), or in
+PostgreSQL with `store.url`, where the complaints and their history are shared by every instance
+(one registered through A is seen and answered through B) and the import cursor over the
+instance's own event log is the instance's.
 
 Store, then act: a registration or transition is committed (the complaint's row and an
 appended history row, in one transaction) before the API answers. The import cursor over the
@@ -11,13 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-import aiosqlite
 from hallwatch.daemon.staff.complaints import Complaint, Step
-from hallwatch.daemon.store.sqlite import SqliteFile
+from hallwatch.daemon.store.files import OnSchema
 
 log = logging.getLogger("hallwatch.complaints")
 
@@ -46,6 +48,7 @@ CREATE TABLE IF NOT EXISTS complaint_history (
 CREATE INDEX IF NOT EXISTS complaint_history_of ON complaint_history (hall, complaint_id, seq);
 CREATE TABLE IF NOT EXISTS complaint_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+SHARED = ("complaints", "complaint_history")  # in PostgreSQL; the cursor is the instance's
 
 
 def _encode(c: Complaint) -> str:
@@ -64,29 +67,34 @@ def _step(r: Sequence[Any]) -> Step:
     return Step(at=r[0], action=r[1], actor=r[2], state=r[3], note=r[4], data=json.loads(r[5]))
 
 
-class ComplaintStore(SqliteFile):
-    """One connection to the complaint tables. Use `async with ComplaintStore(path):`."""
+Stmt = tuple[str, Sequence[Any]]
+
+
+class ComplaintStore(OnSchema):
+    """One connection to the complaint tables. Use `async with ComplaintStore(path):` (SQLite)
+    or `ComplaintStore.open(settings.store)` (PostgreSQL when `store.url` is set)."""
 
     SCHEMA = _SCHEMA
     NAME = "complaint store"
+    SHARED = SHARED
 
-    async def _tx(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> int:
-        """Run statements in one transaction; returns the rows changed by the first."""
+    async def _tx(self, change: Stmt, history: Stmt, *rest: Stmt) -> bool:
+        """In one transaction: `change`; `history`, only if `change` changed a row (else nothing
+        happened); then `rest` either way. Returns whether `change` changed a row."""
         async with self.transaction() as tx:
-            first = None
-            for sql, args in statements:
-                before = tx.total_changes
+            cur = await tx.execute(*change)
+            changed = bool(cur.rowcount == 1)
+            if changed:
+                await tx.execute(*history)
+            for sql, args in rest:
                 await tx.execute(sql, args)
-                if first is None:
-                    first = tx.total_changes - before
-        return first or 0
+        return changed
 
     @staticmethod
-    def _history_row(c: Complaint, s: Step) -> tuple[str, Sequence[Any]]:
-        """Append `s`, only if the statement before it changed a row (else nothing happened)."""
+    def _history_row(c: Complaint, s: Step) -> Stmt:
         return (
             "INSERT INTO complaint_history (hall, complaint_id, at, action, actor, state, note,"
-            " data) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1",
+            " data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 c.hall,
                 c.complaint_id,
@@ -102,16 +110,12 @@ class ComplaintStore(SqliteFile):
     async def add(self, c: Complaint, step: Step, *, cursor: tuple[str, int] | None = None) -> bool:
         """Store a new complaint and its first step; False (nothing stored) if it exists.
         `cursor` (name, value) is saved in the same transaction either way."""
-        stmts: list[tuple[str, Sequence[Any]]] = [
-            (
-                "INSERT OR IGNORE INTO complaints VALUES (?, ?, ?, ?, ?)",
-                (c.hall, c.complaint_id, c.state, c.received_at, _encode(c)),
-            ),
-            self._history_row(c, step),
-        ]
-        if cursor is not None:
-            stmts.append(self._cursor_row(*cursor))
-        return await self._tx(stmts) == 1
+        insert = (
+            "INSERT INTO complaints VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (c.hall, c.complaint_id, c.state, c.received_at, _encode(c)),
+        )
+        rest = () if cursor is None else (self._cursor_row(*cursor),)
+        return await self._tx(insert, self._history_row(c, step), *rest)
 
     async def update(self, c: Complaint, step: Step, *, expect_state: str) -> bool:
         """Save `c` and append `step`, if the stored state is still `expect_state`."""
@@ -120,10 +124,10 @@ class ComplaintStore(SqliteFile):
             " AND state = ?",
             (c.state, _encode(c), c.hall, c.complaint_id, expect_state),
         )
-        return await self._tx([update, self._history_row(c, step)]) == 1
+        return await self._tx(update, self._history_row(c, step))
 
     @staticmethod
-    def _cursor_row(name: str, value: int) -> tuple[str, Sequence[Any]]:
+    def _cursor_row(name: str, value: int) -> Stmt:
         return (
             "INSERT INTO complaint_meta VALUES (?, ?) ON CONFLICT(name) DO UPDATE"
             " SET value = excluded.value",
@@ -131,7 +135,7 @@ class ComplaintStore(SqliteFile):
         )
 
     async def save_cursor(self, name: str, value: int) -> None:
-        await self._tx([self._cursor_row(name, value)])
+        await self.write(*self._cursor_row(name, value))
 
     async def count_received(self, hall: str, since: float, until: float) -> int:
         """Complaints of `hall` received in [since, until)."""
@@ -198,8 +202,8 @@ class ComplaintStore(SqliteFile):
             return [_decode(r[0]) for r in await cur.fetchall()]
 
     async def complaint_events(self, after: int, root: str, limit: int = 500) -> list[Any]:
-        """(seq, topic, payload) of stored `complaint` events after `after` (none without the
-        event log's table)."""
+        """(seq, topic, payload) of stored `complaint` events after `after` in this instance's
+        event log (none without the log's table)."""
         try:
             async with self.db.execute(
                 "SELECT seq, topic, payload FROM events WHERE seq > ? AND topic LIKE ?"
@@ -207,13 +211,13 @@ class ComplaintStore(SqliteFile):
                 (after, f"{root}/%/complaint", limit),
             ) as cur:
                 return list(await cur.fetchall())
-        except aiosqlite.OperationalError:
+        except self.file.missing:
             return []
 
     async def last_event_seq(self) -> int:
         try:
             async with self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events") as cur:
                 row = await cur.fetchone()
-        except aiosqlite.OperationalError:
+        except self.file.missing:
             return 0
         return int(row[0]) if row else 0

@@ -33,7 +33,7 @@ from hallwatch.daemon.base.pii import mask_phone
 from hallwatch.daemon.config.staff import OutageSettings, Probe
 from hallwatch.daemon.core.state import Hall, HallsState
 from hallwatch.daemon.staff.complaints import ComplaintError, clean_phone
-from hallwatch.daemon.store.sqlite import SqliteFile
+from hallwatch.daemon.store.files import OnSchema
 
 log = logging.getLogger("hallwatch.outage")
 
@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS outage_recovery (
     set_at REAL NOT NULL
 );
 """
+# In PostgreSQL both tables are the centre's: a call-back registered through one instance is
+# sent by whichever sees the system back first (its SMS key `callback/{id}` is one for all).
+SHARED = ("callbacks", "outage_recovery")
 
 
 # --- pure -------------------------------------------------------------------------------
@@ -139,11 +142,13 @@ def _row(r: Sequence[Any]) -> Callback:
 _COLS = "id, hall, name, phone, registered_at, registered_by, systems, note, notified_at"
 
 
-class CallbackStore(SqliteFile):
-    """The call-back register in SQLite. Use `async with CallbackStore(path):`."""
+class CallbackStore(OnSchema):
+    """The call-back register. Use `async with CallbackStore(path):` (SQLite) or
+    `CallbackStore.open(settings.store)` (PostgreSQL when `store.url` is set)."""
 
     SCHEMA = _SCHEMA
     NAME = "callback store"
+    SHARED = SHARED
 
     async def add(
         self,
@@ -157,13 +162,12 @@ class CallbackStore(SqliteFile):
         note: str = "",
     ) -> Callback:
         async with self.transaction() as tx:
-            cur = await tx.execute(
+            row = await tx.fetchone(
                 "INSERT INTO callbacks (hall, name, phone, registered_at, registered_by,"
-                " systems, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " systems, note) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (hall, name, phone, at, by, ",".join(systems), note),
             )
-            new_id = cur.lastrowid
-        got = await self.get(int(new_id or 0))
+        got = await self.get(int(row[0]))
         assert got is not None
         return got
 
@@ -200,8 +204,8 @@ class CallbackStore(SqliteFile):
     async def counts(self) -> dict[str, tuple[int, int]]:
         """Per hall: (pending, notified)."""
         async with self.db.execute(
-            "SELECT hall, SUM(notified_at IS NULL), SUM(notified_at IS NOT NULL)"
-            " FROM callbacks GROUP BY hall"
+            "SELECT hall, SUM(CASE WHEN notified_at IS NULL THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN notified_at IS NULL THEN 0 ELSE 1 END) FROM callbacks GROUP BY hall"
         ) as cur:
             return {r[0]: (int(r[1]), int(r[2])) for r in await cur.fetchall()}
 
@@ -310,7 +314,10 @@ class Callbacks:
         self.expected = await self.store.expected()
 
     async def tick(self, now: float) -> int:
-        """Send the call-back SMS of every hall whose systems are all back; returns how many."""
+        """Send the call-back SMS of every hall whose systems are all back; returns how many.
+        The register may be shared (PostgreSQL): what another instance registered or set is
+        read again here."""
+        self.expected = await self.store.expected()
         pending = await self.store.select(pending=True)
         back: dict[str, list[Callback]] = {}
         for cb in pending:
@@ -325,11 +332,12 @@ class Callbacks:
             await self.store.mark_notified([cb.id for cb in cbs], now)  # ... then record
             sent += len(cbs)
             log.info("system back in %s: %d call-back SMS queued", hall, len(cbs))
-        for hall in [h for h in self.expected if self.status(h, now) is None]:
+        # Only halls this daemon holds: a shared register has other shards' halls too.
+        halls = self._state().halls
+        for hall in [h for h in self.expected if h in halls and self.status(h, now) is None]:
             await self.store.set_expected(hall, None, "hallwatch", now)  # that outage is over
             self.expected.pop(hall, None)
-        if sent or not self.tally:
-            self.tally = await self.store.counts()
+        self.tally = await self.store.counts()
         return sent
 
     async def public(self, cb: Callback, *, pii: bool, tz: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.staff.complaint_desk import Notifier
 from hallwatch.daemon.staff.complaints import ComplaintError, clean_phone
 from hallwatch.daemon.staff.outage import OutageError, outage_status
-from hallwatch.daemon.store.sqlite import SqliteFile
+from hallwatch.daemon.store.files import OnSchema
 
 log = logging.getLogger("hallwatch.paper")
 
@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS paper_intake (
 );
 CREATE INDEX IF NOT EXISTS paper_pending ON paper_intake (hall, entered_at);
 """
+SHARED = ("paper_intake",)  # in PostgreSQL, the centre's: taken through A, entered through B
 
 # Text limits of the register's fields: (field, limit, required).
 FIELDS = (
@@ -103,17 +104,19 @@ def _row(r: Sequence[Any]) -> Paper:
     )
 
 
-class PaperStore(SqliteFile):
-    """The paper-intake register in SQLite. Use `async with PaperStore(path):`."""
+class PaperStore(OnSchema):
+    """The paper-intake register. Use `async with PaperStore(path):` (SQLite) or
+    `PaperStore.open(settings.store)` (PostgreSQL when `store.url` is set)."""
 
     SCHEMA = _SCHEMA
     NAME = "paper store"
+    SHARED = SHARED
 
     async def add(self, p: Paper) -> Paper:
         async with self.transaction() as tx:
-            cur = await tx.execute(
+            row = await tx.fetchone(
                 "INSERT INTO paper_intake (hall, service, name, phone, documents, received_at,"
-                " received_by, systems, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " received_by, systems, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     p.hall,
                     p.service,
@@ -126,8 +129,7 @@ class PaperStore(SqliteFile):
                     p.note,
                 ),
             )
-            new_id = int(cur.lastrowid or 0)
-        got = await self.get(new_id)
+        got = await self.get(int(row[0]))
         assert got is not None
         return got
 
@@ -171,8 +173,8 @@ class PaperStore(SqliteFile):
     async def counts(self) -> dict[str, tuple[int, int]]:
         """Per hall: (waiting to be entered, entered)."""
         async with self.db.execute(
-            "SELECT hall, SUM(entered_at IS NULL), SUM(entered_at IS NOT NULL)"
-            " FROM paper_intake GROUP BY hall"
+            "SELECT hall, SUM(CASE WHEN entered_at IS NULL THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN entered_at IS NULL THEN 0 ELSE 1 END) FROM paper_intake GROUP BY hall"
         ) as cur:
             return {r[0]: (int(r[1]), int(r[2])) for r in await cur.fetchall()}
 
@@ -290,10 +292,13 @@ class PaperIntake:
 
     async def tick(self, now: float) -> int:
         """Tell each hall whose systems are all back what waits to be entered; returns the
-        number of submissions announced."""
+        number of submissions announced. The register may be shared (PostgreSQL): the tally is
+        read again here."""
+        self.tally = await self.store.counts()
         waiting: dict[str, list[Paper]] = {}
+        halls = self._state().halls  # a shared register holds other shards' halls too
         for p in await self.store.select(pending=True):
-            if p.announced_at is None and self._down(p.hall, now) is None:
+            if p.announced_at is None and p.hall in halls and self._down(p.hall, now) is None:
                 waiting.setdefault(p.hall, []).append(p)
         told = 0
         for hall, papers in waiting.items():

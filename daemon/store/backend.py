@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 _READS = ("SELECT", "WITH", "PRAGMA", "EXPLAIN", "SHOW")
 
@@ -66,6 +66,7 @@ class Database(Protocol):
 
     path: str
     errors: tuple[type[Exception], ...]
+    missing: tuple[type[Exception], ...]  # what a query on a table not there raises
 
     async def __aenter__(self) -> Self: ...
 
@@ -84,11 +85,52 @@ class Database(Protocol):
     async def write(self, sql: str, params: Sequence[Any] = ()) -> int: ...
 
 
-async def write_one(tx_of: Database | OnDatabase, sql: str, params: Sequence[Any]) -> int:
+class Transactional(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[Writes]: ...
+
+
+async def write_one(tx_of: Transactional, sql: str, params: Sequence[Any]) -> int:
     """One statement in its own transaction; returns the rows it changed."""
     async with tx_of.transaction() as tx:
         cur = await tx.execute(sql, params)
         return int(cur.rowcount)
+
+
+class Closes(Protocol):
+    async def close(self) -> None: ...
+
+
+H = TypeVar("H", bound=Closes)
+
+
+class FileBase(Generic[H]):
+    """What both engines' files share: the handle (a connection, a pool) while open, closed on
+    the way out, and a write of one statement in its own transaction."""
+
+    name: str
+    _handle: H | None = None
+
+    def _open(self) -> H:
+        if self._handle is None:
+            raise RuntimeError(f"{self.name} is not open")
+        return self._handle
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._handle is not None:
+            await self._handle.close()
+            self._handle = None
+
+    def transaction(self) -> AbstractAsyncContextManager[Writes]:
+        raise NotImplementedError
+
+    async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One statement in its own transaction; returns the rows it changed."""
+        return await write_one(self, sql, params)
 
 
 class OnDatabase:

@@ -10,17 +10,16 @@ own log (store/postgres.py), so `(hall, id)` is the idempotency key within a dae
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from hallwatch.daemon.config.sections import StoreSettings
 from hallwatch.daemon.store.backend import Database, OnDatabase, StoreError
+from hallwatch.daemon.store.files import open_database
 from hallwatch.daemon.store.sqlite import SqliteFile
 
 SCHEMA_VERSION = 1
-log = logging.getLogger("hallwatch")
 __all__ = ["NewEvent", "NewReject", "Store", "StoreError", "open_store"]
 _IN_CHUNK = 400  # bound on SQL variables per statement
 _KEEP_SNAPSHOTS = 3
@@ -207,12 +206,6 @@ class Store(OnDatabase):
 
 
 def open_store(settings: StoreSettings) -> Store:
-    """The event store `settings` name: PostgreSQL when `url` is set, else the SQLite file."""
-    if settings.url:
-        log.warning(
-            "store.url: events and the outbox in PostgreSQL; reports and the complaint topic's"
-            " import still read the event log in the SQLite file %s, which has none",
-            settings.path,
-        )
-        return Store.postgres(settings.url, instance=settings.instance_name())
-    return Store(settings.path, synchronous=settings.synchronous)
+    """The event store `settings` name: PostgreSQL when `url` is set (this instance's own log),
+    else the SQLite file."""
+    return Store(file=open_database(settings, _SCHEMA, name="store"))

@@ -18,11 +18,10 @@ import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import TracebackType
 from typing import Any, Self
 
 import psycopg
-from hallwatch.daemon.store.backend import StoreError, check_read, check_tx, write_one
+from hallwatch.daemon.store.backend import FileBase, StoreError, check_read, check_tx
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 log = logging.getLogger("hallwatch.postgres")
@@ -117,11 +116,12 @@ class PgTx:
         return self._changes
 
 
-class PgFile:
+class PgFile(FileBase[AsyncConnectionPool[Any]]):
     """`async with PgFile(url, instance=..., schema=...):` opens a pool, creates the schemas and
     `schema` (SQLite's words, see `to_postgres`), and closes the pool on the way out."""
 
     errors: tuple[type[Exception], ...] = (psycopg.Error, PoolTimeout)
+    missing: tuple[type[Exception], ...] = (psycopg.errors.UndefinedTable,)
 
     def __init__(
         self,
@@ -141,7 +141,6 @@ class PgFile:
         self._ddl = to_postgres(schema, shared)
         self._max = max_size
         self._timeout = connect_timeout_s
-        self._pool: AsyncConnectionPool[Any] | None = None
 
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
         mine = _ident(instance_schema(self.instance))
@@ -172,7 +171,7 @@ class PgFile:
             raise StoreUnavailable(
                 f"store.url {self.path}: no connection within {self._timeout:.0f} s"
             ) from err
-        self._pool = pool
+        self._handle = pool
         try:
             async with self.transaction() as tx:
                 await tx.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK_SCHEMA,))
@@ -180,25 +179,10 @@ class PgFile:
                     await tx.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
                 await tx.execute(self._ddl)
         except BaseException:
-            self._pool = None
+            self._handle = None
             await pool.close()
             raise
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
-
-    def _open(self) -> AsyncConnectionPool[Any]:
-        if self._pool is None:
-            raise RuntimeError(f"{self.name} is not open")
-        return self._pool
 
     @property
     def db(self) -> PgReader:
@@ -209,9 +193,6 @@ class PgFile:
         """BEGIN on a pooled connection, COMMIT when the block ends, ROLLBACK if it raises."""
         async with self._open().connection() as conn, conn.transaction():
             yield PgTx(conn)
-
-    async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return await write_one(self, sql, params)
 
 
 def _ident(name: str) -> str:

@@ -28,11 +28,10 @@ import stat
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any, ClassVar, Self
 
 import aiosqlite
-from hallwatch.daemon.store.backend import check_read, check_tx, write_one
+from hallwatch.daemon.store.backend import FileBase, check_read, check_tx
 
 log = logging.getLogger("hallwatch.sqlite")
 
@@ -112,19 +111,29 @@ def _writer_lock(path: str) -> asyncio.Lock:
     return hit[1]
 
 
-class SqliteFile:
-    """`async with Subclass(path):` opens the file (WAL, `synchronous`, a busy timeout), creates
-    `SCHEMA`, runs `_ready()`, and closes the connection on the way out or on any failure."""
+class SqliteFile(FileBase[aiosqlite.Connection]):
+    """`async with SqliteFile(path, schema=...):` (or a subclass naming its `SCHEMA`) opens the
+    file (WAL, `synchronous`, a busy timeout), creates the schema, runs `_ready()`, and closes
+    the connection on the way out or on any failure."""
 
     SCHEMA: ClassVar[str] = ""
     NAME: ClassVar[str] = "database"
     BUSY_MS: ClassVar[int] = 30000  # another process writing: wait this long, then fail
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    missing: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
 
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        schema: str | None = None,
+        name: str | None = None,
+    ) -> None:
         self.path = str(path)
+        self.name = name or self.NAME
+        self._schema = self.SCHEMA if schema is None else schema
         self._synchronous = synchronous
-        self._conn: aiosqlite.Connection | None = None
         self._lock: asyncio.Lock | None = None  # the file's writer lock, once open
 
     async def __aenter__(self) -> Self:
@@ -138,38 +147,23 @@ class SqliteFile:
                     _private_file(p)
         self._lock = _writer_lock(self.path)
         db = await aiosqlite.connect(self.path, isolation_level=None)
-        self._conn = db
+        self._handle = db
         try:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute(f"PRAGMA synchronous={self._synchronous}")
             # Our own connections take turns under the writer lock; another process writing
             # (a `hallwatch` command) is waited for this long.
             await db.execute(f"PRAGMA busy_timeout={int(self.BUSY_MS)}")
-            await db.executescript(self.SCHEMA)
+            await db.executescript(self._schema)
             await self._ready()
         except BaseException:
-            self._conn = None
+            self._handle = None
             await db.close()
             raise
         return self
 
     async def _ready(self) -> None:
         """Checks or migrations after the schema is in place (none by default)."""
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
-
-    def _open(self) -> aiosqlite.Connection:
-        if self._conn is None:
-            raise RuntimeError(f"{self.NAME} is not open")
-        return self._conn
 
     @property
     def db(self) -> Reader:
@@ -195,7 +189,3 @@ class SqliteFile:
                     except sqlite3.Error:
                         pass
                 raise
-
-    async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """One statement in its own transaction; returns the rows it changed."""
-        return await write_one(self, sql, params)

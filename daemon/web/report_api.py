@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 from hallwatch.daemon.base import pii
+from hallwatch.daemon.config.sections import StoreSettings
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.reports import html as report_html
 from hallwatch.daemon.reports.figures import Report
@@ -34,11 +35,13 @@ def masked_zip(rep: Report) -> bytes:
     return buf.getvalue()
 
 
-def add_routes(app: web.Application, db_path: str | Path, settings: Settings) -> None:
+def add_routes(app: web.Application, db: str | Path | StoreSettings, settings: Settings) -> None:
     """`GET /api/report?from=YYYY-MM-DD&to=YYYY-MM-DD[&hall=H][&format=html|zip]`.
 
-    The report is computed in a worker thread, one at a time, so ingest keeps going. It names
-    staff, quotes complaints and costs seconds of CPU per hall-day: `web.auth` asks for
+    The history is `db`: a SQLite file, or the store settings (the daemon's: its SQLite file,
+    or PostgreSQL with `store.url`, every instance's events and the centre's registers). The
+    report is computed in a worker thread, one at a time, so ingest keeps going. It names staff,
+    quotes complaints and costs seconds of CPU per hall-day: `web.auth` asks for
     `reports:read`, and masks phone and ID numbers in the page without `pii:read` (here, too,
     inside the zip, which it cannot read).
     """
@@ -61,7 +64,7 @@ def add_routes(app: web.Application, db_path: str | Path, settings: Settings) ->
         hall = q.get("hall") or None
         async with lock:
             try:
-                rep = await asyncio.to_thread(gather, db_path, period, settings, hall=hall)
+                rep = await asyncio.to_thread(gather, db, period, settings, hall=hall)
             except (OSError, sqlite3.Error) as err:
                 log.warning("report failed: %s", err)
                 return error(503, "event database unavailable")

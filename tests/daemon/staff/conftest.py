@@ -1,0 +1,3 @@
+"""PostgreSQL for the register tests here: a private server, a database a test."""
+
+from tests.harness.pg_fixtures import pg_server, pg_url  # noqa: F401  # fixtures
