@@ -299,7 +299,16 @@ class ComplaintDesk:
         instance may have registered, answered or closed one."""
         stored = await self.store.select(open_only=True)
         async with self._lock:
-            self.open = {(c.hall, c.complaint_id): c for c in stored}
+            # A complaint read back unchanged stays the object it was, so the alarm instants
+            # kept for it (`_marks`, by identity) hold: reading anew every tick recomputed
+            # every complaint's calendar arithmetic every 2 s.
+            old = self.open
+            fresh = {(c.hall, c.complaint_id): c for c in stored}
+            for key, c in fresh.items():
+                was = old.get(key)
+                if was is not None and was == c:
+                    fresh[key] = was
+            self.open = fresh
 
     # --- views --------------------------------------------------------------------------
 

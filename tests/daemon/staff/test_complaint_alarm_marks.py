@@ -46,6 +46,9 @@ async def test_kept_marks_raise_each_alarm_at_the_first_check_it_is_due(tmp_path
                 c = d.open[key]
                 want += [a.flag for a in cp.alarms(c, clock.t, d.settings, d.calendar, TZ)]
             assert await d.check(clock.t) == len(want), (clock.t, want)
+            before = dict(d.open)
+            await d.reload()  # every staff tick: unchanged ones keep their identity (marks)
+            assert all(d.open[k] is c for k, c in before.items())
             pure = cp.counts(d.open.values(), clock.t, d.settings, d.calendar, TZ)
             assert d.counts(clock.t) == pure  # a scrape's counts read the kept deadlines
             for flag in want:
