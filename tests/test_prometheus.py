@@ -32,6 +32,7 @@ from hallwatch.sensors.simulator import CST, Day, SimMessage, epoch, publish_liv
 from tests import REPO as ROOT
 from tests.conftest import DaemonProcess, wait_until
 from tests.harness.mosquitto import Mosquitto, free_port
+from tests.harness.promql_pair import check_file
 from tests.test_grafana import (
     DASHBOARDS,
     EXPORTED,
@@ -420,3 +421,19 @@ def test_real_prometheus_evaluates_every_panel_and_rule(
     assert prom.values('sum(hallwatch_queue_waiting{hall="h1"})')[0] > 0
     assert prom.values('hallwatch:plan_load:ratio{hall="h1"}')[0] >= 1
     assert prom.values('ALERTS{alertname="HallwatchHallCrowded", hall="h1", alertstate="pending"}')
+
+
+def test_no_panel_or_rule_counts_a_pair_twice(tmp_path: Path) -> None:
+    """promtool evaluates every dashboard query and every rule over an HA pair's two instances
+    reporting the same halls and outbox (tests/harness/promql_pair.py) and over one of them:
+    the same values and as many series, so no figure is doubled and no alert fires twice."""
+    import yaml
+
+    exprs = [substitute(t["expr"]) for name in DASHBOARDS for _, t in targets(load(name))]
+    groups = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+    exprs += [rule["expr"] for g in groups for rule in g["rules"]]
+    test = tmp_path / "pair.test.yml"
+    test.write_text(check_file(str(RULES), exprs), encoding="utf-8")
+    out = run([tool("promtool", package="prometheus"), "test", "rules", str(test)], tmp_path)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
+    assert "SUCCESS" in out.stdout

@@ -40,10 +40,12 @@ def paho(client: aiomqtt.Client) -> mqtt.Client:
 @dataclass(frozen=True, slots=True)
 class AckingClient:
     """An aiomqtt client whose QoS 1 messages are acknowledged by `ack`, not on receipt;
-    `ready` is its own incoming-message queue (given through `queue_type`)."""
+    `ready` is its own incoming-message queue (given through `queue_type`); `broker` the
+    broker of the list (`mqtt.url`, `more_urls`) this client connects to."""
 
     client: aiomqtt.Client
     ready: asyncio.Queue[aiomqtt.Message]
+    broker: Broker
 
     def take_ready(self, batch: list[aiomqtt.Message], batch_max: int) -> None:
         """Add what has already arrived to `batch`, up to `batch_max`, without waiting."""
@@ -153,4 +155,4 @@ def make_client(settings: Settings, *, identifier: str | None = None) -> AckingC
     (ready,) = made
     # aiomqtt has no switch for this; the paho client underneath does (see module docstring).
     paho(client).manual_ack_set(True)
-    return AckingClient(client, ready)
+    return AckingClient(client, ready, broker)

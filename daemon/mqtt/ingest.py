@@ -94,7 +94,7 @@ class Ingest:
                 async with conn.client:
                     attempt = 0
                     self._set_connected(True)
-                    log.info("connected to %s", mq.broker().url())
+                    log.info("connected to %s", conn.broker.url())
                     await conn.client.subscribe(subscriptions(self._root))
                     await self._consume(conn)
             except aiomqtt.MqttError as err:
@@ -104,7 +104,7 @@ class Ingest:
                 )
                 if self.connected:
                     self._metrics.reconnects.inc()
-                log.warning("broker %s: %s; retrying in %.1f s", mq.broker().url(), err, wait)
+                log.warning("broker %s: %s; retrying in %.1f s", conn.broker.url(), err, wait)
                 self._set_connected(False)
                 attempt += 1
                 await asyncio.sleep(wait)

@@ -4,11 +4,19 @@ Every panel and target points at the `DS_PROMETHEUS` variable (default: the prov
 datasource, uid `hallwatch-prometheus`), so an imported copy can pick another Prometheus.
 Panels are laid out by hand (`pos` is x, y, w, h on Grafana's 24-column grid) and numbered in
 the order they are given.
+
+Every query goes through `pair_safe`: the two instances of an HA pair (deploy/ha) both compute
+every hall's figures from the same events and both read the shared outbox, so each such series
+is scraped twice, once per `instance`; `pair_safe` takes one of them (`max without (instance)`)
+before any sum, count or comparison, so nothing is counted twice. With one instance it changes
+nothing. What each instance does itself (events it ingested, notifications it sent,
+reconnects) stays per instance and is summed as before.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Literal, TypeVar
 
@@ -36,15 +44,54 @@ P = TypeVar("P", stat.Panel, bargauge.Panel, timeseries.Panel, table.Panel)
 
 # -- targets --------------------------------------------------------------------------------------
 
+#: Series both instances of a pair report alike: each hall's figures (computed by both from the
+#: same events) and the shared outbox's gauges.
+PAIR_SERIES = frozenset(
+    {
+        "hallwatch_alerts_firing",
+        "hallwatch_closing_overrun_seconds",
+        "hallwatch_complaints_due_soon",
+        "hallwatch_complaints_open",
+        "hallwatch_complaints_overdue",
+        "hallwatch_complaints_registered",
+        "hallwatch_device_up",
+        "hallwatch_estimate_mae_seconds",
+        "hallwatch_estimated_wait_seconds",
+        "hallwatch_hall_headcount",
+        "hallwatch_hall_headcount_peak",
+        "hallwatch_hall_last_event_timestamp_seconds",
+        "hallwatch_outbox_depth",
+        "hallwatch_outbox_oldest_pending_seconds",
+        "hallwatch_queue_oldest_wait_seconds",
+        "hallwatch_queue_waiting",
+        "hallwatch_staffing_extra_windows",
+        "hallwatch_system_state",
+        "hallwatch_tickets_today",
+        "hallwatch_wait_mean_seconds_today",
+        "hallwatch_windows_emergency_open",
+        "hallwatch_windows_open",
+    }
+)
+_PAIR_SELECTOR = re.compile(
+    r"(?<![\w:])(" + "|".join(sorted(PAIR_SERIES, key=len, reverse=True)) + r")(?![\w:])"
+    r"(\{[^}]*\})?(?!\s*\[)"
+)
+
+
+def pair_safe(expr: str) -> str:
+    """`expr` with each selector of a PAIR_SERIES metric taken once per pair:
+    `m{...}` -> `max without (instance) (m{...})`."""
+    return _PAIR_SELECTOR.sub(lambda m: f"max without (instance) ({m.group(0)})", expr)
+
 
 def instant(expr: str, legend: str = "__auto") -> prom.Dataquery:
     """A query for the latest value (stats, bar gauges, tables)."""
-    return prom.Dataquery().expr(expr).legend_format(legend).instant().datasource(DS)
+    return prom.Dataquery().expr(pair_safe(expr)).legend_format(legend).instant().datasource(DS)
 
 
 def series(expr: str, legend: str) -> prom.Dataquery:
     """A range query (time series)."""
-    return prom.Dataquery().expr(expr).legend_format(legend).range().datasource(DS)
+    return prom.Dataquery().expr(pair_safe(expr)).legend_format(legend).range().datasource(DS)
 
 
 def _with_targets(panel: P, targets: Sequence[prom.Dataquery]) -> P:
