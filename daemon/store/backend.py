@@ -65,6 +65,7 @@ class Database(Protocol):
     disk, a lost connection): the stores turn them into their own error."""
 
     path: str
+    shared: bool  # other daemons may write it too (PostgreSQL); a SQLite file is this one's
     errors: tuple[type[Exception], ...]
     missing: tuple[type[Exception], ...]  # what a query on a table not there raises
 
@@ -140,6 +141,7 @@ class OnDatabase:
     def __init__(self, file: Database) -> None:
         self.file = file
         self.path = file.path
+        self.shared = file.shared
 
     async def __aenter__(self) -> Self:
         await self.file.__aenter__()

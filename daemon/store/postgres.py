@@ -120,6 +120,7 @@ class PgFile(FileBase[AsyncConnectionPool[Any]]):
     """`async with PgFile(url, instance=..., schema=...):` opens a pool, creates the schemas and
     `schema` (SQLite's words, see `to_postgres`), and closes the pool on the way out."""
 
+    shared = True
     errors: tuple[type[Exception], ...] = (psycopg.Error, PoolTimeout)
     missing: tuple[type[Exception], ...] = (psycopg.errors.UndefinedTable,)
 

@@ -118,6 +118,7 @@ class SqliteFile(FileBase[aiosqlite.Connection]):
 
     SCHEMA: ClassVar[str] = ""
     NAME: ClassVar[str] = "database"
+    shared = False
     BUSY_MS: ClassVar[int] = 30000  # another process writing: wait this long, then fail
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
     missing: tuple[type[Exception], ...] = (sqlite3.OperationalError,)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.service import Alerts
+from hallwatch.daemon.config.sections import StoreSettings
 from hallwatch.daemon.staff import complaints as cp
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
 
@@ -15,15 +17,24 @@ from tests.daemon.staff.test_complaint_store import ALERTS, TZ, Clock, at, desk
 STEP_S = 300.0
 
 
-async def test_kept_marks_raise_each_alarm_at_the_first_check_it_is_due(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+async def test_kept_marks_raise_each_alarm_at_the_first_check_it_is_due(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
     """Two complaints checked every 5 minutes from Thursday to the next Wednesday, one verified on
     Monday (a new stage, new marks): every check raises exactly what `complaints.alarms` says of
     the complaint as it stands, so a kept mark never hides an alarm nor raises one early; the
-    counts a scrape reads from the kept deadlines are the pure ones."""
+    counts a scrape reads from the kept deadlines are the pure ones; a shared (PostgreSQL)
+    register read back every tick keeps unchanged complaints (and their marks) as they were."""
     db = tmp_path / "hw.db"
     clock = Clock(at("2026-11-26T16:40"))
     raised_at: dict[str, float] = {}
-    async with ComplaintStore(db) as store, Outbox(db) as outbox:
+    if engine == "sqlite":
+        register = ComplaintStore(db)
+    else:
+        url = request.getfixturevalue("pg_url")
+        register = ComplaintStore.open(StoreSettings(url=url, instance="a"))
+    async with register as store, Outbox(db) as outbox:
         d = desk(store, clock, Alerts(ALERTS, outbox, clock=clock))
         await d.start()
         for cid in ("N1", "N2"):
