@@ -4,7 +4,7 @@ the daemon saw.
 Every forecast that met its call leaves a *scaled residual* r = (actual - forecast) /
 (forecast + SCALE_S), kept per hall and per size of forecast (`bucket`: under a minute, under
 ten, longer), the last `KEEP` of each. For a new forecast f, with q10, q50, q90 the percentiles
-of its bucket's residuals (q10 and q90 moved away from q50 by `SPREAD`) shrunk towards the
+of its bucket's residuals (q10 and q90 moved away from q50 by `spread`) shrunk towards the
 prior ones by `PRIOR_WEIGHT` pseudo-residuals,
 
     estimate = f + q50 * (f + SCALE_S),   range = [f + q10 * (f + SCALE_S), f + q90 * (f + SCALE_S)]
@@ -26,10 +26,17 @@ KEEP = 300  # residuals per hall and bucket
 PRIOR_WEIGHT = 25.0
 BUCKETS = (60.0, 600.0)  # forecast bounds of buckets 0, 1; bucket 2 above
 # The hall's own residuals are of the waits already called: early in the day and while a queue
-# builds those are the shorter, better forecast ones, and their 10th-90th percentiles held 70-77%
-# of the waits that followed on the development halls. Their spread around the median is
-# widened by SPREAD (fitted there: 0.81-0.84 of waits inside, quiet halls 0.71).
-SPREAD = 1.3
+# builds those are the shorter, better forecast ones, and their 10th-90th percentiles held 68-77%
+# of the waits that followed on the development halls (cold). Their spread around the median is
+# widened by `spread(n)`, 1.5 with few residuals, towards 1 as they cover more of the hall's
+# days (fitted there: 0.71-0.82 of the waits told to wait a minute inside, cold; 0.78-0.87 warm).
+SPREAD_EXTRA, SPREAD_N = 0.5, 50.0
+
+
+def spread(n: int) -> float:
+    """How much a bucket's own 10th and 90th percentiles are moved away from its median, when
+    it holds `n` residuals."""
+    return 1.0 + SPREAD_EXTRA * SPREAD_N / (n + SPREAD_N)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +94,8 @@ def band(residuals: list[float] | None, prior: Band) -> Band:
     xs = sorted(residuals)
     n = len(xs)
     w = n / (n + PRIOR_WEIGHT)
-    mid = _percentile(xs, 0.5)
-    q10 = w * (mid + SPREAD * (_percentile(xs, 0.1) - mid)) + (1.0 - w) * prior.q10
+    mid, k = _percentile(xs, 0.5), spread(n)
+    q10 = w * (mid + k * (_percentile(xs, 0.1) - mid)) + (1.0 - w) * prior.q10
     q50 = w * mid + (1.0 - w) * prior.q50
-    q90 = w * (mid + SPREAD * (_percentile(xs, 0.9) - mid)) + (1.0 - w) * prior.q90
+    q90 = w * (mid + k * (_percentile(xs, 0.9) - mid)) + (1.0 - w) * prior.q90
     return Band(min(q10, q50), q50, max(q90, q50))
