@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 
 from hallwatch.daemon.estimate.learned import AGE_BIN_S, AGE_BINS, Learned
-from hallwatch.daemon.estimate.lognormal import LogNormal, fit, isotonic
+from hallwatch.daemon.estimate.lognormal import LogNormal, fit, isotonic, phi
 from hallwatch.daemon.estimate.simulation import Handling, Item
 
 
@@ -21,6 +21,9 @@ class Priors:
     gap_s: float
     pause_s: float
     shrink: float
+    # Median patience before anything is learned (`prior_no_show`); None: nobody gives up but
+    # the learned share, at any age (a flat no-show curve).
+    patience_s: float | None = None
 
 
 class Laws:
@@ -37,6 +40,7 @@ class Laws:
         self.prior_pause = LogNormal(math.log(p.pause_s) - p.sigma**2 / 2, p.sigma)
         self._pause_law: LogNormal | None = None
         self._q: list[float] | None = None
+        self.prior_patience_s = p.patience_s
         # While a business system is down, services called before `slow_until` take
         # `slow_factor` times longer (staff on paper); set per estimate by the forecaster.
         self.slow_until: float | None = None
@@ -90,13 +94,19 @@ class Laws:
         return self._slow
 
     def no_show_p(self, age: float) -> float:
-        """P(no-show | called after waiting `age` s): binned, pooled to the mean, monotone,
-        linear between bin centres (so a later call never makes a window free up earlier)."""
+        """P(no-show | called after waiting `age` s): binned, each bin shrunk to a logistic
+        curve in log(age) fitted to all bins (`no_show_curve`), monotone, linear between bin
+        centres (so a later call never makes a window free up earlier).
+
+        Shrinking each bin to the day's mean instead flattened the curve where calls are few:
+        after an outage, tickets called after two hours were nine in ten no-shows and the
+        curve said one in four, so a queue of such tickets was forecast to take hours."""
         if self._q is None:
             bins = self.learned.age_bins
-            n = sum(b[0] for b in bins)
-            g = (sum(b[1] for b in bins) + 0.5) / (n + 10.0)
-            raw = [((b[1] + 4 * g) / (b[0] + 4), b[0] + 4.0) for b in bins]
+            curve = no_show_curve(bins, self.prior_patience_s)
+            raw = [
+                ((b[1] + 4 * c) / (b[0] + 4), b[0] + 4.0) for b, c in zip(bins, curve, strict=True)
+            ]
             self._q = isotonic(raw)
         x = age / AGE_BIN_S - 0.5
         if x <= 0:
@@ -180,3 +190,60 @@ class Laws:
             return (d - gap) * factor + gap
 
         return slowed
+
+
+#: Patience before anything is learned (the estimator's default `prior_patience_s`, fitted on
+#: the development families): log-normal of log-sd PATIENCE_SIGMA, of which CANCEL_SHARE
+#: cancel (the rest become no-shows when called).
+PATIENCE_S, PATIENCE_SIGMA, CANCEL_SHARE = 2700.0, 0.8, 0.3
+
+
+def prior_no_show(age: float, patience_s: float) -> float:
+    """P(no-show | called after `age` s) by a prior patience of median `patience_s`."""
+    f = phi(math.log(max(age, 1.0) / patience_s) / PATIENCE_SIGMA)
+    return min(max((1.0 - CANCEL_SHARE) * f / (1.0 - CANCEL_SHARE * f), 0.01), 0.99)
+
+
+def no_show_curve(bins: list[list[int]], patience_s: float | None = None) -> list[float]:
+    """P(no-show) at each age bin's centre from a logistic regression on log(age) over all
+    bins (a few damped Newton steps), with half a pseudo-call per bin at the prior patience's
+    share (`prior_no_show`; without `patience_s`, at the overall share): where calls are few
+    (the long waits) the curve follows the prior, where they are many, the hall."""
+    n = sum(b[0] for b in bins)
+    g = (sum(b[1] for b in bins) + 0.5) / (n + 10.0)
+    xs = [math.log((i + 0.5) * AGE_BIN_S) for i in range(len(bins))]
+    mx = sum(xs) / len(xs)
+    xs = [x - mx for x in xs]
+    data = [
+        (
+            x,
+            b[0] + 0.5,
+            b[1]
+            + 0.5 * (g if patience_s is None else prior_no_show((i + 0.5) * AGE_BIN_S, patience_s)),
+        )
+        for i, (x, b) in enumerate(zip(xs, bins, strict=True))
+    ]
+    share = sum(d[2] for d in data) / sum(d[1] for d in data)
+    a, c = math.log(share / (1.0 - share)), 0.0
+    for _ in range(12):
+        ga, gc, haa, hac, hcc = 0.0, -_RIDGE * c, 0.0, 0.0, _RIDGE
+        for x, w, k in data:
+            p = _logistic(a + c * x)
+            r, v = k - w * p, w * p * (1.0 - p)
+            ga, gc = ga + r, gc + r * x
+            haa, hac, hcc = haa + v, hac + v * x, hcc + v * x * x
+        det = haa * hcc - hac * hac
+        if det <= 1e-12:
+            break
+        da, dc = (hcc * ga - hac * gc) / det, (haa * gc - hac * ga) / det
+        a, c = a + max(-2.0, min(2.0, da)), c + max(-2.0, min(2.0, dc))
+        if abs(da) + abs(dc) < 1e-4:
+            break
+    return [_logistic(a + c * x) for x in xs]
+
+
+_RIDGE = 0.1  # on the slope: a fit always exists
+
+
+def _logistic(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-min(max(z, -30.0), 30.0)))

@@ -38,7 +38,7 @@ from hallwatch.daemon.estimate import interval
 from hallwatch.daemon.estimate.advice import Advice, Steps, advise_steps, run_steps
 from hallwatch.daemon.estimate.export import metric_families
 from hallwatch.daemon.estimate.forecast import Forecaster
-from hallwatch.daemon.estimate.laws import Priors
+from hallwatch.daemon.estimate.laws import PATIENCE_S, Priors
 from hallwatch.daemon.estimate.learned import (
     AGE_BIN_S,
     AGE_BINS,
@@ -102,6 +102,7 @@ class Estimator(Forecaster):
         prior_recall_s: float = 60.0,
         prior_gap_s: float = 10.0,
         prior_pause_s: float = 1800.0,
+        prior_patience_s: float | None = PATIENCE_S,
         rate_window_s: float = 3600.0,
         max_extra_windows: int = 10,
         samples: int = 32,
@@ -114,6 +115,8 @@ class Estimator(Forecaster):
     ) -> None:
         if target_wait_s <= 0:
             raise ValueError(f"target_wait_s: must be > 0, got {target_wait_s}")
+        if prior_patience_s is not None and prior_patience_s <= 0:
+            raise ValueError(f"prior_patience_s: must be > 0 or None, got {prior_patience_s}")
         if min(prior_service_s, prior_recall_s, prior_pause_s, rate_window_s) <= 0:
             raise ValueError(
                 "prior_service_s, prior_recall_s, prior_pause_s, rate_window_s: must be > 0"
@@ -126,7 +129,13 @@ class Estimator(Forecaster):
             quantile=quantile,
             learned=learned,
             priors=Priors(
-                prior_service_s, prior_sigma, prior_recall_s, prior_gap_s, prior_pause_s, shrink
+                prior_service_s,
+                prior_sigma,
+                prior_recall_s,
+                prior_gap_s,
+                prior_pause_s,
+                shrink,
+                prior_patience_s,
             ),
             hours=hours,
         )
@@ -329,7 +338,7 @@ class Estimator(Forecaster):
         if p is None or p.estimate is None:
             return []
         err = p.estimate - actual
-        if forecast is not None:
+        if forecast is not None and interval.learns(forecast):
             if not L.resid:
                 L.resid = {}
             bkey = f"{ev.hall}{SEP}{interval.bucket(forecast)}"
@@ -357,6 +366,8 @@ class Estimator(Forecaster):
         return self._band(hall, forecast).apply(forecast)
 
     def _band(self, hall: str, forecast: float) -> interval.Band:
+        if not interval.learns(forecast):
+            return interval.ZERO
         b = interval.bucket(forecast)
         key = f"{hall}{SEP}{b}"
         band = self._bands.get(key)

@@ -80,7 +80,7 @@ def test_overrun_even_with_every_spare_window_open() -> None:
     """120 waiting at 15:30 with 2 open and 2 spare: even 4 windows cannot clear 120 tickets of
     ~5 minutes in 90 minutes, so all_open_overrun_s > 0; with 40 spare it clears."""
     now = at("2026-11-30T15:30")
-    est = Estimator(samples=0)
+    est = Estimator(samples=0, prior_patience_s=None)  # customers who wait
     few = est.advice(hall(now, open_=2, closed=2, waiting=120), "h1", now)
     assert total(few) == 2 and few.all_open_overrun_s > 0
     assert few.all_open_overrun_s < few.closing_overrun_s

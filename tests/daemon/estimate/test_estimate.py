@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from tests.factories import at, issued, ticket_ev, window_ev
 
 T0 = at("2026-11-26T10:00")
-# With nothing learned: no-show share 0.5/10, recall 60 s, gap 10 s, service mean 300 s.
+# With nothing learned and no prior patience (`PATIENT`: nobody gives up but the learned share,
+# a flat no-show curve): no-show share 0.5/10, recall 60 s, gap 10 s, service mean 300 s.
+PATIENT = {"prior_patience_s": None}
 Q0, RECALL, GAP, MEAN = 0.05, 60.0, 10.0, 300.0
 HANDLING = Q0 * RECALL + (1 - Q0) * MEAN + GAP  # 298 s per ticket ahead
 
@@ -63,7 +65,7 @@ def test_lognormal_residual_is_finite_far_in_the_tail() -> None:
 
 def test_first_in_line_waits_for_the_residual_service() -> None:
     """One window 100 s into a service: the wait is E[S - 100 | S > 100] plus the call gap."""
-    est = Estimator(samples=0)
+    est = Estimator(samples=0, **PATIENT)
     _, outs = feed(
         est,
         window_ev("w1", "open", T0 - 3600),
@@ -78,7 +80,7 @@ def test_first_in_line_waits_for_the_residual_service() -> None:
 
 def test_tickets_ahead_add_their_expected_handling() -> None:
     """Two normal tickets ahead at an idle window: each costs 0.05*60 + 0.95*300 + 10 = 298 s."""
-    est = Estimator(samples=0)
+    est = Estimator(samples=0, **PATIENT)
     _, outs = feed(
         est,
         window_ev("w1", "closed", T0 - 3600),
@@ -207,7 +209,7 @@ def test_a_stored_snapshot_loads_and_encodes_to_the_same_bytes() -> None:
 def test_advice_extra_windows_and_closing_overrun() -> None:
     """20 tickets at one idle window at 16:30: 20 x 298 s clears 4160 s after 17:00."""
     now = at("2026-11-26T16:30")
-    est = Estimator(samples=0)
+    est = Estimator(samples=0, **PATIENT)
     events: list[Event] = [window_ev("w1", "open", now - 7200)]
     events += [issued(f"A{i:03d}", now - 20 + i) for i in range(20)]
     state, _ = feed(est, *events)

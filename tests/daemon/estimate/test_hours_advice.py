@@ -31,7 +31,7 @@ def test_each_hall_is_advised_against_its_own_closing() -> None:
     does not name closes at the centre's time."""
     now = at("2026-11-30T15:00")
     tt = Timetable(Hours(close=time(17, 0)), {"east": Hours(close=time(16, 0))})
-    est = Estimator(samples=0, hours=tt)
+    est = Estimator(samples=0, hours=tt, prior_patience_s=None)  # customers who wait
     state = two_halls(now)
     east, west = est.advice(state, "east", now), est.advice(state, "west", now)
     assert east.closing_at == at("2026-11-30T16:00")
@@ -39,6 +39,6 @@ def test_each_hall_is_advised_against_its_own_closing() -> None:
     assert east.clear_at == west.clear_at and east.clear_at is not None
     assert west.closing_overrun_s > 0
     assert east.closing_overrun_s - west.closing_overrun_s == 3600.0
-    assert Estimator(samples=0, closing="16:30").advice(state, "west", now).closing_at == at(
-        "2026-11-30T16:30"
-    )
+    assert Estimator(samples=0, closing="16:30", prior_patience_s=None).advice(
+        state, "west", now
+    ).closing_at == at("2026-11-30T16:30")

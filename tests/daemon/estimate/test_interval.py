@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hallwatch.daemon.estimate import interval
 from hallwatch.daemon.estimate.learned import Learned
 from hallwatch.daemon.estimate.model import EstimateOut, Estimator
@@ -99,3 +100,22 @@ def test_no_re_estimate_while_the_queue_moves_as_forecast() -> None:
     ev += [ticket_ev("called", "A000", T0 + 10, window="w1")]
     _, outs = feed(est, *ev)
     assert not [o for o in estimates(outs) if isinstance(o, EstimateOut) and o.revision]
+
+
+def test_a_halls_own_residuals_are_widened_around_their_median() -> None:
+    """The waits already called are the better forecast ones: a hall's learned 10th-90th
+    percentiles are moved away from the median by `spread`, less as residuals accumulate."""
+    resid = [i / 100 - 0.5 for i in range(101)]  # 10th, 50th, 90th percentiles: -0.4, 0, 0.4
+    neutral = interval.Band(0.0, 0.0, 0.0)
+    b = interval.band(resid, neutral)
+    w = len(resid) / (len(resid) + interval.PRIOR_WEIGHT)
+    assert b.q50 == 0.0
+    assert b.q90 == pytest.approx(-b.q10) == pytest.approx(w * interval.spread(101) * 0.4)
+    assert b.q90 > 1.1 * w * 0.4
+    assert interval.spread(10) > interval.spread(100) > interval.spread(300) > 1.0
+
+
+def test_a_zero_forecast_gets_the_short_fixed_range() -> None:
+    """A ticket a free window calls at once: estimate 0, range 0 to ZERO's width."""
+    est = Estimator(learned=Learned(resid={"h1\x1f0": [3.0] * 100}))
+    assert est.calibrated("h1", 0.0) == (0.0, 0.0, interval.ZERO.q90 * interval.SCALE_S)
