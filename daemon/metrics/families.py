@@ -114,6 +114,7 @@ class StateCollector(Collector):
         self._changes = changes
         self._cache: dict[str, _Kept] = {}
         self._of: tuple[int, date] | None = None  # the state object and business day kept for
+        self._seen: dict[str, tuple[int | None, float]] = {}  # version first seen, when
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
@@ -124,10 +125,19 @@ class StateCollector(Collector):
             self._cache.clear()
             self._of = of
 
-    def warm(self, budget_s: float, timer: Callable[[], float] = time.perf_counter) -> bool:
-        """Build the text of halls not kept as of their state, for at most about `budget_s`;
-        True when every hall is. At start-up, so that the first scrape does not build 500 halls'
-        text at once (1 s of the event loop)."""
+    def warm(
+        self,
+        budget_s: float,
+        timer: Callable[[], float] = time.perf_counter,
+        *,
+        settled_s: float = 0.0,
+    ) -> bool:
+        """Build the text of halls not kept as of their state, for at most about `budget_s`:
+        False when the budget ran out, True when every hall is built (but those not settled).
+        At start-up, so that the first scrape does not build 500 halls' text at once (1 s of
+        the event loop); then, with `settled_s`, on every tick the halls whose state has not
+        changed for that long (a busy hall's text is built by the scrape that reads it, not
+        again on every tick)."""
         if self._changes is None:
             return True
         state, now = self._source(), self._clock()
@@ -137,10 +147,19 @@ class StateCollector(Collector):
         for name, hall in state.halls.items():
             kept = self._cache.get(name)
             if kept is None or kept.version != version.get(name):
+                if settled_s:
+                    seen = self._seen.get(name)
+                    if seen is None or seen[0] != version.get(name):
+                        self._seen[name] = (version.get(name), now)
+                        continue
+                    if now - seen[1] < settled_s:
+                        continue
                 if built and timer() >= until:
                     return False
                 self._cache[name] = _Kept(state, name, hall, now, version.get(name))
                 built += 1
+        if len(self._seen) > len(state.halls):
+            self._seen = {h: v for h, v in self._seen.items() if h in state.halls}
         return True
 
     def collect(self) -> Iterator[Metric]:

@@ -101,3 +101,26 @@ def test_warming_builds_each_halls_text_ahead_of_the_first_scrape(tmp_path: Path
     d.pipeline.process(issued("B1", clock.t, hall="h2"))
     assert kept.warm(1.0) and kept._cache["h2"] is not built["h2"]
     assert kept._cache["h1"] is built["h1"]
+
+
+def test_a_tick_warms_a_changed_hall_once_it_has_settled(tmp_path: Path) -> None:
+    """With `settled_s`, a hall whose state changed is rebuilt only once it has kept that state
+    for `settled_s` (a busy hall is not rebuilt on every tick, only by the scrape); a quiet one
+    is then ready before the next scrape, which builds nothing."""
+    clock = Clock(at("2026-11-26T10:00"))
+    d = _daemon(tmp_path, clock)
+    hb = d.settings.hall.heartbeat_timeout_s
+    kept = StateCollector(lambda: d.state, clock, hb, lambda: d.pipeline.changes)
+    assert kept.warm(1.0)
+    built = dict(kept._cache)
+    d.pipeline.process(issued("B1", clock.t, hall="h2"))
+    assert kept.warm(1.0, settled_s=10.0) and kept._cache["h2"] is built["h2"]  # just changed
+    clock.t += 5
+    assert kept.warm(1.0, settled_s=10.0) and kept._cache["h2"] is built["h2"]  # 5 s: not yet
+    clock.t += 6
+    d.pipeline.process(issued("B2", clock.t, hall="h3"))  # h3 changes again: stays as it was
+    assert kept.warm(1.0, settled_s=10.0)
+    assert kept._cache["h2"] is not built["h2"] and kept._cache["h3"] is built["h3"]
+    rebuilt = kept._cache["h2"]
+    _text(kept)  # the scrape builds h3 only
+    assert kept._cache["h2"] is rebuilt and kept._cache["h3"] is not built["h3"]
