@@ -92,7 +92,8 @@ class Daemon:
             lambda: self.pipeline.changes,
         )
         self.registry.register(self.state_metrics)
-        self.registry.register(LiveCollector(self))
+        self.live_metrics = LiveCollector(self)
+        self.registry.register(self.live_metrics)
         self.alert_metrics = AlertMetrics(self.registry)
         self.outputs = OutputPublisher(settings, self.registry)
         self.faults = Faults(clock, lambda stage: self.metrics.state_errors.labels(stage).inc())
@@ -349,7 +350,9 @@ class Daemon:
                 # text in one go (220 ms).
                 until = time.perf_counter() + METRICS_WARM_S
                 while True:
-                    done = self.state_metrics.warm(YIELD_S, settled_s=SETTLED_S if warm else 0.0)
+                    settled = SETTLED_S if warm else 0.0
+                    done = self.state_metrics.warm(YIELD_S, settled_s=settled)
+                    done = self.live_metrics.warm(YIELD_S, settled_s=settled) and done
                     if done or (warm and time.perf_counter() >= until):
                         break
                     await asyncio.sleep(0)

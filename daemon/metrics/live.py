@@ -5,6 +5,7 @@ back-pressure, the calendar's coverage, complaints refused past the cap."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from time import perf_counter
 from typing import Protocol
 
 from hallwatch.daemon.core.state import HallsState
@@ -70,18 +71,72 @@ class LiveCollector(Collector):
         self._d = daemon
         self._halls: dict[str, _HallText] = {}
         self._of: tuple[int, int] | None = None  # the state and estimator kept for
+        self._seen: dict[str, tuple[tuple[int | None, int], float]] = {}  # `warm`'s settling
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
 
-    def _estimator(self) -> list[Metric]:
+    def _current(self) -> None:
         d = self._d
         of = (id(d.state), id(d.estimator))
         if of != self._of:
             self._halls.clear()
             self._of = of
-        learned, version = d.estimator.learned, d.pipeline.changes.version
-        errors = errors_by_hall(learned)
+
+    def _hall(self, name: str, errors: dict[str, list[str]], keep: bool) -> _HallText:
+        """The hall's text as of now: the kept one, or built (and kept when `keep`)."""
+        d = self._d
+        version = d.pipeline.changes.version.get(name)
+        adv = d.advice(name) if name in d.state.halls else None
+        kept = self._halls.get(name)
+        if kept is None or kept.version != version or kept.advice is not adv:
+            fams = families()
+            hall_series(fams, d.estimator.learned, name, adv, errors.get(name, []))
+            kept = _HallText(version, adv, fams)
+            if keep:
+                self._halls[name] = kept
+        return kept
+
+    def warm(
+        self, budget_s: float, *, settled_s: float = 0.0, timer: Callable[[], float] = perf_counter
+    ) -> bool:
+        """Build the text of halls whose kept one is out of date, for at most about `budget_s`
+        (False when that ran out), as `StateCollector.warm` does: at start-up every hall, then
+        on each tick those that have kept their state and advice for `settled_s`."""
+        d = self._d
+        if d.lane.backlog:  # the learned figures lag the state: nothing to keep yet
+            return True
+        self._current()
+        version = d.pipeline.changes.version
+        errors = errors_by_hall(d.estimator.learned)
+        until, built = timer() + budget_s, 0
+        for name in d.state.halls:
+            kept = self._halls.get(name)
+            held, adv = d._advice.kept(name)
+            if not held:
+                continue  # its advice would be a forward simulation: the scrape's to do
+            if kept is not None and kept.version == version.get(name) and kept.advice is adv:
+                continue
+            if settled_s:
+                mark = (version.get(name), id(adv))
+                seen = self._seen.get(name)
+                if seen is None or seen[0] != mark:
+                    self._seen[name] = (mark, d.clock())
+                    continue
+                if d.clock() - seen[1] < settled_s:
+                    continue
+            if built and timer() >= until:
+                return False
+            self._hall(name, errors, True)
+            built += 1
+        if len(self._seen) > len(d.state.halls):
+            self._seen = {h: v for h, v in self._seen.items() if h in d.state.halls}
+        return True
+
+    def _estimator(self) -> list[Metric]:
+        d = self._d
+        self._current()
+        errors = errors_by_hall(d.estimator.learned)
         # While the lane is behind, the learned figures lag the state's version: not kept.
         keep = d.lane.backlog == 0
         out = families()
@@ -89,14 +144,7 @@ class LiveCollector(Collector):
             fam.chunks = []  # type: ignore[attr-defined,union-attr]
         names = sorted(set(d.state.halls) | set(errors))
         for name in names:
-            adv = d.advice(name) if name in d.state.halls else None
-            kept = self._halls.get(name)
-            if kept is None or kept.version != version.get(name) or kept.advice is not adv:
-                fams = families()
-                hall_series(fams, learned, name, adv, errors.get(name, []))
-                kept = _HallText(version.get(name), adv, fams)
-                if keep:
-                    self._halls[name] = kept
+            kept = self._hall(name, errors, keep)
             for each, chunk in zip(out, kept.chunks, strict=True):
                 each.chunks.append(chunk)  # type: ignore[attr-defined,union-attr]
         if len(self._halls) > len(names):

@@ -351,6 +351,11 @@ class AdviceCache:
         assert hit is not None
         return hit.advice
 
+    def kept(self, hall: str) -> tuple[bool, Advice | None]:
+        """Whether the tick holds advice for `hall`, and which: read without computing any."""
+        hit = self._tick.get(hall)
+        return (False, None) if hit is None else (True, hit.advice)
+
     def renew_at(self, hall: str) -> float | None:
         """When the tick's advice of `hall`, older than its state, is to be renewed (None: it
         is as new as the state)."""

@@ -77,3 +77,40 @@ def test_kept_estimator_series_equal_a_fresh_build_and_only_a_changed_hall_is_re
     assert live._halls["h1"] is kept["h1"] and live._halls["h3"] is kept["h3"]
     assert live._halls["h2"] is not kept["h2"]
     assert again == _text(fresh) and again != first  # h2's error figures moved
+
+
+def test_warming_builds_what_the_scrape_would_and_waits_for_a_hall_to_settle(
+    tmp_path: Path,
+) -> None:
+    """`warm` builds every hall whose advice the tick holds (the scrape then builds nothing and
+    its text equals a fresh build); later a changed hall is rebuilt by `warm` only once its
+    state has been still for `settled_s`."""
+    t0 = at("2026-11-26T10:00")
+    clock = Clock(t0)
+    d = Daemon(Settings(store=StoreSettings(path=str(tmp_path / "h.db"))), clock=clock)
+    for hall in ("h1", "h2"):
+        d.pipeline.process(window_ev("w1", "open", t0 - 600, ("gjj",), hall=hall))
+        for i in range(4):
+            d.pipeline.process(issued(f"A{i}", t0 - 300 + i, hall=hall))
+    d.lane.drain(publish=False)
+
+    async def tick() -> None:
+        async with Outbox(tmp_path / "h.db") as outbox:
+            d.alerts = Alerts(d.alert_settings, outbox, clock=clock)
+            await d.alerts.start()
+            await d.tick(clock.t)
+
+    asyncio.run(tick())
+    live = LiveCollector(d)
+    assert live.warm(1.0) and sorted(live._halls) == ["h1", "h2"]
+    built = dict(live._halls)
+    assert _text(live.collect) == _text(
+        lambda: metric_families(d.estimator.learned, d.state, clock.t, d.advice)
+    )
+    assert all(live._halls[h] is built[h] for h in built)  # the scrape built nothing
+    d.pipeline.process(ticket_ev("called", "A0", t0 + 1, window="w1", hall="h2"))
+    d.lane.drain(publish=False)
+    assert live.warm(1.0, settled_s=10.0) and live._halls["h2"] is built["h2"]
+    clock.t += 11
+    assert live.warm(1.0, settled_s=10.0) and live._halls["h2"] is not built["h2"]
+    assert live._halls["h1"] is built["h1"]
