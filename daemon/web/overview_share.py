@@ -41,7 +41,7 @@ log = logging.getLogger("hallwatch.overview")
 CYCLE_S = 1.0  # how often the task writes what the ticks offered and reads the others' rows
 STALE_KEEPALIVES = 3  # a row older than this many keep-alives is stale
 YIELD_S = 0.01  # building rows, the task hands the event loop back this often
-MARGIN_S = 10.0  # a read looks back this far past the last one (transactions still open then)
+MARGIN_S = 3.0  # a read looks back this far past the last one (transactions still open then)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS hall_overview (
