@@ -4,6 +4,7 @@ ranks the other's halls with its own, and a killed shard's halls turn stale."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.request
@@ -17,10 +18,12 @@ import psycopg
 from hallwatch.sensors.publish import publish_all
 
 from tests.conftest import DaemonProcess, wait_until
+from tests.daemon.web.test_screen import Browser, until
 from tests.harness.mosquitto import Mosquitto
 
 TOKEN = "tok-overview-shards-0123456789"
 KEEPALIVE_S = 2.0
+SHOT = Path("/tmp/overview-shards.png")  # for the lead; not in the repository
 # Open all day, today a working day: the figures must not depend on when the test runs.
 _TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
 
@@ -100,6 +103,20 @@ def overview(d: DaemonProcess) -> dict[str, Any]:
     return got
 
 
+async def page_text(d: DaemonProcess, profile: Path, shot: Path) -> str:
+    """What headless Chromium shows at /overview once it has drawn the stale cards."""
+    async with Browser(profile) as browser:
+        await browser.call("Page.navigate", url=f"{d.base}/overview#token={TOKEN}")
+        stale = "document.querySelectorAll('#halls .hall.stale').length"
+
+        async def drawn() -> bool:
+            return bool(await browser.js(stale))
+
+        await until(drawn, 20, "the stale cards")
+        await browser.screenshot(shot)
+        return await browser.text()
+
+
 def rows(d: DaemonProcess) -> dict[str, dict[str, Any]]:
     return {r["hall"]: r for r in overview(d)["halls"]}
 
@@ -158,3 +175,5 @@ def test_shards_rank_each_others_halls_and_a_dead_shards_turn_stale(
     assert r["north"]["stale_text"].startswith("数据已过时（实例 b 最后更新 ")
     assert not r["east"]["stale"] and not r["west"]["stale"]
     assert got["totals"]["stale"] == 2
+    text = asyncio.run(page_text(a, tmp_path / "chromium", SHOT))
+    assert "数据已过时（实例 b 最后更新" in text and "数据过时" in text
