@@ -188,6 +188,10 @@ class OverviewShare:
                 await self.cycle()
             except table.file.errors as err:  # the database away: try again next cycle
                 self._errors.log(logging.WARNING, "db", self.monotonic(), "overview share: %s", err)
+            except Exception as err:  # never the daemon's end: the overview is not its duty
+                self._errors.log(
+                    logging.ERROR, "bug", self.monotonic(), "overview share failed", exc_info=err
+                )
 
     async def cycle(self) -> None:
         """Rows for the views offered; write those changed (all when the keep-alive is due) in
