@@ -28,14 +28,14 @@ SHOT = Path("/tmp/overview-shards.png")  # for the lead; not in the repository
 _TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
 
 
-def config(path: Path, halls: list[str]) -> Path:
+def config(path: Path, halls: list[str], keepalive_s: float = KEEPALIVE_S) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         f"""
 [mqtt]
 halls = {json.dumps(halls)}
 [store]
-overview_keepalive_s = {KEEPALIVE_S}
+overview_keepalive_s = {keepalive_s}
 [http]
 rate_per_minute = 0
 [api.tokens.ov]
@@ -62,6 +62,7 @@ def shard(
     url: str,
     name: str,
     halls: list[str],
+    keepalive_s: float = KEEPALIVE_S,
 ) -> DaemonProcess:
     d = make(
         broker.url,
@@ -69,7 +70,7 @@ def shard(
             "HALLWATCH_STORE_URL": url,
             "HALLWATCH_STORE_INSTANCE": name,
             "HALLWATCH_MQTT_CLIENT_ID": f"hallwatch-shard-{name}",
-            "HALLWATCH_CONFIG": str(config(tmp / f"{name}.toml", halls)),
+            "HALLWATCH_CONFIG": str(config(tmp / f"{name}.toml", halls, keepalive_s)),
         },
     )
     d.env["HALLWATCH_MQTT_CLIENT_ID"] = f"hallwatch-shard-{name}"
@@ -177,3 +178,27 @@ def test_shards_rank_each_others_halls_and_a_dead_shards_turn_stale(
     assert got["totals"]["stale"] == 2
     text = asyncio.run(page_text(a, tmp_path / "chromium", SHOT))
     assert "数据已过时（实例 b 最后更新" in text and "数据过时" in text
+
+
+def written(url: str) -> dict[str, tuple[float, int]]:
+    """hall -> (written_at, headcount) in the shared table."""
+    with psycopg.connect(url) as con:
+        got = con.execute("SELECT hall, written_at, body FROM hallwatch.hall_overview").fetchall()
+    return {h: (float(w), int(json.loads(b)["headcount"])) for h, w, b in got}
+
+
+def test_a_row_is_written_when_it_changes_not_every_tick(
+    broker: Mosquitto, daemon_factory: Callable[..., DaemonProcess], pg_url: str, tmp_path: Path
+) -> None:
+    """A hall in a pending peak is evaluated every tick, but its unchanged row is not written
+    again before the keep-alive (60 s here); a change in another hall is written at once."""
+    a = shard(daemon_factory, tmp_path, broker, pg_url, "a", ["east", "west"], keepalive_s=60)
+    a.start()
+    people(broker, {"east": 60, "west": 5}, "1", first=True)
+    wait_until(lambda: written(pg_url).get("east", (0, 0))[1] == 60, 20, "east's row")
+    wait_until(lambda: written(pg_url).get("west", (0, 0))[1] == 5, 20, "west's row")
+    east_at = written(pg_url)["east"][0]
+    time.sleep(4)  # two alert ticks at least, east among their halls (its peak is pending)
+    people(broker, {"west": 8}, "2")
+    wait_until(lambda: written(pg_url)["west"][1] == 8, 20, "west's change")
+    assert written(pg_url)["east"][0] == east_at
