@@ -91,7 +91,23 @@ class OverviewTable(OnSchema):
         if not got:
             async with self.db.execute(f"SELECT {_NOW}") as cur:
                 return float((await cur.fetchone())[0]), []
-        return float(got[0][4]), [Shared(h, i, float(w), json.loads(b)) for h, i, w, b, _ in got]
+        rows = [Shared(h, i, float(w), row) for h, i, w, b, _ in got if (row := _usable(b))]
+        return float(got[0][4]), rows
+
+
+#: What the ranking and the totals read of a row: one without them (another version's) is left out.
+_NEEDED = ("hall", "pressure", "alerts_unacked", "waiting", "level", "headcount", "uncovered")
+_NEEDED_TOO = ("alerts", "outage", "callbacks", "complaints")
+
+
+def _usable(body: str) -> Model | None:
+    try:
+        row = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(row, dict) or any(k not in row for k in _NEEDED + _NEEDED_TOO):
+        return None
+    return row
 
 
 def _fingerprint(row: Model) -> str:
