@@ -182,6 +182,7 @@ class OverviewShare:
         self.pending: dict[str, HallView] = {}
         self.rows: dict[str, tuple[str, str]] = {}  # hall -> (row as JSON, fingerprint), last
         self.written: dict[str, str] = {}  # hall -> the fingerprint of the row last written
+        self.dirty: set[str] = set()  # halls whose row changed and is not written yet
         self.others: dict[str, Shared] = {}
         self.skew = 0.0  # the database's clock minus the monotonic clock, at the last read
         self._read_from = 0.0
@@ -214,15 +215,17 @@ class OverviewShare:
         one transaction; read the rows written since the last read."""
         assert self.table is not None
         views, self.pending = list(self.pending.values()), {}
-        changed = await self._build(views)
+        self.dirty |= await self._build(views)  # what a failed write left stays dirty
         now = self.monotonic()
-        if now >= self._keepalive_at:
-            changed = set(self.rows)
-            self._keepalive_at = now + self.keepalive_s
-        if changed:
-            rows = {h: self.rows[h] for h in sorted(changed)}
+        keepalive = now >= self._keepalive_at
+        todo = set(self.rows) if keepalive else self.dirty
+        if todo:
+            rows = {h: self.rows[h] for h in sorted(todo)}
             await self.table.upsert(self.instance, ((h, body) for h, (body, _) in rows.items()))
             self.written.update((h, fp) for h, (_, fp) in rows.items())
+        self.dirty = set()
+        if keepalive:
+            self._keepalive_at = now + self.keepalive_s
         db_now, read = await self.table.since(self._read_from)
         self.skew = db_now - self.monotonic()
         self._read_from = db_now - MARGIN_S

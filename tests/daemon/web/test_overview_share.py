@@ -6,10 +6,16 @@ unchanged."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+from hallwatch.daemon.config.alerts import AlertSettings
 from hallwatch.daemon.config.sections import StoreSettings
+from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.core.state import HallsState
+from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.mqtt.ingest import subscriptions
 from hallwatch.daemon.web.overview_model import overview_model
 from hallwatch.daemon.web.overview_share import (
@@ -20,8 +26,8 @@ from hallwatch.daemon.web.overview_share import (
     with_shards,
 )
 
-from tests.daemon.web.test_overview_model import NOW, RULES, people, views
-from tests.factories import at
+from tests.daemon.web.test_overview_model import NOW, RULES, T0, people, views
+from tests.factories import at, door_ev
 
 TZ = "Asia/Shanghai"
 
@@ -125,3 +131,42 @@ async def test_on_sqlite_nothing_is_shared_and_the_overview_is_unchanged() -> No
     share = OverviewShare(None, None, StoreSettings())  # type: ignore[arg-type]
     share.offer(views(st).values())
     assert share.pending == {} and share.model(live) is live
+
+
+@dataclass
+class Held:
+    """What the share reads of a daemon (`overview.Source`), here plain real objects."""
+
+    state: HallsState
+    settings: Settings = field(default_factory=Settings)
+    alert_settings: AlertSettings = field(default_factory=AlertSettings)
+    calendar: WorkCalendar = field(default_factory=WorkCalendar)
+    alerts: None = None
+    complaints: None = None
+    callbacks: None = None
+    clock: Callable[[], float] = lambda: NOW
+
+    def advice(self, hall: str, *, fresh: bool = False) -> None:
+        return None
+
+
+async def test_a_row_whose_write_failed_is_written_on_a_later_cycle(pg_url: str) -> None:
+    """A changed row whose write failed (the database away) is written by the next cycle that
+    can, though the tick offers it no more and the keep-alive is not due."""
+    st = HallsState(tz=TZ)
+    people(st, "h1", 10)
+    settings = StoreSettings(url=pg_url, instance="a", overview_keepalive_s=3600)
+    async with opened(settings) as table:
+        assert table is not None
+        share = OverviewShare(Held(st), table, settings)
+        share.offer(views(st).values())
+        await share.cycle()
+        st.apply(door_ev("d1", 30, 0, T0 + 120, hall="h1"))
+        share.offer(views(st).values())
+        await table.__aexit__(None, None, None)  # the database away for one cycle
+        with pytest.raises(RuntimeError):
+            await share.cycle()
+        await table.__aenter__()
+        await share.cycle()
+        _, rows = await table.since(0.0)
+        assert [(s.hall, s.row["headcount"]) for s in rows] == [("h1", 30)]
