@@ -47,6 +47,7 @@ from hallwatch.daemon.staff.procedures import StaffProcedures, Stores, warn_cale
 from hallwatch.daemon.store.events import Store, open_store
 from hallwatch.daemon.web import offpeak_api, openapi, overview, report_api, screen, staff_api
 from hallwatch.daemon.web.ack_page import mount as mount_ack_page
+from hallwatch.daemon.web.overview_share import OverviewShare, opened
 from hallwatch.daemon.web.server import HttpServer
 from prometheus_client import Gauge, disable_created_metrics
 
@@ -111,6 +112,7 @@ class Daemon:
         self.http: HttpServer | None = None
         self.ingest: Ingest | None = None
         self.alerts: Alerts | None = None
+        self.share = OverviewShare(self, None, settings.store)  # the overview across shards
         # --- staff procedures ---
         self.complaints: ComplaintDesk | None = None
         self.callbacks: Callbacks | None = None
@@ -181,6 +183,7 @@ class Daemon:
             ComplaintStore.open(s.store) as complaint_store,
             CallbackStore.open(s.store) as callback_store,
             PaperStore.open(s.store) as paper_store,
+            opened(s.store) as overview_table,
             aiohttp.ClientSession() as session,
         ):
             self.registry.register(InstanceCollector(s.store.instance_name(), outbox))
@@ -262,7 +265,8 @@ class Daemon:
                 ),
             )
             report_api.add_routes(self.http.app, s.store, s)
-            overview.add_routes(self.http.app, overview.live_model(self))
+            self.share = OverviewShare(self, overview_table, s.store)  # PostgreSQL: shared
+            overview.add_routes(self.http.app, self.share.model(overview.live_model(self)))
             openapi.add_routes(self.http.app)
             self._warn_calendar()
             for note in s.warnings:  # e.g. a lunch rotation leaving a service uncovered
@@ -278,6 +282,7 @@ class Daemon:
                     tg.create_task(dispatcher.run(), name="dispatcher"),
                     tg.create_task(staff.run(), name="staff"),
                     tg.create_task(probe.run(), name="probes"),
+                    tg.create_task(self.share.run(), name="overview-share"),
                 ]
                 await self.http_started.wait()
                 assert self.http.bound is not None
@@ -396,6 +401,7 @@ class Daemon:
             renew_at=self._advice.renew_at,
         )
         await self.alerts.evaluate(views)
+        self.share.offer(views)  # their overview rows, for the other shards (PostgreSQL)
         self.plan.evaluated(now, self.state.halls)
         self._advice.forget(self.state.halls)
         firing: dict[str, list[dict[str, Any]]] = {}

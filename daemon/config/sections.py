@@ -154,6 +154,10 @@ class MqttSettings:
         Meta(pattern=rf"\A{IDENT.pattern}\Z"),
         doc("first level of every topic: ROOT/HALL/..."),
     ] = "hall"
+    halls: Annotated[
+        tuple[Annotated[str, Meta(pattern=rf"\A{IDENT.pattern}\Z")], ...],
+        doc("a shard's halls: subscribe to these halls' topics only; empty: every hall"),
+    ] = ()
     keepalive_s: Annotated[PositiveInt, doc("MQTT keep-alive, seconds")] = 30
     receive_maximum: Annotated[
         int, Meta(ge=1, le=65535), doc("the broker's in-flight window towards the daemon")
@@ -252,6 +256,14 @@ class StoreSettings:
     snapshot_every: Annotated[
         PositiveInt, doc("snapshot the state after this many new events (and on stop)")
     ] = 20000
+    overview_keepalive_s: Annotated[
+        float,
+        Meta(ge=0.5, le=3600),
+        doc(
+            "PostgreSQL: each hall's centre-overview row is rewritten at least this often;"
+            " another instance's row 3 times older is shown stale"
+        ),
+    ] = 30.0
 
     def instance_name(self) -> str:
         """`instance`, or the host name (cut to 40 characters) when it is empty."""

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import aiomqtt
 from hallwatch.daemon.base import backoff
@@ -36,9 +36,13 @@ log = logging.getLogger("hallwatch.ingest")
 INPUT_FILTERS = ("+/ticket", "+/window/+", "+/door/+", "+/device/+", "+/system/+", "+/complaint")
 
 
-def subscriptions(root: str) -> list[tuple[str, int]]:
-    """The input topics of the contract, at QoS 1; never the daemon's own outputs."""
-    return [(f"{root}/{f}", 1) for f in INPUT_FILTERS]
+def subscriptions(root: str, halls: Iterable[str] = ()) -> list[tuple[str, int]]:
+    """The input topics of the contract, at QoS 1; never the daemon's own outputs. With
+    `halls` (a shard's, `mqtt.halls`) those halls' topics only, else every hall's."""
+    owned = sorted(set(halls))
+    if not owned:
+        return [(f"{root}/{f}", 1) for f in INPUT_FILTERS]
+    return [(f"{root}/{h}/{f.removeprefix('+/')}", 1) for h in owned for f in INPUT_FILTERS]
 
 
 def raise_if_cancelling() -> None:
@@ -77,6 +81,7 @@ class Ingest:
         self._clock = clock
         self._on_batch = on_batch
         self._root = settings.mqtt.topic_root
+        self._halls = settings.mqtt.halls  # a shard's halls; empty: every hall
         self._max_future = settings.hall.max_future_s
         self._rejects_log = RateLimitedLog(log)
         self.connected = False
@@ -95,7 +100,7 @@ class Ingest:
                     attempt = 0
                     self._set_connected(True)
                     log.info("connected to %s", conn.broker.url())
-                    await conn.client.subscribe(subscriptions(self._root))
+                    await conn.client.subscribe(subscriptions(self._root, self._halls))
                     await self._consume(conn)
             except aiomqtt.MqttError as err:
                 reraise_if_cancelled(err)

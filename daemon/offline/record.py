@@ -28,7 +28,7 @@ async def record(
         identifier=f"{settings.mqtt.client_id}-record-{os.getpid()}",
         tls_params=tls_params(settings),
     ) as client:
-        await client.subscribe(subscriptions(settings.mqtt.topic_root))
+        await client.subscribe(subscriptions(settings.mqtt.topic_root, settings.mqtt.halls))
         with open(out, "a", encoding="utf-8") as fh:  # noqa: ASYNC230 - small appends
             it = aiter(client.messages)
             while count is None or written < count:

@@ -102,6 +102,11 @@ OVERVIEW: Schema = {
                     "outage": {"anyOf": [OBJECT, {"type": "null"}]},
                     "callbacks": OBJECT,
                     "complaints": OBJECT,
+                    # With store.url: the instance whose row it is; `stale` when that
+                    # instance has not rewritten it for 3 keep-alives (`stale_text` says so).
+                    "instance": TEXT,
+                    "stale": {"type": "boolean"},
+                    "stale_text": {"anyOf": [TEXT, {"type": "null"}]},
                 },
             },
         },
@@ -166,7 +171,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/overview"): Operation(
         "Every hall ranked by pressure: people, longest wait (endured and forecast), services "
         "without a window, staffing advice, alerts with their acknowledgement, outages and "
-        "call-backs, complaints due.",
+        "call-backs, complaints due. With PostgreSQL (`store.url`) every shard's halls: this "
+        "instance's from memory, the others' from the shared table, each row naming its "
+        "`instance`, `stale` when that instance has gone quiet.",
         {200: {"application/json": OVERVIEW}},
     ),
     ("GET", "/api/offpeak/{hall}"): Operation(

@@ -18,12 +18,13 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
 from hallwatch.alerts.service import Alerts
+from hallwatch.alerts.view import HallView
 from hallwatch.daemon.config.alerts import AlertSettings
 from hallwatch.daemon.config.settings import Settings
 from hallwatch.daemon.core.state import HallsState
@@ -31,8 +32,9 @@ from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.estimate.advice import Advice
 from hallwatch.daemon.pipeline.views import hall_view
 from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
+from hallwatch.daemon.staff.complaints import HallCounts
 from hallwatch.daemon.staff.outage import Callbacks
-from hallwatch.daemon.web.overview_model import Model, overview_model
+from hallwatch.daemon.web.overview_model import Model, hall_model, overview_model
 
 PAGE = Path(__file__).resolve().parent / "static" / "overview.html"
 POLL_S = 5
@@ -96,6 +98,33 @@ def live_model(src: Source) -> Callable[[], Model]:
         )
 
     return model
+
+
+def hall_rows(src: Source, views: Iterable[HallView]) -> Iterator[tuple[str, Model]]:
+    """Each view's hall row of the overview (`hall_model`, at the view's instant), one at a
+    time: what a shard publishes for the other shards' overviews (web/overview_share.py)."""
+    desk, cbs, alerts = src.complaints, src.callbacks, src.alerts
+    rules, names = src.alert_settings.rules, src.alert_settings.service_names
+    episodes = alerts.engine.firing() if alerts is not None else []
+    counts: dict[str, HallCounts] | None = None
+    for view in views:
+        if counts is None:
+            counts = desk.counts(view.now) if desk is not None else {}
+        yield (
+            view.hall,
+            hall_model(
+                src.state,
+                view.hall,
+                view,
+                episodes,
+                view.now,
+                rules=rules,
+                service_names=names,
+                complaints=counts.get(view.hall),
+                callbacks=cbs.tally.get(view.hall) if cbs is not None else None,
+                outage=cbs.status(view.hall, view.now) if cbs is not None else None,
+            ),
+        )
 
 
 def page_headers(html: bytes) -> Mapping[str, str]:

@@ -288,18 +288,23 @@ def overview_model(
     return {
         "now": now,
         "now_text": datetime.fromtimestamp(now, zone).strftime("%Y-%m-%d %H:%M:%S"),
-        "totals": {
-            "halls": len(rows),
-            "peak": sum(1 for r in rows if r["level"] == "peak"),
-            "headcount": sum(r["headcount"] for r in rows),
-            "waiting": sum(r["waiting"] for r in rows),
-            "uncovered": sum(len(r["uncovered"]) for r in rows),
-            "alerts": sum(len(r["alerts"]) for r in rows),
-            "alerts_unacked": sum(r["alerts_unacked"] for r in rows),
-            "outages": sum(1 for r in rows if r["outage"]),
-            "callbacks_pending": sum(r["callbacks"]["pending"] for r in rows),
-            "complaints_due_soon": sum(r["complaints"]["due_soon"] for r in rows),
-            "complaints_overdue": sum(r["complaints"]["overdue"] for r in rows),
-        },
+        "totals": totals(rows),
         "halls": rows,
+    }
+
+
+def totals(rows: list[Model]) -> Model:
+    """The centre's figures over the overview's rows."""
+    return {
+        "halls": len(rows),
+        "peak": sum(1 for r in rows if r["level"] == "peak"),
+        "headcount": sum(r["headcount"] for r in rows),
+        "waiting": sum(r["waiting"] for r in rows),
+        "uncovered": sum(len(r["uncovered"]) for r in rows),
+        "alerts": sum(len(r["alerts"]) for r in rows),
+        "alerts_unacked": sum(r["alerts_unacked"] for r in rows),
+        "outages": sum(1 for r in rows if r["outage"]),
+        "callbacks_pending": sum(r["callbacks"]["pending"] for r in rows),
+        "complaints_due_soon": sum(r["complaints"]["due_soon"] for r in rows),
+        "complaints_overdue": sum(r["complaints"]["overdue"] for r in rows),
     }
