@@ -16,6 +16,19 @@ from sys import intern
 from zoneinfo import ZoneInfo
 
 import msgspec
+from hallwatch.daemon.core.doors import Door, Headcount, newest, refold, step
+from hallwatch.daemon.core.tickets import (
+    CALLED,
+    CANCELLED,
+    COMPLETED,
+    NO_SHOW,
+    WAITING,
+    Fold,
+    Ticket,
+    add,
+    fold,
+    mark,
+)
 from hallwatch.sensors.events import (
     PRIORITY_RANK,
     ComplaintEvent,
@@ -27,7 +40,17 @@ from hallwatch.sensors.events import (
     WindowEvent,
 )
 
-SNAPSHOT_VERSION = 2
+__all__ = [  # the ticket's names, long imported from here
+    "CALLED",
+    "CANCELLED",
+    "COMPLETED",
+    "NO_SHOW",
+    "WAITING",
+    "Door",
+    "Ticket",
+]
+
+SNAPSHOT_VERSION = 3
 _COMPLAINT_DAYS = 31  # business days whose complaint counts are kept, for the daily cap
 
 
@@ -41,26 +64,6 @@ class Outcome(StrEnum):
     OVER_LIMIT = "over_limit"  # would pass a cap in `Limits`
 
 
-WAITING, CALLED, COMPLETED, NO_SHOW, CANCELLED = (
-    "waiting",
-    "called",
-    "completed",
-    "no_show",
-    "cancelled",
-)
-_DONE = (COMPLETED, NO_SHOW, CANCELLED)
-
-
-class Ticket(msgspec.Struct):
-    service: str | None
-    priority: str
-    issued_at: float | None  # when it (re-)entered the queue; None if `issued` never arrived
-    status: str
-    window: str | None = None
-    called_at: float | None = None
-    first_issued_at: float | None = None
-
-
 class Window(msgspec.Struct):
     state: str = "closed"
     services: list[str] = msgspec.field(default_factory=list)
@@ -68,13 +71,10 @@ class Window(msgspec.Struct):
     since: float = 0.0
     serving: str | None = None  # ticket being served, if any
     serving_since: float | None = None
-
-
-class Door(msgspec.Struct):
-    in_base: int
-    out_base: int
-    resets: int = 0
-    base_ts: float = 0.0  # event time of the reading the baseline came from
+    # Today's newest call that took effect at this window: it serves that ticket while the
+    # ticket stays called there (so the newest event, not the last to arrive, decides).
+    last_call: float | None = None
+    last_ticket: str | None = None
 
 
 class Device(msgspec.Struct):
@@ -113,6 +113,7 @@ class Day(msgspec.Struct):
     cancelled: int = 0
     transferred: int = 0
     wait_total_s: float = 0.0  # sum of (called_at - issued_at) over called tickets
+    wait_total_us: int = 0  # the same in integer microseconds: exact, whatever the order
 
 
 class Limits(msgspec.Struct, frozen=True):
@@ -215,10 +216,6 @@ class HallsState(msgspec.Struct):
         if isinstance(event, TicketEvent | DoorEvent):
             if hall.today is not None and self.business_day(event.ts) < hall.today.day:
                 return Outcome.STALE_DAY
-            if isinstance(event, DoorEvent):
-                door = hall.doors.get(event.door)
-                if door is not None and event.ts < door.base_ts:
-                    return Outcome.OUTDATED
         elif isinstance(event, WindowEvent):
             win = hall.windows.get(event.window)
             if win is not None and event.ts < win.since:
@@ -268,6 +265,10 @@ class HallsState(msgspec.Struct):
             return False
         for service in new:
             hall.services[service] = event.ts
+        named = event.services if isinstance(event, WindowEvent) else (event.service,)
+        for service in named:  # first seen: the earliest event naming it, in any order
+            if service and event.ts < hall.services[service]:
+                hall.services[service] = event.ts
         return True
 
     def _admits_complaint(self, hall: Hall, event: ComplaintEvent) -> bool:
@@ -295,8 +296,10 @@ class HallsState(msgspec.Struct):
         if hall.today is None or bday > hall.today.day:
             hall.today = Day(day=bday)
             for window in hall.windows.values():
-                window.serving = None
-                window.serving_since = None
+                window.serving = window.serving_since = None
+                window.last_call = window.last_ticket = None
+            for door in hall.doors.values():
+                door.new_day()
         return hall.today
 
 
@@ -350,93 +353,88 @@ def _apply_window(hall: Hall, ev: WindowEvent) -> None:
 
 def _apply_door(hall: Hall, day: Day | None, ev: DoorEvent) -> None:
     door = hall.doors.get(ev.door)
-    if door is None:
-        # Totals count since the counter's last reset, which we never saw: take them as the
-        # baseline rather than as people in the hall now.
-        hall.doors[ev.door] = Door(ev.in_total, ev.out_total, 0, ev.ts)
-        return
-    if ev.ts < door.base_ts:
-        # An older reading arriving late: taking it as the baseline would count the people
-        # between it and the newer reading twice (and look like a counter reset).
-        return
-    d_in, d_out = ev.in_total - door.in_base, ev.out_total - door.out_base
-    if d_in < 0 or d_out < 0:
-        door.resets += 1  # reset or replaced counter: a new baseline, not negative traffic
-    door.in_base, door.out_base, door.base_ts = ev.in_total, ev.out_total, ev.ts
+    r = (ev.ts, ev.in_total, ev.out_total)
     if day is None:
+        # Yesterday's reading, late: a better baseline for today's first reading than an older
+        # one, as long as the door has none of today's yet; it moves no one in or out.
+        if door is None:
+            hall.doors[ev.door] = Door(base=r)
+        elif not door.readings and (door.base is None or door.base[0] < ev.ts):
+            door.base = r
         return
-    d_in, d_out = max(d_in, 0), max(d_out, 0)
-    day.occupancy = max(0, day.occupancy + d_in - d_out)
-    if day.occupancy > day.peak_occupancy:
-        day.peak_occupancy, day.peak_occupancy_at = day.occupancy, ev.ts
+    if door is None:
+        door = hall.doors[ev.door] = Door()
+    latest, prev = newest(hall.doors), door.last()
+    if door.add(r) and (latest is None or ev.ts > latest):
+        h = Headcount(day.occupancy, day.peak_occupancy, day.peak_occupancy_at)
+        step(h, door, prev, r)  # the usual case: the newest reading of all, one step more
+    else:
+        h = refold(hall.doors)  # a late one: the day's readings in time order again
+    day.occupancy, day.peak_occupancy, day.peak_occupancy_at = h.occupancy, h.peak, h.peak_at
 
 
 def _apply_ticket(hall: Hall, day: Day, ev: TicketEvent) -> None:
-    t = day.tickets.get(ev.ticket)
-    kind = ev.type
-    if kind == "issued":
-        _ticket_issued(day, t, ev)
-        return
-    if t is None:
-        t = day.tickets[ev.ticket] = Ticket(ev.service, "normal", None, WAITING)
-    if kind == "called":
-        if t.status == WAITING:
-            t.status, t.window, t.called_at = CALLED, ev.window, ev.ts
-            day.called += 1
-            if t.issued_at is not None:
-                day.wait_total_s += max(0.0, ev.ts - t.issued_at)
-            _start_serving(hall, ev.window, ev.ticket, ev.ts)
-    elif kind in ("completed", "no_show"):
-        if t.status in (WAITING, CALLED):
-            if kind == "completed":
-                day.completed += 1
-            else:
-                day.no_show += 1
-            t.status = COMPLETED if kind == "completed" else NO_SHOW
-            _stop_serving(hall, ev.window or t.window, ev.ticket)
-    elif kind == "cancelled":
-        if t.status == WAITING:
-            t.status = CANCELLED
-            day.cancelled += 1
-    elif kind == "transferred":
-        if t.status != CANCELLED:
-            _stop_serving(hall, t.window, ev.ticket)
-            t.service, t.status, t.issued_at = ev.service, WAITING, ev.ts
-            t.window = t.called_at = None
-            day.transferred += 1
+    """The ticket as the set of its events makes it; the day's counters move by the change."""
+    old = day.tickets.get(ev.ticket)
+    before, after = add(old, mark(ev.type, ev.ts, ev.service, ev.window, ev.priority))
+    day.tickets[ev.ticket] = after.ticket
+    b = before or Fold(after.ticket)
+    day.issued += after.issued - b.issued
+    day.called += after.called - b.called
+    day.completed += after.completed - b.completed
+    day.no_show += after.no_show - b.no_show
+    day.cancelled += after.cancelled - b.cancelled
+    day.transferred += after.transferred - b.transferred
+    if after.wait_us != b.wait_us:
+        day.wait_total_us += after.wait_us - b.wait_us
+        day.wait_total_s = day.wait_total_us / 1_000_000
+    _serve(hall, day, ev.ticket, b, after)
 
 
-def _ticket_issued(day: Day, t: Ticket | None, ev: TicketEvent) -> None:
-    """A ticket issued; or, when a later event of it came first, what `issued` knows filled in."""
-    if t is None:
-        day.tickets[ev.ticket] = Ticket(ev.service, ev.priority, ev.ts, WAITING, None, None, ev.ts)
-        day.issued += 1
-    elif t.first_issued_at is None:
-        # `issued` arrived after a later event of the same ticket: fill in what it knows.
-        t.service = t.service or ev.service
-        t.priority = ev.priority
-        if t.issued_at is None:
-            t.issued_at = ev.ts
-            if t.called_at is not None:  # its call was counted without a wait
-                day.wait_total_s += max(0.0, t.called_at - ev.ts)
-        t.first_issued_at = ev.ts
-        day.issued += 1
+def _serve(hall: Hall, day: Day, ticket: str, before: Fold, after: Fold) -> None:
+    """Windows' `serving` after a ticket changed: each window serves the ticket of its newest
+    call that took effect, while that ticket is still called there."""
+    gone, came = set(before.calls) - set(after.calls), set(after.calls) - set(before.calls)
+    touched = {w for _, w in gone | came}
+    for w in (before.ticket.window, after.ticket.window):
+        if w is not None:
+            touched.add(w)
+    for ts, w in sorted(came):
+        win = hall.windows.get(w)
+        if win is None:
+            # A window we have not heard from yet is evidently open; any report of its own,
+            # however old, says more (so `since` 0: no report of it is outdated).
+            win = hall.windows[w] = Window(state="open", since=0.0)
+        if win.last_call is None or (ts, ticket) > (win.last_call, win.last_ticket or ""):
+            win.last_call, win.last_ticket = ts, ticket
+    for ts, w in gone:
+        win = hall.windows.get(w)
+        if win is not None and (win.last_call, win.last_ticket) == (ts, ticket):
+            win.last_call, win.last_ticket = _newest_call(day, w)
+    for w in touched:
+        win = hall.windows.get(w)
+        if win is None:
+            continue
+        t = day.tickets.get(win.last_ticket) if win.last_ticket is not None else None
+        if t is not None and t.status == CALLED and t.window == w and t.called_at == win.last_call:
+            win.serving, win.serving_since = win.last_ticket, win.last_call
+        else:
+            win.serving = win.serving_since = None
 
 
-def _start_serving(hall: Hall, window: str | None, ticket: str, ts: float) -> None:
-    if window is None:
-        return
-    win = hall.windows.get(window)
-    if win is None:
-        # A window we have not heard from yet is evidently open.
-        win = hall.windows[window] = Window(state="open", since=ts)
-    win.serving, win.serving_since = ticket, ts
-
-
-def _stop_serving(hall: Hall, window: str | None, ticket: str) -> None:
-    win = hall.windows.get(window) if window else None
-    if win is not None and win.serving == ticket:
-        win.serving = win.serving_since = None
+def _newest_call(day: Day, window: str) -> tuple[float | None, str | None]:
+    """The newest call that took effect at `window` today (a rare scan: the newest one of a
+    ticket stopped taking effect, e.g. a late cancel older than it)."""
+    best: tuple[float, str] | None = None
+    for key, t in day.tickets.items():
+        if t.log is None:
+            calls = [(t.called_at, t.window)] if t.called_at is not None and t.window else []
+        else:
+            calls = fold(t.log).calls
+        for ts, w in calls:
+            if w == window and (best is None or (ts, key) > best):
+                best = (ts, key)
+    return (None, None) if best is None else best
 
 
 def waiting_tickets(day: Day) -> list[tuple[str, Ticket]]:
