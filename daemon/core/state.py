@@ -218,8 +218,13 @@ class HallsState(msgspec.Struct):
                 return Outcome.STALE_DAY
         elif isinstance(event, WindowEvent):
             win = hall.windows.get(event.window)
-            if win is not None and event.ts < win.since:
-                return Outcome.OUTDATED  # an older state report arriving late
+            if win is not None and _report(event) < (
+                win.since,
+                win.state,
+                win.services,
+                win.emergency,
+            ):
+                return Outcome.OUTDATED  # an older state report arriving late (or a tie lost)
         elif isinstance(event, DeviceEvent):
             dev = hall.devices.get(event.device)
             if dev is not None and event.ts < dev.last_seen:
@@ -265,10 +270,6 @@ class HallsState(msgspec.Struct):
             return False
         for service in new:
             hall.services[service] = event.ts
-        named = event.services if isinstance(event, WindowEvent) else (event.service,)
-        for service in named:  # first seen: the earliest event naming it, in any order
-            if service and event.ts < hall.services[service]:
-                hall.services[service] = event.ts
         return True
 
     def _admits_complaint(self, hall: Hall, event: ComplaintEvent) -> bool:
@@ -337,6 +338,11 @@ def _apply_system(hall: Hall, ev: SystemEvent) -> None:
     if ev.state != sys_.state:
         sys_.since = ev.ts
     sys_.state, sys_.detail, sys_.last_seen = ev.state, ev.detail, ev.ts
+
+
+def _report(ev: WindowEvent) -> tuple[float, str, list[str], bool]:
+    """A window report's rank: newest first; two of the same instant in a fixed order."""
+    return (ev.ts, ev.state, list(dict.fromkeys(ev.services)), ev.emergency)
 
 
 def _apply_window(hall: Hall, ev: WindowEvent) -> None:
