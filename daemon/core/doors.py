@@ -16,7 +16,7 @@ from bisect import insort
 
 import msgspec
 
-_READING = struct.Struct("<dqq")  # ts, in_total, out_total
+_READING = struct.Struct("<dII")  # ts, in_total, out_total (parse keeps totals <= 10**9)
 Reading = tuple[float, int, int]
 
 

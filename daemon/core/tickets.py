@@ -41,7 +41,7 @@ KINDS = {
 _END_KIND = {COMPLETED: COMPLETE, NO_SHOW: NOSHOW, CANCELLED: CANCEL}
 
 
-class Ticket(msgspec.Struct):
+class Ticket(msgspec.Struct, array_like=True):
     service: str | None
     priority: str
     issued_at: float | None  # when it (re-)entered the queue; None if `issued` never arrived
