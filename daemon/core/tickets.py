@@ -26,10 +26,12 @@ WAITING, CALLED, COMPLETED, NO_SHOW, CANCELLED = (
 )
 _DONE = (COMPLETED, NO_SHOW, CANCELLED)
 
-# An event of a ticket: (ts, kind, arg, priority). kind in lifecycle order breaks ts ties;
-# arg is the service (issued, transferred) or the window (called, completed, no_show), "" if none.
+# An event of a ticket: (ts, kind, arg, priority); arg is the service (issued, transferred) or
+# the window (called, completed, no_show), "" if none. `kind` orders the events of one instant as
+# they follow each other: issued, then an end, then the transfer after it, then the call (of the
+# ticket just issued or transferred: an idle window calls it at once; seen in simulated days).
 Mark = tuple[float, int, str, str]
-ISSUED, CALL, COMPLETE, NOSHOW, CANCEL, TRANSFER = range(6)
+ISSUED, COMPLETE, NOSHOW, TRANSFER, CALL, CANCEL = range(6)
 KINDS = {
     "issued": ISSUED,
     "called": CALL,

@@ -186,3 +186,20 @@ def test_headcount_floor_follows_event_time_across_doors() -> None:
     assert (
         (late.occupancy, late.peak_occupancy) == (truth.occupancy, truth.peak_occupancy) == (5, 5)
     )
+
+
+def test_call_at_the_instant_of_the_transfer_takes_the_transferred_ticket() -> None:
+    """An idle window calls a transferred ticket the same millisecond: in either arrival order
+    the ticket is called for its new service (the simulated days have such tickets)."""
+    first = [
+        issued("A1", T0, service="提取"),
+        ticket_ev("called", "A1", T0 + 10, window="w1"),
+        ticket_ev("completed", "A1", T0 + 100, window="w1"),
+    ]
+    moved = ticket_ev("transferred", "A1", T0 + 100, service="贷款")
+    call = ticket_ev("called", "A1", T0 + 100, window="w2")
+    for late in ([moved, call], [call, moved]):
+        day = today(run(*first, *late))
+        t = day.tickets["A1"]
+        assert (t.status, t.service, t.window, t.called_at) == (CALLED, "贷款", "w2", T0 + 100)
+        assert (day.called, day.completed, day.transferred) == (2, 1, 1)
