@@ -26,9 +26,9 @@ from hallwatch.daemon.core.tickets import (
     Fold,
     Ticket,
     add,
-    fold,
     mark,
 )
+from hallwatch.daemon.core.windows import Window, serve
 from hallwatch.sensors.events import (
     PRIORITY_RANK,
     ComplaintEvent,
@@ -48,6 +48,7 @@ __all__ = [  # the ticket's names, long imported from here
     "WAITING",
     "Door",
     "Ticket",
+    "Window",
 ]
 
 SNAPSHOT_VERSION = 3
@@ -62,19 +63,6 @@ class Outcome(StrEnum):
     STALE_DAY = "stale_day"  # from a business day before the hall's current one
     OUTDATED = "outdated"  # older than what the state holds for that window, device or system
     OVER_LIMIT = "over_limit"  # would pass a cap in `Limits`
-
-
-class Window(msgspec.Struct):
-    state: str = "closed"
-    services: list[str] = msgspec.field(default_factory=list)
-    emergency: bool = False
-    since: float = 0.0
-    serving: str | None = None  # ticket being served, if any
-    serving_since: float | None = None
-    # Today's newest call that took effect at this window: it serves that ticket while the
-    # ticket stays called there (so the newest event, not the last to arrive, decides).
-    last_call: float | None = None
-    last_ticket: str | None = None
 
 
 class Device(msgspec.Struct):
@@ -381,6 +369,10 @@ def _apply_door(hall: Hall, day: Day | None, ev: DoorEvent) -> None:
 
 def _apply_ticket(hall: Hall, day: Day, ev: TicketEvent) -> None:
     """The ticket as the set of its events makes it; the day's counters move by the change."""
+    if ev.type == "called" and ev.window and ev.window not in hall.windows:
+        # A window we have not heard from yet is evidently open (whether or not the call takes
+        # effect); any report of its own, however old, says more: `since` 0, none is outdated.
+        hall.windows[ev.window] = Window(state="open", since=0.0)
     old = day.tickets.get(ev.ticket)
     before, after = add(old, mark(ev.type, ev.ts, ev.service, ev.window, ev.priority))
     day.tickets[ev.ticket] = after.ticket
@@ -394,53 +386,7 @@ def _apply_ticket(hall: Hall, day: Day, ev: TicketEvent) -> None:
     if after.wait_us != b.wait_us:
         day.wait_total_us += after.wait_us - b.wait_us
         day.wait_total_s = day.wait_total_us / 1_000_000
-    _serve(hall, day, ev.ticket, b, after)
-
-
-def _serve(hall: Hall, day: Day, ticket: str, before: Fold, after: Fold) -> None:
-    """Windows' `serving` after a ticket changed: each window serves the ticket of its newest
-    call that took effect, while that ticket is still called there."""
-    gone, came = set(before.calls) - set(after.calls), set(after.calls) - set(before.calls)
-    touched = {w for _, w in gone | came}
-    for w in (before.ticket.window, after.ticket.window):
-        if w is not None:
-            touched.add(w)
-    for ts, w in sorted(came):
-        win = hall.windows.get(w)
-        if win is None:
-            # A window we have not heard from yet is evidently open; any report of its own,
-            # however old, says more (so `since` 0: no report of it is outdated).
-            win = hall.windows[w] = Window(state="open", since=0.0)
-        if win.last_call is None or (ts, ticket) > (win.last_call, win.last_ticket or ""):
-            win.last_call, win.last_ticket = ts, ticket
-    for ts, w in gone:
-        win = hall.windows.get(w)
-        if win is not None and (win.last_call, win.last_ticket) == (ts, ticket):
-            win.last_call, win.last_ticket = _newest_call(day, w)
-    for w in touched:
-        win = hall.windows.get(w)
-        if win is None:
-            continue
-        t = day.tickets.get(win.last_ticket) if win.last_ticket is not None else None
-        if t is not None and t.status == CALLED and t.window == w and t.called_at == win.last_call:
-            win.serving, win.serving_since = win.last_ticket, win.last_call
-        else:
-            win.serving = win.serving_since = None
-
-
-def _newest_call(day: Day, window: str) -> tuple[float | None, str | None]:
-    """The newest call that took effect at `window` today (a rare scan: the newest one of a
-    ticket stopped taking effect, e.g. a late cancel older than it)."""
-    best: tuple[float, str] | None = None
-    for key, t in day.tickets.items():
-        if t.log is None:
-            calls = [(t.called_at, t.window)] if t.called_at is not None and t.window else []
-        else:
-            calls = fold(t.log).calls
-        for ts, w in calls:
-            if w == window and (best is None or (ts, key) > best):
-                best = (ts, key)
-    return (None, None) if best is None else best
+    serve(hall.windows, day.tickets, ev.ticket, b, after)
 
 
 def waiting_tickets(day: Day) -> list[tuple[str, Ticket]]:
@@ -490,6 +436,8 @@ def _share(state: HallsState) -> None:
                 t.service = intern(t.service)
             if t.window is not None:
                 t.window = intern(t.window)
+            if t.log is not None:
+                t.log = [(ts, k, intern(a), intern(p)) for ts, k, a, p in t.log]
             if t.first_issued_at == t.issued_at:
                 t.first_issued_at = t.issued_at
 
