@@ -16,6 +16,19 @@ from sys import intern
 from zoneinfo import ZoneInfo
 
 import msgspec
+from hallwatch.daemon.core.doors import Door, Headcount, newest, refold, step
+from hallwatch.daemon.core.tickets import (
+    CALLED,
+    CANCELLED,
+    COMPLETED,
+    NO_SHOW,
+    WAITING,
+    Fold,
+    Ticket,
+    add,
+    mark,
+)
+from hallwatch.daemon.core.windows import Window, serve
 from hallwatch.sensors.events import (
     PRIORITY_RANK,
     ComplaintEvent,
@@ -27,7 +40,18 @@ from hallwatch.sensors.events import (
     WindowEvent,
 )
 
-SNAPSHOT_VERSION = 2
+__all__ = [  # the ticket's names, long imported from here
+    "CALLED",
+    "CANCELLED",
+    "COMPLETED",
+    "NO_SHOW",
+    "WAITING",
+    "Door",
+    "Ticket",
+    "Window",
+]
+
+SNAPSHOT_VERSION = 3
 _COMPLAINT_DAYS = 31  # business days whose complaint counts are kept, for the daily cap
 
 
@@ -39,42 +63,6 @@ class Outcome(StrEnum):
     STALE_DAY = "stale_day"  # from a business day before the hall's current one
     OUTDATED = "outdated"  # older than what the state holds for that window, device or system
     OVER_LIMIT = "over_limit"  # would pass a cap in `Limits`
-
-
-WAITING, CALLED, COMPLETED, NO_SHOW, CANCELLED = (
-    "waiting",
-    "called",
-    "completed",
-    "no_show",
-    "cancelled",
-)
-_DONE = (COMPLETED, NO_SHOW, CANCELLED)
-
-
-class Ticket(msgspec.Struct):
-    service: str | None
-    priority: str
-    issued_at: float | None  # when it (re-)entered the queue; None if `issued` never arrived
-    status: str
-    window: str | None = None
-    called_at: float | None = None
-    first_issued_at: float | None = None
-
-
-class Window(msgspec.Struct):
-    state: str = "closed"
-    services: list[str] = msgspec.field(default_factory=list)
-    emergency: bool = False
-    since: float = 0.0
-    serving: str | None = None  # ticket being served, if any
-    serving_since: float | None = None
-
-
-class Door(msgspec.Struct):
-    in_base: int
-    out_base: int
-    resets: int = 0
-    base_ts: float = 0.0  # event time of the reading the baseline came from
 
 
 class Device(msgspec.Struct):
@@ -113,6 +101,7 @@ class Day(msgspec.Struct):
     cancelled: int = 0
     transferred: int = 0
     wait_total_s: float = 0.0  # sum of (called_at - issued_at) over called tickets
+    wait_total_us: int = 0  # the same in integer microseconds: exact, whatever the order
 
 
 class Limits(msgspec.Struct, frozen=True):
@@ -215,14 +204,15 @@ class HallsState(msgspec.Struct):
         if isinstance(event, TicketEvent | DoorEvent):
             if hall.today is not None and self.business_day(event.ts) < hall.today.day:
                 return Outcome.STALE_DAY
-            if isinstance(event, DoorEvent):
-                door = hall.doors.get(event.door)
-                if door is not None and event.ts < door.base_ts:
-                    return Outcome.OUTDATED
         elif isinstance(event, WindowEvent):
             win = hall.windows.get(event.window)
-            if win is not None and event.ts < win.since:
-                return Outcome.OUTDATED  # an older state report arriving late
+            if win is not None and _report(event) < (
+                win.since,
+                win.state,
+                win.services,
+                win.emergency,
+            ):
+                return Outcome.OUTDATED  # an older state report arriving late (or a tie lost)
         elif isinstance(event, DeviceEvent):
             dev = hall.devices.get(event.device)
             if dev is not None and event.ts < dev.last_seen:
@@ -295,8 +285,10 @@ class HallsState(msgspec.Struct):
         if hall.today is None or bday > hall.today.day:
             hall.today = Day(day=bday)
             for window in hall.windows.values():
-                window.serving = None
-                window.serving_since = None
+                window.serving = window.serving_since = None
+                window.last_call = window.last_ticket = None
+            for door in hall.doors.values():
+                door.new_day()
         return hall.today
 
 
@@ -336,6 +328,11 @@ def _apply_system(hall: Hall, ev: SystemEvent) -> None:
     sys_.state, sys_.detail, sys_.last_seen = ev.state, ev.detail, ev.ts
 
 
+def _report(ev: WindowEvent) -> tuple[float, str, list[str], bool]:
+    """A window report's rank: newest first; two of the same instant in a fixed order."""
+    return (ev.ts, ev.state, list(dict.fromkeys(ev.services)), ev.emergency)
+
+
 def _apply_window(hall: Hall, ev: WindowEvent) -> None:
     win = hall.windows.get(ev.window)
     if win is None:
@@ -350,93 +347,46 @@ def _apply_window(hall: Hall, ev: WindowEvent) -> None:
 
 def _apply_door(hall: Hall, day: Day | None, ev: DoorEvent) -> None:
     door = hall.doors.get(ev.door)
-    if door is None:
-        # Totals count since the counter's last reset, which we never saw: take them as the
-        # baseline rather than as people in the hall now.
-        hall.doors[ev.door] = Door(ev.in_total, ev.out_total, 0, ev.ts)
-        return
-    if ev.ts < door.base_ts:
-        # An older reading arriving late: taking it as the baseline would count the people
-        # between it and the newer reading twice (and look like a counter reset).
-        return
-    d_in, d_out = ev.in_total - door.in_base, ev.out_total - door.out_base
-    if d_in < 0 or d_out < 0:
-        door.resets += 1  # reset or replaced counter: a new baseline, not negative traffic
-    door.in_base, door.out_base, door.base_ts = ev.in_total, ev.out_total, ev.ts
+    r = (ev.ts, ev.in_total, ev.out_total)
     if day is None:
+        # Yesterday's reading, late: a better baseline for today's first reading than an older
+        # one, as long as the door has none of today's yet; it moves no one in or out.
+        if door is None:
+            hall.doors[ev.door] = Door(base=r)
+        elif not door.readings and (door.base is None or door.base[0] < ev.ts):
+            door.base = r
         return
-    d_in, d_out = max(d_in, 0), max(d_out, 0)
-    day.occupancy = max(0, day.occupancy + d_in - d_out)
-    if day.occupancy > day.peak_occupancy:
-        day.peak_occupancy, day.peak_occupancy_at = day.occupancy, ev.ts
+    if door is None:
+        door = hall.doors[ev.door] = Door()
+    latest, prev = newest(hall.doors), door.last()
+    if door.add(r) and (latest is None or ev.ts > latest):
+        h = Headcount(day.occupancy, day.peak_occupancy, day.peak_occupancy_at)
+        step(h, door, prev, r)  # the usual case: the newest reading of all, one step more
+    else:
+        h = refold(hall.doors)  # a late one: the day's readings in time order again
+    day.occupancy, day.peak_occupancy, day.peak_occupancy_at = h.occupancy, h.peak, h.peak_at
 
 
 def _apply_ticket(hall: Hall, day: Day, ev: TicketEvent) -> None:
-    t = day.tickets.get(ev.ticket)
-    kind = ev.type
-    if kind == "issued":
-        _ticket_issued(day, t, ev)
-        return
-    if t is None:
-        t = day.tickets[ev.ticket] = Ticket(ev.service, "normal", None, WAITING)
-    if kind == "called":
-        if t.status == WAITING:
-            t.status, t.window, t.called_at = CALLED, ev.window, ev.ts
-            day.called += 1
-            if t.issued_at is not None:
-                day.wait_total_s += max(0.0, ev.ts - t.issued_at)
-            _start_serving(hall, ev.window, ev.ticket, ev.ts)
-    elif kind in ("completed", "no_show"):
-        if t.status in (WAITING, CALLED):
-            if kind == "completed":
-                day.completed += 1
-            else:
-                day.no_show += 1
-            t.status = COMPLETED if kind == "completed" else NO_SHOW
-            _stop_serving(hall, ev.window or t.window, ev.ticket)
-    elif kind == "cancelled":
-        if t.status == WAITING:
-            t.status = CANCELLED
-            day.cancelled += 1
-    elif kind == "transferred":
-        if t.status != CANCELLED:
-            _stop_serving(hall, t.window, ev.ticket)
-            t.service, t.status, t.issued_at = ev.service, WAITING, ev.ts
-            t.window = t.called_at = None
-            day.transferred += 1
-
-
-def _ticket_issued(day: Day, t: Ticket | None, ev: TicketEvent) -> None:
-    """A ticket issued; or, when a later event of it came first, what `issued` knows filled in."""
-    if t is None:
-        day.tickets[ev.ticket] = Ticket(ev.service, ev.priority, ev.ts, WAITING, None, None, ev.ts)
-        day.issued += 1
-    elif t.first_issued_at is None:
-        # `issued` arrived after a later event of the same ticket: fill in what it knows.
-        t.service = t.service or ev.service
-        t.priority = ev.priority
-        if t.issued_at is None:
-            t.issued_at = ev.ts
-            if t.called_at is not None:  # its call was counted without a wait
-                day.wait_total_s += max(0.0, t.called_at - ev.ts)
-        t.first_issued_at = ev.ts
-        day.issued += 1
-
-
-def _start_serving(hall: Hall, window: str | None, ticket: str, ts: float) -> None:
-    if window is None:
-        return
-    win = hall.windows.get(window)
-    if win is None:
-        # A window we have not heard from yet is evidently open.
-        win = hall.windows[window] = Window(state="open", since=ts)
-    win.serving, win.serving_since = ticket, ts
-
-
-def _stop_serving(hall: Hall, window: str | None, ticket: str) -> None:
-    win = hall.windows.get(window) if window else None
-    if win is not None and win.serving == ticket:
-        win.serving = win.serving_since = None
+    """The ticket as the set of its events makes it; the day's counters move by the change."""
+    if ev.type == "called" and ev.window and ev.window not in hall.windows:
+        # A window we have not heard from yet is evidently open (whether or not the call takes
+        # effect); any report of its own, however old, says more: `since` 0, none is outdated.
+        hall.windows[ev.window] = Window(state="open", since=0.0)
+    old = day.tickets.get(ev.ticket)
+    before, after = add(old, mark(ev.type, ev.ts, ev.service, ev.window, ev.priority))
+    day.tickets[ev.ticket] = after.ticket
+    b = before or Fold(after.ticket)
+    day.issued += after.issued - b.issued
+    day.called += after.called - b.called
+    day.completed += after.completed - b.completed
+    day.no_show += after.no_show - b.no_show
+    day.cancelled += after.cancelled - b.cancelled
+    day.transferred += after.transferred - b.transferred
+    if after.wait_us != b.wait_us:
+        day.wait_total_us += after.wait_us - b.wait_us
+        day.wait_total_s = day.wait_total_us / 1_000_000
+    serve(hall.windows, day.tickets, ev.ticket, b, after)
 
 
 def waiting_tickets(day: Day) -> list[tuple[str, Ticket]]:
@@ -486,6 +436,8 @@ def _share(state: HallsState) -> None:
                 t.service = intern(t.service)
             if t.window is not None:
                 t.window = intern(t.window)
+            if t.log is not None:
+                t.log = [(ts, k, intern(a), intern(p)) for ts, k, a, p in t.log]
             if t.first_issued_at == t.issued_at:
                 t.first_issued_at = t.issued_at
 
