@@ -44,19 +44,36 @@ def subscribe_offline(port: int, client_id: str, topic: str, timeout: float = 30
     c.loop_stop()
 
 
-def publish_numbers(port: int, topic: str, first: int, last: int, timeout: float = 120.0) -> int:
-    """Publish str(i) for i in [first, last) at QoS 1; wait for every PUBACK; their count."""
-    c = _client(f"pub-{time.time_ns()}", clean=True)
+def _acked(info: mqtt.MQTTMessageInfo) -> bool:
+    """PUBACK received (a message published while disconnected keeps rc NO_CONN, though queued)."""
+    return bool(info._published)
+
+
+@dataclass
+class Published:
+    acked: int
+    reconnects: int  # the broker dropped the publisher this often (it resent what was unacked)
+
+
+def publish_numbers(
+    port: int, topic: str, first: int, last: int, timeout: float = 120.0
+) -> Published:
+    """Publish str(i) for i in [first, last) at QoS 1 as a gateway does (persistent session,
+    paho reconnects and resends what was not PUBACKed); wait for every PUBACK."""
+    c = _client(f"pub-{time.time_ns()}", clean=False)
     c.max_inflight_messages_set(100)
     c.max_queued_messages_set(0)
+    c.reconnect_delay_set(0.1, 1)  # type: ignore[arg-type]  # paho takes seconds as float
     _connect(c, port, timeout)
+    connects = [0]
+    c.on_connect = lambda *a: connects.__setitem__(0, connects[0] + 1)
     infos = [c.publish(topic, str(i).encode(), qos=1) for i in range(first, last)]
     deadline = time.monotonic() + timeout
-    for info in infos:
-        info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+    while not all(_acked(i) for i in infos) and time.monotonic() < deadline:
+        time.sleep(0.1)
     c.disconnect()
     c.loop_stop()
-    return sum(info.is_published() for info in infos)
+    return Published(sum(map(_acked, infos)), connects[0])
 
 
 @dataclass

@@ -32,21 +32,26 @@ LOSS_N = 5000
 async def test_offline_session_keeps_every_message_across_a_node_kill(tmp_path: Path) -> None:
     """A persistent QoS 1 subscriber on r1 goes offline; r1 (its queue's leader) is killed;
     5,000 QoS 1 messages are published on r2; r1 restarts; the subscriber resumes on r3 and
-    gets all 5,000, once each, in publish order."""
+    gets all 5,000 (once each, in publish order, unless the publisher had to resend)."""
     cluster = RabbitCluster(tmp_path / "rabbit")
     await asyncio.to_thread(cluster.start)
     try:
         r1, r2, r3 = cluster.nodes
         await asyncio.to_thread(subscribe_offline, r1.mqtt_port, "loss-sub", "loss/#")
         await asyncio.to_thread(r1.stop, True)
-        acked = await asyncio.to_thread(publish_numbers, r2.mqtt_port, "loss/x", 0, LOSS_N)
+        pub = await asyncio.to_thread(publish_numbers, r2.mqtt_port, "loss/x", 0, LOSS_N)
         await asyncio.to_thread(cluster.restart, r1)
         got = await asyncio.to_thread(drain, r3.mqtt_port, "loss-sub", LOSS_N)
     finally:
         await asyncio.to_thread(cluster.stop)
-    print(f"\nrabbitmq quorum session across a node kill: {acked} acked; {got.summary(LOSS_N)}")
-    assert acked == LOSS_N
-    assert got.got == list(range(LOSS_N)), got.summary(LOSS_N)
+    print(
+        f"\nrabbitmq quorum session across a node kill: {pub.acked} acked"
+        f" ({pub.reconnects} publisher reconnects); {got.summary(LOSS_N)}"
+    )
+    assert pub.acked == LOSS_N
+    assert got.distinct == LOSS_N, got.summary(LOSS_N)
+    if not pub.reconnects:  # else what it resent may come twice, after later ones
+        assert got.got == list(range(LOSS_N)), got.summary(LOSS_N)
 
 
 async def test_a_node_stops_mid_peak_no_event_lost(
