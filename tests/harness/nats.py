@@ -30,9 +30,10 @@ def find_nats() -> str | None:
 class Node:
     """One nats-server of the cluster; `stop` and `start` it again on the same ports and store."""
 
-    def __init__(self, name: str, workdir: Path) -> None:
+    def __init__(self, name: str, workdir: Path, mqtt_extra: str = 'ack_wait: "5s"') -> None:
         self.name = name
         self.workdir = workdir
+        self.mqtt_extra = mqtt_extra
         self.port, self.cluster_port = free_port(), free_port()
         self.mqtt_port, self.http_port = free_port(), free_port()
         self.conf = workdir / f"{name}.conf"
@@ -64,7 +65,7 @@ cluster {{
 mqtt {{
   listen: 127.0.0.1:{self.mqtt_port}
   stream_replicas: 3
-  ack_wait: "5s"
+  {self.mqtt_extra}
 }}
 """,
             encoding="utf-8",
@@ -109,15 +110,18 @@ class PortTaken(RuntimeError):
 
 
 class NatsCluster:
-    """`with NatsCluster(tmp) as c:` three nodes n1..n3; `c.urls` their MQTT URLs."""
+    """`with NatsCluster(tmp) as c:` three nodes n1..n3; `c.urls` their MQTT URLs. `mqtt_extra`
+    goes into each node's `mqtt {}` block: by default a 5 s redelivery, so tests that kill a
+    client see its unacknowledged messages again soon (deploy/ha uses NATS's 30 s)."""
 
-    def __init__(self, workdir: Path, size: int = 3) -> None:
+    def __init__(self, workdir: Path, size: int = 3, mqtt_extra: str = 'ack_wait: "5s"') -> None:
         self.size = size
+        self.mqtt_extra = mqtt_extra
         self._make(workdir)
 
     def _make(self, workdir: Path) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
-        self.nodes = [Node(f"n{i + 1}", workdir) for i in range(self.size)]
+        self.nodes = [Node(f"n{i + 1}", workdir, self.mqtt_extra) for i in range(self.size)]
         for n in self.nodes:
             n.write_conf([p for p in self.nodes if p is not n])
 
