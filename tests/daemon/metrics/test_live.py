@@ -40,19 +40,17 @@ def _text(collect: object) -> list[str]:
     return sorted(ln for ln in lines if ln.startswith(ESTIMATOR))
 
 
-def test_kept_estimator_series_equal_a_fresh_build_and_only_a_changed_hall_is_rebuilt(
-    tmp_path: Path,
-) -> None:
-    """After a tick, the collector's estimator series are what a build from scratch gives; an
-    event in one hall rebuilds that hall's text only, and the text still equals a fresh build."""
-    t0 = at("2026-11-26T10:00")
-    clock = Clock(t0)
+def _ticked(tmp_path: Path, clock: Clock, halls: tuple[str, ...], *, called: bool) -> Daemon:
+    """A daemon whose `halls` each have a window and four tickets (the first called when
+    `called`), after one alert tick (so the tick holds each hall's advice)."""
+    t0 = clock.t
     d = Daemon(Settings(store=StoreSettings(path=str(tmp_path / "h.db"))), clock=clock)
-    for hall in ("h1", "h2", "h3"):
+    for hall in halls:
         d.pipeline.process(window_ev("w1", "open", t0 - 600, ("gjj",), hall=hall))
         for i in range(4):
             d.pipeline.process(issued(f"A{i}", t0 - 300 + i, hall=hall))
-        d.pipeline.process(ticket_ev("called", "A0", t0 - 200, window="w1", hall=hall))
+        if called:
+            d.pipeline.process(ticket_ev("called", "A0", t0 - 200, window="w1", hall=hall))
     d.lane.drain(publish=False)
 
     async def tick() -> None:
@@ -62,6 +60,17 @@ def test_kept_estimator_series_equal_a_fresh_build_and_only_a_changed_hall_is_re
             await d.tick(clock.t)
 
     asyncio.run(tick())
+    return d
+
+
+def test_kept_estimator_series_equal_a_fresh_build_and_only_a_changed_hall_is_rebuilt(
+    tmp_path: Path,
+) -> None:
+    """After a tick, the collector's estimator series are what a build from scratch gives; an
+    event in one hall rebuilds that hall's text only, and the text still equals a fresh build."""
+    t0 = at("2026-11-26T10:00")
+    clock = Clock(t0)
+    d = _ticked(tmp_path, clock, ("h1", "h2", "h3"), called=True)
     live = LiveCollector(d)
 
     def fresh() -> object:
@@ -87,20 +96,7 @@ def test_warming_builds_what_the_scrape_would_and_waits_for_a_hall_to_settle(
     state has been still for `settled_s`."""
     t0 = at("2026-11-26T10:00")
     clock = Clock(t0)
-    d = Daemon(Settings(store=StoreSettings(path=str(tmp_path / "h.db"))), clock=clock)
-    for hall in ("h1", "h2"):
-        d.pipeline.process(window_ev("w1", "open", t0 - 600, ("gjj",), hall=hall))
-        for i in range(4):
-            d.pipeline.process(issued(f"A{i}", t0 - 300 + i, hall=hall))
-    d.lane.drain(publish=False)
-
-    async def tick() -> None:
-        async with Outbox(tmp_path / "h.db") as outbox:
-            d.alerts = Alerts(d.alert_settings, outbox, clock=clock)
-            await d.alerts.start()
-            await d.tick(clock.t)
-
-    asyncio.run(tick())
+    d = _ticked(tmp_path, clock, ("h1", "h2"), called=False)
     live = LiveCollector(d)
     assert live.warm(1.0) and sorted(live._halls) == ["h1", "h2"]
     built = dict(live._halls)
