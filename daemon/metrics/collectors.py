@@ -126,3 +126,25 @@ class SafeRegistry(CollectorRegistry):
             logging.ERROR, name, self._clock(), "collector %s left out: %s", name, what,
             exc_info=err,
         )  # fmt: skip
+
+
+class Settling:
+    """Per hall, a mark of what its kept metrics text would be built from (its state version,
+    its advice) and since when it has been that: a collector's `warm` builds a hall on the tick
+    only once its mark has held for `settled_s`, so a hall changing every tick is built by the
+    scrape that reads it and not again on every tick."""
+
+    def __init__(self) -> None:
+        self._since: dict[str, tuple[object, float]] = {}
+
+    def settled(self, hall: str, mark: object, now: float, settled_s: float) -> bool:
+        seen = self._since.get(hall)
+        if seen is None or seen[0] != mark:
+            self._since[hall] = (mark, now)
+            return settled_s <= 0
+        return now - seen[1] >= settled_s
+
+    def forget(self, live: Iterable[str]) -> None:
+        keep = set(live)
+        if len(self._since) > len(keep):
+            self._since = {h: v for h, v in self._since.items() if h in keep}

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import date
 
 from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState
-from hallwatch.daemon.metrics.collectors import writable
+from hallwatch.daemon.metrics.collectors import Settling, writable
 from hallwatch.daemon.metrics.exposition import lines_of
 from hallwatch.daemon.pipeline.process import Stage
 from hallwatch.daemon.pipeline.schedule import Changes
@@ -114,7 +114,7 @@ class StateCollector(Collector):
         self._changes = changes
         self._cache: dict[str, _Kept] = {}
         self._of: tuple[int, date] | None = None  # the state object and business day kept for
-        self._seen: dict[str, tuple[int | None, float]] = {}  # version first seen, when
+        self._settling = Settling()  # `warm`: since when each hall's version has held
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
@@ -147,19 +147,15 @@ class StateCollector(Collector):
         for name, hall in state.halls.items():
             kept = self._cache.get(name)
             if kept is None or kept.version != version.get(name):
-                if settled_s:
-                    seen = self._seen.get(name)
-                    if seen is None or seen[0] != version.get(name):
-                        self._seen[name] = (version.get(name), now)
-                        continue
-                    if now - seen[1] < settled_s:
-                        continue
+                if settled_s and not self._settling.settled(
+                    name, version.get(name), now, settled_s
+                ):
+                    continue
                 if built and timer() >= until:
                     return False
                 self._cache[name] = _Kept(state, name, hall, now, version.get(name))
                 built += 1
-        if len(self._seen) > len(state.halls):
-            self._seen = {h: v for h, v in self._seen.items() if h in state.halls}
+        self._settling.forget(state.halls)
         return True
 
     def collect(self) -> Iterator[Metric]:

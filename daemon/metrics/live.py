@@ -13,7 +13,7 @@ from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.estimate.advice import Advice
 from hallwatch.daemon.estimate.export import Families, errors_by_hall, families, hall_series
 from hallwatch.daemon.estimate.model import Estimator
-from hallwatch.daemon.metrics.collectors import writable
+from hallwatch.daemon.metrics.collectors import Settling, writable
 from hallwatch.daemon.metrics.exposition import lines_of
 from hallwatch.daemon.pipeline.lane import EstimateLane
 from hallwatch.daemon.pipeline.process import Pipeline
@@ -71,7 +71,7 @@ class LiveCollector(Collector):
         self._d = daemon
         self._halls: dict[str, _HallText] = {}
         self._of: tuple[int, int] | None = None  # the state and estimator kept for
-        self._seen: dict[str, tuple[tuple[int | None, int], float]] = {}  # `warm`'s settling
+        self._settling = Settling()  # `warm`: since when each hall's version and advice held
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
@@ -117,20 +117,14 @@ class LiveCollector(Collector):
                 continue  # its advice would be a forward simulation: the scrape's to do
             if kept is not None and kept.version == version.get(name) and kept.advice is adv:
                 continue
-            if settled_s:
-                mark = (version.get(name), id(adv))
-                seen = self._seen.get(name)
-                if seen is None or seen[0] != mark:
-                    self._seen[name] = (mark, d.clock())
-                    continue
-                if d.clock() - seen[1] < settled_s:
-                    continue
+            mark = (version.get(name), id(adv))
+            if settled_s and not self._settling.settled(name, mark, d.clock(), settled_s):
+                continue
             if built and timer() >= until:
                 return False
             self._hall(name, errors, True)
             built += 1
-        if len(self._seen) > len(d.state.halls):
-            self._seen = {h: v for h, v in self._seen.items() if h in d.state.halls}
+        self._settling.forget(d.state.halls)
         return True
 
     def _estimator(self) -> list[Metric]:
