@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import NamedTuple, Protocol
 
 from hallwatch.alerts.view import DeviceView, HallView
-from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, waiting_counts
+from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState
 from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.estimate.advice import Advice
 
@@ -43,10 +43,11 @@ class Queue(NamedTuple):
 def queue_of(day: Day) -> Queue:
     waiting: dict[str, int] = {}
     first: dict[str, float] = {}
-    for (service, _prio), n in waiting_counts(day).items():
-        waiting[service] = waiting.get(service, 0) + n
     for t in day.tickets.values():
-        if t.status == WAITING and t.service and t.issued_at is not None:
+        if t.status != WAITING or not t.service:
+            continue
+        waiting[t.service] = waiting.get(t.service, 0) + 1
+        if t.issued_at is not None:
             first[t.service] = min(first.get(t.service, t.issued_at), t.issued_at)
     return Queue(waiting, dict(sorted(first.items())))
 
