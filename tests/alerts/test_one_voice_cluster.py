@@ -19,8 +19,8 @@ from hallwatch.sensors.publish import publish_all
 from tests.alerts.test_alert_e2e import door, wait_for
 from tests.alerts.test_one_voice import LEASE_S, config, outbox
 from tests.conftest import DaemonProcess
-from tests.daemon.mqtt.test_nats_cluster import probe
 from tests.harness.alert_fakes import FakeWecom, serve
+from tests.harness.cluster_peak import probe
 from tests.harness.nats import NatsCluster, find_nats
 
 pytestmark = pytest.mark.skipif(find_nats() is None, reason="nats-server is not installed")

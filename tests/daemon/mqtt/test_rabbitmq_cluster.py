@@ -8,19 +8,13 @@ other nodes, its node stopped mid-peak: every event stored once."""
 from __future__ import annotations
 
 import asyncio
-import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hallwatch.sensors.publish import publish_all
 
-from tests.alerts.test_alert_e2e import wait_for
-from tests.alerts.test_one_voice import config
 from tests.conftest import DaemonProcess
-from tests.daemon.mqtt.test_nats_cluster import FIRST, MORE, N, doors, probe, stored
-from tests.harness.alert_fakes import FakeWecom, serve
+from tests.harness.cluster_peak import node_stops_mid_peak
 from tests.harness.mqtt_session import drain, publish_numbers, subscribe_offline
 from tests.harness.rabbitmq import RabbitCluster, find_rabbitmq
 
@@ -62,56 +56,17 @@ async def test_a_node_stops_mid_peak_no_event_lost(
     the peak is sent once. r1 rejoins, r2 is killed: the daemon moves on, 100 more stored."""
     cluster = RabbitCluster(tmp_path / "rabbit", conf={"mqtt.durable_queue_type": "quorum"})
     await asyncio.to_thread(cluster.start)
-    wecom = FakeWecom()
+    r1, r2, _ = cluster.nodes
     try:
-        async with serve(wecom.app()) as url:
-            r1, r2, r3 = cluster.nodes
-            env = {
-                "HALLWATCH_CONFIG": str(config(tmp_path, url, repeat_s=0)),
-                "HALLWATCH_MQTT_PROTOCOL": "3.1.1",
-                "HALLWATCH_MQTT_MORE_URLS": f"{r2.mqtt_url},{r3.mqtt_url}",
-                "HALLWATCH_MQTT_CLIENT_ID": "rabbit-cluster-daemon",
-            }
-            d = daemon_factory(r1.mqtt_url, extra_env=env)
-            await asyncio.to_thread(d.start)
-            for _ in range(60):  # until the daemon's subscription is made
-                await asyncio.to_thread(publish_all, "127.0.0.1", r2.mqtt_port, probe())
-                if d.total("hallwatch_events_total", result="accepted") >= 1:
-                    break
-                await asyncio.sleep(0.5)
-            await asyncio.to_thread(publish_all, "127.0.0.1", r2.mqtt_port, doors(0, FIRST))
-            await wait_for(lambda: bool(wecom.accepted), 30, "the peak's WeCom message")
-            dups_before = d.total("hallwatch_events_total", result="duplicate")
-            stopped_at = time.monotonic()
-            rest = asyncio.to_thread(publish_all, "127.0.0.1", r2.mqtt_port, doors(FIRST, N))
-            await asyncio.gather(rest, asyncio.to_thread(r1.stop))
-            await wait_for(
-                lambda: d.total("hallwatch_events_total", result="accepted") >= N + 1,
-                60,
-                "every event stored",
-            )
-            caught_up = time.monotonic() - stopped_at
-            dups = d.total("hallwatch_events_total", result="duplicate") - dups_before
-            # r1 comes back; then r2, where the daemon is now, is killed.
-            await asyncio.to_thread(cluster.restart, r1)
-            await asyncio.to_thread(r2.stop, True)
-            await asyncio.to_thread(publish_all, "127.0.0.1", r1.mqtt_port, doors(N, N + MORE))
-            await wait_for(
-                lambda: d.total("hallwatch_events_total", result="accepted") >= N + MORE + 1,
-                60,
-                "the events after the kill stored",
-            )
-            await asyncio.sleep(2.0)
-            assert await asyncio.to_thread(d.stop, signal.SIGTERM) == 0
+        line = await node_stops_mid_peak(
+            "rabbitmq",
+            cluster.nodes,
+            daemon_factory,
+            tmp_path,
+            stop_first=r1.stop,
+            first_back=lambda: cluster.restart(r1),
+            stop_second=lambda: r2.stop(True),
+        )
     finally:
         await asyncio.to_thread(cluster.stop)
-    assert stored(d.db) == N + MORE + 1, "every event (and the probe) stored once"
-    firing = [h for h in wecom.accepted if "结束" not in h.body["markdown"]["content"]]
-    assert len(firing) == 1, "the peak sent once"
-    log = d.log.read_text()
-    assert f"connects to {r2.mqtt_url}" in log, "moved to the next node"
-    assert f"connects to {r3.mqtt_url}" in log, "and on to the one after"
-    print(
-        f"\nrabbitmq cluster: {N} events stored; all in {caught_up:.2f} s after r1 stopped;"
-        f" redelivered after the stop (duplicates) {dups:.0f}"
-    )
+    print("\n" + line)
