@@ -38,6 +38,7 @@ from hallwatch.daemon.pipeline.restore import decode_snapshot as decode_snapshot
 from hallwatch.daemon.pipeline.restore import encode_snapshot as encode_snapshot
 from hallwatch.daemon.pipeline.restore import restore as restore
 from hallwatch.daemon.pipeline.schedule import YIELD_S, AdviceCache, TickPlan, has_waiting
+from hallwatch.daemon.pipeline.turns import Turns
 from hallwatch.daemon.pipeline.views import hall_view
 from hallwatch.daemon.staff.complaint_desk import ComplaintDesk
 from hallwatch.daemon.staff.complaint_store import ComplaintStore
@@ -98,6 +99,11 @@ class Daemon:
         self.alert_metrics = AlertMetrics(self.registry)
         self.outputs = OutputPublisher(settings, self.registry)
         self.faults = Faults(clock, lambda stage: self.metrics.state_errors.labels(stage).inc())
+        # Background work gives way to events on their way in (pipeline/turns.py, #14).
+        self.turns = (
+            Turns("estimates", self._ingest_waiting, self.outputs.pending),
+            Turns("tick", self._ingest_busy, self._lane_busy, self.outputs.pending),
+        )
         self.lane = EstimateLane(
             self.estimator,
             lambda: self.state,
@@ -105,6 +111,7 @@ class Daemon:
             clock,
             settings.hall.estimate_stale_s,
             faults=self.faults,
+            give_way=self.turns[0].give_way,
         )
         # The one way a stored event enters the state and the estimator, live and at start-up.
         self.pipeline: Pipeline = Pipeline(lambda: self.state, self.lane.push, self.faults)
@@ -125,13 +132,14 @@ class Daemon:
         # --- end staff procedures ---
         self._snap_seq = 0
         self._since_snap = 0
-        self.plan = TickPlan()
+        self.plan = TickPlan(self.turns[1].give_way)
         self._advice = AdviceCache(
             self._compute_advice,
             lambda: self.pipeline.changes,
             lambda: self.plan,
             lambda hall, now: has_waiting(self.state, hall, now),
             self._advice_steps,
+            self.turns[1].give_way,
         )
         self.tick_halls = Gauge(
             "hallwatch_alert_tick_halls",
@@ -143,6 +151,15 @@ class Daemon:
             "How long the last alert tick took (it yields to ingest every 20 ms).",
             registry=self.registry,
         )
+
+    def _ingest_busy(self) -> bool:
+        return self.ingest is not None and self.ingest.busy()
+
+    def _ingest_waiting(self) -> bool:
+        return self.ingest is not None and self.ingest.waiting()
+
+    def _lane_busy(self) -> bool:
+        return self.lane.backlog > 0
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         ing = self.ingest
@@ -356,11 +373,11 @@ class Daemon:
                 until = time.perf_counter() + METRICS_WARM_S
                 while True:
                     settled = SETTLED_S if warm else 0.0
-                    done = self.state_metrics.warm(YIELD_S, settled_s=settled)
-                    done = self.live_metrics.warm(YIELD_S, settled_s=settled) and done
+                    done = self.state_metrics.warm(YIELD_S / 2, settled_s=settled)
+                    done = self.live_metrics.warm(YIELD_S / 2, settled_s=settled) and done
                     if done or (warm and time.perf_counter() >= until):
                         break
-                    await asyncio.sleep(0)
+                    await self.turns[1].give_way()
                 warm = True
             except Exception:
                 log.exception("alert tick failed")

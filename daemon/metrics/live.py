@@ -18,6 +18,7 @@ from hallwatch.daemon.metrics.exposition import lines_of
 from hallwatch.daemon.pipeline.lane import EstimateLane
 from hallwatch.daemon.pipeline.process import Pipeline
 from hallwatch.daemon.pipeline.schedule import AdviceCache
+from hallwatch.daemon.pipeline.turns import Turns, turn_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -46,6 +47,8 @@ class Live(Protocol):
     def clock(self) -> Callable[[], float]: ...
     @property
     def _advice(self) -> AdviceCache: ...
+    @property
+    def turns(self) -> tuple[Turns, ...]: ...
 
     def advice(self, hall: str, *, fresh: bool = False) -> Advice | None: ...
 
@@ -151,6 +154,7 @@ class LiveCollector(Collector):
         now = d.clock()
         yield from self._estimator()
         yield from d.lane.metrics(now)
+        yield from turn_metrics(d.turns)
         yield GaugeMetricFamily(
             "hallwatch_advice_behind",
             "Halls whose staffing advice the last alert tick left older than their state, past "

@@ -87,6 +87,8 @@ class Ingest:
         self.connected = False
         self.last_seq = 0
         self.last_commit_at: float | None = None
+        self._conn: AckingClient | None = None
+        self._handling = False  # a batch is being stored, acknowledged and applied
 
     async def run(self) -> None:
         """Connect, consume, reconnect with backoff; returns only by cancellation."""
@@ -115,6 +117,20 @@ class Ingest:
                 await asyncio.sleep(wait)
             finally:
                 self._set_connected(False)
+                self._conn = None  # what it had queued is redelivered on the next connection
+
+    def waiting(self) -> bool:
+        """Messages have arrived and ingest is about to take them: the estimator lane gives
+        way (pipeline/turns.py). Not while a batch commits in the store's thread: the lane's
+        estimates go on then, and what arrives meanwhile is the next batch."""
+        conn = self._conn
+        return not self._handling and conn is not None and conn.ready.qsize() > 0
+
+    def busy(self) -> bool:
+        """A batch in hand, or messages waiting to be taken: the tick gives way. Also while a
+        batch commits: a tick's slice then would hold the GIL the store's thread needs back
+        after each statement (up to the 5 ms switch interval each time)."""
+        return self._handling or self.waiting()
 
     def _set_connected(self, up: bool) -> None:
         self.connected = up
@@ -122,6 +138,7 @@ class Ingest:
 
     async def _consume(self, conn: AckingClient) -> None:
         batch_max = self._settings.store.batch_max
+        self._conn = conn
         messages = conn.client.messages
         it = aiter(messages)
         while True:
@@ -129,6 +146,7 @@ class Ingest:
             # The rest of the batch is what has already arrived: taken straight from the
             # client's queue, because aiomqtt's iterator spends a task and a wait on each message.
             conn.take_ready(batch, batch_max)
+            self._handling = True
             # Shielded: a shutdown waits for the batch to be stored and acknowledged.
             work = asyncio.ensure_future(self._handle(conn, batch))
             try:
@@ -139,18 +157,21 @@ class Ingest:
             raise_if_cancelling()
 
     async def _handle(self, conn: AckingClient, batch: list[aiomqtt.Message]) -> None:
-        await self.take(
-            [
-                (
-                    m.topic.value,
-                    m.payload if isinstance(m.payload, bytes) else bytes(m.payload or b""),
-                )
-                for m in batch
-            ]
-        )
-        # Stored: now the broker may forget them.
-        for msg in batch:
-            conn.ack(msg)
+        try:
+            await self.take(
+                [
+                    (
+                        m.topic.value,
+                        m.payload if isinstance(m.payload, bytes) else bytes(m.payload or b""),
+                    )
+                    for m in batch
+                ]
+            )
+            # Stored: now the broker may forget them.
+            for msg in batch:
+                conn.ack(msg)
+        finally:
+            self._handling = False
 
     async def take(self, messages: list[tuple[str, bytes]]) -> None:
         """Parse, store (one transaction), then process each new event: store, then act.

@@ -112,6 +112,10 @@ class OutputPublisher:
             self.dropped.inc()
         self._queue.put_nowait((topic, body, retain))
 
+    def pending(self) -> bool:
+        """Outputs are queued (the tick gives way to them, pipeline/turns.py)."""
+        return not self._queue.empty()
+
     def status(
         self, hall: str, payload: dict[str, Any], now: float, *, keep_alive: bool = False
     ) -> None:
@@ -203,6 +207,10 @@ class OutputPublisher:
             return None
         if self._retry:
             return self._retry.pop(0)
+        if not self._queue.empty():
+            # At once: the wait below costs two futures and three turns of the event loop an
+            # output, and an estimate queued behind a tick's statuses waited 40-60 ms (#14).
+            return next(self._taken), self._queue.get_nowait()
         getter = asyncio.ensure_future(self._queue.get())
         stop = asyncio.ensure_future(broken.wait())
         try:

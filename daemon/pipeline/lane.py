@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.estimate.model import EstimateOut, Estimator
 from hallwatch.daemon.pipeline.process import Faults, estimate
+from hallwatch.daemon.pipeline.turns import GiveWay, next_turn
 from hallwatch.sensors.events import Event, TicketEvent
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -43,8 +44,10 @@ class EstimateLane:
         faults: Faults,
         slice_s: float = SLICE_S,
         timer: Callable[[], float] = time.perf_counter,
+        give_way: GiveWay = next_turn,
     ) -> None:
         self.estimator = estimator
+        self.give_way = give_way  # between slices: ingest goes first (pipeline/turns.py)
         self._faults = faults
         self._state = state
         self._publish = publish
@@ -105,7 +108,7 @@ class EstimateLane:
             self._wake.clear()
             while self._pending:
                 self.step()
-                await asyncio.sleep(0)
+                await self.give_way()
 
     def metrics(self, now: float) -> Iterator[Metric]:
         """The lane's back-pressure, for /metrics."""

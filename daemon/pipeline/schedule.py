@@ -23,7 +23,6 @@ evaluation would have caught it; tests/daemon/pipeline/test_schedule.py proves t
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time as timer
 import zlib
@@ -35,6 +34,7 @@ from hallwatch.alerts.view import HallView
 from hallwatch.daemon.config.alerts import HallRules, RuleSettings
 from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState
 from hallwatch.daemon.estimate.advice import Advice, Steps
+from hallwatch.daemon.pipeline.turns import GiveWay, next_turn
 from hallwatch.daemon.pipeline.views import Queue, QueueMemo, endured, uncovered_since
 
 # Every hall is evaluated at least this often, whatever happened: the bound on how late a wait
@@ -135,7 +135,8 @@ def next_due(
 class TickPlan:
     """Per hall: the version of its state last evaluated, when, and its next time-only change."""
 
-    def __init__(self) -> None:
+    def __init__(self, give_way: GiveWay = next_turn) -> None:
+        self._give_way = give_way  # between slices of views (pipeline/turns.py)
         self.seen: dict[str, int | None] = {}
         self.at: dict[str, float] = {}
         self.due: dict[str, float] = {}
@@ -202,7 +203,7 @@ class TickPlan:
             due = due if renew is None else max(now, min(due, renew))
             self._built.append((name, version, due))
             if timer.perf_counter() - yielded > YIELD_S:
-                await asyncio.sleep(0)
+                await self._give_way()
                 yielded = timer.perf_counter()
         return out
 
@@ -235,7 +236,6 @@ ADVICE_MIN_S = 10.0
 # a core at 2 s a tick. Past it, the halls left keep their advice (oldest renewed first next
 # tick): with many halls changing at once, advice ages instead of ingest slowing down.
 RENEW_BUDGET_S = 0.4
-RENEW_PAUSE_MAX_S = 0.05  # the renewal's pause between slices, at most
 # The advice of a hall where nobody waits is renewed at its sweep only once it is this old: no
 # wait can grow with the clock there (a new ticket's wait only shrinks as services go on), and
 # the forecast of arrivals moves by the hour. At 500 quiet halls a renewal every sweep (~10 ms
@@ -276,8 +276,10 @@ class AdviceCache:
         plan: Callable[[], TickPlan],
         waiting: Callable[[str, float], bool],
         steps: Callable[[str, float], Steps | None] | None = None,
+        give_way: GiveWay = next_turn,
     ) -> None:
         self._compute = compute
+        self._give_way = give_way
         self._steps = steps
         self._changes = changes
         self._plan = plan
@@ -307,8 +309,8 @@ class AdviceCache:
 
     async def renew(self, halls: Iterable[str], now: float) -> None:
         """Renew the tick's advice of `halls` where `for_tick` would, a forward simulation a step
-        (`steps`), handing the event loop back every YIELD_S: a busy hall's advice is 30-80 ms of
-        simulations, and ingest must not wait behind it (#14). A hall with no advice yet gets
+        (`steps`), giving way every YIELD_S (pipeline/turns.py): a busy hall's advice is 30-80 ms
+        of simulations, and ingest must not wait behind it (#14). A hall with no advice yet gets
         it now; others are renewed oldest first until RENEW_BUDGET_S is spent, the rest keep
         theirs until a later tick (`behind` counts them). Without `steps`, `for_tick` does it
         at once."""
@@ -333,12 +335,11 @@ class AdviceCache:
                 except StopIteration as done:
                     advice = done.value
                     break
-                held = timer.perf_counter() - yielded
-                if held > YIELD_S:
-                    # Away as long as it held the loop: every hop of an event's way (commit,
-                    # apply, estimate, publish) runs in that pause instead of each waiting
-                    # behind a slice of simulations (p99 300-400 ms with `sleep(0)`).
-                    await asyncio.sleep(min(held, RENEW_PAUSE_MAX_S))
+                if timer.perf_counter() - yielded > YIELD_S:
+                    # Events on their way in go first: every hop of an event's way (commit,
+                    # apply, estimate, publish) runs before the next slice of simulations
+                    # (p99 300-400 ms with `sleep(0)`, 80-350 with a pause as long as the slice).
+                    await self._give_way()
                     yielded = timer.perf_counter()
             self._tick[hall] = self._read[hall] = _Hit(now, version, queue, advice)
 

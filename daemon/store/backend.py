@@ -9,10 +9,10 @@ gives PostgreSQL's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, Literal, Protocol, Self, TypeVar
 
 _READS = ("SELECT", "WITH", "PRAGMA", "EXPLAIN", "SHOW")
 
@@ -58,6 +58,32 @@ class Writes(Protocol):
     def total_changes(self) -> int: ...
 
 
+T = TypeVar("T")
+# One statement of a transaction given as steps: ("all" | "one", sql, params) answers with the
+# rows or the first row, ("exec", sql, params) and ("many", sql, rows) with None.
+Statement = tuple[Literal["all", "one", "exec", "many"], str, Any]
+Steps = Generator[Statement, Any, T]
+
+
+async def run_steps(tx: Writes, steps: Steps[T]) -> T:
+    """Drive `steps` through one transaction's statements, each awaited in turn."""
+    answer: Any = None
+    while True:
+        try:
+            op, sql, params = steps.send(answer)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        answer = None
+        if op == "exec":
+            await tx.execute(sql, params)
+        elif op == "many":
+            await tx.executemany(sql, params)
+        elif op == "all":
+            answer = await tx.fetchall(sql, params)
+        else:
+            answer = await tx.fetchone(sql, params)
+
+
 class Database(Protocol):
     """One open database: `async with`, reads through `db`, writes in `transaction()`.
 
@@ -82,6 +108,8 @@ class Database(Protocol):
     def db(self) -> Reads: ...
 
     def transaction(self) -> AbstractAsyncContextManager[Writes]: ...
+
+    async def run(self, steps: Steps[T]) -> T: ...
 
     async def write(self, sql: str, params: Sequence[Any] = ()) -> int: ...
 
@@ -128,6 +156,12 @@ class FileBase(Generic[H]):
 
     def transaction(self) -> AbstractAsyncContextManager[Writes]:
         raise NotImplementedError
+
+    async def run(self, steps: Steps[T]) -> T:
+        """A transaction given as `steps` (its statements, each answered in turn), committed
+        when they end, rolled back if one raises."""
+        async with self.transaction() as tx:
+            return await run_steps(tx, steps)
 
     async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One statement in its own transaction; returns the rows it changed."""

@@ -317,3 +317,64 @@ def test_sigterm_stops_promptly_while_the_broker_is_gone(
     assert d.stop(timeout=20) == 0
     assert time.monotonic() - started < 15
     assert "did not stop" not in d.log.read_text()
+
+
+def test_ingest_says_when_events_wait_and_when_a_batch_is_in_hand(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """Against a real Mosquitto and a real store: while 2,000 events stream in, `waiting` is
+    seen true (messages received, not yet taken) and, while a batch is applied, `busy` is
+    true and `waiting` false (the estimator lane goes on while a batch is stored); once every
+    event is stored both are false. These are what the tick and the lane give way to."""
+    import asyncio
+
+    from hallwatch.daemon.config.sections import MqttSettings, StoreSettings
+    from hallwatch.daemon.config.settings import Settings
+    from hallwatch.daemon.metrics.families import IngestMetrics
+    from hallwatch.daemon.mqtt.ingest import Ingest
+    from hallwatch.daemon.store.events import Store
+    from prometheus_client import CollectorRegistry
+
+    settings = Settings(
+        mqtt=MqttSettings(url=broker.url, client_id="busy-probe"),
+        store=StoreSettings(path=str(tmp_path / "events.db")),
+    )
+    in_hand: list[tuple[bool, bool]] = []
+    seen_waiting: list[bool] = []
+    applied = [0]
+
+    async def main() -> tuple[bool, bool]:
+        async with Store(tmp_path / "events.db") as store:
+            ingest: Ingest
+
+            def process(_event: object) -> None:
+                applied[0] += 1
+                in_hand.append((ingest.busy(), ingest.waiting()))
+
+            ingest = Ingest(settings, store, process, IngestMetrics(CollectorRegistry()))
+            task = asyncio.create_task(ingest.run())
+            for _ in range(500):  # connected: polled, Ingest has no event for it
+                if ingest.connected:
+                    break
+                await asyncio.sleep(0.01)
+            sender = threading.Thread(
+                target=publish_all,
+                args=("127.0.0.1", broker.port, [issued(i, f"h{i % 20}") for i in range(2000)]),
+            )
+            sender.start()
+            deadline = time.monotonic() + 60
+            while applied[0] < 2000 and time.monotonic() < deadline:
+                seen_waiting.append(ingest.waiting())
+                await asyncio.sleep(0)
+            sender.join()
+            await asyncio.sleep(0.2)
+            after = (ingest.busy(), ingest.waiting())
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return after
+
+    after = asyncio.run(main())
+    assert applied[0] == 2000
+    assert in_hand and all(busy and not waiting for busy, waiting in in_hand)
+    assert any(seen_waiting)
+    assert after == (False, False)

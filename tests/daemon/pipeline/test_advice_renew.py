@@ -1,5 +1,5 @@
 """The tick's advice renewal (pipeline/schedule.py `AdviceCache.renew`): a forward simulation a
-step with the event loop handed back between steps, and a budget per tick past which halls keep
+step giving way between steps to events on their way in, and a budget per tick past which halls keep
 their advice, oldest renewed first."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from hallwatch.daemon.pipeline.schedule import (
     Changes,
     TickPlan,
 )
+from hallwatch.daemon.pipeline.turns import GiveWay, Turns, next_turn
 
 STEP_S = RENEW_BUDGET_S * 0.3  # one step's work; a hall's advice is two steps
 
@@ -24,9 +25,16 @@ def _advice(hall: str, now: float) -> Advice:
     return Advice(hall, now, 1200.0, (), now + 3600, None, 0.0, 0.0)
 
 
-def _cache(changes: Changes, log: list[tuple[str, float]]) -> AdviceCache:
+def _cache(
+    changes: Changes,
+    log: list[tuple[str, float]],
+    give_way: GiveWay = next_turn,
+    stepped: list[float] | None = None,
+) -> AdviceCache:
     def steps(hall: str, now: float) -> Generator[None, None, Advice]:
         for _ in range(2):
+            if stepped is not None:
+                stepped.append(time.perf_counter())
             time.sleep(STEP_S)  # a forward simulation's CPU
             yield
         log.append((hall, now))
@@ -36,35 +44,37 @@ def _cache(changes: Changes, log: list[tuple[str, float]]) -> AdviceCache:
         raise AssertionError("the tick's advice is renewed by steps, never at once")
 
     plan = TickPlan()
-    return AdviceCache(compute, lambda: changes, lambda: plan, lambda *_: True, steps)
+    return AdviceCache(compute, lambda: changes, lambda: plan, lambda *_: True, steps, give_way)
 
 
-def test_renewal_hands_the_loop_back_between_simulations() -> None:
-    """While one hall's advice is renewed (two steps of STEP_S), another task runs between the
-    steps, and as often as it would in a pause as long as the step: the event loop is never
-    held for a whole advice, and an event's hops do not each wait behind a step."""
+def test_renewal_gives_way_between_simulations() -> None:
+    """While one hall's advice is renewed (two steps of STEP_S) and an event is on its way in
+    (hops 5 ms apart, the way busy until they end), the renewal waits between its steps until
+    the event is through: every hop runs before the second step, none waits behind it."""
     changes, log = Changes(), []
     changes.touch("h1")
-    cache = _cache(changes, log)
-    ran: list[float] = []
+    hops: list[float] = []
+    stepped: list[float] = []
+    busy = [True]
 
     async def main() -> None:
-        async def other() -> None:
-            while True:
-                ran.append(time.perf_counter())
-                await asyncio.sleep(0.005)  # an event's next hop, ready 5 ms later
+        turns = Turns("tick", lambda: busy[0], max_wait_s=1.0, poll_s=0.001)
+        cache = _cache(changes, log, turns.give_way, stepped)
 
-        task = asyncio.create_task(other())
+        async def event() -> None:
+            for _ in range(6):
+                hops.append(time.perf_counter())
+                await asyncio.sleep(0.005)  # the event's next hop, ready 5 ms later
+            busy[0] = False
+
+        task = asyncio.create_task(event())
         await asyncio.sleep(0)
-        started = time.perf_counter()
         await cache.renew(["h1"], 100.0)
-        ended = time.perf_counter()
-        task.cancel()
-        # It pauses as long as it held the loop: many hops run in the pause, not one a step.
-        assert sum(started < t < ended for t in ran) >= 5
+        await task
 
     asyncio.run(main())
-    assert log == [("h1", 100.0)] and cache.for_tick("h1", 100.0) is not None
+    assert log == [("h1", 100.0)]
+    assert len(stepped) == 2 and all(h < stepped[1] for h in hops)
 
 
 def test_past_the_budget_halls_keep_their_advice_and_the_oldest_go_first() -> None:

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import ClassVar
 
+from hallwatch.daemon.store.backend import Steps
 from hallwatch.daemon.store.sqlite import SqliteFile
 
 
@@ -55,3 +56,38 @@ def test_files_and_event_loops_have_their_own_writer_lock(tmp_path: Path) -> Non
 
     assert asyncio.run(run()) == [1]
     assert asyncio.run(run()) == [2]  # a new event loop, a new lock: the second run writes too
+
+
+def test_a_transaction_given_as_steps_is_all_or_nothing_and_takes_its_turn(
+    tmp_path: Path,
+) -> None:
+    """`run(steps)` (one hand-over to SQLite's thread): the statements' answers reach the
+    steps, a step that raises leaves nothing of its transaction, and while another connection
+    holds the writer lock the steps wait their turn instead of failing."""
+
+    def steps(values: list[int], fail: bool) -> Steps[int]:
+        for v in values:
+            yield ("exec", "INSERT INTO t VALUES (?)", (v,))
+        row = yield ("one", "SELECT count(*) FROM t", ())
+        if fail:
+            raise ValueError("a step failed")
+        return int(row[0])
+
+    async def run() -> tuple[int, list[int]]:
+        db = tmp_path / "s.db"
+        async with _Table(db) as a, _Table(db) as b:
+            counted = await a.run(steps([1, 2], fail=False))
+            try:
+                await a.run(steps([3, 4], fail=True))
+            except ValueError:
+                pass
+            async with b.transaction() as tx:
+                await tx.execute("INSERT INTO t VALUES (5)")
+                waiting = asyncio.create_task(a.run(steps([6], fail=False)))
+                await asyncio.sleep(0.3)  # three busy timeouts
+                assert not waiting.done()
+            await waiting
+            async with a.db.execute("SELECT v FROM t ORDER BY v") as cur:
+                return counted, [r[0] for r in await cur.fetchall()]
+
+    assert asyncio.run(run()) == (2, [1, 2, 5, 6])
