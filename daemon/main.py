@@ -148,7 +148,7 @@ class Daemon:
         )
         self.tick_seconds = Gauge(
             "hallwatch_alert_tick_seconds",
-            "How long the last alert tick took (it yields to ingest every 20 ms).",
+            "How long the last alert tick took (it gives way to ingest every 5 ms).",
             registry=self.registry,
         )
 

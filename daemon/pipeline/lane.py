@@ -29,7 +29,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 DEGRADE_BACKLOG = 200
 STALE_AFTER_S = 60.0
-SLICE_S = 0.01  # the lane holds the event loop at most this long (plus one estimate) a turn
+SLICE_S = 0.005  # the lane holds the event loop at most this long (plus one estimate) a turn;
+# 10 ms: p99 publish → estimate 47.7 ms at 1,000 events/s, 5 ms: 36.9 (#14)
 
 
 class EstimateLane:

@@ -41,7 +41,7 @@ from hallwatch.daemon.pipeline.views import Queue, QueueMemo, endured, uncovered
 # that grows past the queue-peak threshold with no event (and only that) may be noticed. 30 s
 # is the status keep-alive of the contract, so a quiet hall costs one evaluation per 30 s.
 SWEEP_S = 30.0
-YIELD_S = 0.01  # building views, the tick hands the event loop back to ingest this often
+YIELD_S = 0.005  # building views, the tick hands the event loop back to ingest this often
 
 
 def sweep_phase(hall: str) -> float:
