@@ -62,7 +62,7 @@ from hallwatch.daemon.estimate.learned import (
 from hallwatch.daemon.estimate.offpeak import WaitTable
 from hallwatch.daemon.estimate.quickwait import SIM_MAX_ITEMS
 from hallwatch.daemon.estimate.reestimate import Track, call_times, moved
-from hallwatch.sensors.events import Event, TicketEvent, WindowEvent
+from hallwatch.sensors.events import Event, SystemEvent, TicketEvent, WindowEvent
 from prometheus_client.core import Metric
 
 # The estimator's surface: the class and the records it returns (`Advice` is defined in `advice`).
@@ -158,6 +158,7 @@ class Estimator(Forecaster):
         self.reestimate_every_s = reestimate_every_s
         self._tracks: dict[str, dict[str, Track]] = {}
         self._last_pass: dict[str, float] = {}
+        self._down_at: dict[str, float] = {}  # hall/system -> when it went down
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -175,6 +176,9 @@ class Estimator(Forecaster):
         """Learn from one applied event; an estimate for `issued`, an error for `called`."""
         if isinstance(event, WindowEvent):
             self._on_window(event)
+            return []
+        if isinstance(event, SystemEvent):
+            self._on_system(event)
             return []
         if not isinstance(event, TicketEvent):
             return []
@@ -258,6 +262,18 @@ class Estimator(Forecaster):
             if ev.state == "open" and since is not None and 0 < ev.ts - since < 4 * 3600:
                 push(L.pauses, ev.ts - since, 50)
                 self._pause_law = None
+
+    def _on_system(self, ev: SystemEvent) -> None:
+        """An outage's length (down to back up or degraded), for `outage_law`."""
+        key = f"{ev.hall}{SEP}{ev.system}"
+        if ev.state == "down":
+            self._down_at.setdefault(key, ev.ts)
+            return
+        since = self._down_at.pop(key, None)
+        if since is not None and 0 < ev.ts - since < 12 * 3600:
+            outages = self.learned.outages or []
+            push(outages, ev.ts - since, 20)
+            self.learned.outages, self._outage_law = outages, None
 
     def _on_issued(
         self, ev: TicketEvent, hall: Hall, day: Day, t: Ticket, key: str

@@ -38,7 +38,7 @@ def test_the_estimate_bench_prints_the_table(
     text = capsys.readouterr().out
     assert "development, cold" in text and "daemon" in text and "ql_ab" in text
     rows = [line for line in text.splitlines() if line.startswith("quiet ")]
-    assert [r.split()[1] for r in rows] == ["1-3", "4-6", "all"]
+    assert [r.split()[1] for r in rows] == ["1-3", "4-6", "7-9", "10-12", "all"]
     for r in rows:
         assert re.search(r" \d\.\d{3} (ql|ql_ab|les|hol) +\d\.\d\d \(\d\.\d\d/\d\.\d\d\)", r), r
     fig = json.loads(out.read_text())["development"]["cold/quiet"]["all"]
