@@ -43,6 +43,8 @@ def test_the_estimate_bench_prints_the_table(
         assert re.search(r" \d\.\d{3} (ql|ql_ab|les|hol) +\d\.\d\d \(\d\.\d\d/\d\.\d\d\)", r), r
     fig = json.loads(out.read_text())["development"]["cold/quiet"]["all"]
     assert 0 < fig["coverage"]["inside"] <= 1 and fig["mae_ratio"] > 0
+    assert 0 < fig["coverage"]["inside_waited"] <= 1 and fig["coverage"]["n_waited"] > 0
+    assert "waited (below/above)" in text
     seeds = json.loads(SEEDS.read_text())
     assert seeds["held_out"]["batches"][0] == [9001, 9002, 9003, 9004]
     held = {s for batch in seeds["held_out"]["batches"] for s in batch}
