@@ -21,7 +21,7 @@ What varies, per family (`FAMILIES`):
   that cancel (the others become no-shows), recall time, transfers;
 - the plan's emergency window opened mid-peak when the queue passes a threshold;
 - 1-3 doors whose counters miss crossings and count some twice; a 45-minute system outage in
-  the `outage` family.
+  the `outage` family, one of 15 minutes to two hours, another each day, in `repair`.
 
 `python -m sensors.scenarios green --seed 3` prints the hall and its day's summary.
 """
@@ -75,7 +75,9 @@ class Family:
     lunch_rotation: float = 0.8  # probability the hall rotates lunch at some windows
     paused: tuple[int, int] = (0, 2)  # other windows paused once during the day
     emergency: float = 0.2  # probability the hall has (and may open) the emergency window
-    outage: bool = False  # a 45-minute core system outage
+    outage: bool = False  # a core system outage, 45 minutes at the same time every day
+    # Or (when set) one of this many minutes (log-uniform), at a time of its own each day.
+    outage_min: tuple[float, float] | None = None
 
 
 FAMILIES: dict[str, Family] = {
@@ -99,6 +101,9 @@ FAMILIES: dict[str, Family] = {
             appointment=(0.1, 0.3),
             utilisation=(0.8, 1.0),
         ),
+        # Outages of 15 minutes to two hours, another each day (development only: the held-out
+        # `outage` family's are all 45 minutes, a length nobody should tune a guess to).
+        Family("repair", outage=True, outage_min=(15.0, 120.0)),
         # Everything drawn wide: a family nobody develops against (held out only).
         Family(
             "mixed",
@@ -292,6 +297,17 @@ def scenario_day(family: str, seed: int, day: int = 0) -> Day:
         double_rate = sc.double_rate
 
     profile = dataclasses.replace(sc.profile, date=sc.profile.date + dt.timedelta(days=day))
+    span = FAMILIES[family].outage_min
+    if span is not None:
+        rng = random.Random(f"hallwatch-scenario:{family}:{seed}:outage:{day}")
+        minutes = math.exp(rng.uniform(math.log(span[0]), math.log(span[1])))
+        outage = Outage(
+            "core",
+            rng.randrange(hm("09:30"), hm("15:00"), 300),
+            round(minutes * 60.0),
+            "core business system unreachable",
+        )
+        profile = dataclasses.replace(profile, system_outage=outage)
     return simulate_day(profile, seed * 1000 + day, hall_class=_Hall)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterable
 from datetime import datetime, time
@@ -10,9 +11,9 @@ from zoneinfo import ZoneInfo
 from hallwatch.daemon.core.hours import Hours, Timetable
 from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, Ticket, waiting_tickets
 from hallwatch.daemon.estimate import quickwait
-from hallwatch.daemon.estimate.laws import Laws, Priors
+from hallwatch.daemon.estimate.laws import OUTAGE_S, OUTAGE_SIGMA, Laws, Priors
 from hallwatch.daemon.estimate.learned import SEP, Learned
-from hallwatch.daemon.estimate.lognormal import residual_draws
+from hallwatch.daemon.estimate.lognormal import LogNormal, residual_draws
 from hallwatch.daemon.estimate.simulation import (
     Classes,
     Item,
@@ -29,13 +30,18 @@ _QUICK_REFRESH_S = 5.0
 _SAMPLE_BUDGET = 8000  # queue items simulated per estimate, over all its sampled runs
 
 
-def outage_end(hall: Hall, now: float) -> float | None:
-    """When a business system now down is expected back (None: none is down): half an hour
-    after it went down, and never sooner than ten minutes from now."""
+def outage_end(hall: Hall, now: float, law: LogNormal | None = None) -> float | None:
+    """When a business system now down is expected back (None: none is down): the median
+    outage length of `law` (the hall's past outages, half an hour before it saw one) after it
+    went down, and never sooner than ten minutes from now."""
     since = [s.since for s in hall.systems.values() if s.state == "down"]
     if not since:
         return None
-    return now + max(600.0, min(since) + 1800.0 - now)
+    law = law or PRIOR_OUTAGE
+    return now + max(600.0, min(since) + math.exp(law.mu) - now)
+
+
+PRIOR_OUTAGE = LogNormal(math.log(OUTAGE_S), OUTAGE_SIGMA)
 
 
 class Forecaster(Laws):
@@ -336,7 +342,7 @@ class Forecaster(Laws):
         service = t.service or ""
         if not any(w.state == "open" and service in w.services for w in hall.windows.values()):
             return None, 0
-        self.slow_until = outage_end(hall, now)
+        self.slow_until = outage_end(hall, now, self.outage_law)
         try:
             return self._estimate(
                 self.windows_at(hall_name, hall, day, now),
@@ -377,7 +383,7 @@ class Forecaster(Laws):
         queue.append(Item(service, 2, now, 0.0, False, True))
         wins = self.windows_at(hall, h, day, now, extra)
         seed = f"{hall}:{service}:new:{now}"
-        self.slow_until = outage_end(h, now)
+        self.slow_until = outage_end(h, now, self.outage_law)
         try:
             return self._estimate(wins, queue, 2, day, now, seed, samples, hall)[0]
         finally:

@@ -9,7 +9,9 @@ prior ones by `PRIOR_WEIGHT` pseudo-residuals,
 
     estimate = f + q50 * (f + SCALE_S),   range = [f + q10 * (f + SCALE_S), f + q90 * (f + SCALE_S)]
 
-clipped at 0, with q10 <= q50 <= q90 so the range always holds the estimate. The median
+clipped at 0, with q10 <= q50 <= q90 so the range always holds the estimate. The hall's median
+is first shrunk towards 0 by how well its residuals tell it from 0 (`_significant`): the waits of
+a quiet hall scatter so widely that a dozen of them say little about a systematic error. The median
 correction removes what the forward simulation gets wrong in this hall, systematically (its
 arrivals, its patience); the range widens with the forecast (a long wait is less certain in
 seconds) and with how wrong the hall's forecasts have been. Both cost a lookup per estimate:
@@ -19,6 +21,7 @@ free for the ticket) is called at once: it keeps no residual and gets a fixed sh
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 SCALE_S = 120.0  # a short wait still gets about a service time's width
@@ -87,6 +90,18 @@ def _percentile(xs: list[float], q: float) -> float:
     return xs[i] if i + 1 >= len(xs) else xs[i] + (xs[i + 1] - xs[i]) * (pos - i)
 
 
+def _significant(mid: float, xs: list[float]) -> float:
+    """The median `mid` of the sorted residuals `xs`, shrunk by how well they tell it from 0:
+    by mid^2 / (mid^2 + se^2), se the median's standard error (1.25 times a robust sd, the
+    interquartile range / 1.35, over the root of n). A hall whose waits scatter widely about
+    their forecasts (a quiet hall: first in line, the shortest of a few services) gets little
+    correction from a handful of them; one whose forecasts are off the same way, most of it."""
+    n = len(xs)
+    se = 1.2533 * (_percentile(xs, 0.75) - _percentile(xs, 0.25)) / 1.349 / math.sqrt(n)
+    denom = mid * mid + se * se
+    return mid * mid * mid / denom if denom > 0.0 else 0.0
+
+
 def band(residuals: list[float] | None, prior: Band) -> Band:
     """A bucket's band: its residuals' percentiles, shrunk to the prior."""
     if not residuals:
@@ -96,6 +111,6 @@ def band(residuals: list[float] | None, prior: Band) -> Band:
     w = n / (n + PRIOR_WEIGHT)
     mid, k = _percentile(xs, 0.5), spread(n)
     q10 = w * (mid + k * (_percentile(xs, 0.1) - mid)) + (1.0 - w) * prior.q10
-    q50 = w * mid + (1.0 - w) * prior.q50
+    q50 = w * _significant(mid, xs) + (1.0 - w) * prior.q50
     q90 = w * (mid + k * (_percentile(xs, 0.9) - mid)) + (1.0 - w) * prior.q90
     return Band(min(q10, q50), q50, max(q90, q50))

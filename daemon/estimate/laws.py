@@ -24,6 +24,14 @@ class Priors:
     # Median patience before anything is learned (`prior_no_show`); None: nobody gives up but
     # the learned share, at any age (a flat no-show curve).
     patience_s: float | None = None
+    # Median length of a business-system outage before the hall has seen one end.
+    outage_s: float = 1800.0  # `OUTAGE_S`
+
+
+#: Outage lengths before any is learned: median half an hour (the estimator's first guess,
+#: fixed before the families of `sensors.scenarios` existed), log-sd wide (a re-login, or a
+#: morning's repair).
+OUTAGE_S, OUTAGE_SIGMA = 1800.0, 0.8
 
 
 class Laws:
@@ -45,6 +53,8 @@ class Laws:
         # `slow_factor` times longer (staff on paper); set per estimate by the forecaster.
         self.slow_until: float | None = None
         self._slow: float | None = None
+        self.prior_outage = LogNormal(math.log(p.outage_s), OUTAGE_SIGMA)
+        self._outage_law: LogNormal | None = None
 
     def law(self, service: str) -> LogNormal:
         """Service-time law for `service`: its own fit, shrunk to the pooled fit and the prior."""
@@ -92,6 +102,15 @@ class Laws:
             logs = self.learned.slow or []
             self._slow = math.exp((sum(logs) + 5 * math.log(1.5)) / (len(logs) + 5))
         return self._slow
+
+    @property
+    def outage_law(self) -> LogNormal:
+        """Outage-length law: a log-normal fit of the hall's past outages, shrunk to the prior
+        by two pseudo-outages."""
+        if self._outage_law is None:
+            logs = [math.log(x) for x in self.learned.outages or [] if x > 0]
+            self._outage_law = fit(logs, self.prior_outage, 2.0)
+        return self._outage_law
 
     def no_show_p(self, age: float) -> float:
         """P(no-show | called after waiting `age` s): binned, each bin shrunk to a logistic

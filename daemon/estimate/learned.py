@@ -45,6 +45,8 @@ class Learned(msgspec.Struct):
     forecasts: dict[str, float] | msgspec.UnsetType = msgspec.UNSET
     # log(service time / the service's usual median) of services that overlapped a system outage
     slow: list[float] | msgspec.UnsetType = msgspec.UNSET
+    # How long the hall's business-system outages lasted (down to up), seconds, the last 20
+    outages: list[float] | msgspec.UnsetType = msgspec.UNSET
 
 
 class _Envelope(msgspec.Struct):

@@ -33,7 +33,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hallwatch.daemon.core.hours import Timetable
-from hallwatch.daemon.core.state import WAITING, Day, Hall, HallsState, Ticket, waiting_tickets
+from hallwatch.daemon.core.state import (
+    COMPLETED,
+    NO_SHOW,
+    WAITING,
+    Day,
+    Hall,
+    HallsState,
+    Ticket,
+    waiting_tickets,
+)
 from hallwatch.daemon.estimate import interval
 from hallwatch.daemon.estimate.advice import Advice, Steps, advise_steps, run_steps
 from hallwatch.daemon.estimate.export import metric_families
@@ -53,7 +62,7 @@ from hallwatch.daemon.estimate.learned import (
 from hallwatch.daemon.estimate.offpeak import WaitTable
 from hallwatch.daemon.estimate.quickwait import SIM_MAX_ITEMS
 from hallwatch.daemon.estimate.reestimate import Track, call_times, moved
-from hallwatch.sensors.events import Event, TicketEvent, WindowEvent
+from hallwatch.sensors.events import Event, SystemEvent, TicketEvent, WindowEvent
 from prometheus_client.core import Metric
 
 # The estimator's surface: the class and the records it returns (`Advice` is defined in `advice`).
@@ -149,6 +158,7 @@ class Estimator(Forecaster):
         self.reestimate_every_s = reestimate_every_s
         self._tracks: dict[str, dict[str, Track]] = {}
         self._last_pass: dict[str, float] = {}
+        self._down_at: dict[str, float] = {}  # hall/system -> when it went down
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -167,6 +177,9 @@ class Estimator(Forecaster):
         if isinstance(event, WindowEvent):
             self._on_window(event)
             return []
+        if isinstance(event, SystemEvent):
+            self._on_system(event)
+            return []
         if not isinstance(event, TicketEvent):
             return []
         hall = state.halls.get(event.hall)
@@ -183,32 +196,49 @@ class Estimator(Forecaster):
             return [out] if out is not None else []
         if event.type == "called" and t.called_at == event.ts:
             outs = self._on_called(event, t, key)
+            if t.ended_at is not None and t.status in (COMPLETED, NO_SHOW):
+                # Its end came first (a late call on the wire): learn the service now.
+                self._on_end(event.hall, hall, t, key, t.window)
             return (
                 outs + self._reestimate(event.hall, hall, day, event.ts) if not self.quick else outs
             )
-        if event.type in ("completed", "no_show") and t.called_at is not None:
-            dur = event.ts - t.called_at
-            age = L.call_age.pop(key, None)
-            if age is not None:
-                b = L.age_bins[min(int(age // AGE_BIN_S), AGE_BINS - 1)]
-                b[0] += 1
-                b[1] += event.type == "no_show"
-                self._q = None  # the no-show curve is fitted to these bins: fit it again
-            if event.type == "completed" and t.service and dur > 0:
-                self._learn_service(hall, t.service, t.called_at, dur)
-            elif event.type == "no_show":
-                L.no_shows += 1
-                self._q = None
-                if dur >= 0:
-                    push(L.recall, dur, 50)
-            if event.window:
-                L.last_end[f"{event.hall}{SEP}{event.window}"] = event.ts
+        if (
+            event.type in ("completed", "no_show")
+            and t.called_at is not None
+            and t.ended_at == event.ts
+        ):
+            # Only an end that took effect (not a second one, nor one before the call).
+            self._on_end(event.hall, hall, t, key, event.window or t.window)
         elif event.type in ("cancelled", "transferred"):
             L.cancelled += event.type == "cancelled"
             L.pending.pop(key, None)
             if L.forecasts:
                 L.forecasts.pop(key, None)
         return []
+
+    def _on_end(self, hall_name: str, hall: Hall, t: Ticket, key: str, window: str | None) -> None:
+        """A called ticket ended (`t.ended_at`): its age bin, its service or recall time, and
+        when its window was done."""
+        L = self.learned
+        assert t.called_at is not None and t.ended_at is not None
+        dur = t.ended_at - t.called_at
+        no_show = t.status == NO_SHOW
+        age = L.call_age.pop(key, None)
+        if age is not None:
+            b = L.age_bins[min(int(age // AGE_BIN_S), AGE_BINS - 1)]
+            b[0] += 1
+            b[1] += no_show
+            self._q = None  # the no-show curve is fitted to these bins: fit it again
+        if not no_show and t.service and dur > 0:
+            self._learn_service(hall, t.service, t.called_at, dur)
+        elif no_show:
+            L.no_shows += 1
+            self._q = None
+            if dur >= 0:
+                push(L.recall, dur, 50)
+        if window:
+            wkey = f"{hall_name}{SEP}{window}"
+            L.last_end[wkey] = max(t.ended_at, L.last_end.get(wkey, t.ended_at))
 
     def _learn_service(self, hall: Hall, service: str, called_at: float, dur: float) -> None:
         """A completed service: its time for the service's law, or, when a business system was
@@ -232,6 +262,18 @@ class Estimator(Forecaster):
             if ev.state == "open" and since is not None and 0 < ev.ts - since < 4 * 3600:
                 push(L.pauses, ev.ts - since, 50)
                 self._pause_law = None
+
+    def _on_system(self, ev: SystemEvent) -> None:
+        """An outage's length (down to back up or degraded), for `outage_law`."""
+        key = f"{ev.hall}{SEP}{ev.system}"
+        if ev.state == "down":
+            self._down_at.setdefault(key, ev.ts)
+            return
+        since = self._down_at.pop(key, None)
+        if since is not None and 0 < ev.ts - since < 12 * 3600:
+            outages = self.learned.outages or []
+            push(outages, ev.ts - since, 20)
+            self.learned.outages, self._outage_law = outages, None
 
     def _on_issued(
         self, ev: TicketEvent, hall: Hall, day: Day, t: Ticket, key: str

@@ -7,8 +7,11 @@ The hall seeds come from `tests/harness/estimate_seeds.json`, fixed before any t
 replay, de-duplication and classic predictors as `hallwatch replay --estimates-out`). Cold: a
 fresh estimator. Warm: one that learned from the hall's days -1 .. -learned_days first, kept
 through its snapshot each night. MAE is over every scored ticket of the batch (or family);
-`ratio` is the daemon's MAE over the best classic one's (QL, QL-A, LES, HOL); `cover` the share
-of actual waits inside the published P10-P90 range (and below / above it).
+`ratio` is the daemon's MAE over the best classic one's (QL, QL-A, LES, HOL); `waited` the share
+of the tickets that actually waited a minute or more whose wait fell inside the published
+P10-P90 range (and below / above it; `n_wtd` of them): the coverage that counts and that the
+target is on. `all` is the share over every ticket (most are called the second they are issued,
+inside any range), `told` over those told to wait a minute or more.
 
 Options: `--set development|held_out|both` (default both), `--jobs N` (default 2),
 `--families a,b`, `--json FILE` to keep the figures.
@@ -23,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from hallwatch.daemon.offline.scoring import NAMES, ScoreReport, score, warmed_on
+from hallwatch.daemon.offline.scoring import NAMES, WAITED_S, ScoreReport, score, warmed_on
 from hallwatch.sensors.scenarios import scenario_day
 
 SEEDS = Path(__file__).with_name("estimate_seeds.json")
@@ -55,12 +58,17 @@ def merged(reports: list[ScoreReport]) -> dict[str, Any]:
     return out.summary()
 
 
+def _f(x: float | None) -> str:
+    return "  -  " if x is None else f"{x:.2f}"
+
+
 def _line(family: str, label: str, s: dict[str, Any]) -> str:
     o = s["overall"]
     maes = " ".join(f"{o[p]['mae_s'] or 0:7.1f}" for p in ("daemon", *NAMES))
     c = s["coverage"]
     cover = (
-        f"{c['inside']:.2f} ({c['below']:.2f}/{c['above']:.2f}) {c['inside_waited'] or 0:.2f}"
+        f"{_f(c['inside_waited'])} ({_f(c['below_waited'])}/{_f(c['above_waited'])}) "
+        f"{c['n_waited']:5}  {_f(c['inside'])}  {_f(c['inside_told'])}"
         if c["inside"] is not None
         else "-"
     )
@@ -73,7 +81,8 @@ def _line(family: str, label: str, s: dict[str, Any]) -> str:
 
 HEADER = (
     f"{'family':8} {'seeds':11} {'n':>5} {'wait':>7} {'daemon':>7} {'ql':>7} {'ql_ab':>7} "
-    f"{'les':>7} {'hol':>7} {'ratio':>6} {'best':6} cover (below/above) waited"
+    f"{'les':>7} {'hol':>7} {'ratio':>6} {'best':6} "
+    f"waited (below/above) n_wtd   all   told"
 )
 
 
@@ -117,9 +126,9 @@ def table(
             lines.append(_line(f, "all", whole))
             if (whole["mae_ratio"] or 0) > TARGET_FAMILY:
                 missed.append(f"{name}/{mode}/{f}: ratio {whole['mae_ratio']} > {TARGET_FAMILY}")
-            inside = whole["coverage"]["inside"]
+            inside = whole["coverage"]["inside_waited"]
             if inside is not None and not COVER[0] <= inside <= COVER[1]:
-                missed.append(f"{name}/{mode}/{f}: coverage {inside} outside {COVER}")
+                missed.append(f"{name}/{mode}/{f}: waited coverage {inside} outside {COVER}")
             figures[f"{mode}/{f}"] = {"all": whole, **dict(per_batch)}
     return lines, figures, missed
 
@@ -153,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"targets: family ratio <= {TARGET_FAMILY}, batch ratio <= {TARGET_BATCH}, "
-        f"coverage {COVER[0]:.2f}-{COVER[1]:.2f}"
+        f"coverage of waits >= {WAITED_S:.0f} s {COVER[0]:.2f}-{COVER[1]:.2f}"
     )
     print("missed:" if all_missed else "all targets met")
     for m in all_missed:

@@ -38,11 +38,13 @@ def test_the_estimate_bench_prints_the_table(
     text = capsys.readouterr().out
     assert "development, cold" in text and "daemon" in text and "ql_ab" in text
     rows = [line for line in text.splitlines() if line.startswith("quiet ")]
-    assert [r.split()[1] for r in rows] == ["1-3", "4-6", "all"]
+    assert [r.split()[1] for r in rows] == ["1-3", "4-6", "7-9", "10-12", "all"]
     for r in rows:
         assert re.search(r" \d\.\d{3} (ql|ql_ab|les|hol) +\d\.\d\d \(\d\.\d\d/\d\.\d\d\)", r), r
     fig = json.loads(out.read_text())["development"]["cold/quiet"]["all"]
     assert 0 < fig["coverage"]["inside"] <= 1 and fig["mae_ratio"] > 0
+    assert 0 < fig["coverage"]["inside_waited"] <= 1 and fig["coverage"]["n_waited"] > 0
+    assert "waited (below/above)" in text
     seeds = json.loads(SEEDS.read_text())
     assert seeds["held_out"]["batches"][0] == [9001, 9002, 9003, 9004]
     held = {s for batch in seeds["held_out"]["batches"] for s in batch}

@@ -103,3 +103,20 @@ def test_double_counting_counters_count_more_than_the_crossings() -> None:
     plain, twice = total_in(Hall), total_in(Twice)
     assert total_in(CountingHall) == plain
     assert 1.4 * plain < twice < 1.6 * plain
+
+
+def test_repair_halls_have_another_outage_each_day_and_outage_halls_the_same() -> None:
+    """`repair` days of one hall have outages of their own (15-120 minutes, at other times);
+    an `outage` hall's is 45 minutes at the same time every day."""
+
+    def outage(family: str, day: int) -> tuple[float, float]:
+        msgs = [m for m in scenario_day(family, 3, day).messages if "/system/" in m.topic]
+        down = next(m.at for m in msgs if m.payload["state"] == "down")
+        up = next(m.at for m in msgs if m.payload["state"] == "up" and m.at > down)
+        return down % 86400, up - down
+
+    repair = [outage("repair", d) for d in (-2, -1, 0)]
+    assert len({r[0] for r in repair}) == 3 and len({r[1] for r in repair}) == 3
+    assert all(15 * 60 <= r[1] <= 120 * 60 for r in repair)
+    same = [outage("outage", d) for d in (-1, 0)]
+    assert same[0] == same[1] and same[0][1] == 45 * 60

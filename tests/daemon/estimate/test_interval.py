@@ -119,3 +119,16 @@ def test_a_zero_forecast_gets_the_short_fixed_range() -> None:
     """A ticket a free window calls at once: estimate 0, range 0 to ZERO's width."""
     est = Estimator(learned=Learned(resid={"h1\x1f0": [3.0] * 100}))
     assert est.calibrated("h1", 0.0) == (0.0, 0.0, interval.ZERO.q90 * interval.SCALE_S)
+
+
+def test_the_median_correction_is_shrunk_by_how_noisy_the_halls_residuals_are() -> None:
+    """Two halls whose past forecasts met their call 20% late in the median: the one whose
+    residuals scatter tightly around that gets nearly all of the correction, the one whose
+    residuals scatter widely (a quiet hall's) much less, and no correction without a median."""
+    tight = [0.2 + 0.01 * (i % 21 - 10) for i in range(40)]
+    wide = [0.2 + 0.15 * (i % 21 - 10) for i in range(40)]
+    prior = interval.Band(-0.2, 0.0, 0.5)
+    w = 40 / (40 + interval.PRIOR_WEIGHT)
+    assert interval.band(tight, prior).q50 == pytest.approx(w * 0.2, rel=0.05)
+    assert interval.band(wide, prior).q50 < 0.5 * w * 0.2
+    assert interval.band([-1.0, 0.0, 1.0], prior).q50 == 0.0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
+from hallwatch.daemon.estimate.forecast import outage_end
 from hallwatch.daemon.estimate.model import Estimator
 from hallwatch.sensors.events import Event
 
@@ -52,3 +54,34 @@ def test_an_estimate_while_the_system_is_down_is_longer() -> None:
 
     up, down = estimate("up"), estimate("down")
     assert down > 1.2 * up
+
+
+def test_the_hall_learns_how_long_its_outages_last() -> None:
+    """Two outages of 80 minutes move the expected outage length from the prior's towards
+    80 minutes; an `up` without a `down` before it teaches nothing."""
+    est = Estimator(samples=0)
+    prior = est.outage_law.mean
+    feed(est, system_ev("core", "up", T0 - 100))
+    assert est.learned.outages is msgspec.UNSET or not est.learned.outages
+    for day in range(2):
+        t = T0 + day * 86400
+        feed(est, system_ev("core", "down", t), system_ev("core", "up", t + 4800))
+    assert est.learned.outages == [4800.0, 4800.0]
+    assert prior < est.outage_law.mean and abs(est.outage_law.mean - 4800) < abs(prior - 4800)
+    again = Estimator.restore(est.snapshot())
+    assert again.outage_law.mean == pytest.approx(est.outage_law.mean)
+
+
+def test_an_outage_is_expected_to_last_as_long_as_the_halls_past_ones() -> None:
+    """Before any outage ended, one is expected back half an hour after it went down, never
+    sooner than ten minutes from now; after two of 80 minutes, well past half an hour (the
+    median of the hall's, shrunk to the prior's by two pseudo-outages)."""
+    fresh, learned = Estimator(samples=0), Estimator(samples=0)
+    for day in (2, 1):
+        t = T0 - day * 86400
+        feed(learned, system_ev("core", "down", t), system_ev("core", "up", t + 4800))
+    hall = feed(fresh, system_ev("core", "down", T0))[0].halls["h1"]
+    assert outage_end(hall, T0 + 60, fresh.outage_law) == pytest.approx(T0 + 1800)
+    assert outage_end(hall, T0 + 3000, fresh.outage_law) == pytest.approx(T0 + 3600)
+    end = outage_end(hall, T0 + 60, learned.outage_law)
+    assert end is not None and T0 + 2700 < end < T0 + 4800

@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 import pytest
-from hallwatch.daemon.offline.scoring import CSV_COLUMNS, score, simulated_messages
+from hallwatch.daemon.offline.scoring import CSV_COLUMNS, Row, coverage, score, simulated_messages
 
 from tests.factories import at, payload
 
@@ -89,3 +89,27 @@ def test_daemon_beats_the_best_classic_predictor(profile: str, seed: int) -> Non
     s = score(simulated_messages(profile, seed)).summary()
     assert s["scored"] > 50
     assert s["mae_ratio"] is not None and s["mae_ratio"] <= 0.8, s["overall"]
+
+
+def test_the_coverage_that_counts_is_over_the_tickets_that_waited() -> None:
+    """Coverage over rows by hand: `inside_waited` only counts tickets that actually waited a
+    minute or more (a 0 s wait inside any range does not count), with its below/above split;
+    `inside_told` is over those told to wait a minute or more."""
+
+    def row(est: float, actual: float, lo: float, hi: float) -> Row:
+        return Row("h1", "t", "gjj", "normal", T0, {"daemon": est}, actual, lo, hi)
+
+    rows = [
+        row(0.0, 0.0, 0.0, 48.0),  # called at once: inside, not waited
+        row(0.0, 0.0, 0.0, 48.0),
+        row(0.0, 90.0, 0.0, 48.0),  # waited, above
+        row(300.0, 200.0, 250.0, 500.0),  # waited, below
+        row(300.0, 320.0, 250.0, 500.0),  # waited, inside
+        row(300.0, 30.0, 250.0, 500.0),  # told to wait, did not: below
+    ]
+    c = coverage(rows)
+    assert c["inside"] == pytest.approx(3 / 6, abs=1e-3)
+    assert (c["n_waited"], c["inside_waited"]) == (3, pytest.approx(1 / 3, abs=1e-3))
+    assert c["below_waited"] == pytest.approx(1 / 3, abs=1e-3)
+    assert c["above_waited"] == pytest.approx(1 / 3, abs=1e-3)
+    assert (c["n_told"], c["inside_told"]) == (3, pytest.approx(1 / 3, abs=1e-3))
