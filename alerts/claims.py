@@ -153,6 +153,24 @@ class PgOutbox(Outbox):
             (hall, alert, subject, since),
         )
 
+    async def episode_open(self, hall: str, alert: str, subject: str, since: float) -> bool:
+        """False once an instance resolved the episode begun at `since` (and it did not relapse);
+        an episode the table does not hold (pruned, or older than it) counts as open."""
+        async with self.db.execute(
+            "SELECT ended IS NULL FROM alert_episodes"
+            " WHERE hall = ? AND alert = ? AND subject = ? AND since = ?",
+            (hall, alert, subject, since),
+        ) as cur:
+            row = await cur.fetchone()
+        return row is None or bool(row[0])
+
+    async def episode_reopened(self, hall: str, alert: str, subject: str, since: float) -> None:
+        await self.write(
+            "UPDATE alert_episodes SET ended = NULL"
+            " WHERE hall = ? AND alert = ? AND subject = ? AND since = ?",
+            (hall, alert, subject, since),
+        )
+
     async def peer_acks(self, alert_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
         """The acknowledgements of `alert_ids` in the shared log, whichever instance took them."""
         async with self.db.execute(

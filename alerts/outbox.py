@@ -204,6 +204,14 @@ class Outbox(OnDatabase):
     async def episode_ended(self, hall: str, alert: str, subject: str, since: float) -> None:
         """The episode begun at `since` resolved (a shared outbox forgets it)."""
 
+    async def episode_open(self, hall: str, alert: str, subject: str, since: float) -> bool:
+        """Whether the episode begun at `since` is still open for the instances sharing the
+        outbox (another may have resolved it); alone, this instance's engine knows: True."""
+        return True
+
+    async def episode_reopened(self, hall: str, alert: str, subject: str, since: float) -> None:
+        """The episode begun at `since` relapsed: open again (a shared outbox records it)."""
+
     async def peer_acks(self, alert_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
         """Acknowledgements of `alert_ids` that another instance took (shared outbox: who,
         when); alone, every acknowledgement is this instance's own: none."""

@@ -75,7 +75,7 @@ class Alerts:
             transitions += self.engine.evaluate(view)
             now = max(now, view.now)
         try:
-            transitions = [await self._one_voice(t) for t in transitions]
+            transitions = [v for t in transitions if (v := await self._one_voice(t)) is not None]
         except BaseException:
             self.engine.restore(before)  # as when the enqueue fails: the next tick again
             raise
@@ -118,15 +118,25 @@ class Alerts:
             for alert_id, (by, at) in (await self.outbox.peer_acks(open_ids)).items():
                 self.engine.ack(alert_id, by, at)
 
-    async def _one_voice(self, t: Transition) -> Transition:
-        """An episode's start as the instances sharing the outbox know it: one that another
-        instance began a tick earlier keeps its start, so both make the same alert id and the
-        same keys (`{alert_id}/{seq}-{state}/...`). Alone (SQLite) nothing changes."""
+    async def _one_voice(self, t: Transition) -> Transition | None:
+        """An episode as the instances sharing the outbox know it. One that another instance
+        began a tick earlier keeps its start, so both make the same alert id and the same keys
+        (`{alert_id}/{ordinal}-{state}/...`). One that another instance has already resolved
+        while this one still holds it (it restarted, or fell behind) neither repeats nor
+        escalates here: it is dropped (None), and if the crossing holds this instance begins
+        again and takes the peer's newer episode. Alone (SQLite) nothing changes."""
+        ep = (t.hall, t.alert, t.subject, t.started_at)
         if t.state == "resolved":
-            await self.outbox.episode_ended(t.hall, t.alert, t.subject, t.started_at)
+            await self.outbox.episode_ended(*ep)
+        elif t.state == "relapsed":
+            await self.outbox.episode_reopened(*ep)
+        elif t.state in ("repeat", "escalated") and not await self.outbox.episode_open(*ep):
+            self.engine.drop(t.hall, t.alert, t.subject)
+            log.info("alert %s was resolved by another instance: dropped here", t.alert_id)
+            return None
         if t.state != "firing":
             return t
-        since = await self.outbox.episode_start(t.hall, t.alert, t.subject, t.started_at)
+        since = await self.outbox.episode_start(*ep)
         e = self.engine.rebase(t.hall, t.alert, t.subject, since)
         if since == t.started_at or e is None:
             return t
@@ -141,7 +151,7 @@ class Alerts:
         """The notifications of one transition: per role of its level, per channel target."""
         names = self.names(t.hall)
         roles = self.roles_of(t.hall)
-        base = f"{t.alert_id}/{t.seq}-{t.state}"
+        base = f"{t.alert_id}/{t.ordinal}-{t.state}"
         out: dict[str, NewNotification] = {}
         mentions: dict[str, list[str]] = {}
         userids: dict[str, list[str]] = {}

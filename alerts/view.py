@@ -102,7 +102,11 @@ class Figures:
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """A change of one alert, or a repeat; `seq` numbers the notifications of an episode."""
+    """A change of one alert, or a repeat. `ordinal` tells transitions of one state within an
+    episode apart from what every instance agrees on, not from what this one happened to see:
+    firing 1, a repeat its slot on the repeat grid, an escalation its level, a resolution 1 +
+    the relapses before it, a relapse its number. The notification keys are
+    `{alert_id}/{ordinal}-{state}/...` (alerts/service.py `route`)."""
 
     at: float
     hall: str
@@ -114,7 +118,7 @@ class Transition:
     recipients: tuple[str, ...]  # role names, e.g. ("supervisor", "director")
     summary: str
     started_at: float
-    seq: int
+    ordinal: int
     figures: Figures
     peak: Figures | None = None  # on resolved: the worst figures of the episode
     reason: str = ""  # on resolved: "cleared" | "closed" (opening hours ended) | "gone"
