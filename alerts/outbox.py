@@ -264,6 +264,9 @@ class Outbox(OnDatabase):
             row = await c.fetchone()
         return notification(row) if row else None
 
+    async def sending(self, seq: int) -> None:
+        """About to send `seq` (a shared outbox notes it for the survivor; alone: nothing)."""
+
     async def mark_sent(self, seq: int, now: float) -> None:
         await self.write(
             "UPDATE alert_outbox SET state = 'sent', attempts = attempts + 1, done_at = ?,"

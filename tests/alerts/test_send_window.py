@@ -101,3 +101,27 @@ async def test_each_notification_is_recorded_within_milliseconds_of_being_shown(
         f" max {window[-1]:.2f} ms; {100 * sum(window) / span:.0f} % of the lane's"
         f" {span:.0f} ms inside a window"
     )
+
+
+async def test_the_survivor_knows_which_notification_its_dead_peer_was_sending(
+    pg_url: str,
+) -> None:
+    """a claims three notifications, fails one (retry), begins sending another and dies; after
+    the lease b takes all three over and counts only the one a was sending as maybe shown."""
+    now = time.time()
+    async with PgOutbox(pg_url, instance="a", lease_s=0.3) as a:
+        notes = [NewNotification(f"k{i}", "wecom", "r", {"content": str(i)}) for i in range(3)]
+        await a.enqueue(notes, now=now)
+        mine = await a.due(now)
+        assert [n.key for n in mine] == ["k0", "k1", "k2"]
+        await a.sending(mine[0].seq)
+        await a.mark_retry(mine[0].seq, now, "timeout")  # answered: not in flight any more
+        await a.sending(mine[1].seq)  # and a dies here: its leases are no longer renewed
+    await asyncio.sleep(0.5)
+    async with PgOutbox(pg_url, instance="b", lease_s=0.3) as b:
+        taken = await b.due(time.time())
+        assert [n.key for n in taken] == ["k0", "k1", "k2"]
+        assert (b.taken_over, b.resent_unknown) == (3, 1)
+        await b.mark_sent(taken[1].seq, time.time())
+        sent = await b.get("k1")
+        assert sent is not None and sent.state == "sent"
