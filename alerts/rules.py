@@ -47,6 +47,7 @@ class Episode(msgspec.Struct):
     level: int = 0
     repeat_slot: int = 0  # the grid slot of the last repeat (see `_tick_firing`)
     relapses: int = 0  # how often a cleared peak came back within relapse_s
+    quiet: bool = False  # another instance resolved it: no repeats, no escalations from here
     last_notified: float = 0.0
     clear_since: float | None = None
     acked_by: str | None = None
@@ -119,9 +120,14 @@ class RuleEngine:
             e.since = since
         return e
 
-    def drop(self, hall: str, alert: str, subject: str) -> None:
-        """Forget an episode (another instance resolved it): the next crossing begins anew."""
-        self.episodes.pop((hall, alert, subject), None)
+    def quiet(self, hall: str, alert: str, subject: str) -> None:
+        """Another instance resolved this episode while this one still sees it (it is behind,
+        or restarted with an older state): no repeats or escalations; it ends here when this
+        instance sees it end (under the key the other's end had), and only then may a new one
+        begin. Dropping it instead would make this late view fire the same peak anew."""
+        e = self.episodes.get((hall, alert, subject))
+        if e is not None:
+            e.quiet = True
 
     # --- persistence --------------------------------------------------------------------
 
@@ -252,6 +258,8 @@ class RuleEngine:
         and k is its ordinal. Every instance sharing the outbox derives the same k from the
         same start (one voice: the same key), whenever it joined the episode. A repeat comes
         at least half a period after any other notification of the episode (an escalation)."""
+        if e.quiet:
+            return []
         if want_level > e.level:
             e.level = want_level
             e.last_level_change = view.now
@@ -333,7 +341,7 @@ class RuleEngine:
         if view.now - e.relapse_since < r.for_s:
             return []
         e.phase, e.resolved_at, e.relapse_since = "firing", None, None
-        e.relapses += 1
+        e.relapses, e.quiet = e.relapses + 1, False
         self._peak(e, view)
         return [self._emit(e, view, "relapsed", with_outage(figs, e.outage), ordinal=e.relapses)]
 

@@ -123,16 +123,16 @@ class Alerts:
         began a tick earlier keeps its start, so both make the same alert id and the same keys
         (`{alert_id}/{ordinal}-{state}/...`). One that another instance has already resolved
         while this one still holds it (it restarted, or fell behind) neither repeats nor
-        escalates here: it is dropped (None), and if the crossing holds this instance begins
-        again and takes the peer's newer episode. Alone (SQLite) nothing changes."""
+        escalates here (None): it is kept quiet until it ends here too (`RuleEngine.quiet`).
+        Alone (SQLite) nothing changes."""
         ep = (t.hall, t.alert, t.subject, t.started_at)
         if t.state == "resolved":
             await self.outbox.episode_ended(*ep)
         elif t.state == "relapsed":
             await self.outbox.episode_reopened(*ep)
         elif t.state in ("repeat", "escalated") and not await self.outbox.episode_open(*ep):
-            self.engine.drop(t.hall, t.alert, t.subject)
-            log.info("alert %s was resolved by another instance: dropped here", t.alert_id)
+            self.engine.quiet(t.hall, t.alert, t.subject)
+            log.info("alert %s was resolved by another instance: quiet here", t.alert_id)
             return None
         if t.state != "firing":
             return t
