@@ -56,8 +56,15 @@ CREATE TABLE IF NOT EXISTS alert_episodes (
     ended REAL,
     PRIMARY KEY (hall, alert, subject, since)
 );
+ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS began_ev REAL;
+ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS ended_ev REAL;
 """
 ADOPT_S = 300.0
+# An instance behind on its backlog fires a peak the other has already fired and ended: it
+# takes that episode (quiet) when its view's event time lies within the episode's, from this
+# much before the other fired it (the other fired `for_s` after the crossing, the late one a
+# tick or so earlier or later in event time) until it ended.
+BEHIND_SLACK_S = 30.0
 _NOW = "extract(epoch from clock_timestamp())"
 _ENQUEUE_LOCK = 0x6F7574  # pg_advisory_xact_lock key of enqueues
 _O_COLUMNS = ", ".join(f"o.{c}" for c in COLUMNS.split(", "))
@@ -193,31 +200,52 @@ class PgOutbox(Outbox):
             (due, error[:500], seq),
         )
 
-    async def episode_start(self, hall: str, alert: str, subject: str, since: float) -> float:
-        """The start of the open episode of (hall, alert, subject) that an instance (this one
-        included) began within ADOPT_S of `since`, nearest first; else `since`, now recorded.
-        Under the enqueue lock: of two instances firing at once, the first one's start wins."""
+    async def episode_join(
+        self, hall: str, alert: str, subject: str, since: float, event_at: float | None = None
+    ) -> tuple[float, bool]:
+        """The start of the episode of (hall, alert, subject) this firing belongs to, and
+        whether another instance has already ended it. When the view's event time `event_at`
+        is known: an ended episode whose event-time span holds it (this instance is behind: it
+        sees a peak the other has fired and ended). Else an open one that an instance (this one
+        included) began within ADOPT_S of `since`, nearest first, unless it began later in
+        event time than this view (a later peak than the one this instance sees). Else `since`,
+        now recorded. Under the enqueue lock: of two firing at once, the first one's start wins."""
         key = (hall, alert, subject)
         async with self.transaction() as tx:
             await self._serialize(tx)
+            if event_at is not None:
+                rows = await tx.fetchall(
+                    "SELECT since FROM alert_episodes WHERE hall = ? AND alert = ?"
+                    " AND subject = ? AND ended IS NOT NULL AND ended_ev > ? AND began_ev <= ?"
+                    " ORDER BY ended_ev LIMIT 1",
+                    (*key, event_at, event_at + BEHIND_SLACK_S),
+                )
+                if rows:
+                    return float(rows[0][0]), True
+            later = float("inf") if event_at is None else event_at + BEHIND_SLACK_S
             rows = await tx.fetchall(
                 "SELECT since FROM alert_episodes WHERE hall = ? AND alert = ? AND subject = ?"
-                " AND ended IS NULL AND since BETWEEN ? AND ? ORDER BY abs(since - ?) LIMIT 1",
-                (*key, since - ADOPT_S, since + ADOPT_S, since),
+                " AND ended IS NULL AND since BETWEEN ? AND ?"
+                " AND (began_ev IS NULL OR began_ev <= ?) ORDER BY abs(since - ?) LIMIT 1",
+                (*key, since - ADOPT_S, since + ADOPT_S, later, since),
             )
             if rows:
-                return float(rows[0][0])
+                return float(rows[0][0]), False
             await tx.execute(
-                "INSERT INTO alert_episodes VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING",
-                (*key, since, self.instance),
+                "INSERT INTO alert_episodes (hall, alert, subject, since, instance, began_ev)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (*key, since, self.instance, event_at),
             )
-        return since
+        return since, False
 
-    async def episode_ended(self, hall: str, alert: str, subject: str, since: float) -> None:
+    async def episode_ended(
+        self, hall: str, alert: str, subject: str, since: float, event_at: float | None = None
+    ) -> None:
         await self.write(
-            "UPDATE alert_episodes SET ended = extract(epoch from clock_timestamp())"
-            " WHERE hall = ? AND alert = ? AND subject = ? AND since = ? AND ended IS NULL",
-            (hall, alert, subject, since),
+            "UPDATE alert_episodes SET ended = extract(epoch from clock_timestamp()),"
+            " ended_ev = ? WHERE hall = ? AND alert = ? AND subject = ? AND since = ?"
+            " AND ended IS NULL",
+            (event_at, hall, alert, subject, since),
         )
 
     async def episode_open(self, hall: str, alert: str, subject: str, since: float) -> bool:
@@ -233,7 +261,7 @@ class PgOutbox(Outbox):
 
     async def episode_reopened(self, hall: str, alert: str, subject: str, since: float) -> None:
         await self.write(
-            "UPDATE alert_episodes SET ended = NULL"
+            "UPDATE alert_episodes SET ended = NULL, ended_ev = NULL"
             " WHERE hall = ? AND alert = ? AND subject = ? AND since = ?",
             (hall, alert, subject, since),
         )

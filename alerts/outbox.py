@@ -199,9 +199,18 @@ class Outbox(OnDatabase):
     async def episode_start(self, hall: str, alert: str, subject: str, since: float) -> float:
         """The start of this episode as the instances sharing the outbox know it (another may
         have begun it a tick earlier: alerts/claims.py); alone, `since` itself."""
-        return since
+        return (await self.episode_join(hall, alert, subject, since))[0]
 
-    async def episode_ended(self, hall: str, alert: str, subject: str, since: float) -> None:
+    async def episode_join(
+        self, hall: str, alert: str, subject: str, since: float, event_at: float | None = None
+    ) -> tuple[float, bool]:
+        """The start of the episode a firing belongs to, and whether another instance has
+        already ended it (alerts/claims.py); alone, `since` and no."""
+        return since, False
+
+    async def episode_ended(
+        self, hall: str, alert: str, subject: str, since: float, event_at: float | None = None
+    ) -> None:
         """The episode begun at `since` resolved (a shared outbox forgets it)."""
 
     async def episode_open(self, hall: str, alert: str, subject: str, since: float) -> bool:

@@ -216,6 +216,7 @@ class RuleEngine:
             peak=peak,
             reason=reason,
             local_time=self.local(view.now).strftime("%H:%M"),
+            event_at=view.last_event_at,
         )
 
     def _resolve(

@@ -123,11 +123,13 @@ class Alerts:
         began a tick earlier keeps its start, so both make the same alert id and the same keys
         (`{alert_id}/{ordinal}-{state}/...`). One that another instance has already resolved
         while this one still holds it (it restarted, or fell behind) neither repeats nor
-        escalates here (None): it is kept quiet until it ends here too (`RuleEngine.quiet`).
+        escalates here (None): it is kept quiet until it ends here too (`RuleEngine.quiet`); so
+        is one this instance fires when the other has already fired and ended it (this one is
+        behind on its backlog: its view's event time lies within the ended episode's).
         Alone (SQLite) nothing changes."""
         ep = (t.hall, t.alert, t.subject, t.started_at)
         if t.state == "resolved":
-            await self.outbox.episode_ended(*ep)
+            await self.outbox.episode_ended(*ep, t.event_at)
         elif t.state == "relapsed":
             await self.outbox.episode_reopened(*ep)
         elif t.state in ("repeat", "escalated") and not await self.outbox.episode_open(*ep):
@@ -136,8 +138,12 @@ class Alerts:
             return None
         if t.state != "firing":
             return t
-        since = await self.outbox.episode_start(*ep)
+        since, ended = await self.outbox.episode_join(*ep, t.event_at)
         e = self.engine.rebase(t.hall, t.alert, t.subject, since)
+        if e is not None and ended:  # this instance is behind: the other fired and ended it
+            self.engine.quiet(t.hall, t.alert, t.subject)
+            log.info("alert %s is %s, already ended by another instance", t.alert_id, e.alert_id)
+            return None
         if since == t.started_at or e is None:
             return t
         log.info("alert %s is %s, begun by another instance", t.alert_id, e.alert_id)

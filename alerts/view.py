@@ -55,6 +55,10 @@ class HallView:
     # system -> (state "up" | "degraded" | "down", since)
     systems: Mapping[str, tuple[str, float]] = field(default_factory=dict)
     is_working_day: bool = True
+    # The newest event time of the hall this view reflects (its state's clock; None: unknown).
+    # Two instances agree on it where their wall-clock ticks do not: one that is behind on its
+    # backlog looks at an earlier event time (alerts/claims.py `episode_start`).
+    last_event_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +127,4 @@ class Transition:
     peak: Figures | None = None  # on resolved: the worst figures of the episode
     reason: str = ""  # on resolved: "cleared" | "closed" (opening hours ended) | "gone"
     local_time: str = ""  # HH:MM in the hall's time zone, for messages
+    event_at: float | None = None  # the view's last_event_at: how far in event time it was

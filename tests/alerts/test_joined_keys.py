@@ -140,3 +140,34 @@ async def test_an_instance_behind_its_peer_does_not_fire_a_peak_the_peer_ended(
     states = [k.split("/")[1] for k in rows]
     assert len(ids) == 2, ids
     assert states.count("1-firing") == 2 and states.count("1-resolved") == 2, rows
+
+
+async def test_an_instance_far_behind_takes_the_ended_peak_it_sees_not_the_open_one(
+    pg_url: str,
+) -> None:
+    """b's views are 55 s behind a's in event time (`last_event_at`, a long backlog): when b
+    sees the first peak, a has ended it and fired the second. b takes the ended first one
+    (quiet), not the open second one (whose end b would otherwise announce at the first's
+    end), and later the ended second one: b stores nothing a did not; one id per peak."""
+    async with (
+        PgOutbox(pg_url, instance="a") as oa,
+        PgOutbox(pg_url, instance="b") as ob,
+    ):
+        a = Alerts(SETTINGS, oa, clock=lambda: T0)
+        b = Alerts(SETTINGS, ob, clock=lambda: T0)
+        await a.start()
+        await b.start()
+        made_b: list[Transition] = []
+        for i in range(140):
+            await a.evaluate([replace(crowd(i, day(i)), last_event_at=T0 + i)])
+            late = i + 0.5 - 55
+            seen = crowd(i + 0.5, day(late) if late >= 0 else 5)  # before the day: nobody
+            made_b += await b.evaluate([replace(seen, last_event_at=T0 + late)])
+        async with oa.db.execute("SELECT key FROM alert_outbox ORDER BY seq") as cur:
+            rows = [str(r[0]) for r in await cur.fetchall()]
+    ids = sorted({k.split("/")[0] for k in rows})
+    states = [k.split("/")[1] for k in rows]
+    assert len(ids) == 2, ids
+    assert states.count("1-firing") == 2 and states.count("1-resolved") == 2, rows
+    assert [t.state for t in made_b] == ["resolved", "resolved"], keys(made_b)
+    assert keys(made_b) == [f"{ids[0]}/1-resolved", f"{ids[1]}/1-resolved"]
