@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS alert_episodes (
 );
 ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS began_ev REAL;
 ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS ended_ev REAL;
+ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS ended_at REAL;
 """
 ADOPT_S = 300.0
 # An instance behind on its backlog fires a peak the other has already fired and ended: it
@@ -208,7 +209,8 @@ class PgOutbox(Outbox):
         is known: an ended episode whose event-time span holds it (this instance is behind: it
         sees a peak the other has fired and ended). Else an open one that an instance (this one
         included) began within ADOPT_S of `since`, nearest first, unless it began later in
-        event time than this view (a later peak than the one this instance sees). Else `since`,
+        event time than this view (a later peak than the one this instance sees). Else an ended one
+        that was open at `since` (this instance saw the crossing begin during it). Else `since`,
         now recorded. Under the enqueue lock: of two firing at once, the first one's start wins."""
         key = (hall, alert, subject)
         async with self.transaction() as tx:
@@ -231,6 +233,17 @@ class PgOutbox(Outbox):
             )
             if rows:
                 return float(rows[0][0]), False
+            # This instance began to see the crossing while another's episode of it was open
+            # (it was killed while the peak was pending, and restarted after the other ended
+            # it): the same peak.
+            rows = await tx.fetchall(
+                "SELECT since FROM alert_episodes WHERE hall = ? AND alert = ? AND subject = ?"
+                " AND ended_at IS NOT NULL AND since <= ? AND ended_at > ?"
+                " ORDER BY since DESC LIMIT 1",
+                (*key, since + BEHIND_SLACK_S, since),
+            )
+            if rows:
+                return float(rows[0][0]), True
             await tx.execute(
                 "INSERT INTO alert_episodes (hall, alert, subject, since, instance, began_ev)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -239,13 +252,22 @@ class PgOutbox(Outbox):
         return since, False
 
     async def episode_ended(
-        self, hall: str, alert: str, subject: str, since: float, event_at: float | None = None
+        self,
+        hall: str,
+        alert: str,
+        subject: str,
+        since: float,
+        *,
+        at: float | None = None,
+        event_at: float | None = None,
     ) -> None:
+        """Ended: `ended` on the database's clock, `ended_at` on the instances' (as `since`),
+        `ended_ev` in event time; the first instance to end it sets them."""
         await self.write(
             "UPDATE alert_episodes SET ended = extract(epoch from clock_timestamp()),"
-            " ended_ev = ? WHERE hall = ? AND alert = ? AND subject = ? AND since = ?"
-            " AND ended IS NULL",
-            (event_at, hall, alert, subject, since),
+            " ended_at = ?, ended_ev = ? WHERE hall = ? AND alert = ? AND subject = ?"
+            " AND since = ? AND ended IS NULL",
+            (at, event_at, hall, alert, subject, since),
         )
 
     async def episode_open(self, hall: str, alert: str, subject: str, since: float) -> bool:
@@ -261,7 +283,7 @@ class PgOutbox(Outbox):
 
     async def episode_reopened(self, hall: str, alert: str, subject: str, since: float) -> None:
         await self.write(
-            "UPDATE alert_episodes SET ended = NULL, ended_ev = NULL"
+            "UPDATE alert_episodes SET ended = NULL, ended_at = NULL, ended_ev = NULL"
             " WHERE hall = ? AND alert = ? AND subject = ? AND since = ?",
             (hall, alert, subject, since),
         )

@@ -209,7 +209,14 @@ class Outbox(OnDatabase):
         return since, False
 
     async def episode_ended(
-        self, hall: str, alert: str, subject: str, since: float, event_at: float | None = None
+        self,
+        hall: str,
+        alert: str,
+        subject: str,
+        since: float,
+        *,
+        at: float | None = None,
+        event_at: float | None = None,
     ) -> None:
         """The episode begun at `since` resolved (a shared outbox forgets it)."""
 

@@ -129,7 +129,7 @@ class Alerts:
         Alone (SQLite) nothing changes."""
         ep = (t.hall, t.alert, t.subject, t.started_at)
         if t.state == "resolved":
-            await self.outbox.episode_ended(*ep, t.event_at)
+            await self.outbox.episode_ended(*ep, at=t.at, event_at=t.event_at)
         elif t.state == "relapsed":
             await self.outbox.episode_reopened(*ep)
         elif t.state in ("repeat", "escalated") and not await self.outbox.episode_open(*ep):

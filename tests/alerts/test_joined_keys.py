@@ -171,3 +171,30 @@ async def test_an_instance_far_behind_takes_the_ended_peak_it_sees_not_the_open_
     assert states.count("1-firing") == 2 and states.count("1-resolved") == 2, rows
     assert [t.state for t in made_b] == ["resolved", "resolved"], keys(made_b)
     assert keys(made_b) == [f"{ids[0]}/1-resolved", f"{ids[1]}/1-resolved"]
+
+
+async def test_a_peak_pending_at_a_kill_is_not_fired_anew_after_the_peer_ended_it(
+    pg_url: str,
+) -> None:
+    """b sees the crowd begin (pending), is killed before it fires, and restarts after a has
+    fired and ended the peak, with a backlog that still shows the crowd (no event time known):
+    b's restored pending episode fires into a's ended one, quiet; one alert id."""
+    async with (
+        PgOutbox(pg_url, instance="a") as oa,
+        PgOutbox(pg_url, instance="b") as ob,
+    ):
+        a = Alerts(SETTINGS, oa, clock=lambda: T0)
+        b = Alerts(SETTINGS, ob, clock=lambda: T0)
+        await a.start()
+        await b.start()
+        assert await b.evaluate([crowd(0.3, 25)]) == []  # pending, saved; then kill -9
+        for i in range(1, 48):
+            await a.evaluate([crowd(i, day(i))])
+        b = Alerts(SETTINGS, ob, clock=lambda: T0)
+        await b.start()
+        made_b = [t for i in range(48, 56) for t in await b.evaluate([crowd(i + 0.5, 30)])]
+        made_b += [t for i in range(56, 60) for t in await b.evaluate([crowd(i + 0.5, 5)])]
+        async with oa.db.execute("SELECT key FROM alert_outbox ORDER BY seq") as cur:
+            rows = [str(r[0]) for r in await cur.fetchall()]
+    assert len({k.split("/")[0] for k in rows}) == 1, rows
+    assert keys(made_b) == [f"{rows[0].split('/')[0]}/1-resolved"]

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import psycopg
 import pytest
 from hallwatch.sensors.publish import publish_all
 
@@ -194,6 +195,25 @@ def in_window(rows: list[tuple[Any, ...]], wecom: FakeWecom, kill: Kill) -> dict
 def _body(row: tuple[Any, ...]) -> dict[str, Any]:
     body = row[6]
     return body if isinstance(body, dict) else dict(json.loads(body))
+
+
+def episodes(pg_url: str, hall: str) -> list[str]:
+    """The shared episode records of a hall's peaks: who began each, when, and its end."""
+    with psycopg.connect(pg_url) as con:
+        got = con.execute(
+            "SELECT since, instance, ended, began_ev, ended_ev FROM hallwatch.alert_episodes"
+            " WHERE hall = %s AND alert = 'queue_peak' ORDER BY since",
+            (hall,),
+        ).fetchall()
+
+    def rel(t: float | None, since: float) -> str:
+        return "-" if t is None else f"{t - since:+.1f} s"
+
+    return [
+        f"{int(since)} begun by {who}, ended {rel(end, since)}; event time"
+        f" {rel(b, since)} .. {rel(e, since)}"
+        for since, who, end, b, e in got
+    ]
 
 
 def window_figures(rows: list[tuple[Any, ...]], wecom: FakeWecom) -> str:
@@ -382,6 +402,7 @@ async def test_pair_five_halls_peak_day_kill_and_node_stop(
     rows = outbox(pg_url)
     stored, shown = tally(rows, wecom)
     window = in_window(rows, wecom, kill)
+    print(f"\n{window_figures(rows, wecom)}; in the window at the kill: {window or 'none'}")
     for k, what in window.items():  # the documented window: reported, not hidden
         warnings.warn(f"at-least-once window hit by the kill: {what}", stacklevel=1)
         shown[k] -= 1
@@ -406,7 +427,11 @@ async def test_pair_five_halls_peak_day_kill_and_node_stop(
         # An alert id ends in its episode's start: the peak of the truth it belongs to.
         which = [bisect.bisect_right(starts, float(a.rsplit(":", 1)[1]) + 1) - 1 for a in mine_ids]
         assert min(which, default=0) >= 0, f"{hall}: an alert before any peak: {mine_ids}"
-        assert len(set(which)) == len(which), f"{hall}: two alert ids for one peak: {mine_ids}"
+        assert len(set(which)) == len(which), (
+            f"{hall}: two alert ids for one peak: {mine_ids}; who began and ended each"
+            f" (wall, and the view's event time; None: not known to the rules):\n"
+            + "\n".join(f"  {e}" for e in episodes(pg_url, hall))
+        )
         assert len(mine_ids) >= held, f"{hall}: {len(mine_ids)} alerts, {held} peaks held"
         lines.append(
             f"  {hall}: {len(mine_ids)} peak alert ids; truth: {len(starts)} peaks,"
