@@ -62,16 +62,20 @@ from tests.harness.pair_day import (
 )
 from tests.harness.rabbitmq import RabbitCluster, find_rabbitmq
 
-# Run on demand (HALLWATCH_PAIR_PROOF=1), not in the suite: the broker side holds (every event in
-# both logs, both daemons at the truth, six runs of six), but two faults of the alerts layer
-# remain open in #18 and fail it in about half the runs: a notification the killed sender had
-# sent but not yet recorded is sent again by the survivor after the lease (WeCom has no key to
-# drop it), and an instance joining an episode midway resolves it under a key of its own.
+# Run on demand (HALLWATCH_PAIR_PROOF=1), not in the suite. The broker side holds (every event in
+# both logs, both daemons at the truth). Of the alerts-layer faults of #18, keys now come from the
+# shared start and the rule (a joiner repeats and resolves under the other's keys), an instance
+# still seeing an episode the other ended keeps it quiet, and a kill inside the send->record
+# window (shown, not yet recorded: WeCom has no key to drop the survivor's resend) is reported as
+# a warning, not hidden. One cause of a second alert id for a peak remains until the pipeline
+# gives the rules the view's event time (HallView.last_event_at, docs/decisions.md): the killed
+# daemon restarted far behind on its backlog fires a peak the survivor has already fired and
+# ended; the failure names who began and ended each episode.
 pytestmark = [
     pytest.mark.skipif(find_rabbitmq() is None, reason="rabbitmq-server is not installed"),
     pytest.mark.skipif(
         not os.environ.get("HALLWATCH_PAIR_PROOF"),
-        reason="on demand (HALLWATCH_PAIR_PROOF=1): two open alerts-layer faults, see #18",
+        reason="on demand (HALLWATCH_PAIR_PROOF=1): a late instance's second alert id, see #18",
     ),
 ]
 
@@ -444,6 +448,5 @@ async def test_pair_five_halls_peak_day_kill_and_node_stop(
         f" {len(ids)} peak alert ids; {sum(r[2] == survivor for r in after)} of {len(after)}"
         f" sent after the kill by {survivor}\n" + "\n".join(lines) + f"\nfailover: {sender}"
         f" killed, {survivor}'s first delivery {first_after - killed_at:.2f} s later"
-        f" (lease {LEASE_S} s)\n{window_figures(rows, wecom)}; in the window at the kill:"
-        f" {list(window.values()) or 'none'}"
+        f" (lease {LEASE_S} s)"
     )
