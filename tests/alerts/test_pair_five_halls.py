@@ -222,15 +222,18 @@ def episodes(pg_url: str, hall: str) -> list[str]:
 
 def window_figures(rows: list[tuple[Any, ...]], wecom: FakeWecom) -> str:
     """Shown -> `sent` committed (done_at is the database's clock, the same host's) over every
-    notification shown once: the at-least-once window as the daemons had it under the day's load."""
-    first: dict[Any, float] = {}
+    notification whose content was stored once and shown once (two repeats of one figure have the
+    same text): the at-least-once window as the daemons had it under the day's load."""
+    stored, shown = tally(rows, wecom)
+    first = {}
     for h in wecom.accepted:
         msgtype = str(h.body.get("msgtype"))
-        first.setdefault((h.key, str(h.body.get(msgtype, {}).get("content"))), h.at)
+        first[(h.key, str(h.body.get(msgtype, {}).get("content")))] = h.at
     gaps = sorted(
         (float(r[3]) - first[k]) * 1000
         for r in rows
-        if r[3] is not None and (k := (f"robot-{r[5]}", str(_body(r)["content"]))) in first
+        if r[3] is not None
+        and stored[k := (f"robot-{r[5]}", str(_body(r)["content"]))] == shown[k] == 1
     )
     if not gaps:
         return "no notification shown"
