@@ -9,7 +9,11 @@ name and a lease (`claimed_by`, `lease_until`, on the database's clock, so the i
 need not agree). While it lives it renews the lease of every pending row it holds, every third
 of `store.lease_s`; when it dies the lease runs out and the survivor's next claim takes the rows
 over (logged, counted). A sender that died between a channel's acceptance and `mark_sent` is
-sent again by the survivor: at least once, as on restart; receivers dedupe by the key.
+sent again by the survivor: at least once, as on restart; receivers with an idempotency key
+dedupe by it, WeCom shows it twice. That window is kept as short as it can be: the sender notes
+`sending_at` before each send and records each answer at once, in one autocommitted statement
+on a connection of its own (alerts/dispatcher.py records before the lane's next send); the
+survivor logs and counts (`hallwatch_outbox_resent_unknown`) each row taken over mid-send.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ log = logging.getLogger("hallwatch.alerts")
 _CLAIMS = """
 ALTER TABLE alert_outbox ADD COLUMN IF NOT EXISTS claimed_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE alert_outbox ADD COLUMN IF NOT EXISTS lease_until REAL NOT NULL DEFAULT 0;
+ALTER TABLE alert_outbox ADD COLUMN IF NOT EXISTS sending_at REAL NOT NULL DEFAULT 0;
 """
 # The episodes the instances began (one voice): an instance about to fire an episode that a peer
 # began within ADOPT_S and has not ended takes the peer's start, and so its alert id and keys.
@@ -51,21 +56,37 @@ CREATE TABLE IF NOT EXISTS alert_episodes (
     ended REAL,
     PRIMARY KEY (hall, alert, subject, since)
 );
+ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS began_ev REAL;
+ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS ended_ev REAL;
+ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS ended_at REAL;
 """
 ADOPT_S = 300.0
+# An instance behind on its backlog fires a peak the other has already fired and ended: it
+# takes that episode (quiet) when its view's event time lies within the episode's, from this
+# much before the other fired it (the other fired `for_s` after the crossing, the late one a
+# tick or so earlier or later in event time) until it ended.
+BEHIND_SLACK_S = 30.0
 _NOW = "extract(epoch from clock_timestamp())"
 _ENQUEUE_LOCK = 0x6F7574  # pg_advisory_xact_lock key of enqueues
 _O_COLUMNS = ", ".join(f"o.{c}" for c in COLUMNS.split(", "))
 _CLAIM = f"""
 WITH c AS (
-    SELECT seq, claimed_by AS was FROM alert_outbox
+    SELECT seq, claimed_by AS was, sending_at FROM alert_outbox
     WHERE state = 'pending' AND due <= ? AND (claimed_by = ? OR lease_until < {_NOW})
     ORDER BY due, seq LIMIT ? FOR UPDATE SKIP LOCKED
 )
-UPDATE alert_outbox o SET claimed_by = ?, lease_until = {_NOW} + ?
+UPDATE alert_outbox o SET claimed_by = ?, lease_until = {_NOW} + ?, sending_at = 0
 FROM c WHERE o.seq = c.seq
-RETURNING c.was, {_O_COLUMNS}
+RETURNING c.was, c.sending_at, {_O_COLUMNS}
 """
+# One statement, committed on its own (autocommit): one round trip from a channel's answer to
+# the record, on a connection of the sender's own, never waiting for the pool.
+_MARK_SENT = f"""
+UPDATE hallwatch.alert_outbox SET state = 'sent', attempts = attempts + 1, done_at = {_NOW},
+    last_error = '', sending_at = 0
+WHERE seq = %s
+"""
+_SENDING = f"UPDATE hallwatch.alert_outbox SET sending_at = {_NOW} WHERE seq = %s"
 
 
 class PgOutbox(Outbox):
@@ -90,7 +111,10 @@ class PgOutbox(Outbox):
         self.taken_over = 0  # notifications claimed from an instance whose lease ran out
         self.held = 0  # pending notifications this instance held at its last renewal
         self.renewal_failures = 0
+        self.resent_unknown = 0  # taken over while its sender was sending it: maybe shown twice
         self._renewer: asyncio.Task[None] | None = None
+        self._url = url
+        self._marker: Any = None  # psycopg.AsyncConnection, autocommit: `sending`, `mark_sent`
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
@@ -98,6 +122,7 @@ class PgOutbox(Outbox):
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
+        await self._drop_marker()
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -114,11 +139,20 @@ class PgOutbox(Outbox):
         me = self.instance
         async with self.transaction() as tx:
             rows = await tx.fetchall(_CLAIM, (now, me, limit, me, self.lease_s))
-        notes = sorted((notification(r[1:]) for r in rows), key=lambda n: (n.due, n.seq))
+        notes = sorted((notification(r[2:]) for r in rows), key=lambda n: (n.due, n.seq))
         taken: dict[str, int] = {}
         for r in rows:
             if r[0] and r[0] != me:
                 taken[r[0]] = taken.get(r[0], 0) + 1
+                if r[1]:
+                    self.resent_unknown += 1
+                    log.warning(
+                        "outbox: %s was being sent by instance %s when it died (no answer"
+                        " recorded): it is sent again and may be shown twice",
+                        r[3],
+                        r[0],
+                        extra={"event": r[3]},
+                    )
         for was, n in taken.items():
             self.taken_over += n
             log.warning(
@@ -126,30 +160,131 @@ class PgOutbox(Outbox):
             )
         return notes
 
-    async def episode_start(self, hall: str, alert: str, subject: str, since: float) -> float:
-        """The start of the open episode of (hall, alert, subject) that an instance (this one
-        included) began within ADOPT_S of `since`, nearest first; else `since`, now recorded.
-        Under the enqueue lock: of two instances firing at once, the first one's start wins."""
+    async def _marking(self, sql: str, seq: int) -> bool:
+        """`sql` on the sender's own autocommit connection (one round trip); False if that
+        connection failed (it is opened again next time)."""
+        import psycopg
+
+        try:
+            if self._marker is None:
+                self._marker = await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, connect_timeout=10
+                )
+            await self._marker.execute(sql, (seq,))
+        except psycopg.Error as err:
+            log.warning("outbox: own connection failed, the pool's instead: %s", err)
+            await self._drop_marker()
+            return False
+        return True
+
+    async def _drop_marker(self) -> None:
+        marker, self._marker = self._marker, None
+        if marker is not None:
+            with contextlib.suppress(Exception):
+                await marker.close()
+
+    async def sending(self, seq: int) -> None:
+        """Note that this instance is about to send `seq`: if it dies before `mark_sent`, the
+        survivor knows that one may have reached its receiver (logged, counted)."""
+        if not await self._marking(_SENDING, seq):
+            await self.write(_SENDING.replace("%s", "?"), (seq,))
+
+    async def mark_sent(self, seq: int, now: float) -> None:
+        """Sent, at the database's clock: one autocommitted statement, right after the answer."""
+        if not await self._marking(_MARK_SENT, seq):
+            await self.write(_MARK_SENT.replace("%s", "?"), (seq,))
+
+    async def mark_retry(self, seq: int, due: float, error: str) -> None:
+        await self.write(
+            "UPDATE alert_outbox SET attempts = attempts + 1, due = ?, last_error = ?,"
+            " sending_at = 0 WHERE seq = ? AND state = 'pending'",
+            (due, error[:500], seq),
+        )
+
+    async def episode_join(
+        self, hall: str, alert: str, subject: str, since: float, event_at: float | None = None
+    ) -> tuple[float, bool]:
+        """The start of the episode of (hall, alert, subject) this firing belongs to, and
+        whether another instance has already ended it. When the view's event time `event_at`
+        is known: an ended episode whose event-time span holds it (this instance is behind: it
+        sees a peak the other has fired and ended). Else an open one that an instance (this one
+        included) began within ADOPT_S of `since`, nearest first, unless it began later in
+        event time than this view (a later peak than the one this instance sees). Else an ended one
+        that was open at `since` (this instance saw the crossing begin during it). Else `since`,
+        now recorded. Under the enqueue lock: of two firing at once, the first one's start wins."""
         key = (hall, alert, subject)
         async with self.transaction() as tx:
             await self._serialize(tx)
+            if event_at is not None:
+                rows = await tx.fetchall(
+                    "SELECT since FROM alert_episodes WHERE hall = ? AND alert = ?"
+                    " AND subject = ? AND ended IS NOT NULL AND ended_ev > ? AND began_ev <= ?"
+                    " ORDER BY ended_ev LIMIT 1",
+                    (*key, event_at, event_at + BEHIND_SLACK_S),
+                )
+                if rows:
+                    return float(rows[0][0]), True
+            later = float("inf") if event_at is None else event_at + BEHIND_SLACK_S
             rows = await tx.fetchall(
                 "SELECT since FROM alert_episodes WHERE hall = ? AND alert = ? AND subject = ?"
-                " AND ended IS NULL AND since BETWEEN ? AND ? ORDER BY abs(since - ?) LIMIT 1",
-                (*key, since - ADOPT_S, since + ADOPT_S, since),
+                " AND ended IS NULL AND since BETWEEN ? AND ?"
+                " AND (began_ev IS NULL OR began_ev <= ?) ORDER BY abs(since - ?) LIMIT 1",
+                (*key, since - ADOPT_S, since + ADOPT_S, later, since),
             )
             if rows:
-                return float(rows[0][0])
-            await tx.execute(
-                "INSERT INTO alert_episodes VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING",
-                (*key, since, self.instance),
+                return float(rows[0][0]), False
+            # This instance began to see the crossing while another's episode of it was open
+            # (it was killed while the peak was pending, and restarted after the other ended
+            # it): the same peak.
+            rows = await tx.fetchall(
+                "SELECT since FROM alert_episodes WHERE hall = ? AND alert = ? AND subject = ?"
+                " AND ended_at IS NOT NULL AND since <= ? AND ended_at > ?"
+                " ORDER BY since DESC LIMIT 1",
+                (*key, since + BEHIND_SLACK_S, since),
             )
-        return since
+            if rows:
+                return float(rows[0][0]), True
+            await tx.execute(
+                "INSERT INTO alert_episodes (hall, alert, subject, since, instance, began_ev)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (*key, since, self.instance, event_at),
+            )
+        return since, False
 
-    async def episode_ended(self, hall: str, alert: str, subject: str, since: float) -> None:
+    async def episode_ended(
+        self,
+        hall: str,
+        alert: str,
+        subject: str,
+        since: float,
+        *,
+        at: float | None = None,
+        event_at: float | None = None,
+    ) -> None:
+        """Ended: `ended` on the database's clock, `ended_at` on the instances' (as `since`),
+        `ended_ev` in event time; the first instance to end it sets them."""
         await self.write(
-            "UPDATE alert_episodes SET ended = extract(epoch from clock_timestamp())"
-            " WHERE hall = ? AND alert = ? AND subject = ? AND since = ? AND ended IS NULL",
+            "UPDATE alert_episodes SET ended = extract(epoch from clock_timestamp()),"
+            " ended_at = ?, ended_ev = ? WHERE hall = ? AND alert = ? AND subject = ?"
+            " AND since = ? AND ended IS NULL",
+            (at, event_at, hall, alert, subject, since),
+        )
+
+    async def episode_open(self, hall: str, alert: str, subject: str, since: float) -> bool:
+        """False once an instance resolved the episode begun at `since` (and it did not relapse);
+        an episode the table does not hold (pruned, or older than it) counts as open."""
+        async with self.db.execute(
+            "SELECT ended IS NULL FROM alert_episodes"
+            " WHERE hall = ? AND alert = ? AND subject = ? AND since = ?",
+            (hall, alert, subject, since),
+        ) as cur:
+            row = await cur.fetchone()
+        return row is None or bool(row[0])
+
+    async def episode_reopened(self, hall: str, alert: str, subject: str, since: float) -> None:
+        await self.write(
+            "UPDATE alert_episodes SET ended = NULL, ended_at = NULL, ended_ev = NULL"
+            " WHERE hall = ? AND alert = ? AND subject = ? AND since = ?",
             (hall, alert, subject, since),
         )
 
@@ -236,6 +371,12 @@ class InstanceCollector(Collector):
                 "hallwatch_outbox_taken_over",
                 "Notifications claimed from an instance whose lease ran out (it died).",
                 ob.taken_over,
+            ),
+            (
+                "hallwatch_outbox_resent_unknown",
+                "Notifications taken over while their dead sender was sending them (no answer"
+                " recorded): sent again, a receiver without idempotency key may show them twice.",
+                ob.resent_unknown,
             ),
             (
                 "hallwatch_outbox_lease_renewal_failures",

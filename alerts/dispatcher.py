@@ -5,6 +5,8 @@ parallel. One that a rate limit holds back goes back into the outbox, due when i
 is counted (`hallwatch_notifications_rate_limited_total`); it is never dropped.
 A notification is marked sent only after its channel accepted it, so a crash between
 the two sends it again on restart (at least once; receivers dedupe by the idempotency key).
+Each answer is recorded at once, before the lane sends its next notification: at most one per
+lane is ever between its receiver and its record (measured: tests/alerts/test_send_window.py).
 Stop by cancelling `run`: sends in flight get `drain_s` to finish and be recorded.
 """
 
@@ -117,6 +119,7 @@ class Dispatcher:
                 if self._metrics is not None:
                     self._metrics.rate_limited.labels(note.channel).inc()
                 continue
+            await self._outbox.sending(note.seq)
             try:
                 result = await channel.send(note)
             except Exception as err:  # a bug in a channel must not stop delivery of the rest

@@ -199,10 +199,34 @@ class Outbox(OnDatabase):
     async def episode_start(self, hall: str, alert: str, subject: str, since: float) -> float:
         """The start of this episode as the instances sharing the outbox know it (another may
         have begun it a tick earlier: alerts/claims.py); alone, `since` itself."""
-        return since
+        return (await self.episode_join(hall, alert, subject, since))[0]
 
-    async def episode_ended(self, hall: str, alert: str, subject: str, since: float) -> None:
+    async def episode_join(
+        self, hall: str, alert: str, subject: str, since: float, event_at: float | None = None
+    ) -> tuple[float, bool]:
+        """The start of the episode a firing belongs to, and whether another instance has
+        already ended it (alerts/claims.py); alone, `since` and no."""
+        return since, False
+
+    async def episode_ended(
+        self,
+        hall: str,
+        alert: str,
+        subject: str,
+        since: float,
+        *,
+        at: float | None = None,
+        event_at: float | None = None,
+    ) -> None:
         """The episode begun at `since` resolved (a shared outbox forgets it)."""
+
+    async def episode_open(self, hall: str, alert: str, subject: str, since: float) -> bool:
+        """Whether the episode begun at `since` is still open for the instances sharing the
+        outbox (another may have resolved it); alone, this instance's engine knows: True."""
+        return True
+
+    async def episode_reopened(self, hall: str, alert: str, subject: str, since: float) -> None:
+        """The episode begun at `since` relapsed: open again (a shared outbox records it)."""
 
     async def peer_acks(self, alert_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
         """Acknowledgements of `alert_ids` that another instance took (shared outbox: who,
@@ -255,6 +279,9 @@ class Outbox(OnDatabase):
         ) as c:
             row = await c.fetchone()
         return notification(row) if row else None
+
+    async def sending(self, seq: int) -> None:
+        """About to send `seq` (a shared outbox notes it for the survivor; alone: nothing)."""
 
     async def mark_sent(self, seq: int, now: float) -> None:
         await self.write(

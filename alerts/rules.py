@@ -18,13 +18,14 @@ its own alert, `service_uncovered`, after `after_s`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import msgspec
 from hallwatch.alerts import messages
+from hallwatch.alerts.figures import figures, max_endured, max_wait, wait_crossings, with_outage
+from hallwatch.alerts.figures import unreliable as unreliable
 from hallwatch.alerts.view import Crossing, Figures, HallView, Transition
 from hallwatch.daemon.config.alerts import (
     DegradedRule,
@@ -36,13 +37,6 @@ from hallwatch.daemon.config.alerts import (
     UncoveredRule,
 )
 
-# Which estimates a device feeds: a door counter the headcount, the others the wait estimates.
-_FEEDS = {
-    "door_counter": "headcount",
-    "ticket_machine": "wait",
-    "window_terminal": "wait",
-}
-
 
 class Episode(msgspec.Struct):
     hall: str
@@ -51,7 +45,9 @@ class Episode(msgspec.Struct):
     phase: str  # pending | firing | resolved (queue_peak: cleared, may still relapse)
     since: float  # when the condition began (pending) / the episode's start (firing)
     level: int = 0
-    seq: int = 0
+    repeat_slot: int = 0  # the grid slot of the last repeat (see `_tick_firing`)
+    relapses: int = 0  # how often a cleared peak came back within relapse_s
+    quiet: bool = False  # another instance resolved it: no repeats, no escalations from here
     last_notified: float = 0.0
     clear_since: float | None = None
     acked_by: str | None = None
@@ -76,71 +72,6 @@ class Episode(msgspec.Struct):
 class _Snapshot(msgspec.Struct):
     version: int
     episodes: list[Episode]
-
-
-def unreliable(view: HallView) -> tuple[str, ...]:
-    """The estimates ("headcount", "wait") that depend on a device that is down right now."""
-    out = {_FEEDS[d.kind] for d in view.devices if not d.up and d.kind in _FEEDS}
-    return tuple(sorted(out))
-
-
-def _largest(waits: Iterable[tuple[str, float | None]]) -> tuple[float | None, str | None]:
-    best: tuple[float | None, str | None] = (None, None)
-    for service, wait in sorted(waits):
-        if wait is not None and (best[0] is None or wait > best[0]):
-            best = (wait, service)
-    return best
-
-
-def _max_wait(view: HallView) -> tuple[float | None, str | None]:
-    """The longest forecast for a new ticket, and its service."""
-    return _largest(view.est_wait_s_by_service.items())
-
-
-def _max_endured(view: HallView) -> tuple[float | None, str | None]:
-    """The longest wait already endured by anyone still waiting, and its service."""
-    return _largest(view.endured_s_by_service.items())
-
-
-def wait_crossings(view: HallView, threshold_s: float) -> list[Crossing]:
-    """Per service, the forecast and the endured wait at or over `threshold_s`."""
-    out = []
-    for service, wait in sorted(view.est_wait_s_by_service.items()):
-        if wait is not None and wait >= threshold_s:
-            out.append(Crossing("wait", wait, threshold_s, service))
-    for service, waited in sorted(view.endured_s_by_service.items()):
-        if waited >= threshold_s:
-            out.append(Crossing("endured", waited, threshold_s, service))
-    return out
-
-
-def figures(view: HallView, crossed: Iterable[Crossing] = ()) -> Figures:
-    """The numbers of a view that messages quote."""
-    wait, service = _max_wait(view)
-    endured, endured_service = _max_endured(view)
-    return Figures(
-        headcount=view.headcount,
-        max_wait_s=wait,
-        max_wait_service=service,
-        max_endured_s=endured,
-        max_endured_service=endured_service,
-        waiting_total=sum(view.waiting_by_service.values()),
-        windows_open=view.windows_open,
-        emergency_windows_open=view.emergency_windows_open,
-        extra_windows_by_service=tuple(
-            sorted((s, n) for s, n in view.extra_windows_by_service.items() if n > 0)
-        ),
-        closing_overrun_s=view.closing_overrun_s,
-        spare_windows=view.spare_windows,
-        all_open_overrun_s=view.all_open_overrun_s,
-        unreliable=unreliable(view),
-        crossed=tuple(crossed),
-    )
-
-
-def _outage(figs: Figures, e: Episode) -> Figures:
-    """A peak that began or grew while an information system was down is marked as such."""
-    return replace(figs, caused_by_outage=tuple(e.outage)) if e.outage else figs
 
 
 class RuleEngine:
@@ -189,6 +120,15 @@ class RuleEngine:
             e.since = since
         return e
 
+    def quiet(self, hall: str, alert: str, subject: str) -> None:
+        """Another instance resolved this episode while this one still sees it (it is behind,
+        or restarted with an older state): no repeats or escalations; it ends here when this
+        instance sees it end (under the key the other's end had), and only then may a new one
+        begin. Dropping it instead would make this late view fire the same peak anew."""
+        e = self.episodes.get((hall, alert, subject))
+        if e is not None:
+            e.quiet = True
+
     # --- persistence --------------------------------------------------------------------
 
     def snapshot(self) -> bytes:
@@ -233,8 +173,8 @@ class RuleEngine:
         figs: Figures,
         *,
         reason: str = "",
+        ordinal: int = 1,
     ) -> Transition:
-        e.seq += 1
         e.last_notified = view.now
         peak = None
         if state == "resolved":
@@ -271,11 +211,12 @@ class RuleEngine:
             recipients=self.settings.roles_for(to_level, e.alert),
             summary=summary,
             started_at=e.since,
-            seq=e.seq,
+            ordinal=ordinal,
             figures=figs,
             peak=peak,
             reason=reason,
             local_time=self.local(view.now).strftime("%H:%M"),
+            event_at=view.last_event_at,
         )
 
     def _resolve(
@@ -291,7 +232,7 @@ class RuleEngine:
         e = self.episodes.pop(key)
         if e.phase != "firing":
             return []
-        out = [self._emit(e, view, "resolved", figs, reason=reason)]
+        out = [self._emit(e, view, "resolved", figs, reason=reason, ordinal=e.relapses + 1)]
         if keep:
             e.phase, e.resolved_at, e.relapse_since, e.clear_since = (
                 "resolved",
@@ -303,15 +244,32 @@ class RuleEngine:
         return out
 
     def _tick_firing(
-        self, e: Episode, view: HallView, figs: Figures, want_level: int, repeat_s: float
+        self,
+        e: Episode,
+        view: HallView,
+        figs: Figures,
+        want_level: int,
+        repeat_s: float,
+        delay_s: float,
     ) -> list[Transition]:
-        """Escalate when the level rises, otherwise repeat while unacknowledged."""
+        """Escalate when the level rises, otherwise repeat while unacknowledged.
+
+        Repeats keep to a grid of `repeat_s` from the earliest moment the episode could fire
+        (its start + the rule's `delay_s`): repeat k is due at `since + delay_s + k * repeat_s`,
+        and k is its ordinal. Every instance sharing the outbox derives the same k from the
+        same start (one voice: the same key), whenever it joined the episode. A repeat comes
+        at least half a period after any other notification of the episode (an escalation)."""
+        if e.quiet:
+            return []
         if want_level > e.level:
             e.level = want_level
             e.last_level_change = view.now
-            return [self._emit(e, view, "escalated", figs)]
-        if e.acked_at is None and repeat_s > 0 and view.now - e.last_notified >= repeat_s:
-            return [self._emit(e, view, "repeat", figs)]
+            return [self._emit(e, view, "escalated", figs, ordinal=want_level)]
+        if e.acked_at is None and repeat_s > 0:
+            slot = int((view.now - e.since - delay_s) // repeat_s)
+            if slot >= 1 and slot > e.repeat_slot and view.now - e.last_notified >= repeat_s / 2:
+                e.repeat_slot = slot
+                return [self._emit(e, view, "repeat", figs, ordinal=slot)]
         return []
 
     def _queue_peak(self, view: HallView, rules: HallRules, open_now: bool) -> list[Transition]:
@@ -344,11 +302,11 @@ class RuleEngine:
             e.last_level_change = view.now
             self._peak(e, view)
             e.outage = sorted(set(e.outage) | set(down))
-            return [self._emit(e, view, "firing", _outage(figs, e))]
+            return [self._emit(e, view, "firing", with_outage(figs, e.outage))]
 
         self._peak(e, view)
         e.outage = sorted(set(e.outage) | set(down))
-        figs = _outage(figs, e)
+        figs = with_outage(figs, e.outage)
         if not open_now:
             return self._resolve(key, view, figs, "closed")
         if clear:
@@ -358,7 +316,7 @@ class RuleEngine:
             return []
         e.clear_since = None
         long = view.now - e.since >= r.escalate_after_s
-        return self._tick_firing(e, view, figs, 2 if (far or long) else 1, r.repeat_s)
+        return self._tick_firing(e, view, figs, 2 if (far or long) else 1, r.repeat_s, r.for_s)
 
     def _relapse(
         self,
@@ -384,15 +342,16 @@ class RuleEngine:
         if view.now - e.relapse_since < r.for_s:
             return []
         e.phase, e.resolved_at, e.relapse_since = "firing", None, None
+        e.relapses, e.quiet = e.relapses + 1, False
         self._peak(e, view)
-        return [self._emit(e, view, "relapsed", _outage(figs, e))]
+        return [self._emit(e, view, "relapsed", with_outage(figs, e.outage), ordinal=e.relapses)]
 
     def _peak(self, e: Episode, view: HallView) -> None:
         e.peak_headcount = max(e.peak_headcount, view.headcount)
-        wait, service = _max_wait(view)
+        wait, service = max_wait(view)
         if wait is not None and (e.peak_wait_s is None or wait > e.peak_wait_s):
             e.peak_wait_s, e.peak_wait_service = wait, service
-        waited, where = _max_endured(view)
+        waited, where = max_endured(view)
         if waited is not None and (e.peak_endured_s is None or waited > e.peak_endured_s):
             e.peak_endured_s, e.peak_endured_service = waited, where
 
@@ -424,7 +383,7 @@ class RuleEngine:
                 return self._resolve(key, view, figs, "cleared")
             return []
         long = view.now - e.since >= rule.escalate_after_s
-        return self._tick_firing(e, view, figs, 2 if long else 1, rule.repeat_s)
+        return self._tick_firing(e, view, figs, 2 if long else 1, rule.repeat_s, rule.after_s)
 
     def _devices(self, view: HallView, rule: DeviceRule, open_now: bool) -> list[Transition]:
         out: list[Transition] = []

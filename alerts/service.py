@@ -75,7 +75,7 @@ class Alerts:
             transitions += self.engine.evaluate(view)
             now = max(now, view.now)
         try:
-            transitions = [await self._one_voice(t) for t in transitions]
+            transitions = [v for t in transitions if (v := await self._one_voice(t)) is not None]
         except BaseException:
             self.engine.restore(before)  # as when the enqueue fails: the next tick again
             raise
@@ -118,16 +118,32 @@ class Alerts:
             for alert_id, (by, at) in (await self.outbox.peer_acks(open_ids)).items():
                 self.engine.ack(alert_id, by, at)
 
-    async def _one_voice(self, t: Transition) -> Transition:
-        """An episode's start as the instances sharing the outbox know it: one that another
-        instance began a tick earlier keeps its start, so both make the same alert id and the
-        same keys (`{alert_id}/{seq}-{state}/...`). Alone (SQLite) nothing changes."""
+    async def _one_voice(self, t: Transition) -> Transition | None:
+        """An episode as the instances sharing the outbox know it. One that another instance
+        began a tick earlier keeps its start, so both make the same alert id and the same keys
+        (`{alert_id}/{ordinal}-{state}/...`). One that another instance has already resolved
+        while this one still holds it (it restarted, or fell behind) neither repeats nor
+        escalates here (None): it is kept quiet until it ends here too (`RuleEngine.quiet`); so
+        is one this instance fires when the other has already fired and ended it (this one is
+        behind on its backlog: its view's event time lies within the ended episode's).
+        Alone (SQLite) nothing changes."""
+        ep = (t.hall, t.alert, t.subject, t.started_at)
         if t.state == "resolved":
-            await self.outbox.episode_ended(t.hall, t.alert, t.subject, t.started_at)
+            await self.outbox.episode_ended(*ep, at=t.at, event_at=t.event_at)
+        elif t.state == "relapsed":
+            await self.outbox.episode_reopened(*ep)
+        elif t.state in ("repeat", "escalated") and not await self.outbox.episode_open(*ep):
+            self.engine.quiet(t.hall, t.alert, t.subject)
+            log.info("alert %s was resolved by another instance: quiet here", t.alert_id)
+            return None
         if t.state != "firing":
             return t
-        since = await self.outbox.episode_start(t.hall, t.alert, t.subject, t.started_at)
+        since, ended = await self.outbox.episode_join(*ep, t.event_at)
         e = self.engine.rebase(t.hall, t.alert, t.subject, since)
+        if e is not None and ended:  # this instance is behind: the other fired and ended it
+            self.engine.quiet(t.hall, t.alert, t.subject)
+            log.info("alert %s is %s, already ended by another instance", t.alert_id, e.alert_id)
+            return None
         if since == t.started_at or e is None:
             return t
         log.info("alert %s is %s, begun by another instance", t.alert_id, e.alert_id)
@@ -141,7 +157,7 @@ class Alerts:
         """The notifications of one transition: per role of its level, per channel target."""
         names = self.names(t.hall)
         roles = self.roles_of(t.hall)
-        base = f"{t.alert_id}/{t.seq}-{t.state}"
+        base = f"{t.alert_id}/{t.ordinal}-{t.state}"
         out: dict[str, NewNotification] = {}
         mentions: dict[str, list[str]] = {}
         userids: dict[str, list[str]] = {}

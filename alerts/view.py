@@ -55,6 +55,10 @@ class HallView:
     # system -> (state "up" | "degraded" | "down", since)
     systems: Mapping[str, tuple[str, float]] = field(default_factory=dict)
     is_working_day: bool = True
+    # The newest event time of the hall this view reflects (its state's clock; None: unknown).
+    # Two instances agree on it where their wall-clock ticks do not: one that is behind on its
+    # backlog looks at an earlier event time (alerts/claims.py `episode_start`).
+    last_event_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,11 @@ class Figures:
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """A change of one alert, or a repeat; `seq` numbers the notifications of an episode."""
+    """A change of one alert, or a repeat. `ordinal` tells transitions of one state within an
+    episode apart from what every instance agrees on, not from what this one happened to see:
+    firing 1, a repeat its slot on the repeat grid, an escalation its level, a resolution 1 +
+    the relapses before it, a relapse its number. The notification keys are
+    `{alert_id}/{ordinal}-{state}/...` (alerts/service.py `route`)."""
 
     at: float
     hall: str
@@ -114,8 +122,9 @@ class Transition:
     recipients: tuple[str, ...]  # role names, e.g. ("supervisor", "director")
     summary: str
     started_at: float
-    seq: int
+    ordinal: int
     figures: Figures
     peak: Figures | None = None  # on resolved: the worst figures of the episode
     reason: str = ""  # on resolved: "cleared" | "closed" (opening hours ended) | "gone"
     local_time: str = ""  # HH:MM in the hall's time zone, for messages
+    event_at: float | None = None  # the view's last_event_at: how far in event time it was

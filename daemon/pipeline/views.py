@@ -143,6 +143,7 @@ def hall_view(
         devices=device_views(hall, now, heartbeat_timeout_s),
         systems={s: (v.state, v.since) for s, v in sorted(hall.systems.items())},
         is_working_day=calendar.is_working_day(today),
+        last_event_at=hall.last_event_at or None,  # how far in event time (#18, one voice)
     )
 
 

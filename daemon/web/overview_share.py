@@ -13,7 +13,10 @@ of a pair write the same halls, the last writer wins (both compute the same stat
 Reading: each cycle reads the rows written since the last read (`written_at` is the database's
 clock, as the outbox's leases, so the hosts' clocks need not agree). The overview takes a hall
 from memory when this instance holds it, else the table's row; a row older than 3 keep-alives
-(its writer has gone quiet) is marked stale: "数据已过时（实例 X 最后更新 10:42）".
+(its writer has gone quiet) is marked stale: "数据已过时（实例 X 最后更新 10:42）". A row
+nobody has written for FORGET_S (a day: its shard was removed, or its halls given to another
+with another name) is deleted by the next keep-alive of any instance, and forgotten by every
+instance's next read, so a retired shard's halls do not stay on the overview for ever.
 On SQLite (one instance) nothing of this runs and the overview is what it was.
 """
 
@@ -42,6 +45,7 @@ CYCLE_S = 1.0  # how often the task writes what the ticks offered and reads the 
 STALE_KEEPALIVES = 3  # a row older than this many keep-alives is stale
 YIELD_S = 0.01  # building rows, the task hands the event loop back this often
 MARGIN_S = 3.0  # a read looks back this far past the last one (transactions still open then)
+FORGET_S = 24 * 3600.0  # a row not written for this long is deleted (its shard is gone)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS hall_overview (
@@ -82,6 +86,12 @@ class OverviewTable(OnSchema):
                 " body = excluded.body",
                 [(hall, instance, body) for hall, body in rows],
             )
+
+    async def prune(self, older_s: float) -> int:
+        """Delete the rows not written for `older_s` (the database's clock); returns how many."""
+        return await self.write(
+            f"DELETE FROM hall_overview WHERE written_at < {_NOW} - ?", (older_s,)
+        )
 
     async def since(self, at: float) -> tuple[float, list[Shared]]:
         """The database's clock now, and the rows written at or after `at`."""
@@ -226,10 +236,18 @@ class OverviewShare:
         self.dirty = set()
         if keepalive:
             self._keepalive_at = now + self.keepalive_s
+            if gone := await self.table.prune(FORGET_S):
+                log.info(
+                    "overview share: %d halls not written for %.0f h forgotten",
+                    gone,
+                    FORGET_S / 3600,
+                )
         db_now, read = await self.table.since(self._read_from)
         self.skew = db_now - self.monotonic()
         self._read_from = db_now - MARGIN_S
         self.others.update((s.hall, s) for s in read)
+        for hall in [h for h, s in self.others.items() if db_now - s.written_at > FORGET_S]:
+            del self.others[hall]
 
     async def _build(self, views: list[HallView]) -> set[str]:
         """The rows of `views` (kept in `rows`); returns the halls whose row changed since it

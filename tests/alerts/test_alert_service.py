@@ -35,7 +35,7 @@ def test_a_dropped_pending_peak_is_not_fired_early_after_a_restart(tmp_path: Pat
         await alerts.start()
         for i, (now, headcount) in enumerate(views):
             for t in await alerts.evaluate([HallView(hall="h1", now=now, headcount=headcount)]):
-                sent.add(f"{t.alert_id}/{t.seq}-{t.state}")
+                sent.add(f"{t.alert_id}/{t.ordinal}-{t.state}")
             if i == crash_after:  # kill -9: the memory is gone, the file stays
                 await outbox_cm.__aexit__(None, None, None)
                 outbox_cm = Outbox(db)

@@ -15,15 +15,20 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
+import dataclasses
+import json
 import os
 import signal
+import statistics
 import time
 import urllib.request
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import psycopg
 import pytest
 from hallwatch.sensors.publish import publish_all
 
@@ -48,6 +53,7 @@ from tests.harness.pair_day import (
     pair_config,
     peak_days,
     plan_days,
+    rabbit_conf,
     simulator_counts,
     stamped,
     tally,
@@ -56,24 +62,30 @@ from tests.harness.pair_day import (
 )
 from tests.harness.rabbitmq import RabbitCluster, find_rabbitmq
 
-# Run on demand (HALLWATCH_PAIR_PROOF=1), not in the suite: the broker side holds (every event in
-# both logs, both daemons at the truth, six runs of six), but two faults of the alerts layer
-# remain open in #18 and fail it in about half the runs: a notification the killed sender had
-# sent but not yet recorded is sent again by the survivor after the lease (WeCom has no key to
-# drop it), and an instance joining an episode midway resolves it under a key of its own.
+# Run on demand (HALLWATCH_PAIR_PROOF=1), not in the suite. The broker side holds (every event in
+# both logs, both daemons at the truth). Of the alerts-layer faults of #18, keys now come from the
+# shared start and the rule (a joiner repeats and resolves under the other's keys), an instance
+# still seeing an episode the other ended keeps it quiet, and a kill inside the send->record
+# window (shown, not yet recorded: WeCom has no key to drop the survivor's resend) is reported as
+# a warning, not hidden. One cause of a second alert id for a peak remains until the pipeline
+# gives the rules the view's event time (HallView.last_event_at, docs/decisions.md): the killed
+# daemon restarted far behind on its backlog fires a peak the survivor has already fired and
+# ended; the failure names who began and ended each episode.
 pytestmark = [
     pytest.mark.skipif(find_rabbitmq() is None, reason="rabbitmq-server is not installed"),
     pytest.mark.skipif(
         not os.environ.get("HALLWATCH_PAIR_PROOF"),
-        reason="on demand (HALLWATCH_PAIR_PROOF=1): two open alerts-layer faults, see #18",
+        reason="on demand (HALLWATCH_PAIR_PROOF=1): a late instance's second alert id, see #18",
     ),
 ]
 
 NAMES = ("hw-a", "hw-b")
+RABBIT_KEYS = ("mqtt.durable_queue_type", "mqtt.prefetch")
 # Not NATS (2.9.10 loses an offline session's QoS 1 messages across a node stop and redelivers
 # out of order, docs/decisions.md): RabbitMQ 3.10, each daemon's session a quorum queue
 # (replicated on the three nodes), 2,000 in flight (as the daemon's mqtt.receive_maximum).
-RABBIT_CONF = {"mqtt.durable_queue_type": "quorum", "mqtt.prefetch": "2000"}
+# The two settings are read from the operators' file (deploy/ha/rabbitmq/rabbitmq.conf).
+RABBIT_CONF = {k: v for k, v in rabbit_conf().items() if k in RABBIT_KEYS}
 HELD_S = 3.0  # a spell at the peak mark this long (wall s) must make an alert: for_s is 1 s
 RESTART_AT = 0.6  # share of the day's messages published when the killed ones come back
 
@@ -127,12 +139,15 @@ async def at_state(name: str, d: DaemonProcess, want: dict[str, Any], of: str) -
         raise AssertionError(f"{err}:\n{diffs}") from None
 
 
-def unsettled(rows: list[tuple[Any, ...]], wecom: FakeWecom) -> str:
+def unsettled(rows: list[tuple[Any, ...]], wecom: FakeWecom, kill: Kill | None = None) -> str:
     """What keeps the outbox from settling ("" when settled): rows not sent, peak alerts not
-    ended, notifications shown other than once (robot, content start, stored, shown)."""
+    ended, notifications shown other than once (robot, content start, stored, shown), but for
+    the one the killed sender had sent and not yet recorded (`in_window`)."""
     peaks = [r[0].split("/")[0] for r in rows if ":queue_peak:" in r[0]]
     ended = {r[0].split("/")[0] for r in rows if ":queue_peak:" in r[0] and "-resolved/" in r[0]}
     stored, shown = tally(rows, wecom)
+    if kill is not None:
+        shown -= collections.Counter({k: 1 for k in in_window(rows, wecom, kill)})
     odd = [(k[0], k[1][:60], stored[k], shown[k]) for k in stored | shown if stored[k] != shown[k]]
     pending = [r[:3] for r in rows if r[1] != "sent"]
     open_ = sorted(set(peaks) - ended)
@@ -141,6 +156,91 @@ def unsettled(rows: list[tuple[Any, ...]], wecom: FakeWecom) -> str:
     return (
         f"{len(pending)} not sent: {pending[:10]}\n{len(open_)} peaks not ended: {open_[:10]}\n"
         f"{len(odd)} shown other than once: {odd[:10]}"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Kill:
+    """The sender's kill -9: `before` the signal was sent, `after` the process was gone."""
+
+    sender: str
+    survivor: str
+    before: float
+    after: float
+
+
+def in_window(rows: list[tuple[Any, ...]], wecom: FakeWecom, kill: Kill) -> dict[Any, str]:
+    """The notifications shown twice because the sender was killed between the receiver
+    showing one and its `sent` being committed (the at-least-once window, docs/decisions.md):
+    shown once before the kill and once after, stored once, and recorded by the survivor (had
+    the killed sender recorded it, the survivor would never have had it). Each with what
+    happened when, to be reported, never hidden."""
+    stored, _ = tally(rows, wecom)
+    row_of = {(f"robot-{r[5]}", str(_body(r)["content"])): r for r in rows}
+    hits: dict[Any, list[float]] = {}
+    for h in wecom.accepted:
+        msgtype = str(h.body.get("msgtype"))
+        hits.setdefault((h.key, str(h.body.get(msgtype, {}).get("content"))), []).append(h.at)
+    out = {}
+    for k, ats in hits.items():
+        row = row_of.get(k)
+        if len(ats) != 2 or stored[k] != 1 or row is None:
+            continue
+        if ats[0] <= kill.after < ats[1] and row[2] == kill.survivor and row[1] == "sent":
+            out[k] = (
+                f"{row[0]}: shown {(kill.before - ats[0]) * 1000:.1f} ms before the kill"
+                f" signal (the process gone {(kill.after - ats[0]) * 1000:.1f} ms after it was"
+                f" shown), not recorded by {kill.sender}; sent again by {kill.survivor}"
+                f" {ats[1] - kill.after:.2f} s after the kill"
+            )
+    return out
+
+
+def _body(row: tuple[Any, ...]) -> dict[str, Any]:
+    body = row[6]
+    return body if isinstance(body, dict) else dict(json.loads(body))
+
+
+def episodes(pg_url: str, hall: str) -> list[str]:
+    """The shared episode records of a hall's peaks: who began each, when, and its end."""
+    with psycopg.connect(pg_url) as con:
+        got = con.execute(
+            "SELECT since, instance, ended, began_ev, ended_ev FROM hallwatch.alert_episodes"
+            " WHERE hall = %s AND alert = 'queue_peak' ORDER BY since",
+            (hall,),
+        ).fetchall()
+
+    def rel(t: float | None, since: float) -> str:
+        return "-" if t is None else f"{t - since:+.1f} s"
+
+    return [
+        f"{int(since)} begun by {who}, ended {rel(end, since)}; event time"
+        f" {rel(b, since)} .. {rel(e, since)}"
+        for since, who, end, b, e in got
+    ]
+
+
+def window_figures(rows: list[tuple[Any, ...]], wecom: FakeWecom) -> str:
+    """Shown -> `sent` committed (done_at is the database's clock, the same host's) over every
+    notification whose content was stored once and shown once (two repeats of one figure have the
+    same text): the at-least-once window as the daemons had it under the day's load."""
+    stored, shown = tally(rows, wecom)
+    first = {}
+    for h in wecom.accepted:
+        msgtype = str(h.body.get("msgtype"))
+        first[(h.key, str(h.body.get(msgtype, {}).get("content")))] = h.at
+    gaps = sorted(
+        (float(r[3]) - first[k]) * 1000
+        for r in rows
+        if r[3] is not None
+        and stored[k := (f"robot-{r[5]}", str(_body(r)["content"]))] == shown[k] == 1
+    )
+    if not gaps:
+        return "no notification shown"
+    return (
+        f"shown -> sent committed over {len(gaps)} notifications: median"
+        f" {statistics.median(gaps):.1f} ms, p90 {gaps[int(0.9 * (len(gaps) - 1))]:.1f} ms,"
+        f" max {gaps[-1]:.1f} ms"
     )
 
 
@@ -188,12 +288,17 @@ async def start_pair(
 
 
 async def test_pair_five_halls_peak_day_kill_and_node_stop(
-    daemon_factory: Callable[..., DaemonProcess], tmp_path: Path, pg_url: str
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A peak day of five halls through the pair: the sender killed with -9 and the survivor's
     node stopped in the morning peak, both back in the afternoon; each daemon stores every
     event and ends at the truth's state; each stored notification is shown exactly once; each
     peak has one alert id, fired and ended once."""
+    # The daemons inherit the environment and refuse a HALLWATCH_ variable no setting reads.
+    monkeypatch.delenv("HALLWATCH_PAIR_PROOF", raising=False)
     tl = Timeline()
     zone = noon_zone()
     days = peak_days()
@@ -225,6 +330,7 @@ async def test_pair_five_halls_peak_day_kill_and_node_stop(
             node = nodes[NAMES.index(survivor)]  # the survivor's own node: it must move on
             killed_at = time.time()
             await asyncio.to_thread(daemons[sender].kill9)
+            kill = Kill(sender, survivor, killed_at, time.time())
             tl.mark(f"kill -9 {sender} (the sender)", killed_at)
             shown_at_kill = len(wecom.accepted)
             await asyncio.to_thread(node.stop)
@@ -261,12 +367,12 @@ async def test_pair_five_halls_peak_day_kill_and_node_stop(
             pace = 60 + 3.5 * sum(r[1] != "sent" for r in rows)
             try:
                 await wait_for(
-                    lambda: not unsettled(outbox(pg_url), wecom),
+                    lambda: not unsettled(outbox(pg_url), wecom, kill),
                     pace,
                     "every peak ended and every notification shown",
                 )
             except AssertionError as err:
-                raise AssertionError(f"{err}:\n{unsettled(outbox(pg_url), wecom)}") from None
+                raise AssertionError(f"{err}:\n{unsettled(outbox(pg_url), wecom, kill)}") from None
             tl.mark("every peak ended, every notification shown")
             await asyncio.sleep(REPEAT_S + 1.0)  # a repeat or a second send would show by now
             for name, d in daemons.items():
@@ -302,7 +408,13 @@ async def test_pair_five_halls_peak_day_kill_and_node_stop(
 
     rows = outbox(pg_url)
     stored, shown = tally(rows, wecom)
-    assert shown == stored, "each stored notification shown exactly once"
+    window = in_window(rows, wecom, kill)
+    print(f"\n{window_figures(rows, wecom)}; in the window at the kill: {window or 'none'}")
+    for k, what in window.items():  # the documented window: reported, not hidden
+        warnings.warn(f"at-least-once window hit by the kill: {what}", stacklevel=1)
+        shown[k] -= 1
+    assert len(window) <= 1, f"one lane, so at most one notification in flight: {window}"
+    assert shown == stored, "each stored notification shown exactly once (but for the window)"
     assert all(r[1] == "sent" for r in rows), [r[:3] for r in rows if r[1] != "sent"]
     kinds = collections.Counter(  # a peak's firing/repeat/resolved; other rows by their kind
         r[0].split("/")[1].split("-")[1] if ":queue_peak:" in r[0] else r[0].split("/")[0]
@@ -322,7 +434,11 @@ async def test_pair_five_halls_peak_day_kill_and_node_stop(
         # An alert id ends in its episode's start: the peak of the truth it belongs to.
         which = [bisect.bisect_right(starts, float(a.rsplit(":", 1)[1]) + 1) - 1 for a in mine_ids]
         assert min(which, default=0) >= 0, f"{hall}: an alert before any peak: {mine_ids}"
-        assert len(set(which)) == len(which), f"{hall}: two alert ids for one peak: {mine_ids}"
+        assert len(set(which)) == len(which), (
+            f"{hall}: two alert ids for one peak: {mine_ids}; who began and ended each"
+            f" (wall, and the view's event time; None: not known to the rules):\n"
+            + "\n".join(f"  {e}" for e in episodes(pg_url, hall))
+        )
         assert len(mine_ids) >= held, f"{hall}: {len(mine_ids)} alerts, {held} peaks held"
         lines.append(
             f"  {hall}: {len(mine_ids)} peak alert ids; truth: {len(starts)} peaks,"

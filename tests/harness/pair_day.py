@@ -44,6 +44,20 @@ REPEAT_S = 3.0
 STATE_TOKEN = "pair-day-state-read-0123456789"  # [api.tokens.state] with scope state:read
 
 
+DEPLOY_RABBIT = Path(__file__).resolve().parents[2] / "deploy/ha/rabbitmq/rabbitmq.conf"
+
+
+def rabbit_conf(path: Path = DEPLOY_RABBIT) -> dict[str, str]:
+    """The `key = value` settings of a rabbitmq.conf (the deploy example's by default)."""
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
 def noon_zone(now: float | None = None) -> str:
     """An `Etc/GMT` zone in which it is now between 11:00 and 13:00 (never near midnight)."""
     hour = datetime.fromtimestamp(time.time() if now is None else now, UTC).hour

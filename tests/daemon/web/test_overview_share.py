@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -19,7 +19,9 @@ from hallwatch.daemon.core.workdays import WorkCalendar
 from hallwatch.daemon.mqtt.ingest import subscriptions
 from hallwatch.daemon.web.overview_model import overview_model
 from hallwatch.daemon.web.overview_share import (
+    FORGET_S,
     OverviewShare,
+    OverviewTable,
     Shared,
     _fingerprint,
     opened,
@@ -170,3 +172,41 @@ async def test_a_row_whose_write_failed_is_written_on_a_later_cycle(pg_url: str)
         await share.cycle()
         _, rows = await table.since(0.0)
         assert [(s.hall, s.row["headcount"]) for s in rows] == [("h1", 30)]
+
+
+async def test_a_row_nobody_wrote_for_a_day_is_deleted_and_forgotten(pg_url: str) -> None:
+    """A retired shard's row (last written 25 h ago) and a live shard's: this instance's next
+    keep-alive deletes the old one from the table (not a cycle between keep-alives) and its
+    overview forgets it; the live shard's row and this instance's own stay."""
+    st = HallsState(tz=TZ)
+    people(st, "h1", 10)
+    settings = StoreSettings(url=pg_url, instance="a", overview_keepalive_s=3600)
+
+    async def halls(table: OverviewTable) -> list[str]:
+        async with table.db.execute("SELECT hall FROM hall_overview ORDER BY hall") as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    async with opened(settings) as table:
+        assert table is not None
+        share = OverviewShare(Held(st), table, settings)
+        await table.upsert("gone", [("h8", json.dumps(remote("h8", 5).row))])
+        await table.upsert("b", [("h9", json.dumps(remote("h9", 5).row))])
+        share.offer(views(st).values())
+        await share.cycle()  # a keep-alive: h8 is fresh yet
+        assert await halls(table) == ["h1", "h8", "h9"] and {"h8", "h9"} <= set(share.others)
+        # A day passes in which h8's shard writes nothing (the table's clock and this memory's).
+        await table.write(
+            "UPDATE hall_overview SET written_at = written_at - ? WHERE hall = 'h8'",
+            (FORGET_S + 3600,),
+        )
+        h8 = share.others["h8"]
+        share.others["h8"] = replace(h8, written_at=h8.written_at - FORGET_S - 3600)
+        await share.cycle()  # between keep-alives: the table is left as it is
+        assert await halls(table) == ["h1", "h8", "h9"]
+        assert "h8" not in share.others, "a row a day old is forgotten at the read"
+        share._keepalive_at = 0.0  # the keep-alive is due
+        await share.cycle()
+        assert await halls(table) == ["h1", "h9"]
+        other = OverviewShare(Held(HallsState(tz=TZ)), table, settings)  # another instance
+        await other.cycle()
+        assert set(other.others) == {"h1", "h9"}
