@@ -100,10 +100,7 @@ class Daemon:
         self.outputs = OutputPublisher(settings, self.registry)
         self.faults = Faults(clock, lambda stage: self.metrics.state_errors.labels(stage).inc())
         # Background work gives way to events on their way in (pipeline/turns.py, #14).
-        self.turns = (
-            Turns("estimates", self._ingest_waiting, self.outputs.pending),
-            Turns("tick", self._ingest_busy, self._lane_busy, self.outputs.pending),
-        )
+        self.turns = (Turns("estimates", self._way_in), Turns("tick", self._way_in_or_out))
         self.lane = EstimateLane(
             self.estimator,
             lambda: self.state,
@@ -119,6 +116,7 @@ class Daemon:
         self.http: HttpServer | None = None
         self.ingest: Ingest | None = None
         self.alerts: Alerts | None = None
+        self.dispatcher: Dispatcher | None = None
         self.share = OverviewShare(self, None, settings.store)  # the overview across shards
         # --- staff procedures ---
         self.complaints: ComplaintDesk | None = None
@@ -152,14 +150,16 @@ class Daemon:
             registry=self.registry,
         )
 
-    def _ingest_busy(self) -> bool:
-        return self.ingest is not None and self.ingest.busy()
+    def _way_in(self) -> bool:
+        """What the estimator lane gives way to: messages waiting, estimates queued to send."""
+        return bool(self.ingest and self.ingest.waiting()) or self.outputs.pending()
 
-    def _ingest_waiting(self) -> bool:
-        return self.ingest is not None and self.ingest.waiting()
-
-    def _lane_busy(self) -> bool:
-        return self.lane.backlog > 0
+    def _way_in_or_out(self) -> bool:
+        """... and the tick also to a batch in hand, the lane's backlog, and a notification
+        between its send and its record (the at-least-once window of a kill, #18)."""
+        d = self.dispatcher
+        busy = (self.ingest and self.ingest.busy()) or self.lane.backlog or (d and d.sending)
+        return bool(busy) or self.outputs.pending()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         ing = self.ingest
@@ -210,7 +210,7 @@ class Daemon:
             )
             self.alerts.links = AckLinks.start(s.duty, s.store.path)  # the messages' ack links
             await self.alerts.start()
-            dispatcher = Dispatcher(
+            self.dispatcher = dispatcher = Dispatcher(
                 outbox,
                 alert_build.channels(self.alert_settings, session, clock=self.clock),
                 self.alert_settings.outbox,

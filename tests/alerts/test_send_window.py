@@ -13,13 +13,15 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from hallwatch.alerts.channels import SENT, Result
 from hallwatch.alerts.channels.wecom import WecomChannel
 from hallwatch.alerts.claims import PgOutbox
 from hallwatch.alerts.dispatcher import Dispatcher
-from hallwatch.alerts.outbox import NewNotification
+from hallwatch.alerts.outbox import NewNotification, Notification, Outbox
 from hallwatch.daemon.config.alerts import OutboxSettings, Robot
 
 from tests.harness.alert_fakes import FakeWecom
@@ -125,3 +127,42 @@ async def test_the_survivor_knows_which_notification_its_dead_peer_was_sending(
         await b.mark_sent(taken[1].seq, time.time())
         sent = await b.get("k1")
         assert sent is not None and sent.state == "sent"
+
+
+class _Receiver:
+    """A channel at the edge (a receiver that shows what it gets): notes what the dispatcher
+    says of itself while each notification is shown; the first one raises, as a channel bug."""
+
+    name = "wecom"
+
+    def __init__(self, d: list[Dispatcher]) -> None:
+        self._d = d
+        self.during: list[int] = []
+
+    def ready_at(self, note: Notification, now: float) -> float:
+        return now
+
+    async def send(self, note: Notification) -> Result:
+        self.during.append(self._d[0].sending)
+        await asyncio.sleep(0.01)  # the receiver's answer
+        if len(self.during) == 1:
+            raise RuntimeError("a channel bug")
+        return Result(SENT, "ok")
+
+
+async def test_a_notification_is_in_sending_from_its_send_to_its_record(tmp_path: Path) -> None:
+    """`Dispatcher.sending` (what the tick gives way to, daemon/pipeline/turns.py, so the
+    record follows the answer at once) is 1 while a notification is shown and until its result
+    is recorded, and back to 0 after each, also after a channel that raised."""
+    async with Outbox(tmp_path / "o.db") as ob:
+        notes = [NewNotification(f"k{i}", "wecom", "r", {"content": str(i)}) for i in range(3)]
+        await ob.enqueue(notes, now=time.time())
+        holder: list[Dispatcher] = []
+        channel = _Receiver(holder)
+        d = Dispatcher(ob, {"wecom": channel}, OutboxSettings(), clock=time.time)
+        holder.append(d)
+        await d.step()
+        assert channel.during == [1, 1, 1] and d.sending == 0
+        async with ob.db.execute("SELECT key, state FROM alert_outbox ORDER BY key") as cur:
+            rows = [tuple(r) for r in await cur.fetchall()]
+    assert rows[1:] == [("k1", "sent"), ("k2", "sent")] and rows[0][1] != "sent"
