@@ -25,7 +25,7 @@ from typing import Any
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.estimate.forecast import outage_end
 from hallwatch.daemon.estimate.model import EstimateOut, Estimator
-from hallwatch.daemon.estimate.predictors import NAMES, classic
+from hallwatch.daemon.estimate.predictors import NAMES, Classic, classic
 from hallwatch.daemon.offline.replay import accepted_events
 from hallwatch.daemon.pipeline.process import offline
 from hallwatch.sensors.events import TicketEvent
@@ -144,16 +144,20 @@ def score(
     return report
 
 
-def _row(out: EstimateOut, state: HallsState, est: Estimator) -> Row:
-    # The baselines get what the estimator knows: the learned means, and while a business
-    # system is down, the learned slow-down of service.
+def baselines(out: EstimateOut, state: HallsState, est: Estimator) -> Classic:
+    """The classic predictors for an estimate, given what the estimator knows: the learned
+    means, and while a business system is down, the learned slow-down of service."""
     hall = state.halls.get(out.hall)
     slow = est.slow_factor if hall is not None and outage_end(hall, out.at) else 1.0
 
     def mean(service: str) -> float:
         return est.mean_service_s(service) * slow
 
-    base = classic(state, out.hall, out.ticket, out.at, mean_service_s=mean)
+    return classic(state, out.hall, out.ticket, out.at, mean_service_s=mean)
+
+
+def _row(out: EstimateOut, state: HallsState, est: Estimator) -> Row:
+    base = baselines(out, state, est)
     estimates: dict[str, float | None] = {"daemon": out.estimated_wait_s, **base.as_dict()}
     row = Row(out.hall, out.ticket, out.service, out.priority, out.at, estimates)
     row.p10_s, row.p90_s = out.p10_s, out.p90_s

@@ -120,3 +120,10 @@ def test_repair_halls_have_another_outage_each_day_and_outage_halls_the_same() -
     assert all(15 * 60 <= r[1] <= 120 * 60 for r in repair)
     same = [outage("outage", d) for d in (-1, 0)]
     assert same[0] == same[1] and same[0][1] == 45 * 60
+
+
+def test_blend_is_mixed_drawn_again_for_development() -> None:
+    """`blend` draws from `mixed`'s ranges, but its halls are others (development's stand-in
+    for the held-out family)."""
+    assert dataclasses.replace(FAMILIES["blend"], name="mixed") == FAMILIES["mixed"]
+    assert hall_profile("blend", 1).profile.services != hall_profile("mixed", 1).profile.services
