@@ -104,6 +104,7 @@ class OutputPublisher:
         # (order taken, output) that failed on a connection, sent first on the next, in order
         self._retry: list[tuple[int, Output]] = []
         self._taken = itertools.count()
+        self._window: asyncio.Semaphore | None = None  # while connected: outputs in flight
 
     def put(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> None:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
@@ -113,8 +114,11 @@ class OutputPublisher:
         self._queue.put_nowait((topic, body, retain))
 
     def pending(self) -> bool:
-        """Outputs are queued (the tick gives way to them, pipeline/turns.py)."""
-        return not self._queue.empty()
+        """Outputs are queued and the publisher can send them now (connected, its window not
+        full): the tick and the estimator lane give way to them (pipeline/turns.py). Not while
+        the broker is away or slow to answer: the queue waits for it then, and they would too."""
+        w = self._window
+        return w is not None and not w.locked() and not self._queue.empty()
 
     def status(
         self, hall: str, payload: dict[str, Any], now: float, *, keep_alive: bool = False
@@ -165,7 +169,7 @@ class OutputPublisher:
         estimates of 100 busy halls, and estimates queued for half a second (#14). A publish
         that fails, and those still awaiting their PUBACK then, are sent again first on the next
         connection (QoS 1: at least once); the failure reconnects."""
-        window = asyncio.Semaphore(WINDOW)
+        window = self._window = asyncio.Semaphore(WINDOW)
         flying: dict[asyncio.Task[None], None] = {}  # in the order published
         failed: list[aiomqtt.MqttError] = []
         broken = asyncio.Event()
@@ -196,6 +200,7 @@ class OutputPublisher:
                 raise_if_cancelling()
             raise failed[0]
         finally:
+            self._window = None
             waiting = list(flying)
             for task in waiting:
                 task.cancel()

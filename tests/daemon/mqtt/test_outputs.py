@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import aiomqtt
 from hallwatch.daemon.config.settings import load
-from hallwatch.daemon.mqtt.outputs import OutputPublisher, status_payload
+from hallwatch.daemon.mqtt.outputs import WINDOW, OutputPublisher, status_payload
 from prometheus_client import CollectorRegistry
 
 
@@ -182,3 +182,44 @@ async def test_outputs_are_pipelined_in_order_and_a_failed_one_is_sent_again() -
     assert (
         registry.get_sample_value("hallwatch_outputs_published_total", {"kind": "estimate"}) == 40
     )
+
+
+class _SilentBroker:
+    """Speaks aiomqtt's client interface: takes every publish and never answers it."""
+
+    async def __aenter__(self) -> _SilentBroker:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def publish(self, topic: str, body: bytes, **kwargs: object) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_pending_only_while_the_publisher_can_send() -> None:
+    """`pending` (what the tick and the estimator lane give way to) is false while no
+    connection is up, true once one is and an output is queued, and false again once the
+    broker stops answering and the window of outputs in flight is full: a broker that is away
+    or stuck must not hold the tick and the lane back."""
+    pub = OutputPublisher(load(), CollectorRegistry())
+    pub.put("hall/h1/estimate", {"ticket": "A00"})
+    assert not pub.pending()  # queued, but nothing to send it on
+    task = asyncio.create_task(pub.run(_SilentBroker))  # type: ignore[arg-type]
+    try:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert pub._queue.empty() and not pub.pending()  # taken at once
+        pub.put("hall/h1/estimate", {"ticket": "A01"})
+        assert pub.pending()  # connected, room in the window: the publisher's turn is next
+        for i in range(2, 100):
+            pub.put("hall/h1/estimate", {"ticket": f"A{i:02d}"})
+        for _ in range(5):
+            await asyncio.sleep(0)
+        # The window is full, one more taken waits for room, the rest wait in the queue.
+        assert pub._queue.qsize() == 100 - WINDOW - 1
+        assert not pub.pending()
+    finally:
+        task.cancel()
+        await asyncio.wait({task}, timeout=2.0)
+    assert not pub.pending()
