@@ -47,8 +47,10 @@ class Dispatcher:
         self._drain_s = drain_s
         self._inflight: set[asyncio.Task[None]] = set()
         self._last_prune = 0.0
-        self.sending = 0  # notifications sent or being sent and not yet recorded: the tick
-        # gives way to them (daemon/pipeline/turns.py), the at-least-once window stays short
+        # Notifications answered and not yet recorded (the at-least-once window of a kill): the
+        # tick gives way to them (daemon/pipeline/turns.py). Not during the send itself: a
+        # receiver slow to answer must not slow the tick.
+        self.answered = 0
 
     async def run(self) -> None:
         """Send until cancelled."""
@@ -122,16 +124,16 @@ class Dispatcher:
                     self._metrics.rate_limited.labels(note.channel).inc()
                 continue
             await self._outbox.sending(note.seq)
-            self.sending += 1
             try:
-                try:
-                    result = await channel.send(note)
-                except Exception as err:  # a bug in a channel must not stop the rest
-                    log.exception("channel %s raised", note.channel)
-                    result = Result(RETRY, f"channel error {type(err).__name__}")
+                result = await channel.send(note)
+            except Exception as err:  # a bug in a channel must not stop delivery of the rest
+                log.exception("channel %s raised", note.channel)
+                result = Result(RETRY, f"channel error {type(err).__name__}")
+            self.answered += 1
+            try:
                 await self._record(note, result, self._clock())
             finally:
-                self.sending -= 1
+                self.answered -= 1
 
     async def _record(self, note: Notification, result: Result, now: float) -> None:
         outcome = result.outcome

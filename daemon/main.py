@@ -156,9 +156,9 @@ class Daemon:
 
     def _way_in_or_out(self) -> bool:
         """... and the tick also to a batch in hand, the lane's backlog, and a notification
-        between its send and its record (the at-least-once window of a kill, #18)."""
+        between its answer and its record (the at-least-once window of a kill, #18)."""
         d = self.dispatcher
-        busy = (self.ingest and self.ingest.busy()) or self.lane.backlog or (d and d.sending)
+        busy = (self.ingest and self.ingest.busy()) or self.lane.backlog or (d and d.answered)
         return bool(busy) or self.outputs.pending()
 
     def health(self) -> tuple[bool, dict[str, Any]]:

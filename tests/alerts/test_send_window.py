@@ -130,39 +130,56 @@ async def test_the_survivor_knows_which_notification_its_dead_peer_was_sending(
 
 
 class _Receiver:
-    """A channel at the edge (a receiver that shows what it gets): notes what the dispatcher
-    says of itself while each notification is shown; the first one raises, as a channel bug."""
+    """A channel at the edge (a receiver that shows what it gets, 10 ms to answer); the first
+    send raises, as a channel bug would."""
 
     name = "wecom"
 
     def __init__(self, d: list[Dispatcher]) -> None:
         self._d = d
-        self.during: list[int] = []
+        self.during: list[int] = []  # `answered` while each is being sent
 
     def ready_at(self, note: Notification, now: float) -> float:
         return now
 
     async def send(self, note: Notification) -> Result:
-        self.during.append(self._d[0].sending)
-        await asyncio.sleep(0.01)  # the receiver's answer
+        self.during.append(self._d[0].answered)
+        await asyncio.sleep(0.01)
         if len(self.during) == 1:
             raise RuntimeError("a channel bug")
         return Result(SENT, "ok")
 
 
-async def test_a_notification_is_in_sending_from_its_send_to_its_record(tmp_path: Path) -> None:
-    """`Dispatcher.sending` (what the tick gives way to, daemon/pipeline/turns.py, so the
-    record follows the answer at once) is 1 while a notification is shown and until its result
-    is recorded, and back to 0 after each, also after a channel that raised."""
-    async with Outbox(tmp_path / "o.db") as ob:
+class _Noting(Outbox):
+    """The outbox, noting what the dispatcher says of itself as each result is recorded."""
+
+    at_record: list[int]
+    d: Dispatcher
+
+    async def mark_sent(self, seq: int, now: float) -> None:
+        self.at_record.append(self.d.answered)
+        await super().mark_sent(seq, now)
+
+    async def mark_retry(self, seq: int, due: float, error: str) -> None:
+        self.at_record.append(self.d.answered)
+        await super().mark_retry(seq, due, error)
+
+
+async def test_a_notification_is_answered_until_its_result_is_recorded(tmp_path: Path) -> None:
+    """`Dispatcher.answered` (what the tick gives way to, daemon/pipeline/turns.py, so the
+    record follows the answer at once) is 1 from a notification's answer until its result is
+    recorded, also after a channel that raised; 0 while it is being sent (a receiver slow to
+    answer must not slow the tick) and after each is recorded."""
+    async with _Noting(tmp_path / "o.db") as ob:
         notes = [NewNotification(f"k{i}", "wecom", "r", {"content": str(i)}) for i in range(3)]
         await ob.enqueue(notes, now=time.time())
         holder: list[Dispatcher] = []
         channel = _Receiver(holder)
         d = Dispatcher(ob, {"wecom": channel}, OutboxSettings(), clock=time.time)
         holder.append(d)
+        ob.d, ob.at_record = d, []
         await d.step()
-        assert channel.during == [1, 1, 1] and d.sending == 0
+        assert channel.during == [0, 0, 0] and ob.at_record == [1, 1, 1] and d.answered == 0
         async with ob.db.execute("SELECT key, state FROM alert_outbox ORDER BY key") as cur:
             rows = [tuple(r) for r in await cur.fetchall()]
     assert rows[1:] == [("k1", "sent"), ("k2", "sent")] and rows[0][1] != "sent"
