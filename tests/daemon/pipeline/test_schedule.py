@@ -127,7 +127,7 @@ async def _run(
 
 
 def _key(t: Transition) -> tuple[Any, ...]:
-    return (t.hall, t.alert, t.subject, t.state, t.seq, t.level)
+    return (t.hall, t.alert, t.subject, t.state, t.ordinal, t.level)
 
 
 @pytest.mark.slow
