@@ -158,7 +158,14 @@ class DaemonChild:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise RuntimeError(f"daemon did not stop within {timeout:.0f} s of {sig}") from None
+            # The daemon dumps every thread's stack 20 s into a stop that hangs: say where.
+            tail = (
+                self.log.read_text(errors="replace").splitlines()[-60:] if self.log.exists() else []
+            )
+            raise RuntimeError(
+                f"daemon did not stop within {timeout:.0f} s of {sig}; the end of {self.log}:\n"
+                + "\n".join(tail)
+            ) from None
         self.proc = None
         return code
 
