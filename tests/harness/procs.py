@@ -156,9 +156,12 @@ class DaemonChild:
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            # Every thread's stack into its log (the daemon registers SIGUSR1 for that), then
+            # kill: the failure says where it hung, even with its event loop blocked.
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
             self.proc.kill()
             self.proc.wait()
-            # The daemon dumps every thread's stack 20 s into a stop that hangs: say where.
             tail = (
                 self.log.read_text(errors="replace").splitlines()[-60:] if self.log.exists() else []
             )
