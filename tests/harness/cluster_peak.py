@@ -12,7 +12,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from hallwatch.sensors.publish import publish_all
 
@@ -24,6 +24,18 @@ from tests.harness.alert_fakes import FakeWecom, serve
 N = 2000  # door events: FIRST before the node stops, the rest while it stops and after
 FIRST = 150
 MORE = 100  # after the stopped node rejoined and another stopped
+
+
+class Outcome(NamedTuple):
+    """What the scenario found: events stored, peaks sent, the nodes the daemon moved to."""
+
+    stored: int
+    peaks_sent: int
+    moved: tuple[bool, bool]  # connected to the second node, then to the third
+    line: str
+
+
+EXPECTED_STORED = N + MORE + 1  # every door event and the probe, once
 
 
 class Node(Protocol):
@@ -62,12 +74,12 @@ async def node_stops_mid_peak(
     stop_first: Callable[[], None],
     first_back: Callable[[], None],
     stop_second: Callable[[], None],
-) -> str:
+) -> Outcome:
     """Door events through the cluster's three `nodes`: FIRST of them, then the daemon's node
     (the first) stops (`stop_first`) while the rest of N are published; it comes back
     (`first_back`) and the daemon's next node stops (`stop_second`) before MORE. Asserts every
     event stored once, the peak sent once, the daemon on the second then the third node; returns
-    the figures as a line."""
+    what it found, with the figures as a line."""
     n1, n2, n3 = nodes
     wecom = FakeWecom()
     async with serve(wecom.app()) as url:
@@ -111,13 +123,17 @@ async def node_stops_mid_peak(
         )
         await asyncio.sleep(2.0)
         assert await asyncio.to_thread(d.stop, signal.SIGTERM) == 0
-    assert stored(d.db) == N + MORE + 1, "every event (and the probe) stored once"
+    count = stored(d.db)
+    assert count == EXPECTED_STORED, "every event (and the probe) stored once"
     firing = [h for h in wecom.accepted if "结束" not in h.body["markdown"]["content"]]
     assert len(firing) == 1, "the peak sent once"
     log = d.log.read_text()
-    assert f"connects to {n2.mqtt_url}" in log, "moved to the next node"
-    assert f"connects to {n3.mqtt_url}" in log, "and on to the one after"
-    return (
+    moved = (f"connects to {n2.mqtt_url}" in log, f"connects to {n3.mqtt_url}" in log)
+    assert moved == (True, True), "moved to the next node, and on to the one after"
+    return Outcome(
+        count,
+        len(firing),
+        moved,
         f"{name} cluster: {N} events stored; all in {caught_up:.2f} s after the first node"
-        f" stopped; redelivered after the stop (duplicates) {dups:.0f}"
+        f" stopped; redelivered after the stop (duplicates) {dups:.0f}",
     )

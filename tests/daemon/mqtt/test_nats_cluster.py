@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DaemonProcess
-from tests.harness.cluster_peak import node_stops_mid_peak
+from tests.harness.cluster_peak import EXPECTED_STORED, node_stops_mid_peak
 from tests.harness.nats import NatsCluster, find_nats
 
 pytestmark = pytest.mark.skipif(find_nats() is None, reason="nats-server is not installed")
@@ -33,7 +33,7 @@ async def test_a_node_stops_mid_peak_no_event_lost(
         cluster.wait_ready()
 
     try:
-        line = await node_stops_mid_peak(
+        found = await node_stops_mid_peak(
             "nats",
             cluster.nodes,
             daemon_factory,
@@ -44,4 +44,5 @@ async def test_a_node_stops_mid_peak_no_event_lost(
         )
     finally:
         await asyncio.to_thread(cluster.stop)
-    print("\n" + line)
+    print("\n" + found.line)
+    assert (found.stored, found.peaks_sent, found.moved) == (EXPECTED_STORED, 1, (True, True))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DaemonProcess
-from tests.harness.cluster_peak import node_stops_mid_peak
+from tests.harness.cluster_peak import EXPECTED_STORED, node_stops_mid_peak
 from tests.harness.mqtt_session import drain, publish_numbers, subscribe_offline
 from tests.harness.rabbitmq import RabbitCluster, find_rabbitmq
 
@@ -58,7 +58,7 @@ async def test_a_node_stops_mid_peak_no_event_lost(
     await asyncio.to_thread(cluster.start)
     r1, r2, _ = cluster.nodes
     try:
-        line = await node_stops_mid_peak(
+        found = await node_stops_mid_peak(
             "rabbitmq",
             cluster.nodes,
             daemon_factory,
@@ -69,4 +69,5 @@ async def test_a_node_stops_mid_peak_no_event_lost(
         )
     finally:
         await asyncio.to_thread(cluster.stop)
-    print("\n" + line)
+    print("\n" + found.line)
+    assert (found.stored, found.peaks_sent, found.moved) == (EXPECTED_STORED, 1, (True, True))
