@@ -34,6 +34,9 @@ class ServiceAdvice:
     extra_backlog: int  # windows to add so that wait is under the target
     extra_arrivals: int  # windows to add so the current arrival rate is held under the target
     windows: int = 0  # what is advised: the need, within the hall's spare windows (see module)
+    # The 10th and 90th percentiles of the runs behind `estimated_wait_s` (`ranges`); None
+    # without runs (quick mode).
+    spread: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,15 +145,16 @@ def advise_steps(
             serving = sum(1 for w in h.windows.values() if w.state == "open" and s in w.services)
             wait = quickwait.queue_wait(ahead, serving, cycle)
             extra = quickwait.extra_windows(ahead, serving, cycle, target_wait_s, max_extra_windows)
+            spread = None
         else:
-            wait, extra = yield from _search_extra(
+            wait, spread, extra = yield from _search_extra(
                 est, state, hall, s, now, target_wait_s, max_extra_windows
             )
         share = _capacity_share(h, s, by_service)
         arrivals = staffing.extra_for_arrivals(
             by_service[s], cycle, share, target_wait_s, abandon_rate=theta
         )
-        out.append(ServiceAdvice(s, waiting.get(s, 0), wait, extra, arrivals))
+        out.append(ServiceAdvice(s, waiting.get(s, 0), wait, extra, arrivals, spread=spread))
     windows = est.windows_at(hall, h, day, now)
     spare = spare_windows(h)
     # Every spare window open, each serving every service waiting: the best the hall can do.
@@ -193,9 +197,11 @@ def _search_extra(
     now: float,
     target_wait_s: float,
     max_extra_windows: int,
-) -> Generator[None, None, tuple[float | None, int]]:
-    """A new ticket's wait, and the fewest extra windows that bring it under the target."""
+) -> Generator[None, None, tuple[float | None, tuple[float, float] | None, int]]:
+    """A new ticket's wait and its runs' spread, and the fewest extra windows that bring it
+    under the target."""
     wait = est.wait_for_new(state, hall, service, now)
+    spread = est.last_spread
     yield
     extra = 0
     while extra < max_extra_windows and (wait is None or wait > target_wait_s):
@@ -206,7 +212,7 @@ def _search_extra(
         yield
         if wait_k is not None and wait_k <= target_wait_s:
             break
-    return wait, extra
+    return wait, spread, extra
 
 
 def _capacity_share(hall: Hall, service: str, load: dict[str, float]) -> float:

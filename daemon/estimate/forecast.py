@@ -30,6 +30,10 @@ _QUICK_REFRESH_S = 5.0
 _SAMPLE_BUDGET = 8000  # queue items simulated per estimate, over all its sampled runs
 
 
+def _quantile(clear: tuple[float, bool] | None, sampled: float) -> float:
+    return sampled if clear is None else clear[0]
+
+
 def outage_end(hall: Hall, now: float, law: LogNormal | None = None) -> float | None:
     """When a business system now down is expected back (None: none is down): the median
     outage length of `law` (the hall's past outages, half an hour before it saw one) after it
@@ -74,6 +78,9 @@ class Forecaster(Laws):
         self.rate_blend = 0.0
         self.rate_scale = 0.6
         self.last_mean_call: float | None = None  # of the last `_estimate`'s mean-value run
+        # The 10th and 90th percentiles of the last `_estimate`'s sampled runs (`ranges`);
+        # None when it had none (the mean-value run only, or the queue-length fallback).
+        self.last_spread: tuple[float, float] | None = None
         # Quick mode (`quick`, set by the daemon while it is behind, e.g. a flood of tickets):
         # an issued ticket gets a queue-length estimate from a per-hall count refreshed every
         # few seconds, instead of a forward simulation over the whole queue.
@@ -162,7 +169,7 @@ class Forecaster(Laws):
     ) -> tuple[float | None, int]:
         """Median call time of the target over `samples` random runs, and its position; past
         `quickwait.SIM_MAX_ITEMS` tickets to run, the queue-length estimate instead."""
-        self.last_mean_call = None
+        self.last_mean_call = self.last_spread = None
         expected = self._expected_arrivals(day, now, below_rank, hall)
         if len(items) + expected > quickwait.SIM_MAX_ITEMS:
             return self._queue_length(wins, items)
@@ -208,12 +215,17 @@ class Forecaster(Laws):
         if not waits:
             return None, position
         wait = quantile_of(waits, self.quantile)
+        lo, hi = quantile_of(waits, 0.1), quantile_of(waits, 0.9)
         target = next((it for it in items if it.target), None)
         if target is not None:
             clear = clear_quantile(wins, items, target, now, self.quantile)
             if clear is not None:
                 bound, exact = clear
                 wait = bound if exact else min(wait, bound)
+                if exact:  # the runs' spread, exactly (as the median): the first call's law
+                    lo = _quantile(clear_quantile(wins, items, target, now, 0.1), lo)
+                    hi = _quantile(clear_quantile(wins, items, target, now, 0.9), hi)
+        self.last_spread = (min(lo, wait), max(hi, wait))
         return wait, position
 
     def _queue_length(self, wins: list[Win], items: list[Item]) -> tuple[float | None, int]:

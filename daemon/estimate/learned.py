@@ -47,6 +47,10 @@ class Learned(msgspec.Struct):
     slow: list[float] | msgspec.UnsetType = msgspec.UNSET
     # How long the hall's business-system outages lasted (down to up), seconds, the last 20
     outages: list[float] | msgspec.UnsetType = msgspec.UNSET
+    # hall/bucket -> spread residuals of forecasts that met their call (`ranges.residual`)
+    zresid: dict[str, list[float]] | msgspec.UnsetType = msgspec.UNSET
+    # hall/ticket -> the 10th and 90th percentiles of the runs behind a pending forecast
+    spreads: dict[str, list[float]] | msgspec.UnsetType = msgspec.UNSET
 
 
 class _Envelope(msgspec.Struct):

@@ -43,7 +43,7 @@ from hallwatch.daemon.core.state import (
     Ticket,
     waiting_tickets,
 )
-from hallwatch.daemon.estimate import interval
+from hallwatch.daemon.estimate import interval, ranges
 from hallwatch.daemon.estimate.advice import Advice, Steps, advise_steps, run_steps
 from hallwatch.daemon.estimate.export import metric_families
 from hallwatch.daemon.estimate.forecast import Forecaster
@@ -153,6 +153,7 @@ class Estimator(Forecaster):
         self.quick = False  # the daemon is behind: queue-length estimates (see `Forecaster`)
         self._issued_since_prune = 0
         self._bands: dict[str, interval.Band] = {}
+        self._zbands: dict[str, interval.Band] = {}
         # Re-estimates (`reestimate`): tracked tickets per hall, and each hall's last pass.
         self.reestimate_threshold_s = reestimate_threshold_s
         self.reestimate_every_s = reestimate_every_s
@@ -287,7 +288,8 @@ class Estimator(Forecaster):
             forecast, position = self.quick_estimate(ev.hall, hall, day, t, ev.ts)
         else:
             forecast, position = self.simulate_ticket(ev.hall, hall, day, ev.ticket, t, ev.ts)
-        est, lo, hi = self.calibrated(ev.hall, forecast)
+        spread = None if self.quick else self.last_spread
+        est, lo, hi = self.calibrated(ev.hall, forecast, spread)
         L = self.learned
         # Tickets never called (the hall closed, an event lost) must not pile up forever.
         self._issued_since_prune += 1
@@ -297,6 +299,8 @@ class Estimator(Forecaster):
                 del L.pending[k]
             if L.forecasts:
                 L.forecasts = {k: f for k, f in L.forecasts.items() if k in L.pending}
+            if L.spreads:
+                L.spreads = {k: s for k, s in L.spreads.items() if k in L.pending}
         while len(L.call_age) > 5000:
             del L.call_age[next(iter(L.call_age))]
         if not self.quick:  # the accuracy metrics judge the estimator, not its fallback
@@ -309,6 +313,10 @@ class Estimator(Forecaster):
                 if not L.forecasts:
                     L.forecasts = {}
                 L.forecasts[key] = forecast
+                if spread is not None and interval.learns(forecast):
+                    if not L.spreads:
+                        L.spreads = {}
+                    L.spreads[key] = list(spread)
         return EstimateOut(ev.hall, ev.ticket, service, t.priority, position, est, ev.ts, lo, hi)
 
     def _reestimate(
@@ -377,6 +385,7 @@ class Estimator(Forecaster):
         L.waits.setdefault(ev.hall, WaitTable()).add(t.issued_at, actual, self.zone)
         p = L.pending.pop(key, None)
         forecast = L.forecasts.pop(key, None) if L.forecasts else None
+        spread = L.spreads.pop(key, None) if L.spreads else None
         if p is None or p.estimate is None:
             return []
         err = p.estimate - actual
@@ -386,6 +395,12 @@ class Estimator(Forecaster):
             bkey = f"{ev.hall}{SEP}{interval.bucket(forecast)}"
             push(L.resid.setdefault(bkey, []), interval.residual(forecast, actual), interval.KEEP)
             self._bands.pop(bkey, None)
+            if spread is not None:
+                if not L.zresid:
+                    L.zresid = {}
+                z = ranges.residual(forecast, actual, spread[0], spread[1])
+                push(L.zresid.setdefault(bkey, []), z, interval.KEEP)
+                self._zbands.pop(bkey, None)
         ekey = f"{ev.hall}{SEP}{p.service}"
         push(L.errors.setdefault(ekey, []), err, _KEEP_ERRORS)
         h = L.hist.setdefault(ekey, [0.0] * (len(ERROR_BUCKETS) + 2))
@@ -399,13 +414,23 @@ class Estimator(Forecaster):
     # -- accuracy, advice and metrics -------------------------------------------------------
 
     def calibrated(
-        self, hall: str, forecast: float | None
+        self, hall: str, forecast: float | None, spread: tuple[float, float] | None = None
     ) -> tuple[float | None, float | None, float | None]:
         """(estimate, p10, p90) of a wait the simulation forecast at `forecast` seconds in
-        `hall` (see `interval`): corrected and ranged by how its past forecasts met their calls."""
+        `hall` (see `interval`): corrected and ranged by how its past forecasts met their calls;
+        with the runs' `spread` (their 10th and 90th percentiles), ranged by it (`ranges`)."""
         if forecast is None:
             return None, None, None
-        return self._band(hall, forecast).apply(forecast)
+        est, lo, hi = self._band(hall, forecast).apply(forecast)
+        if spread is None or not interval.learns(forecast):
+            return est, lo, hi
+        key = f"{hall}{SEP}{interval.bucket(forecast)}"
+        zb = self._zbands.get(key)
+        if zb is None:
+            resid = self.learned.zresid.get(key) if self.learned.zresid else None
+            zb = self._zbands[key] = ranges.band(resid, forecast)
+        lo, hi = ranges.bounds(zb, forecast, spread[0], spread[1], est)
+        return est, lo, hi
 
     def _band(self, hall: str, forecast: float) -> interval.Band:
         if not interval.learns(forecast):

@@ -293,7 +293,7 @@ def calibrated_waits(
     (`Estimator.calibrated`)."""
     if adv is None:
         return {}
-    return {sa.service: est.calibrated(hall, sa.estimated_wait_s) for sa in adv.services}
+    return {sa.service: est.calibrated(hall, sa.estimated_wait_s, sa.spread) for sa in adv.services}
 
 
 def state_waits(est: Estimator, adv: Advice | None, hall: str) -> dict[str, Any]:

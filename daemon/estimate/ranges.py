@@ -1,0 +1,53 @@
+"""P10-P90 ranges from the forward simulation's own spread, calibrated on what the daemon saw.
+
+The sampled runs of a ticket's forecast already say how uncertain its wait is: first in line
+behind two busy windows, the wait is the shorter of two remaining services and spreads wide;
+tenth in line at six windows, it spreads little compared with its length. The runs' own 10th
+and 90th percentiles (`lo`, `hi`; exact for a ticket first in line) are too narrow, though: the
+simulation knows the hall's laws only as well as it learned them. So each forecast f that met
+its call leaves a *spread residual*
+
+    z = (actual - f) / (f - lo + C_S)  below f,    z = (actual - f) / (hi - f + C_S)  above,
+
+kept per hall and size of forecast (`interval.bucket`). A calibrated simulation would give
+z10 = -1, z90 = +1; the hall's own 10th and 90th percentiles of z (widened while they are few,
+`interval.spread`), shrunk to the priors fitted on the development halls, give the range
+
+    [f + z10 (f - lo + C_S), f + z90 (hi - f + C_S)],
+
+which always holds the published estimate (`interval` still gives that: the forecast and its
+median correction). Measured on the development halls (issue #17): the waits of a minute or
+more inside the range went from 0.76-0.83 per family to 0.80-0.85 cold, the quiet family's from
+0.76 to 0.82 (its first-in-line waits spread more than the old fixed share of the forecast).
+A forecast without runs (quick mode, a queue past the simulation budget) keeps `interval`'s range.
+"""
+
+from __future__ import annotations
+
+from hallwatch.daemon.estimate import interval
+from hallwatch.daemon.estimate.interval import Band
+
+C_S = 30.0  # a forecast whose runs all agree still gets half a minute's width per side
+
+#: The 10th and 90th percentiles of z over fresh estimators on the development halls
+#: (tests/harness/estimate_seeds.json, all families, cold), per bucket of forecast.
+PRIORS = (Band(-0.39, 0.0, 0.89), Band(-0.65, 0.0, 1.60), Band(-0.69, 0.0, 2.30))
+
+
+def residual(forecast: float, actual: float, lo: float, hi: float) -> float:
+    """The spread residual of a forecast `forecast` whose runs spread over [`lo`, `hi`]."""
+    if actual < forecast:
+        return (actual - forecast) / (max(0.0, forecast - lo) + C_S)
+    return (actual - forecast) / (max(0.0, hi - forecast) + C_S)
+
+
+def band(residuals: list[float] | None, forecast: float) -> Band:
+    """The hall's band of spread residuals for a forecast of this size."""
+    return interval.band(residuals, PRIORS[interval.bucket(forecast)])
+
+
+def bounds(b: Band, forecast: float, lo: float, hi: float, estimate: float) -> tuple[float, float]:
+    """(p10, p90) of a forecast whose runs spread over [`lo`, `hi`], holding `estimate`."""
+    p10 = forecast + b.q10 * (max(0.0, forecast - lo) + C_S)
+    p90 = forecast + b.q90 * (max(0.0, hi - forecast) + C_S)
+    return max(0.0, min(p10, estimate)), max(p90, estimate)
