@@ -1,0 +1,90 @@
+"""One voice through a relapse: an instance that was down while a cleared peak came back and
+cleared again numbers the next relapse and the resolution after it as its peer does, because
+the relapse count is kept in the shared episode record, not in each engine (#18 follow-up)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hallwatch.alerts.outbox import Outbox
+from hallwatch.alerts.view import HallView, Transition
+from hallwatch.daemon.config.alerts import AlertSettings
+from hallwatch.daemon.config.alerts_reader import read_alerts
+
+from tests.alerts.pair import pair, started, stored_keys
+from tests.alerts.test_alert_receiver import T0
+
+
+def settings(relapse_s: float) -> AlertSettings:
+    rules = {"for_s": 1, "clear_for_s": 2, "repeat_s": 0, "relapse_s": relapse_s}
+    return read_alerts(
+        {
+            "wecom": {"url": "http://127.0.0.1:9/send", "robots": {"hall": {"key": "robot"}}},
+            "roles": {"supervisor": {"wecom": ["hall"]}},
+            "queue_peak": rules,
+        },
+        {},
+    )
+
+
+def view(t: float) -> HallView:
+    """The hall at t s: a peak from 0 to 15 s, back from 25 to 35 s and from 45 to 55 s."""
+    peak = t < 15 or 25 <= t < 35 or 45 <= t < 55
+    return HallView(hall="h1", now=T0 + t, headcount=25 if peak else 5)
+
+
+def keys(ts: list[Transition]) -> list[str]:
+    return [f"{t.alert_id}/{t.ordinal}-{t.state}" for t in ts]
+
+
+# a, running all day: the peak fires, clears, relapses twice, each relapse clearing again.
+STATES = ["1-firing", "1-resolved", "1-relapsed", "2-resolved", "2-relapsed", "3-resolved"]
+
+
+@pytest.mark.parametrize("peer_stays", [True, False], ids=["a-stays", "a-leaves"])
+@pytest.mark.parametrize("relapse_s", [40.0, 25.0], ids=["b-relapses", "b-fires-anew"])
+async def test_an_instance_down_through_a_relapse_numbers_the_next_as_its_peer(
+    pg_url: str, relapse_s: float, peer_stays: bool
+) -> None:
+    """b is killed at 20 s (after the first resolution) and restarts at 40 s, having missed the
+    first relapse and its end; both see the second relapse (b still in its relapse window, or
+    past it and joining a's open episode as a new firing). The outbox holds each of a's six
+    keys once and nothing else, and b ends the episode under a's key; if a leaves at 50 s, b's
+    resolution is the one stored (with per-engine counts b's was `1-` or `2-resolved`: a
+    duplicate key, so the end was never sent)."""
+    async with pair(pg_url, settings(relapse_s)) as (a, b):
+        made_a: list[Transition] = []
+        made_b: list[Transition] = []
+        for i in range(80):
+            if peer_stays or i < 50:
+                made_a += await a.evaluate([view(i)])
+            if i < 20 or i >= 40:
+                made_b += await b.evaluate([view(i + 0.5)])
+            if i == 20:  # kill -9, and start again at 40 s as the last save left it
+                b = await started(b.settings, b.outbox)
+        rows = [k.removesuffix("/wecom/hall") for k in await stored_keys(a.outbox)]
+    alert_id = made_a[0].alert_id
+    assert rows == [f"{alert_id}/{s}" for s in STATES], rows
+    late = [t for t in made_b if t.at >= T0 + 40 and t.state == "resolved"]
+    assert keys(late) == [f"{alert_id}/3-resolved"], keys(made_b)
+    if peer_stays:
+        assert keys(made_a) == rows
+
+
+async def test_a_single_instance_restarted_after_a_relapse_numbers_the_same(
+    tmp_path: Path,
+) -> None:
+    """Alone (SQLite), a daemon killed during the first relapse and restarted at once makes the
+    keys one running all day makes: its relapse count is in its saved episode."""
+    async with Outbox(tmp_path / "straight.db") as ob:
+        straight = await started(settings(40.0), ob)
+        ran = [t for i in range(80) for t in await straight.evaluate([view(i)])]
+    async with Outbox(tmp_path / "restarted.db") as ob:
+        before = await started(settings(40.0), ob)
+        made = [t for i in range(30) for t in await before.evaluate([view(i)])]
+        after = await started(settings(40.0), ob)
+        made += [t for i in range(30, 80) for t in await after.evaluate([view(i)])]
+        rows = [k.removesuffix("/wecom/hall") for k in await stored_keys(ob)]
+    assert keys(made) == keys(ran) == rows
+    assert [k.split("/")[1] for k in rows] == STATES
