@@ -4,6 +4,7 @@ the relapse count is kept in the shared episode record, not in each engine (#18 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,22 @@ async def test_a_single_instance_restarted_after_a_relapse_numbers_the_same(
         rows = [k.removesuffix("/wecom/hall") for k in await stored_keys(ob)]
     assert keys(made) == keys(ran) == rows
     assert [k.split("/")[1] for k in rows] == STATES
+
+
+async def test_an_instance_behind_through_the_relapses_adds_nothing(pg_url: str) -> None:
+    """b sees the hall 12 s late in event time (`last_event_at`, a backlog): each relapse and
+    end it sees, a has already counted, and one relapse later; b takes their numbers from the
+    event times in the shared record (not from the order it reaches them in), ends nothing a
+    reopened, and stores nothing a did not."""
+    async with pair(pg_url, settings(40.0)) as (a, b):
+        made_b: list[Transition] = []
+        for i in range(100):
+            await a.evaluate([replace(view(i), last_event_at=T0 + i)])
+            late = i + 0.5 - 12
+            seen = replace(view(late), now=T0 + i + 0.5) if late >= 0 else view(20)
+            made_b += await b.evaluate([replace(seen, last_event_at=T0 + late)])
+        rows = [k.removesuffix("/wecom/hall") for k in await stored_keys(a.outbox)]
+    alert_id = rows[0].split("/")[0]
+    assert rows == [f"{alert_id}/{s}" for s in STATES], rows
+    assert set(keys(made_b)) <= set(rows), keys(made_b)
+    assert [t.state for t in made_b].count("resolved") == 3, keys(made_b)
