@@ -45,7 +45,9 @@ ALTER TABLE alert_outbox ADD COLUMN IF NOT EXISTS lease_until REAL NOT NULL DEFA
 ALTER TABLE alert_outbox ADD COLUMN IF NOT EXISTS sending_at REAL NOT NULL DEFAULT 0;
 """
 # The episodes the instances began (one voice): an instance about to fire an episode that a peer
-# began within ADOPT_S and has not ended takes the peer's start, and so its alert id and keys.
+# began within ADOPT_S and has not ended takes the peer's start, and so its alert id and keys; so
+# does one that a peer reopened with a relapse within ADOPT_S (`reopened_at`, the instances'
+# clock): an instance down through the episode's last clear sees that crossing as a new peak.
 _EPISODES = """
 CREATE TABLE IF NOT EXISTS alert_episodes (
     hall TEXT NOT NULL,
@@ -63,6 +65,7 @@ ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS relapses_at REAL[];
 ALTER TABLE alert_episodes ALTER COLUMN relapses_at SET DEFAULT '{}';
 ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS ends_at REAL[];
 ALTER TABLE alert_episodes ALTER COLUMN ends_at SET DEFAULT '{}';
+ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS reopened_at REAL;
 """
 # The relapses of an episode are counted here, not by each engine (one voice through a relapse):
 # `relapses_at` holds when each relapse came and `ends_at` when each resolution, in event time
@@ -109,7 +112,7 @@ _END = (
     " ended_ev = ?, ends_at = ends_at || ?::double precision[]" + _WHERE_EPISODE
 )
 _REOPEN = (
-    "UPDATE alert_episodes SET ended = NULL, ended_at = NULL, ended_ev = NULL,"
+    "UPDATE alert_episodes SET ended = NULL, ended_at = NULL, ended_ev = NULL, reopened_at = ?,"
     " relapses_at = relapses_at || ?::double precision[]" + _WHERE_EPISODE
 )
 
@@ -249,10 +252,11 @@ class PgOutbox(Outbox):
         whether another instance has already ended it. When the view's event time `event_at`
         is known: an ended episode whose event-time span holds it (this instance is behind: it
         sees a peak the other has fired and ended). Else an open one that an instance (this one
-        included) began within ADOPT_S of `since`, nearest first, unless it began later in
-        event time than this view (a later peak than the one this instance sees). Else an ended one
-        that was open at `since` (this instance saw the crossing begin during it). Else `since`,
-        now recorded. Under the enqueue lock: of two firing at once, the first one's start wins."""
+        included) began, or reopened with a relapse, within ADOPT_S of `since`, nearest first,
+        unless it began later in event time than this view (a later peak than the one this
+        instance sees). Else an ended one that was open at `since` (this instance saw the
+        crossing begin during it). Else `since`, now recorded. Under the enqueue lock: of two
+        firing at once, the first one's start wins."""
         key = (hall, alert, subject)
         async with self.transaction() as tx:
             await self._serialize(tx)
@@ -266,11 +270,13 @@ class PgOutbox(Outbox):
                 if rows:
                     return float(rows[0][0]), True
             later = float("inf") if event_at is None else event_at + BEHIND_SLACK_S
+            lo, hi = since - ADOPT_S, since + ADOPT_S
             rows = await tx.fetchall(
                 "SELECT since FROM alert_episodes WHERE hall = ? AND alert = ? AND subject = ?"
-                " AND ended IS NULL AND since BETWEEN ? AND ?"
-                " AND (began_ev IS NULL OR began_ev <= ?) ORDER BY abs(since - ?) LIMIT 1",
-                (*key, since - ADOPT_S, since + ADOPT_S, later, since),
+                " AND ended IS NULL AND (since BETWEEN ? AND ? OR reopened_at BETWEEN ? AND ?)"
+                " AND (began_ev IS NULL OR began_ev <= ?)"
+                " ORDER BY abs(coalesce(reopened_at, since) - ?) LIMIT 1",
+                (*key, lo, hi, lo, hi, later, since),
             )
             if rows:
                 return float(rows[0][0]), False
@@ -350,12 +356,12 @@ class PgOutbox(Outbox):
         async with self.transaction() as tx:
             row = await tx.fetchone(_EPISODE_ROW, ep)
             if row is None or row[1] is None or row[2] is None:  # begun before the lists
-                await tx.execute(_REOPEN, (None, *ep))
+                await tx.execute(_REOPEN, (at, None, *ep))
                 return own
             ended, relapses, ends = row
             after = _count(ends, stamp)
             if ended is not None and after == len(ends):  # after every end: a new relapse
-                await tx.execute(_REOPEN, ([_last(stamp, since, *ends)], *ep))
+                await tx.execute(_REOPEN, (at, [_last(stamp, since, *ends)], *ep))
                 return len(relapses) + 1
         return max(1, min(after, len(relapses)))
 

@@ -29,10 +29,11 @@ def settings(relapse_s: float) -> AlertSettings:
     )
 
 
-def view(t: float) -> HallView:
-    """The hall at t s: a peak from 0 to 15 s, back from 25 to 35 s and from 45 to 55 s."""
+def view(t: float, tick_s: float = 1.0) -> HallView:
+    """The hall at tick t (`tick_s` apart): a peak from 0 to 15, back from 25 to 35 and from 45
+    to 55."""
     peak = t < 15 or 25 <= t < 35 or 45 <= t < 55
-    return HallView(hall="h1", now=T0 + t, headcount=25 if peak else 5)
+    return HallView(hall="h1", now=T0 + t * tick_s, headcount=25 if peak else 5)
 
 
 def keys(ts: list[Transition]) -> list[str]:
@@ -44,30 +45,31 @@ STATES = ["1-firing", "1-resolved", "1-relapsed", "2-resolved", "2-relapsed", "3
 
 
 @pytest.mark.parametrize("peer_stays", [True, False], ids=["a-stays", "a-leaves"])
-@pytest.mark.parametrize("relapse_s", [40.0, 25.0], ids=["b-relapses", "b-fires-anew"])
+@pytest.mark.parametrize("relapse", [40.0, 25.0], ids=["b-relapses", "b-fires-anew"])
+@pytest.mark.parametrize("tick_s", [1.0, 10.0], ids=["1s", "10s"])
 async def test_an_instance_down_through_a_relapse_numbers_the_next_as_its_peer(
-    pg_url: str, relapse_s: float, peer_stays: bool
+    pg_url: str, tick_s: float, relapse: float, peer_stays: bool
 ) -> None:
-    """b is killed at 20 s (after the first resolution) and restarts at 40 s, having missed the
-    first relapse and its end; both see the second relapse (b still in its relapse window, or
-    past it and joining a's open episode as a new firing). The outbox holds each of a's six
-    keys once and nothing else, and b ends the episode under a's key; if a leaves at 50 s, b's
-    resolution is the one stored (with per-engine counts b's was `1-` or `2-resolved`: a
-    duplicate key, so the end was never sent)."""
-    async with pair(pg_url, settings(relapse_s)) as (a, b):
+    """b is killed at tick 20 (after the first resolution) and restarts at 40, having missed
+    the first relapse and its end; both see the second relapse (b still in its relapse window,
+    or past it and joining a's open episode as a new firing: with 10 s ticks 460 s after the
+    episode began, past ADOPT_S). The outbox holds each of a's six keys once and nothing else,
+    and b ends the episode under a's key; if a leaves at 50, b's resolution is the one stored
+    (with per-engine counts b's was `1-` or `2-resolved`: a duplicate key, never sent)."""
+    async with pair(pg_url, settings(relapse * tick_s)) as (a, b):
         made_a: list[Transition] = []
         made_b: list[Transition] = []
         for i in range(80):
             if peer_stays or i < 50:
-                made_a += await a.evaluate([view(i)])
+                made_a += await a.evaluate([view(i, tick_s)])
             if i < 20 or i >= 40:
-                made_b += await b.evaluate([view(i + 0.5)])
+                made_b += await b.evaluate([view(i + 0.5, tick_s)])
             if i == 20:  # kill -9, and start again at 40 s as the last save left it
                 b = await started(b.settings, b.outbox)
         rows = [k.removesuffix("/wecom/hall") for k in await stored_keys(a.outbox)]
     alert_id = made_a[0].alert_id
     assert rows == [f"{alert_id}/{s}" for s in STATES], rows
-    late = [t for t in made_b if t.at >= T0 + 40 and t.state == "resolved"]
+    late = [t for t in made_b if t.at >= T0 + 40 * tick_s and t.state == "resolved"]
     assert keys(late) == [f"{alert_id}/3-resolved"], keys(made_b)
     if peer_stays:
         assert keys(made_a) == rows
