@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hallwatch.alerts.claims import PgOutbox
 from hallwatch.alerts.outbox import Outbox
 from hallwatch.alerts.view import HallView, Transition
 from hallwatch.daemon.config.alerts import AlertSettings
@@ -110,3 +111,28 @@ async def test_an_instance_behind_through_the_relapses_adds_nothing(pg_url: str)
     assert rows == [f"{alert_id}/{s}" for s in STATES], rows
     assert set(keys(made_b)) <= set(rows), keys(made_b)
     assert [t.state for t in made_b].count("resolved") == 3, keys(made_b)
+
+
+async def test_the_shared_record_counts_each_relapse_once(pg_url: str) -> None:
+    """Two instances marking one end or one relapse count it once, whatever their own count
+    (`own`); an end reported late by an instance behind takes its own number and leaves the
+    later relapse open; a row begun before the lists (NULL) keeps the engines' counts."""
+    ep = ("h1", "queue_peak", "", 1000.0)
+    async with PgOutbox(pg_url, instance="a") as a, PgOutbox(pg_url, instance="b") as b:
+        assert await a.episode_start(*ep) == 1000.0
+        assert await a.episode_ended(*ep, at=1100.0) == 1
+        assert await b.episode_ended(*ep, at=1100.5) == 1
+        assert await b.episode_reopened(*ep, at=1200.5) == 1
+        assert await a.episode_reopened(*ep, at=1200.0) == 1  # the same relapse
+        assert await a.episode_ended(*ep, at=1300.0, own=2) == 2
+        assert await a.episode_reopened(*ep, at=1400.0, own=2) == 2
+        assert await b.episode_ended(*ep, at=1300.5, own=2) == 2  # b behind: the first's end
+        assert await b.episode_open(*ep)
+        assert await b.episode_reopened(*ep, at=1400.5, own=1) == 2
+        assert await b.episode_ended(*ep, at=1500.5, own=1) == 3  # b missed a relapse
+        assert await a.episode_ended(*ep, at=1500.0, own=3) == 3
+        await a.write("UPDATE alert_episodes SET relapses_at = NULL, ends_at = NULL")
+        assert await b.episode_reopened(*ep, at=1600.0, own=7) == 7
+        assert await a.episode_open(*ep)
+        assert await a.episode_ended(*ep, at=1700.0, own=8) == 8
+        assert not await b.episode_open(*ep)
