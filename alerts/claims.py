@@ -45,7 +45,9 @@ ALTER TABLE alert_outbox ADD COLUMN IF NOT EXISTS lease_until REAL NOT NULL DEFA
 ALTER TABLE alert_outbox ADD COLUMN IF NOT EXISTS sending_at REAL NOT NULL DEFAULT 0;
 """
 # The episodes the instances began (one voice): an instance about to fire an episode that a peer
-# began within ADOPT_S and has not ended takes the peer's start, and so its alert id and keys.
+# began within ADOPT_S and has not ended takes the peer's start, and so its alert id and keys; so
+# does one that a peer reopened with a relapse within ADOPT_S (`reopened_at`, the instances'
+# clock): an instance down through the episode's last clear sees that crossing as a new peak.
 _EPISODES = """
 CREATE TABLE IF NOT EXISTS alert_episodes (
     hall TEXT NOT NULL,
@@ -59,7 +61,18 @@ CREATE TABLE IF NOT EXISTS alert_episodes (
 ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS began_ev REAL;
 ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS ended_ev REAL;
 ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS ended_at REAL;
+ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS relapses_at REAL[];
+ALTER TABLE alert_episodes ALTER COLUMN relapses_at SET DEFAULT '{}';
+ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS ends_at REAL[];
+ALTER TABLE alert_episodes ALTER COLUMN ends_at SET DEFAULT '{}';
+ALTER TABLE alert_episodes ADD COLUMN IF NOT EXISTS reopened_at REAL;
 """
+# The relapses of an episode are counted here, not by each engine (one voice through a relapse):
+# `relapses_at` holds when each relapse came and `ends_at` when each resolution, in event time
+# (the view's `last_event_at`), else on the instances' clock. A relapse is number k when k
+# resolutions came before it, a resolution 1 + the relapses before it: so an instance that was
+# down through a relapse, or is behind, numbers what it sees as the instance that saw it first.
+# The lists are NULL in a row begun before they existed (that episode keeps the engines' counts).
 ADOPT_S = 300.0
 # An instance behind on its backlog fires a peak the other has already fired and ended: it
 # takes that episode (quiet) when its view's event time lies within the episode's, from this
@@ -87,6 +100,37 @@ UPDATE hallwatch.alert_outbox SET state = 'sent', attempts = attempts + 1, done_
 WHERE seq = %s
 """
 _SENDING = f"UPDATE hallwatch.alert_outbox SET sending_at = {_NOW} WHERE seq = %s"
+
+
+_WHERE_EPISODE = " WHERE hall = ? AND alert = ? AND subject = ? AND since = ?"
+_EPISODE_ROW = (
+    "SELECT ended, relapses_at, ends_at FROM alert_episodes" + _WHERE_EPISODE + " FOR UPDATE"
+)
+# A row begun before the lists is ended and reopened with `|| NULL`: its lists stay NULL.
+_END = (
+    "UPDATE alert_episodes SET ended = extract(epoch from clock_timestamp()), ended_at = ?,"
+    " ended_ev = ?, ends_at = ends_at || ?::double precision[]" + _WHERE_EPISODE
+)
+_REOPEN = (
+    "UPDATE alert_episodes SET ended = NULL, ended_at = NULL, ended_ev = NULL, reopened_at = ?,"
+    " relapses_at = relapses_at || ?::double precision[]" + _WHERE_EPISODE
+)
+
+
+def _stamp(at: float | None, event_at: float | None) -> float | None:
+    """When a relapse or an end came, as `relapses_at` and `ends_at` keep it: in event time,
+    else on the instances' clock; None (not told) counts as after everything recorded."""
+    return event_at if event_at is not None else at
+
+
+def _count(stamps: Sequence[float], stamp: float | None) -> int:
+    """How many of `stamps` came before (or with) `stamp`."""
+    return sum(1 for s in stamps if stamp is None or s <= stamp)
+
+
+def _last(stamp: float | None, *noted: float) -> float:
+    """The stamp to note: `stamp`, or when not told the latest one noted (or the start)."""
+    return stamp if stamp is not None else max(noted)
 
 
 class PgOutbox(Outbox):
@@ -208,10 +252,11 @@ class PgOutbox(Outbox):
         whether another instance has already ended it. When the view's event time `event_at`
         is known: an ended episode whose event-time span holds it (this instance is behind: it
         sees a peak the other has fired and ended). Else an open one that an instance (this one
-        included) began within ADOPT_S of `since`, nearest first, unless it began later in
-        event time than this view (a later peak than the one this instance sees). Else an ended one
-        that was open at `since` (this instance saw the crossing begin during it). Else `since`,
-        now recorded. Under the enqueue lock: of two firing at once, the first one's start wins."""
+        included) began, or reopened with a relapse, within ADOPT_S of `since`, nearest first,
+        unless it began later in event time than this view (a later peak than the one this
+        instance sees). Else an ended one that was open at `since` (this instance saw the
+        crossing begin during it). Else `since`, now recorded. Under the enqueue lock: of two
+        firing at once, the first one's start wins."""
         key = (hall, alert, subject)
         async with self.transaction() as tx:
             await self._serialize(tx)
@@ -225,11 +270,13 @@ class PgOutbox(Outbox):
                 if rows:
                     return float(rows[0][0]), True
             later = float("inf") if event_at is None else event_at + BEHIND_SLACK_S
+            lo, hi = since - ADOPT_S, since + ADOPT_S
             rows = await tx.fetchall(
                 "SELECT since FROM alert_episodes WHERE hall = ? AND alert = ? AND subject = ?"
-                " AND ended IS NULL AND since BETWEEN ? AND ?"
-                " AND (began_ev IS NULL OR began_ev <= ?) ORDER BY abs(since - ?) LIMIT 1",
-                (*key, since - ADOPT_S, since + ADOPT_S, later, since),
+                " AND ended IS NULL AND (since BETWEEN ? AND ? OR reopened_at BETWEEN ? AND ?)"
+                " AND (began_ev IS NULL OR began_ev <= ?)"
+                " ORDER BY abs(coalesce(reopened_at, since) - ?) LIMIT 1",
+                (*key, lo, hi, lo, hi, later, since),
             )
             if rows:
                 return float(rows[0][0]), False
@@ -260,15 +307,24 @@ class PgOutbox(Outbox):
         *,
         at: float | None = None,
         event_at: float | None = None,
-    ) -> None:
+        own: int = 1,
+    ) -> int:
         """Ended: `ended` on the database's clock, `ended_at` on the instances' (as `since`),
-        `ended_ev` in event time; the first instance to end it sets them."""
-        await self.write(
-            "UPDATE alert_episodes SET ended = extract(epoch from clock_timestamp()),"
-            " ended_at = ?, ended_ev = ? WHERE hall = ? AND alert = ? AND subject = ?"
-            " AND since = ? AND ended IS NULL",
-            (at, event_at, hall, alert, subject, since),
-        )
+        `ended_ev` in event time; the first instance to end it sets them and notes the end in
+        `ends_at`. The resolution's ordinal: 1 + the relapses recorded before it (`own`, the
+        engine's count, for a row that has no lists)."""
+        ep = (hall, alert, subject, since)
+        stamp = _stamp(at, event_at)
+        async with self.transaction() as tx:
+            row = await tx.fetchone(_EPISODE_ROW, ep)
+            if row is None or row[1] is None or row[2] is None:  # begun before the lists
+                await tx.execute(_END + " AND ended IS NULL", (at, event_at, None, *ep))
+                return own
+            ended, relapses = row[0], row[1]
+            before = _count(relapses, stamp)
+            if ended is None and before == len(relapses):  # the open one: this ends it
+                await tx.execute(_END, (at, event_at, [_last(stamp, since, *relapses)], *ep))
+        return before + 1
 
     async def episode_open(self, hall: str, alert: str, subject: str, since: float) -> bool:
         """False once an instance resolved the episode begun at `since` (and it did not relapse);
@@ -281,12 +337,33 @@ class PgOutbox(Outbox):
             row = await cur.fetchone()
         return row is None or bool(row[0])
 
-    async def episode_reopened(self, hall: str, alert: str, subject: str, since: float) -> None:
-        await self.write(
-            "UPDATE alert_episodes SET ended = NULL, ended_at = NULL, ended_ev = NULL"
-            " WHERE hall = ? AND alert = ? AND subject = ? AND since = ?",
-            (hall, alert, subject, since),
-        )
+    async def episode_reopened(
+        self,
+        hall: str,
+        alert: str,
+        subject: str,
+        since: float,
+        *,
+        at: float | None = None,
+        event_at: float | None = None,
+        own: int = 1,
+    ) -> int:
+        """The relapse's number: the resolutions recorded before it. One that comes after every
+        recorded end is new: the episode is open again and the relapse noted in `relapses_at`;
+        else another instance has counted it already (this one was down, or is behind)."""
+        ep = (hall, alert, subject, since)
+        stamp = _stamp(at, event_at)
+        async with self.transaction() as tx:
+            row = await tx.fetchone(_EPISODE_ROW, ep)
+            if row is None or row[1] is None or row[2] is None:  # begun before the lists
+                await tx.execute(_REOPEN, (at, None, *ep))
+                return own
+            ended, relapses, ends = row
+            after = _count(ends, stamp)
+            if ended is not None and after == len(ends):  # after every end: a new relapse
+                await tx.execute(_REOPEN, (at, [_last(stamp, since, *ends)], *ep))
+                return len(relapses) + 1
+        return max(1, min(after, len(relapses)))
 
     async def peer_acks(self, alert_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
         """The acknowledgements of `alert_ids` in the shared log, whichever instance took them."""

@@ -217,16 +217,33 @@ class Outbox(OnDatabase):
         *,
         at: float | None = None,
         event_at: float | None = None,
-    ) -> None:
-        """The episode begun at `since` resolved (a shared outbox forgets it)."""
+        own: int = 1,
+    ) -> int:
+        """The episode begun at `since` resolved: the resolution's ordinal, 1 + the relapses
+        before it. Alone, `own` (the engine's count, kept in its saved episode, so a restart
+        numbers the same); a shared outbox counts them in the shared record, which it also
+        marks ended (alerts/claims.py)."""
+        return own
 
     async def episode_open(self, hall: str, alert: str, subject: str, since: float) -> bool:
         """Whether the episode begun at `since` is still open for the instances sharing the
         outbox (another may have resolved it); alone, this instance's engine knows: True."""
         return True
 
-    async def episode_reopened(self, hall: str, alert: str, subject: str, since: float) -> None:
-        """The episode begun at `since` relapsed: open again (a shared outbox records it)."""
+    async def episode_reopened(
+        self,
+        hall: str,
+        alert: str,
+        subject: str,
+        since: float,
+        *,
+        at: float | None = None,
+        event_at: float | None = None,
+        own: int = 1,
+    ) -> int:
+        """The episode begun at `since` relapsed: the relapse's number. Alone, `own` (the
+        engine's count); a shared outbox counts it in the shared record, open again."""
+        return own
 
     async def peer_acks(self, alert_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
         """Acknowledgements of `alert_ids` that another instance took (shared outbox: who,

@@ -46,7 +46,8 @@ class Episode(msgspec.Struct):
     since: float  # when the condition began (pending) / the episode's start (firing)
     level: int = 0
     repeat_slot: int = 0  # the grid slot of the last repeat (see `_tick_firing`)
-    relapses: int = 0  # how often a cleared peak came back within relapse_s
+    relapses: int = 0  # how often a cleared peak came back within relapse_s (this engine saw;
+    # a shared outbox numbers relapses and resolutions by its own count: alerts/claims.py)
     quiet: bool = False  # another instance resolved it: no repeats, no escalations from here
     last_notified: float = 0.0
     clear_since: float | None = None

@@ -125,14 +125,18 @@ class Alerts:
         while this one still holds it (it restarted, or fell behind) neither repeats nor
         escalates here (None): it is kept quiet until it ends here too (`RuleEngine.quiet`); so
         is one this instance fires when the other has already fired and ended it (this one is
-        behind on its backlog: its view's event time lies within the ended episode's).
+        behind on its backlog: its view's event time lies within the ended episode's). A
+        relapse and a resolution take their number from the relapses counted in the shared
+        record, whatever this instance saw of them (alerts/claims.py).
         Alone (SQLite) nothing changes."""
         ep = (t.hall, t.alert, t.subject, t.started_at)
-        if t.state == "resolved":
-            await self.outbox.episode_ended(*ep, at=t.at, event_at=t.event_at)
-        elif t.state == "relapsed":
-            await self.outbox.episode_reopened(*ep)
-        elif t.state in ("repeat", "escalated") and not await self.outbox.episode_open(*ep):
+        if t.state in ("resolved", "relapsed"):  # numbered by the relapses the pair counted
+            mark = (
+                self.outbox.episode_ended if t.state == "resolved" else self.outbox.episode_reopened
+            )
+            n = await mark(*ep, at=t.at, event_at=t.event_at, own=t.ordinal)
+            return replace(t, ordinal=n)
+        if t.state in ("repeat", "escalated") and not await self.outbox.episode_open(*ep):
             self.engine.quiet(t.hall, t.alert, t.subject)
             log.info("alert %s was resolved by another instance: quiet here", t.alert_id)
             return None

@@ -109,8 +109,9 @@ class Transition:
     """A change of one alert, or a repeat. `ordinal` tells transitions of one state within an
     episode apart from what every instance agrees on, not from what this one happened to see:
     firing 1, a repeat its slot on the repeat grid, an escalation its level, a resolution 1 +
-    the relapses before it, a relapse its number. The notification keys are
-    `{alert_id}/{ordinal}-{state}/...` (alerts/service.py `route`)."""
+    the relapses before it, a relapse its number (the engine counts relapses; with a shared
+    outbox the service takes the count of the shared episode record instead, alerts/claims.py).
+    The notification keys are `{alert_id}/{ordinal}-{state}/...` (alerts/service.py `route`)."""
 
     at: float
     hall: str

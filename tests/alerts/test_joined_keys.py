@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hallwatch.alerts.claims import PgOutbox
 from hallwatch.alerts.rules import RuleEngine
-from hallwatch.alerts.service import Alerts
 from hallwatch.alerts.view import HallView, Transition
 from hallwatch.daemon.config.alerts_reader import read_alerts
 
+from tests.alerts.pair import pair, started, stored_keys
 from tests.alerts.test_alert_receiver import T0
 
 RULES = {
@@ -90,24 +89,15 @@ async def test_a_restarted_instance_neither_repeats_nor_refires_what_its_peer_en
     and comes back at 60 s, in the second peak, still holding the first one as firing: b
     stores no notification a did not (no stale repeat or escalation, no new alert id for the
     crowd it still sees), and each episode is resolved once."""
-    async with (
-        PgOutbox(pg_url, instance="a") as oa,
-        PgOutbox(pg_url, instance="b") as ob,
-    ):
-        a = Alerts(SETTINGS, oa, clock=lambda: T0)
-        await a.start()
-        b = Alerts(SETTINGS, ob, clock=lambda: T0)
-        await b.start()
+    async with pair(pg_url, SETTINGS) as (a, b):
         made_b: list[Transition] = []
         for i in range(90):
             await a.evaluate([crowd(i, day(i))])
             if i < 12 or i >= 60:
                 made_b += await b.evaluate([crowd(i + 0.5, day(i + 0.5))])
             if i == 12:  # kill -9 and start again: the engine as its last save left it
-                b = Alerts(SETTINGS, ob, clock=lambda: T0)
-                await b.start()
-        async with oa.db.execute("SELECT key FROM alert_outbox ORDER BY seq") as cur:
-            rows = [str(r[0]) for r in await cur.fetchall()]
+                b = await started(SETTINGS, b.outbox)
+        rows = await stored_keys(a.outbox)
     states = [k.split("/")[1] for k in rows]
     ids = sorted({k.split("/")[0] for k in rows})
     assert len(ids) == 2, ids
@@ -123,19 +113,11 @@ async def test_an_instance_behind_its_peer_does_not_fire_a_peak_the_peer_ended(
     """b sees the hall 9 s late (a backlog after a restart): when a has resolved the first
     peak b still sees the crowd; b neither repeats it nor fires it again under a new alert id,
     and ends it when it sees the end: one alert id per peak, each fired and resolved once."""
-    async with (
-        PgOutbox(pg_url, instance="a") as oa,
-        PgOutbox(pg_url, instance="b") as ob,
-    ):
-        a = Alerts(SETTINGS, oa, clock=lambda: T0)
-        b = Alerts(SETTINGS, ob, clock=lambda: T0)
-        await a.start()
-        await b.start()
+    async with pair(pg_url, SETTINGS) as (a, b):
         for i in range(100):
             await a.evaluate([crowd(i, day(i))])
             await b.evaluate([crowd(i + 0.5, day(i - 9))])
-        async with oa.db.execute("SELECT key FROM alert_outbox ORDER BY seq") as cur:
-            rows = [str(r[0]) for r in await cur.fetchall()]
+        rows = await stored_keys(a.outbox)
     ids = sorted({k.split("/")[0] for k in rows})
     states = [k.split("/")[1] for k in rows]
     assert len(ids) == 2, ids
@@ -149,22 +131,14 @@ async def test_an_instance_far_behind_takes_the_ended_peak_it_sees_not_the_open_
     sees the first peak, a has ended it and fired the second. b takes the ended first one
     (quiet), not the open second one (whose end b would otherwise announce at the first's
     end), and later the ended second one: b stores nothing a did not; one id per peak."""
-    async with (
-        PgOutbox(pg_url, instance="a") as oa,
-        PgOutbox(pg_url, instance="b") as ob,
-    ):
-        a = Alerts(SETTINGS, oa, clock=lambda: T0)
-        b = Alerts(SETTINGS, ob, clock=lambda: T0)
-        await a.start()
-        await b.start()
+    async with pair(pg_url, SETTINGS) as (a, b):
         made_b: list[Transition] = []
         for i in range(140):
             await a.evaluate([replace(crowd(i, day(i)), last_event_at=T0 + i)])
             late = i + 0.5 - 55
             seen = crowd(i + 0.5, day(late) if late >= 0 else 5)  # before the day: nobody
             made_b += await b.evaluate([replace(seen, last_event_at=T0 + late)])
-        async with oa.db.execute("SELECT key FROM alert_outbox ORDER BY seq") as cur:
-            rows = [str(r[0]) for r in await cur.fetchall()]
+        rows = await stored_keys(a.outbox)
     ids = sorted({k.split("/")[0] for k in rows})
     states = [k.split("/")[1] for k in rows]
     assert len(ids) == 2, ids
@@ -179,22 +153,13 @@ async def test_a_peak_pending_at_a_kill_is_not_fired_anew_after_the_peer_ended_i
     """b sees the crowd begin (pending), is killed before it fires, and restarts after a has
     fired and ended the peak, with a backlog that still shows the crowd (no event time known):
     b's restored pending episode fires into a's ended one, quiet; one alert id."""
-    async with (
-        PgOutbox(pg_url, instance="a") as oa,
-        PgOutbox(pg_url, instance="b") as ob,
-    ):
-        a = Alerts(SETTINGS, oa, clock=lambda: T0)
-        b = Alerts(SETTINGS, ob, clock=lambda: T0)
-        await a.start()
-        await b.start()
+    async with pair(pg_url, SETTINGS) as (a, b):
         assert await b.evaluate([crowd(0.3, 25)]) == []  # pending, saved; then kill -9
         for i in range(1, 48):
             await a.evaluate([crowd(i, day(i))])
-        b = Alerts(SETTINGS, ob, clock=lambda: T0)
-        await b.start()
+        b = await started(SETTINGS, b.outbox)
         made_b = [t for i in range(48, 56) for t in await b.evaluate([crowd(i + 0.5, 30)])]
         made_b += [t for i in range(56, 60) for t in await b.evaluate([crowd(i + 0.5, 5)])]
-        async with oa.db.execute("SELECT key FROM alert_outbox ORDER BY seq") as cur:
-            rows = [str(r[0]) for r in await cur.fetchall()]
+        rows = await stored_keys(a.outbox)
     assert len({k.split("/")[0] for k in rows}) == 1, rows
     assert keys(made_b) == [f"{rows[0].split('/')[0]}/1-resolved"]

@@ -3,25 +3,17 @@ stops repeating from the other too (the shared acknowledgement log in a private 
 
 from __future__ import annotations
 
-from hallwatch.alerts.claims import PgOutbox
-from hallwatch.alerts.service import Alerts
 from hallwatch.daemon.config.alerts_reader import read_alerts
 
-from tests.alerts.test_alert_receiver import T0, config, crowd
+from tests.alerts.pair import pair
+from tests.alerts.test_alert_receiver import config, crowd
 
 
 async def test_ack_through_one_instance_silences_the_other(pg_url: str) -> None:
     """a and b fire the same peak (one alert id); a takes the acknowledgement; b's next tick
     past the repeat interval emits no repeat and shows who acknowledged."""
     settings = read_alerts(config(), {})
-    async with (
-        PgOutbox(pg_url, instance="a") as oa,
-        PgOutbox(pg_url, instance="b") as ob,
-    ):
-        a = Alerts(settings, oa, clock=lambda: T0)
-        b = Alerts(settings, ob, clock=lambda: T0)
-        await a.start()
-        await b.start()
+    async with pair(pg_url, settings) as (a, b):
         fired_a = [t for s in (0, 60) for t in await a.evaluate([crowd(s)])]
         fired_b = [t for s in (1, 61) for t in await b.evaluate([crowd(s)])]
         assert [t.alert_id for t in fired_a] == [t.alert_id for t in fired_b]
