@@ -44,6 +44,13 @@ def outage_end(hall: Hall, now: float, law: LogNormal | None = None) -> float | 
 PRIOR_OUTAGE = LogNormal(math.log(OUTAGE_S), OUTAGE_SIGMA)
 
 
+def _waits_out_a_turn(wins: list[Win], service: str, call: float) -> bool:
+    """Whether a window serving `service` is away for lunch (`Win.away`) before `call`: the
+    first-in-line bound (`clear_quantile`) leaves out the tickets that arrive and overtake
+    meanwhile, a few seconds over a service's residual, a service or more over a lunch turn."""
+    return any(a < call for w in wins if service in w.services for a, _ in w.away)
+
+
 class Forecaster(Laws):
     """Wait estimates by forward simulation over the live state, with the fitted laws."""
 
@@ -269,7 +276,8 @@ class Forecaster(Laws):
             clear = clear_quantile(wins, items, target, now, self.quantile)
             if clear is not None:
                 bound, exact = clear
-                wait = bound if exact else min(wait, bound)
+                if not (rates and _waits_out_a_turn(wins, target.service, now + bound)):
+                    wait = bound if exact else min(wait, bound)
         return wait, position
 
     def _queue_length(self, wins: list[Win], items: list[Item]) -> tuple[float | None, int]:

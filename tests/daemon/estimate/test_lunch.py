@@ -82,3 +82,32 @@ def test_a_window_paused_in_its_turn_is_back_at_the_turn_end() -> None:
             assert win.free == back and win.law is None
         else:
             assert win.law is not None and win.free < TURN_END
+
+
+def test_first_in_line_across_a_turn_counts_the_overtaking_arrivals() -> None:
+    """A normal ticket first in line at a lone window going to lunch for an hour, in a hall
+    where green tickets have come all morning (one every 10 min): the greens arriving in the
+    hour are called first at the turn's end, so it waits past the first-in-line bound (the
+    turn's end), which leaves them out."""
+    soon = Timetable(Hours(), {"h1": Hours(lunch=(Lunch("w1", time(11, 31), time(12, 31)),))})
+    morning = at("2026-11-26T09:00")
+    greens = []
+    for i in range(15):  # 09:00-11:20, each served at once for 5 min
+        t = morning + 600.0 * i
+        greens += [
+            issued(f"G{i:03d}", t, priority="green"),
+            ticket_ev("called", f"G{i:03d}", t + 1, window="w1"),
+            ticket_ev("completed", f"G{i:03d}", t + 301, window="w1"),
+        ]
+    events = (
+        window_ev("w1", "open", morning - 60),
+        *greens,
+        issued("A001", NOW - 120),
+        ticket_ev("called", "A001", NOW - 60, window="w1"),
+        issued("A002", NOW),
+    )
+    for hours, low, high in ((soon, 3720.0, 7200.0), (None, 0.0, 3660.0)):
+        est = Estimator(hours=hours, **PATIENT)
+        _, outs = feed(est, *events)
+        last = estimates(outs)[-1]
+        assert last.estimated_wait_s is not None and low < last.estimated_wait_s < high
