@@ -99,13 +99,15 @@ def _features(state: HallsState, est: Estimator, out: EstimateOut) -> dict[str, 
 
 def _lunch(est: Estimator, hall: Hall, r: dict[str, Any]) -> str:
     """Where the lunch turns (`[hours]`) of the windows serving the ticket's service stand
-    against its wait [issue, call]: `in turn` at its issue, `starts in wait`, or `none`."""
+    against its wait [issue, call]: in a turn at its issue (`turn began <10 min` ago, or `in
+    turn` for longer), a turn `starts in wait`, or `none`."""
     turns = est.lunch_turns(r["hall"], r["at"])
     able = [n for n, w in hall.windows.items() if r["service"] in w.services and n in turns]
     at, end = r["at"], r["at"] + r["actual"]
     spans = [span for n in able for span in turns[n]]
-    if any(a <= at < b for a, b in spans):
-        return "in turn"
+    began = [at - a for a, b in spans if a <= at < b]
+    if began:
+        return "turn began <10 min" if min(began) < 600.0 else "in turn"
     if any(at < a < end for a, _ in spans):
         return "starts in wait"
     return "none"
