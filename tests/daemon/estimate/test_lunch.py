@@ -85,10 +85,9 @@ def test_a_window_paused_in_its_turn_is_back_at_the_turn_end() -> None:
 
 
 def test_first_in_line_across_a_turn_counts_the_overtaking_arrivals() -> None:
-    """A normal ticket first in line at a lone window going to lunch for an hour, in a hall
-    where green tickets have come all morning (one every 10 min): the greens arriving in the
-    hour are called first at the turn's end, so it waits past the first-in-line bound (the
-    turn's end), which leaves them out."""
+    """First in line at a lone window going to lunch, greens arriving: waits past the turn."""
+    # Greens came all morning (one every 10 min): those arriving in the hour are called first
+    # at the turn's end; the exact first-in-line bound (the turn's end) leaves them out.
     soon = Timetable(Hours(), {"h1": Hours(lunch=(Lunch("w1", time(11, 31), time(12, 31)),))})
     morning = at("2026-11-26T09:00")
     greens = []
