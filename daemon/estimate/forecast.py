@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable
-from datetime import datetime, time
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from hallwatch.daemon.core.hours import Hours, Timetable
@@ -48,6 +48,13 @@ def outage_end(hall: Hall, now: float, law: LogNormal | None = None) -> float | 
 PRIOR_OUTAGE = LogNormal(math.log(OUTAGE_S), OUTAGE_SIGMA)
 
 
+def _waits_out_a_turn(wins: list[Win], service: str, call: float) -> bool:
+    """Whether a window serving `service` is away for lunch (`Win.away`) before `call`: the
+    first-in-line bound (`clear_quantile`) leaves out the tickets that arrive and overtake
+    meanwhile, a few seconds over a service's residual, a service or more over a lunch turn."""
+    return any(a < call for w in wins if service in w.services for a, _ in w.away)
+
+
 class Forecaster(Laws):
     """Wait estimates by forward simulation over the live state, with the fitted laws."""
 
@@ -85,19 +92,65 @@ class Forecaster(Laws):
         # an issued ticket gets a queue-length estimate from a per-hall count refreshed every
         # few seconds, instead of a forward simulation over the whole queue.
         self._quick: dict[str, tuple[float, dict[tuple[str, int], int]]] = {}
+        self._lunch_cache: dict[tuple[str, date], dict[str, tuple[tuple[float, float], ...]]] = {}
 
-    def window_at(self, hall_name: str, hall: Hall, day: Day, name: str, now: float) -> Win | None:
-        """A window as the simulation sees it, or None if it is closed."""
+    def lunch_turns(self, hall_name: str, now: float) -> dict[str, tuple[tuple[float, float], ...]]:
+        """Each window's lunch turns (`[hours]` lunch rotation) today that have not ended by
+        `now`, as [start, end) epoch seconds, sorted and merged."""
+        slots = self.hours.for_hall(hall_name).lunch
+        if not slots:
+            return {}
+        day = datetime.fromtimestamp(now, self.zone).date()
+        key = (hall_name, day)
+        hit = self._lunch_cache.get(key)
+        if hit is None:
+            raw: dict[str, list[tuple[float, float]]] = {}
+            for slot in slots:
+                start = datetime.combine(day, slot.start, self.zone).timestamp()
+                end = datetime.combine(day, slot.end, self.zone).timestamp()
+                if end > start:
+                    raw.setdefault(slot.window, []).append((start, end))
+            hit = {}
+            for window, spans in raw.items():
+                merged: list[tuple[float, float]] = []
+                for start, end in sorted(spans):
+                    if merged and start <= merged[-1][1]:
+                        merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+                    else:
+                        merged.append((start, end))
+                hit[window] = tuple(merged)
+            if len(self._lunch_cache) > 256:
+                self._lunch_cache.clear()
+            self._lunch_cache[key] = hit
+        return {w: spans for w, spans in hit.items() if spans[-1][1] > now}
+
+    def window_at(
+        self,
+        hall_name: str,
+        hall: Hall,
+        day: Day,
+        name: str,
+        now: float,
+        lunch: dict[str, tuple[tuple[float, float], ...]] | None = None,
+    ) -> Win | None:
+        """A window as the simulation sees it, or None if it is closed. `lunch`: the hall's
+        `lunch_turns` (None: looked up here)."""
         w = hall.windows[name]
         key = f"{hall_name}{SEP}{name}"
         services = tuple(sorted(set(w.services)))
+        if lunch is None:
+            lunch = self.lunch_turns(hall_name, now)
+        away = tuple(span for span in lunch.get(name, ()) if span[1] > now)
+        if w.state == "paused" and away and away[0][0] <= now:
+            # Paused in its lunch turn: back when the turn ends, not after a usual pause.
+            return Win(name, services, away[0][1], away=away[1:])
         if w.state == "paused":
             # Back after the residual pause E[P - a | P > a]: a window paused longer than the
             # usual pause is not about to return "now", it is on an unusually long one.
             since = self.learned.paused_at.get(key, w.since)
             a = max(0.0, now - since)
             law = self.pause_law
-            return Win(name, services, now + law.residual(a), law, a)
+            return Win(name, services, now + law.residual(a), law, a, away=away)
         if w.state != "open":
             return None
         if w.serving is not None and w.serving_since is not None:
@@ -113,17 +166,27 @@ class Forecaster(Laws):
                 p = q / (q + (1.0 - q) * surv) if q + (1.0 - q) * surv > 0 else 0.0
                 rest = p * (recall - a) + (1.0 - p) * rest
             return Win(
-                name, services, now + rest + self.gap_s, law, a, p, max(0.0, recall - a), self.gap_s
+                name,
+                services,
+                now + rest + self.gap_s,
+                law,
+                a,
+                p,
+                max(0.0, recall - a),
+                self.gap_s,
+                away,
             )
         end = self.learned.last_end.get(key)
-        return Win(name, services, max(now, end + self.gap_s) if end is not None else now)
+        free = max(now, end + self.gap_s) if end is not None else now
+        return Win(name, services, free, away=away)
 
     def windows_at(
         self, hall_name: str, hall: Hall, day: Day, now: float, extra: Iterable[str] = ()
     ) -> list[Win]:
         out = []
+        lunch = self.lunch_turns(hall_name, now)
         for name in sorted(hall.windows):
-            win = self.window_at(hall_name, hall, day, name, now)
+            win = self.window_at(hall_name, hall, day, name, now, lunch)
             if win is not None:
                 out.append(win)
         out.extend(Win(f"+{i}", (s,), now) for i, s in enumerate(extra))
@@ -221,10 +284,11 @@ class Forecaster(Laws):
             clear = clear_quantile(wins, items, target, now, self.quantile)
             if clear is not None:
                 bound, exact = clear
-                wait = bound if exact else min(wait, bound)
-                if exact:  # the runs' spread, exactly (as the median): the first call's law
-                    lo = _quantile(clear_quantile(wins, items, target, now, 0.1), lo)
-                    hi = _quantile(clear_quantile(wins, items, target, now, 0.9), hi)
+                if not (rates and _waits_out_a_turn(wins, target.service, now + bound)):
+                    wait = bound if exact else min(wait, bound)
+                    if exact:  # the runs' spread, exactly (as the median): the first call's law
+                        lo = _quantile(clear_quantile(wins, items, target, now, 0.1), lo)
+                        hi = _quantile(clear_quantile(wins, items, target, now, 0.9), hi)
         self.last_spread = (min(lo, wait), max(hi, wait))
         return wait, position
 

@@ -38,6 +38,17 @@ class Win:
     p_recall: float = 0.0  # probability the current call is a no-show being recalled
     recall_left: float = 0.0
     gap: float = 0.0  # between the end of `law` and the next call
+    # The hall's lunch rotation (`[hours]`) for this window: [start, end) intervals, sorted and
+    # disjoint, in which it calls nobody (it finishes the customer it serves, then waits).
+    away: tuple[tuple[float, float], ...] = ()
+
+
+def back_at(w: Win, t: float) -> float:
+    """When window `w`, free at `t`, can call: `t`, or the end of the lunch turn `t` falls in."""
+    for start, end in w.away:
+        if start <= t < end:
+            t = end
+    return t
 
 
 Handling = Callable[[Item, float], float | None]
@@ -52,6 +63,10 @@ def uniform(key: str) -> float:
 
 def survival(w: Win, t: float) -> float:
     """P(window `w` makes its next call more than `t` seconds from now)."""
+    for start, end in w.away:  # a call due in a lunch turn is made at its end
+        if start <= t < end:
+            t = start - 1e-6  # P(next call >= start)
+            break
     if w.law is None:
         return 1.0 if t < w.free else 0.0
     x = t - w.gap
@@ -98,6 +113,7 @@ def clear_quantile(
                     w.p_recall,
                     w.recall_left,
                     w.gap,
+                    tuple((a - now, b - now) for a, b in w.away),
                 )
             )  # times from now
     if not clear:
@@ -243,6 +259,9 @@ def simulate(
     ends: list[float] = []
     while heap:
         t, i = heapq.heappop(heap)
+        if wins[i].away and (back := back_at(wins[i], t)) > t:
+            heapq.heappush(heap, (back, i))  # at lunch: calls again when the turn ends
+            continue
         got = pick(queues, wins[i].services, t)
         if not isinstance(got, tuple):
             if got is not None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hallwatch.daemon.core.hours import Timetable
 from hallwatch.daemon.core.state import HallsState
 from hallwatch.daemon.estimate.forecast import outage_end
 from hallwatch.daemon.estimate.model import EstimateOut, Estimator
@@ -256,23 +257,24 @@ def warmed(profile: str, seed: int) -> Estimator:
     return warmed_on([simulated_messages(profile, seed + 1000)])
 
 
-def warmed_on(days: Iterable[list[tuple[str, bytes]]]) -> Estimator:
+def warmed_on(days: Iterable[list[tuple[str, bytes]]], hours: Timetable | None = None) -> Estimator:
     """An estimator that learned from `days` in turn (each a day's messages), kept through its
-    snapshot each night: the day's tickets and windows forgotten, what it learned kept."""
-    est = Estimator()
+    snapshot each night: the day's tickets and windows forgotten, what it learned kept;
+    `hours`: the halls' `[hours]` (lunch rotations), as the daemon is configured."""
+    est = Estimator(hours=hours)
     for messages in days:
         score(messages, estimator=est)
-        est = _next_morning(est)
+        est = _next_morning(est, hours)
     return est
 
 
-def _next_morning(est: Estimator) -> Estimator:
+def _next_morning(est: Estimator, hours: Timetable | None = None) -> Estimator:
     learned = est.learned
     for day_scoped in (learned.pending, learned.last_end, learned.paused_at, learned.call_age):
         day_scoped.clear()
     if learned.forecasts:
         learned.forecasts.clear()
-    return Estimator.restore(est.snapshot())
+    return Estimator.restore(est.snapshot(), hours=hours)
 
 
 def bench(profiles: Iterable[str], seeds: Iterable[int], warm: bool = False) -> dict[str, Any]:

@@ -20,14 +20,18 @@ Options: `--set development|held_out|both` (default both), `--jobs N` (default 2
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from hallwatch.daemon.core.hours import Hours, Lunch, Timetable
+from hallwatch.daemon.estimate.model import Estimator
 from hallwatch.daemon.offline.scoring import NAMES, WAITED_S, ScoreReport, score, warmed_on
-from hallwatch.sensors.scenarios import scenario_day
+from hallwatch.sensors.profiles import hm
+from hallwatch.sensors.scenarios import Scenario, hall_profile, scenario_day
 
 SEEDS = Path(__file__).with_name("estimate_seeds.json")
 TARGET_FAMILY = 0.75
@@ -42,12 +46,43 @@ def day_messages(family: str, seed: int, day: int) -> list[tuple[str, bytes]]:
     ]
 
 
+def _clock(s: int) -> dt.time:
+    return dt.time(s // 3600, s % 3600 // 60)
+
+
+def lunch_rotation(sc: Scenario) -> tuple[Lunch, ...]:
+    """The hall's lunch rotation as its operator would put it in `[hours]`: the windows whose
+    pause is a turn of a rotation (`sensors.scenarios._pauses`: turns of 30, 45 or 60 minutes
+    one after another from 11:30 or 12:00). The one-off pauses at random times (a meeting, a
+    re-login) are not configuration and stay unknown to the estimator."""
+    pauses = {w.window: w.lunch for w in sc.profile.windows if w.lunch}
+    best: list[tuple[str, int, int]] = []
+    for base in (hm("11:30"), hm("12:00")):
+        for length in (1800, 2700, 3600):
+            turns = [(base + j * length, base + (j + 1) * length) for j in range(3)]
+            got = [(w, p[0], p[1]) for w, p in sorted(pauses.items()) if p in turns]
+            if any(a == base for _, a, _ in got) and len(got) > len(best):
+                best = got
+    return tuple(Lunch(w, _clock(a), _clock(b)) for w, a, b in best)
+
+
+def scenario_hours(family: str, seed: int) -> Timetable:
+    """`[hours]` for hall `seed` of `family`: its opening, closing and lunch rotation."""
+    sc = hall_profile(family, seed)
+    p = sc.profile
+    hall = Hours(_clock(p.open_at), _clock(p.close_at), lunch_rotation(sc))
+    return Timetable(Hours(), {p.hall: hall})
+
+
 def run_one(job: tuple[str, int, bool, int]) -> ScoreReport:
-    """Score day 0 of hall `seed` of `family`, cold or after `learned` days."""
+    """Score day 0 of hall `seed` of `family`, cold or after `learned` days; the estimator has
+    the hall's `[hours]` (its lunch rotation), as a configured daemon has."""
     family, seed, warm, learned = job
-    est = None
+    hours = scenario_hours(family, seed)
+    est = Estimator(hours=hours)
     if warm:
-        est = warmed_on(day_messages(family, seed, -d) for d in range(learned, 0, -1))
+        days = (day_messages(family, seed, -d) for d in range(learned, 0, -1))
+        est = warmed_on(days, hours=hours)
     return score(day_messages(family, seed, 0), estimator=est)
 
 

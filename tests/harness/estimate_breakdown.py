@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hallwatch.daemon.core.state import WAITING, HallsState
+from hallwatch.daemon.core.state import WAITING, Hall, HallsState
 from hallwatch.daemon.estimate.forecast import outage_end
 from hallwatch.daemon.estimate.learned import SEP
 from hallwatch.daemon.estimate.model import EstimateOut, Estimator
@@ -34,7 +34,7 @@ from hallwatch.daemon.pipeline.process import offline
 from hallwatch.sensors.events import PRIORITY_RANK, TicketEvent
 from hallwatch.sensors.scenarios import hall_profile
 
-from tests.harness.bench_estimate import day_messages
+from tests.harness.bench_estimate import day_messages, scenario_hours
 
 ZONE = ZoneInfo("Asia/Shanghai")
 SEEDS = Path(__file__).with_name("estimate_seeds.json")
@@ -97,12 +97,33 @@ def _features(state: HallsState, est: Estimator, out: EstimateOut) -> dict[str, 
     }
 
 
-def run_hall(job: tuple[str, int, bool, int]) -> list[dict[str, Any]]:
-    """Every scored ticket of day 0 of one hall, with its features."""
-    family, seed, warm, learned = job
-    est = Estimator()
+def _lunch(est: Estimator, hall: Hall, r: dict[str, Any]) -> str:
+    """Where the lunch turns (`[hours]`) of the windows serving the ticket's service stand
+    against its wait [issue, call]: in a turn at its issue (`turn began <10 min` ago, or `in
+    turn` for longer), a turn `starts in wait`, or `none`."""
+    turns = est.lunch_turns(r["hall"], r["at"])
+    able = [n for n, w in hall.windows.items() if r["service"] in w.services and n in turns]
+    at, end = r["at"], r["at"] + r["actual"]
+    spans = [span for n in able for span in turns[n]]
+    began = [at - a for a, b in spans if a <= at < b]
+    if began:
+        return "turn began <10 min" if min(began) < 600.0 else "in turn"
+    if any(at < a < end for a, _ in spans):
+        return "starts in wait"
+    return "none"
+
+
+def run_hall(job: tuple[str, int, bool, int, bool]) -> list[dict[str, Any]]:
+    """Every scored ticket of day 0 of one hall, with its features; the estimator has the
+    bench's `[hours]` (the hall's lunch rotation), or none with `lunch` False."""
+    family, seed, warm, learned, lunch = job
+    # The `[hours]` the bench passes; the lunch feature is read from them either way.
+    hours = scenario_hours(family, seed)
+    est = Estimator(hours=hours if lunch else None)
     if warm:
-        est = warmed_on(day_messages(family, seed, -d) for d in range(learned, 0, -1))
+        days = (day_messages(family, seed, -d) for d in range(learned, 0, -1))
+        est = warmed_on(days, hours=hours if lunch else None)
+    seen = Estimator(hours=hours)
     state = HallsState(tz="Asia/Shanghai")
     step = offline(state, est)
     rows: dict[str, dict[str, Any]] = {}
@@ -126,6 +147,7 @@ def run_hall(job: tuple[str, int, bool, int]) -> list[dict[str, Any]]:
             hall = state.halls[event.hall]
             w = hall.windows.get(event.window or "")
             r["called_by_services"] = len(w.services) if w else 0
+            r["lunch"] = _lunch(seen, hall, r)
             if r["daemon"] is not None:
                 done.append(r)
         elif event.type in ("cancelled", "transferred"):
@@ -158,6 +180,8 @@ GROUPS: dict[str, Callable[[dict[str, Any]], object]] = {
     ),
     "clear": lambda r: "idle" if r["idle"] > r["ahead_same"] else f"ahead{min(r['ahead_same'], 3)}",
     "hall": lambda r: f"{r['family']}{r['seed']}",
+    "lunch": lambda r: r["lunch"],
+    "lunch_hour": lambda r: f"{r['lunch']}/{int(r['hour'])}",
 }
 
 
@@ -197,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--groups", default=",".join(GROUPS))
     ap.add_argument("--csv", type=Path)
+    ap.add_argument("--no-lunch", action="store_true", help="the estimator without `[hours]`")
     args = ap.parse_args(argv)
     spec = json.loads(SEEDS.read_text(encoding="utf-8"))
     dev = set(spec["development"]["families"])
@@ -207,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         if family not in dev | {"blend"} or held & set(seeds):
             raise SystemExit(f"{h}: development halls only")
         for warm in (m == "warm" for m in args.modes.split(",")):
-            work += [(family, s, warm, spec["learned_days"]) for s in seeds]
+            lunch = not args.no_lunch
+            work += [(family, s, warm, spec["learned_days"], lunch) for s in seeds]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         rows = [r for rs in pool.map(run_hall, work, chunksize=1) for r in rs]
     if args.csv:
