@@ -419,6 +419,7 @@ class Forecaster(Laws):
         if not any(w.state == "open" and service in w.services for w in hall.windows.values()):
             return None, 0
         self.slow_until = outage_end(hall, now, self.outage_law)
+        self.censoring(self.in_service(hall, day, now))
         try:
             return self._estimate(
                 self.windows_at(hall_name, hall, day, now),
@@ -431,6 +432,7 @@ class Forecaster(Laws):
             )
         finally:
             self.slow_until = None
+            self.censoring(None)
 
     def wait_for_new(
         self,
@@ -457,10 +459,12 @@ class Forecaster(Laws):
         day = state.day_at(h, now) or Day(day=state.business_day(now))
         queue = self.queue_items(day, now, None)
         queue.append(Item(service, 2, now, 0.0, False, True))
-        wins = self.windows_at(hall, h, day, now, extra)
         seed = f"{hall}:{service}:new:{now}"
         self.slow_until = outage_end(h, now, self.outage_law)
+        self.censoring(self.in_service(h, day, now))
         try:
+            wins = self.windows_at(hall, h, day, now, extra)
             return self._estimate(wins, queue, 2, day, now, seed, samples, hall)[0]
         finally:
             self.slow_until = None
+            self.censoring(None)

@@ -6,8 +6,9 @@ import math
 import random
 from dataclasses import dataclass
 
+from hallwatch.daemon.core.state import Day, Hall
 from hallwatch.daemon.estimate.learned import AGE_BIN_S, AGE_BINS, Learned
-from hallwatch.daemon.estimate.lognormal import LogNormal, fit, isotonic, phi
+from hallwatch.daemon.estimate.lognormal import LogNormal, fit, fit_censored, isotonic, phi
 from hallwatch.daemon.estimate.simulation import Handling, Item
 
 
@@ -34,6 +35,9 @@ class Priors:
 OUTAGE_S, OUTAGE_SIGMA = 1800.0, 0.8
 
 
+_POOLED = "\0pooled"  # the key of the pooled fit among the cached laws
+
+
 class Laws:
     """Priors and the laws fitted to `learned`, cached until new data invalidates them."""
 
@@ -45,6 +49,10 @@ class Laws:
         self.shrink = p.shrink
         self.learned = learned or Learned()
         self._laws: dict[str, LogNormal] | None = None
+        # Services in progress now (service -> log of the time served so far), set per estimate
+        # by the forecaster (`censoring`), and the laws that count them.
+        self._censored: dict[str, list[float]] | None = None
+        self._censored_laws: dict[str, LogNormal] = {}
         self.prior_pause = LogNormal(math.log(p.pause_s) - p.sigma**2 / 2, p.sigma)
         self._pause_law: LogNormal | None = None
         self._q: list[float] | None = None
@@ -57,17 +65,61 @@ class Laws:
         self._outage_law: LogNormal | None = None
 
     def law(self, service: str) -> LogNormal:
-        """Service-time law for `service`: its own fit, shrunk to the pooled fit and the prior."""
+        """Service-time law for `service`: its own fit, shrunk to the pooled fit and the prior.
+        While `censoring` is set (during an estimate), the pooled fit also counts the services
+        in progress as censored samples (`fit_censored`)."""
+        if self._censored:
+            law = self._censored_laws.get(service)
+            if law is None:
+                base = self._censored_laws.get(_POOLED)
+                if base is None:
+                    base = self._censored_laws[_POOLED] = fit_censored(
+                        self._pooled_logs(),
+                        [x for xs in self._censored.values() for x in xs],
+                        self.prior,
+                        self.shrink,
+                    )
+                logs = self.learned.service_logs.get(service, [])
+                law = self._censored_laws[service] = fit(logs, base, self.shrink)
+            return law
         if self._laws is None:
             self._laws = {}
         law = self._laws.get(service)
         if law is None:
-            pooled = [x for logs in self.learned.service_logs.values() for x in logs]
-            base = fit(pooled, self.prior, self.shrink)
+            base = self._laws.get(_POOLED)
+            if base is None:
+                base = self._laws[_POOLED] = fit(self._pooled_logs(), self.prior, self.shrink)
             law = self._laws[service] = fit(
                 self.learned.service_logs.get(service, []), base, self.shrink
             )
         return law
+
+    def _pooled_logs(self) -> list[float]:
+        return [x for logs in self.learned.service_logs.values() for x in logs]
+
+    def censoring(self, censored: dict[str, list[float]] | None) -> None:
+        """Set (None: clear) the services in progress (`in_service`) the laws count."""
+        self._censored = censored or None
+        self._censored_laws = {}
+
+    def in_service(self, hall: Hall, day: Day, now: float) -> dict[str, list[float]] | None:
+        """The services in progress at `hall`'s open windows, by service: the log of how long
+        each has been served, when that is longer than two recalls (a no-show is over by then)
+        and no business system was down since its call (those teach `slow_factor`, not the
+        law). None when there is none."""
+        out: dict[str, list[float]] = {}
+        least = 2.0 * self.recall_s
+        for w in hall.windows.values():
+            if w.state != "open" or w.serving is None or w.serving_since is None:
+                continue
+            a = now - w.serving_since
+            t = day.tickets.get(w.serving)
+            if a <= least or t is None or not t.service:
+                continue
+            if any(s.state != "up" or s.since > w.serving_since for s in hall.systems.values()):
+                continue
+            out.setdefault(t.service, []).append(math.log(a))
+        return out or None
 
     def mean_service_s(self, service: str) -> float:
         return self.law(service).mean

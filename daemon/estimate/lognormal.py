@@ -49,6 +49,38 @@ def fit(logs: list[float], base: LogNormal, weight: float) -> LogNormal:
     return LogNormal(mu, math.sqrt(var))
 
 
+def fit_censored(
+    logs: list[float], censored: list[float], base: LogNormal, weight: float, rounds: int = 3
+) -> LogNormal:
+    """`fit` when some samples are only known to exceed their value (`censored`, log-seconds:
+    services still in progress). A fit of the completed ones alone is biased short while long
+    services are still running (early in the day most completions are the short ones). A few
+    EM rounds: each censored sample counts with the truncated normal's first two moments
+    E[x | x > c] and E[x^2 | x > c] under the current fit."""
+    law = fit(logs, base, weight)
+    if not censored:
+        return law
+    n = len(logs) + len(censored)
+    s1 = sum(logs)
+    s2 = sum(x * x for x in logs)
+    for _ in range(rounds):
+        e1 = e2 = 0.0
+        for c in censored:
+            a = (c - law.mu) / law.sigma
+            tail = phi(-a)
+            lam = math.exp(-0.5 * a * a) / math.sqrt(2.0 * math.pi) / tail if tail > 1e-12 else a
+            e = law.mu + law.sigma * lam
+            e1 += e
+            e2 += law.sigma**2 * max(1.0 + a * lam - lam * lam, 0.0) + e * e
+        m = (s1 + e1) / n
+        v = max((s2 + e2) / n - m * m, 0.0)
+        law = LogNormal(
+            (n * m + weight * base.mu) / (n + weight),
+            math.sqrt((n * v + weight * base.sigma**2) / (n + weight)),
+        )
+    return law
+
+
 def isotonic(points: list[tuple[float, float]]) -> list[float]:
     """Weighted pool-adjacent-violators: the closest non-decreasing sequence."""
     blocks: list[list[float]] = []  # [value, weight, count]

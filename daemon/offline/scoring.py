@@ -147,14 +147,20 @@ def score(
 
 def baselines(out: EstimateOut, state: HallsState, est: Estimator) -> Classic:
     """The classic predictors for an estimate, given what the estimator knows: the learned
-    means, and while a business system is down, the learned slow-down of service."""
+    means (counting the services in progress, as its own laws do), and while a business system
+    is down, the learned slow-down of service."""
     hall = state.halls.get(out.hall)
     slow = est.slow_factor if hall is not None and outage_end(hall, out.at) else 1.0
 
     def mean(service: str) -> float:
         return est.mean_service_s(service) * slow
 
-    return classic(state, out.hall, out.ticket, out.at, mean_service_s=mean)
+    day = hall.today if hall is not None else None
+    est.censoring(est.in_service(hall, day, out.at) if hall and day else None)
+    try:
+        return classic(state, out.hall, out.ticket, out.at, mean_service_s=mean)
+    finally:
+        est.censoring(None)
 
 
 def _row(out: EstimateOut, state: HallsState, est: Estimator) -> Row:

@@ -40,9 +40,14 @@ ZONE = ZoneInfo("Asia/Shanghai")
 SEEDS = Path(__file__).with_name("estimate_seeds.json")
 
 
-def _law(est: Estimator, out: EstimateOut) -> dict[str, float]:
+def _law(est: Estimator, state: HallsState, out: EstimateOut) -> dict[str, float]:
     """The service law the estimate used."""
-    law = est.law(out.service)
+    hall = state.halls[out.hall]
+    est.censoring(est.in_service(hall, hall.today, out.at) if hall.today else None)
+    try:
+        law = est.law(out.service)
+    finally:
+        est.censoring(None)
     return {"law_mean": law.mean, "law_sigma": law.sigma}
 
 
@@ -87,7 +92,7 @@ def _features(state: HallsState, est: Estimator, out: EstimateOut) -> dict[str, 
         "open_all": sum(1 for w in hall.windows.values() if w.state == "open"),
         "shared": shared,
         "outage": bool(outage_end(hall, out.at)),
-        **_law(est, out),
+        **_law(est, state, out),
         "completions": len(est.learned.service_logs.get(out.service, [])),
         "daemon": out.estimated_wait_s,
         "forecast": forecast,
