@@ -417,7 +417,7 @@ class Estimator(Forecaster):
     ) -> tuple[float | None, float | None, float | None]:
         """(estimate, p10, p90) of a wait the simulation forecast at `forecast` seconds in
         `hall` (see `interval`): corrected and ranged by how its past forecasts met their calls
-        (`outage`: those during a system outage and the hour after it, see `interval.key`)."""
+        (`outage`: those during a system outage and the half hour after, see `interval.key`)."""
         if forecast is None:
             return None, None, None
         return self._band(hall, forecast, outage).apply(forecast)
