@@ -160,6 +160,7 @@ class Estimator(Forecaster):
         self._tracks: dict[str, dict[str, Track]] = {}
         self._last_pass: dict[str, float] = {}
         self._down_at: dict[str, float] = {}  # hall/system -> when it went down
+        self._back_at: dict[str, float] = {}  # hall -> when its last outage ended
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -196,7 +197,8 @@ class Estimator(Forecaster):
             out = self._on_issued(event, hall, day, t, key)
             return [out] if out is not None else []
         if event.type == "called" and t.called_at == event.ts:
-            outs = self._on_called(event, t, key)
+            since = (t.issued_at or event.ts) - interval.AFTER_OUTAGE_S  # back since: no outage
+            outs = self._on_called(event, t, key, self._outage(event.hall, hall, since))
             if t.ended_at is not None and t.status in (COMPLETED, NO_SHOW):
                 # Its end came first (a late call on the wire): learn the service now.
                 self._on_end(event.hall, hall, t, key, t.window)
@@ -271,10 +273,17 @@ class Estimator(Forecaster):
             self._down_at.setdefault(key, ev.ts)
             return
         since = self._down_at.pop(key, None)
+        if since is not None:
+            self._back_at[ev.hall] = ev.ts
         if since is not None and 0 < ev.ts - since < 12 * 3600:
             outages = self.learned.outages or []
             push(outages, ev.ts - since, 20)
             self.learned.outages, self._outage_law = outages, None
+
+    def _outage(self, hall_name: str, hall: Hall, since: float) -> bool:
+        """Whether a business system of the hall is down, or came back after `since`."""
+        down = any(s.state != "up" for s in hall.systems.values())
+        return down or self._back_at.get(hall_name, -math.inf) > since
 
     def _on_issued(
         self, ev: TicketEvent, hall: Hall, day: Day, t: Ticket, key: str
@@ -289,7 +298,8 @@ class Estimator(Forecaster):
         else:
             forecast, position = self.simulate_ticket(ev.hall, hall, day, ev.ticket, t, ev.ts)
         spread = None if self.quick else self.last_spread
-        est, lo, hi = self.calibrated(ev.hall, forecast, spread)
+        outage = self._outage(ev.hall, hall, ev.ts - interval.AFTER_OUTAGE_S)
+        est, lo, hi = self.calibrated(ev.hall, forecast, outage, spread)
         L = self.learned
         # Tickets never called (the hall closed, an event lost) must not pile up forever.
         self._issued_since_prune += 1
@@ -342,6 +352,7 @@ class Estimator(Forecaster):
         )
         order = sorted(calls.values())
         outs: list[EstimateOut | ErrorOut] = []
+        outage = self._outage(hall_name, hall, now - interval.AFTER_OUTAGE_S)
         for i, (k, t) in enumerate(waiting):
             track, call = tracks.get(k), calls.get(i)
             if track is None or call is None:
@@ -353,7 +364,7 @@ class Estimator(Forecaster):
             track.revision += 1
             # The range: the band's for the wait left, or the issue's range moved with the
             # estimate, whichever is wider (a moved forecast is no more certain than it was).
-            _, lo, hi = self._band(hall_name, wait).apply(wait)
+            _, lo, hi = self._band(hall_name, wait, outage).apply(wait)
             lo, hi = max(0.0, min(lo, wait - track.below)), max(hi, wait + track.above)
             position = sum(1 for c in order if c < call)
             outs.append(
@@ -372,7 +383,9 @@ class Estimator(Forecaster):
             )
         return outs
 
-    def _on_called(self, ev: TicketEvent, t: Ticket, key: str) -> list[EstimateOut | ErrorOut]:
+    def _on_called(
+        self, ev: TicketEvent, t: Ticket, key: str, outage: bool
+    ) -> list[EstimateOut | ErrorOut]:
         L = self.learned
         end = L.last_end.get(f"{ev.hall}{SEP}{ev.window}")
         if end is not None and t.issued_at is not None and t.issued_at < end <= ev.ts:
@@ -392,15 +405,12 @@ class Estimator(Forecaster):
         if forecast is not None and interval.learns(forecast):
             if not L.resid:
                 L.resid = {}
-            bkey = f"{ev.hall}{SEP}{interval.bucket(forecast)}"
+            bkey = interval.key(f"{ev.hall}{SEP}", forecast, outage)
             push(L.resid.setdefault(bkey, []), interval.residual(forecast, actual), interval.KEEP)
             self._bands.pop(bkey, None)
+            self._bands.pop(interval.key(f"{ev.hall}{SEP}", forecast, True), None)
             if spread is not None:
-                if not L.zresid:
-                    L.zresid = {}
-                z = ranges.residual(forecast, actual, spread[0], spread[1])
-                push(L.zresid.setdefault(bkey, []), z, interval.KEEP)
-                self._zbands.pop(bkey, None)
+                ranges.learn(L, self._zbands, ev.hall, forecast, actual, spread)
         ekey = f"{ev.hall}{SEP}{p.service}"
         push(L.errors.setdefault(ekey, []), err, _KEEP_ERRORS)
         h = L.hist.setdefault(ekey, [0.0] * (len(ERROR_BUCKETS) + 2))
@@ -414,33 +424,36 @@ class Estimator(Forecaster):
     # -- accuracy, advice and metrics -------------------------------------------------------
 
     def calibrated(
-        self, hall: str, forecast: float | None, spread: tuple[float, float] | None = None
+        self,
+        hall: str,
+        forecast: float | None,
+        outage: bool = False,
+        spread: tuple[float, float] | None = None,
     ) -> tuple[float | None, float | None, float | None]:
         """(estimate, p10, p90) of a wait the simulation forecast at `forecast` seconds in
-        `hall` (see `interval`): corrected and ranged by how its past forecasts met their calls;
+        `hall` (see `interval`): corrected and ranged by how its past forecasts met their calls
+        (`outage`: those during a system outage and the half hour after, see `interval.key`);
         with the runs' `spread` (their 10th and 90th percentiles), ranged by it (`ranges`)."""
         if forecast is None:
             return None, None, None
-        est, lo, hi = self._band(hall, forecast).apply(forecast)
+        est, lo, hi = self._band(hall, forecast, outage).apply(forecast)
         if spread is None or not interval.learns(forecast):
             return est, lo, hi
-        key = f"{hall}{SEP}{interval.bucket(forecast)}"
-        zb = self._zbands.get(key)
-        if zb is None:
-            resid = self.learned.zresid.get(key) if self.learned.zresid else None
-            zb = self._zbands[key] = ranges.band(resid, forecast)
-        lo, hi = ranges.bounds(zb, forecast, spread[0], spread[1], est)
+        lo, hi = ranges.ranged(self.learned, self._zbands, hall, forecast, spread, est)
         return est, lo, hi
 
-    def _band(self, hall: str, forecast: float) -> interval.Band:
+    def _band(self, hall: str, forecast: float, outage: bool = False) -> interval.Band:
         if not interval.learns(forecast):
             return interval.ZERO
-        b = interval.bucket(forecast)
-        key = f"{hall}{SEP}{b}"
+        key = interval.key(f"{hall}{SEP}", forecast, outage)
         band = self._bands.get(key)
         if band is None:
             resid = self.learned.resid.get(key) if self.learned.resid else None
-            band = self._bands[key] = interval.band(resid, interval.PRIORS[b])
+            # An outage's residuals are shrunk to the hall's ordinary band (the prior's).
+            prior = (
+                self._band(hall, forecast) if outage else interval.PRIORS[interval.bucket(forecast)]
+            )
+            band = self._bands[key] = interval.band(resid, prior)
         return band
 
     def rolling_mae(self, hall: str, service: str) -> float | None:

@@ -25,8 +25,11 @@ A forecast without runs (quick mode, a queue past the simulation budget) keeps `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hallwatch.daemon.estimate import interval
 from hallwatch.daemon.estimate.interval import Band
+from hallwatch.daemon.estimate.learned import SEP, Learned, push
 
 C_S = 30.0  # a forecast whose runs all agree still gets half a minute's width per side
 
@@ -53,3 +56,38 @@ def bounds(b: Band, forecast: float, lo: float, hi: float, estimate: float) -> t
     p10 = forecast + b.q10 * (max(0.0, forecast - lo) + C_S)
     p90 = forecast + b.q90 * (max(0.0, hi - forecast) + C_S)
     return max(0.0, min(p10, estimate)), max(p90, estimate)
+
+
+def learn(
+    learned: Learned,
+    cache: dict[str, Band],
+    hall: str,
+    forecast: float,
+    actual: float,
+    spread: Sequence[float],
+) -> None:
+    """Keep the spread residual of a forecast of `hall` that met its call (`cache`: the
+    hall's bands, the one of this bucket dropped)."""
+    if not learned.zresid:
+        learned.zresid = {}
+    key = f"{hall}{SEP}{interval.bucket(forecast)}"
+    z = residual(forecast, actual, spread[0], spread[1])
+    push(learned.zresid.setdefault(key, []), z, interval.KEEP)
+    cache.pop(key, None)
+
+
+def ranged(
+    learned: Learned,
+    cache: dict[str, Band],
+    hall: str,
+    forecast: float,
+    spread: Sequence[float],
+    estimate: float,
+) -> tuple[float, float]:
+    """(p10, p90) of a forecast of `hall` whose runs spread over `spread` (see the module)."""
+    key = f"{hall}{SEP}{interval.bucket(forecast)}"
+    b = cache.get(key)
+    if b is None:
+        resid = learned.zresid.get(key) if learned.zresid else None
+        b = cache[key] = band(resid, forecast)
+    return bounds(b, forecast, spread[0], spread[1], estimate)

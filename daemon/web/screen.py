@@ -293,7 +293,10 @@ def calibrated_waits(
     (`Estimator.calibrated`)."""
     if adv is None:
         return {}
-    return {sa.service: est.calibrated(hall, sa.estimated_wait_s, sa.spread) for sa in adv.services}
+    return {
+        sa.service: est.calibrated(hall, sa.estimated_wait_s, spread=sa.spread)
+        for sa in adv.services
+    }
 
 
 def state_waits(est: Estimator, adv: Advice | None, hall: str) -> dict[str, Any]:
