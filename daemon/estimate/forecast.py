@@ -14,6 +14,7 @@ from hallwatch.daemon.estimate import quickwait
 from hallwatch.daemon.estimate.laws import OUTAGE_S, OUTAGE_SIGMA, Laws, Priors
 from hallwatch.daemon.estimate.learned import SEP, Learned
 from hallwatch.daemon.estimate.lognormal import LogNormal, residual_draws
+from hallwatch.daemon.estimate.lunch import day_turns, waits_out_a_turn
 from hallwatch.daemon.estimate.simulation import (
     Classes,
     Item,
@@ -48,13 +49,6 @@ def outage_end(hall: Hall, now: float, law: LogNormal | None = None) -> float | 
 PRIOR_OUTAGE = LogNormal(math.log(OUTAGE_S), OUTAGE_SIGMA)
 
 
-def _waits_out_a_turn(wins: list[Win], service: str, call: float) -> bool:
-    """Whether a window serving `service` is away for lunch (`Win.away`) before `call`: the
-    first-in-line bound (`clear_quantile`) leaves out the tickets that arrive and overtake
-    meanwhile, a few seconds over a service's residual, a service or more over a lunch turn."""
-    return any(a < call for w in wins if service in w.services for a, _ in w.away)
-
-
 class Forecaster(Laws):
     """Wait estimates by forward simulation over the live state, with the fitted laws."""
 
@@ -78,12 +72,17 @@ class Forecaster(Laws):
         self.rate_window_s = rate_window_s
         self.samples = samples
         self.quantile = quantile
-        # Overtaking arrivals projected: the day's rate so far, times this share. Both fitted on
-        # the development families of `sensors.scenarios` (tests/harness/estimate_seeds.json):
-        # the last hour's rate alone, or the whole rate, overestimated the overtaking where
-        # green-channel customers are many (issue #17).
-        self.rate_blend = 0.0
+        # Overtaking arrivals projected: the day's rate of each class so far, times
+        # `rate_scale`; for a service only one window serves, times `rate_scale_lone` and moved
+        # along the hall's arrival curve (its last hour over its day, at most `rate_curve_max`).
+        # Fitted on the development families of `sensors.scenarios` (estimate_seeds.json): the
+        # last hour's rate of each class alone overestimated the overtaking where green-channel
+        # customers are many (issue #17); at a lone window facing an afternoon peak, 0.6 of the
+        # day's rate underestimated it (fifth round). The curve and a larger share at shared
+        # windows too helped the green and blend families but cost weekday, surge and outage.
         self.rate_scale = 0.6
+        self.rate_scale_lone = 1.0
+        self.rate_curve_max = 3.0
         self.last_mean_call: float | None = None  # of the last `_estimate`'s mean-value run
         # The 10th and 90th percentiles of the last `_estimate`'s sampled runs (`ranges`);
         # None when it had none (the mean-value run only, or the queue-length fallback).
@@ -104,21 +103,7 @@ class Forecaster(Laws):
         key = (hall_name, day)
         hit = self._lunch_cache.get(key)
         if hit is None:
-            raw: dict[str, list[tuple[float, float]]] = {}
-            for slot in slots:
-                start = datetime.combine(day, slot.start, self.zone).timestamp()
-                end = datetime.combine(day, slot.end, self.zone).timestamp()
-                if end > start:
-                    raw.setdefault(slot.window, []).append((start, end))
-            hit = {}
-            for window, spans in raw.items():
-                merged: list[tuple[float, float]] = []
-                for start, end in sorted(spans):
-                    if merged and start <= merged[-1][1]:
-                        merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-                    else:
-                        merged.append((start, end))
-                hit[window] = tuple(merged)
+            hit = day_turns(slots, day, self.zone)
             if len(self._lunch_cache) > 256:
                 self._lunch_cache.clear()
             self._lunch_cache[key] = hit
@@ -233,7 +218,11 @@ class Forecaster(Laws):
         """Median call time of the target over `samples` random runs, and its position; past
         `quickwait.SIM_MAX_ITEMS` tickets to run, the queue-length estimate instead."""
         self.last_mean_call = self.last_spread = None
-        expected = self._expected_arrivals(day, now, below_rank, hall)
+        serving: dict[str, int] = {}
+        for w in wins:
+            for sv in w.services:
+                serving[sv] = serving.get(sv, 0) + 1
+        expected = self._expected_arrivals(day, now, below_rank, hall, serving)
         if len(items) + expected > quickwait.SIM_MAX_ITEMS:
             return self._queue_length(wins, items)
         for i, it in enumerate(items):
@@ -241,7 +230,7 @@ class Forecaster(Laws):
         called, position = run_to_target(
             [w.free for w in wins],
             wins,
-            items + self.arrivals(day, now, below_rank, hall),
+            items + self.arrivals(day, now, below_rank, hall, serving),
             self.handling,
         )
         self.last_mean_call = called  # the re-estimates' baseline (`reestimate`)
@@ -251,7 +240,9 @@ class Forecaster(Laws):
         samples = min(samples, _SAMPLE_BUDGET // max(1, len(items)))
         if called is None or samples <= 0:
             return (None if called is None else max(0.0, called - now)), position
-        rates = [(k, r) for k, r in self.overtaking_rates(day, now).items() if k[1] < below_rank]
+        rates = [
+            (k, r) for k, r in self.overtaking_rates(day, now, serving).items() if k[1] < below_rank
+        ]
         horizon = min(self.closing_ts(now, hall), now + 3 * 3600.0)
         waits = []
         # Latin hypercube over the windows' residual draws: run r draws window w's residual
@@ -267,7 +258,7 @@ class Forecaster(Laws):
         classes = Classes(items, now)
         for r in range(samples):
             rng = random.Random(f"{seed}:{r}")
-            arrivals = poisson_arrivals(rates, now, horizon, rng)
+            arrivals = poisson_arrivals(rates, now, horizon, f"{seed}:{r}:arrivals")
             for i, a in enumerate(arrivals, len(items)):
                 a.idx = i
             frees = self._sample_frees(wins, now, seed, strata, r, residuals)
@@ -284,7 +275,7 @@ class Forecaster(Laws):
             clear = clear_quantile(wins, items, target, now, self.quantile)
             if clear is not None:
                 bound, exact = clear
-                if not (rates and _waits_out_a_turn(wins, target.service, now + bound)):
+                if not (rates and waits_out_a_turn(wins, target.service, now + bound)):
                     wait = bound if exact else min(wait, bound)
                     if exact:  # the runs' spread, exactly (as the median): the first call's law
                         lo = _quantile(clear_quantile(wins, items, target, now, 0.1), lo)
@@ -309,12 +300,19 @@ class Forecaster(Laws):
         cycle = self.law(target.service).mean + self.gap_s
         return quickwait.queue_wait(ahead, serving, cycle), ahead
 
-    def _expected_arrivals(self, day: Day, now: float, below_rank: int, hall: str = "") -> float:
+    def _expected_arrivals(
+        self,
+        day: Day,
+        now: float,
+        below_rank: int,
+        hall: str = "",
+        serving: dict[str, int] | None = None,
+    ) -> float:
         """How many overtaking tickets (rank below `below_rank`) `_arrivals` would add."""
         span = max(0.0, min(self.closing_ts(now, hall), now + 3 * 3600.0) - now)
         return sum(
             r * span
-            for (_, rank), r in self.overtaking_rates(day, now).items()
+            for (_, rank), r in self.overtaking_rates(day, now, serving).items()
             if rank < below_rank
         )
 
@@ -335,29 +333,38 @@ class Forecaster(Laws):
                 counts[k] = counts.get(k, 0) + 1
         return {k: n / span for k, n in counts.items()}
 
-    def overtaking_rates(self, day: Day, now: float) -> dict[tuple[str, int], float]:
-        """Arrivals per second by (service, class rank) to project into a ticket's future: the
-        last `rate_window_s` blended with the day so far (`rate_blend` on the recent rate),
-        times `rate_scale`. A handful of green tickets in the last hour is a noisy rate, and
-        arrival curves fall back after their peak: projecting the peak hour's rate for hours
-        overestimated the overtaking."""
+    def overtaking_rates(
+        self, day: Day, now: float, serving: dict[str, int] | None = None
+    ) -> dict[tuple[str, int], float]:
+        """Arrivals per second by (service, class rank) to project into a ticket's future: each
+        class's rate over the day so far (a handful of green tickets in the last hour is a noisy
+        rate), times `rate_scale`. For a service only one of the simulated windows serves
+        (`serving`: how many serve each service; None: none is taken for lone), where every
+        overtaking arrival delays the tickets behind it by a whole service: times
+        `rate_scale_lone`, and moved along the hall's arrival curve by the hall's own last
+        `rate_window_s` over its day (every class together: enough tickets to tell an afternoon
+        peak from the morning)."""
         first = min((t.issued_at for t in day.tickets.values() if t.issued_at), default=now)
         recent_span = max(min(self.rate_window_s, now - first), 900.0)
         day_span = max(now - first, 900.0)
-        recent: dict[tuple[str, int], int] = {}
         whole: dict[tuple[str, int], int] = {}
+        recent = 0
         for t in day.tickets.values():
             if t.service and t.issued_at is not None and t.issued_at <= now:
                 k = (t.service, PRIORITY_RANK.get(t.priority, 2))
                 whole[k] = whole.get(k, 0) + 1
-                if now - recent_span < t.issued_at:
-                    recent[k] = recent.get(k, 0) + 1
-        w = self.rate_blend
-        f = self.rate_scale
-        return {
-            k: f * (w * recent.get(k, 0) / recent_span + (1.0 - w) * n / day_span)
-            for k, n in whole.items()
-        }
+                recent += now - recent_span < t.issued_at
+        total = sum(whole.values())
+        curve = 1.0
+        if total:
+            curve = min(self.rate_curve_max, (recent / recent_span) / (total / day_span))
+        out = {}
+        for k, n in whole.items():
+            if serving is not None and serving.get(k[0], 0) <= 1:
+                out[k] = self.rate_scale_lone * curve * n / day_span
+            else:
+                out[k] = self.rate_scale * n / day_span
+        return out
 
     def queue_items(self, day: Day, now: float, target: str | None) -> list[Item]:
         return [
@@ -372,12 +379,19 @@ class Forecaster(Laws):
             for k, t in waiting_tickets(day)
         ]
 
-    def arrivals(self, day: Day, now: float, below_rank: int, hall: str = "") -> list[Item]:
+    def arrivals(
+        self,
+        day: Day,
+        now: float,
+        below_rank: int,
+        hall: str = "",
+        serving: dict[str, int] | None = None,
+    ) -> list[Item]:
         """Expected future tickets of the classes that overtake rank `below_rank`, spread evenly
         (at (k - 1/2) / rate) until `hall`'s closing time or three hours ahead."""
         horizon = min(self.closing_ts(now, hall), now + 3 * 3600.0)
         out = []
-        for (service, rank), rate in self.overtaking_rates(day, now).items():
+        for (service, rank), rate in self.overtaking_rates(day, now, serving).items():
             if rank >= below_rank or rate <= 0:
                 continue
             k = 1

@@ -154,12 +154,18 @@ def quantile_of(values: list[float], q: float) -> float:
 
 
 def poisson_arrivals(
-    rates: list[tuple[tuple[str, int], float]], now: float, horizon: float, rng: random.Random
+    rates: list[tuple[tuple[str, int], float]], now: float, horizon: float, seed: str
 ) -> list[Item]:
+    """One run's future tickets of each class, at its rate until `horizon`. Each class draws
+    from a stream of its own (keyed by `seed` and the class), apart from the runs' service
+    draws: a change in one class's rate moves neither the others' arrivals nor the services
+    (common random numbers: opening a window for one service cannot reshuffle the draws of
+    another's queue)."""
     out = []
     for (service, rank), rate in rates:
         if rate <= 0:
             continue
+        rng = random.Random(f"{seed}:{service}:{rank}")
         t = now + rng.expovariate(rate)
         while t < horizon:
             out.append(Item(service, rank, t, 0.0, False))
