@@ -217,6 +217,8 @@ class Estimator(Forecaster):
             L.pending.pop(key, None)
             if L.forecasts:
                 L.forecasts.pop(key, None)
+            if L.spreads:
+                L.spreads.pop(key, None)
         return []
 
     def _on_end(self, hall_name: str, hall: Hall, t: Ticket, key: str, window: str | None) -> None:

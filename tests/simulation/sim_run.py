@@ -248,12 +248,15 @@ def comparable(node: Node, *, outputs: bool) -> dict[str, Any]:
     learned = msgspec.structs.replace(
         d.estimator.learned,
         # A restart replays live tickets with quick, unscored estimates (their customers have
-        # their tickets): the scoring memory (pending forecasts, errors, residuals) differs.
+        # their tickets): the scoring memory (pending forecasts and their runs' spreads, errors,
+        # residuals) differs.
         pending={},
         errors={},
         hist={},
         resid=msgspec.UNSET,
         forecasts=msgspec.UNSET,
+        zresid=msgspec.UNSET,
+        spreads=msgspec.UNSET,
     )
     out: dict[str, Any] = {
         "state": state_mod.encode(d.state),

@@ -105,3 +105,18 @@ def test_a_hall_whose_waits_ran_past_their_runs_gets_higher_ranges() -> None:
     a, b = estimates(fresh)[-1], estimates(taught)[-1]
     assert a.estimated_wait_s == b.estimated_wait_s  # the estimate itself is not moved
     assert a.p90_s is not None and b.p90_s is not None and b.p90_s > 1.3 * a.p90_s
+
+
+def test_a_cancelled_ticket_leaves_no_pending_spread() -> None:
+    """A ticket forecast behind a busy window and then cancelled keeps nothing of its runs."""
+    est = Estimator()
+    state, _ = feed(
+        est,
+        window_ev("w1", "open", T0 - 3600),
+        issued("A001", T0 - 60),
+        ticket_ev("called", "A001", T0 - 30, window="w1"),
+        issued("A002", T0),
+    )
+    assert est.learned.spreads and "h1\x1fA002" in est.learned.spreads
+    feed(est, ticket_ev("cancelled", "A002", T0 + 60), state=state)
+    assert not est.learned.spreads
