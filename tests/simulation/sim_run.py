@@ -245,19 +245,11 @@ def comparable(node: Node, *, outputs: bool) -> dict[str, Any]:
     """What must be equal in the twin and the crashed daemon after the same steps; the outbox and
     complaints only after a tick (a starting daemon takes stored complaints in at once)."""
     d = node.d
-    learned = msgspec.structs.replace(
-        d.estimator.learned,
-        # A restart replays live tickets with quick, unscored estimates (their customers have
-        # their tickets): the scoring memory (pending forecasts and their runs' spreads, errors,
-        # residuals) differs.
-        pending={},
-        errors={},
-        hist={},
-        resid=msgspec.UNSET,
-        forecasts=msgspec.UNSET,
-        zresid=msgspec.UNSET,
-        spreads=msgspec.UNSET,
-    )
+    # A restart replays live tickets with quick, unscored estimates (their customers have their
+    # tickets): the scoring memory (pending forecasts and their runs' spreads, errors, residuals)
+    # differs.
+    unset = dict.fromkeys(("resid", "forecasts", "zresid", "spreads"), msgspec.UNSET)
+    learned = msgspec.structs.replace(d.estimator.learned, pending={}, errors={}, hist={}, **unset)
     out: dict[str, Any] = {
         "state": state_mod.encode(d.state),
         "learned": msgspec.json.encode(learned),
