@@ -423,12 +423,15 @@ async def test_pair_five_halls_peak_day_kill_and_node_stop(
         mine_ids = [a for a in ids if a.startswith(f"{hall}:")]
         # An alert id ends in its episode's start: the peak of the truth it belongs to.
         which = [bisect.bisect_right(starts, float(a.rsplit(":", 1)[1]) + 1) - 1 for a in mine_ids]
-        assert min(which, default=0) >= 0, f"{hall}: an alert before any peak: {mine_ids}"
-        assert len(set(which)) == len(which), (
-            f"{hall}: two alert ids for one peak: {mine_ids}; who began and ended each"
+        began = (  # who began and ended each, to read a failure by
+            f" the day began {t0:.1f}, the truth's peaks {[int(s) for s in starts]};"
+            " who began and ended each"
             f" (wall, and the view's event time; None: not known to the rules):\n"
             + "\n".join(f"  {e}" for e in episodes(pg_url, hall))
         )
+        assert min(which, default=0) >= 0, f"{hall}: an alert before any peak: {mine_ids};{began}"
+        twice = f"{hall}: two alert ids for one peak: {mine_ids};{began}"
+        assert len(set(which)) == len(which), twice
         assert len(mine_ids) >= held, f"{hall}: {len(mine_ids)} alerts, {held} peaks held"
         lines.append(
             f"  {hall}: {len(mine_ids)} peak alert ids; truth: {len(starts)} peaks,"
