@@ -404,10 +404,10 @@ class Daemon:
             self.pipeline.changes,
             now,
             halls,
-            lambda name, queue: hall_view(
+            lambda name, queue, at: hall_view(
                 self.state,
                 name,
-                now,
+                at,
                 advice=self._advice.for_tick(name, now),
                 heartbeat_timeout_s=s.hall.heartbeat_timeout_s,
                 calendar=self.calendar,
@@ -416,6 +416,7 @@ class Daemon:
             rules=self.alerts.engine.settings,
             heartbeat_timeout_s=s.hall.heartbeat_timeout_s,
             renew_at=self._advice.renew_at,
+            clock=self.clock,  # the advice's renewal and the views gave way: later events
         )
         await self.alerts.evaluate(views)
         self.share.offer(views)  # their overview rows, for the other shards (PostgreSQL)

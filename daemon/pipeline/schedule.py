@@ -176,16 +176,19 @@ class TickPlan:
         changes: Changes,
         now: float,
         halls: Iterable[str],
-        view: Callable[[str, Queue | None], HallView],
+        view: Callable[[str, Queue | None, float], HallView],
         *,
         rules: RuleSettings,
         heartbeat_timeout_s: float,
         renew_at: Callable[[str], float | None] = lambda _: None,
+        clock: Callable[[], float] | None = None,
     ) -> list[HallView]:
-        """The views of `halls` at `now`, handing the event loop back every YIELD_S (ingest,
-        store and acknowledge go on meanwhile; an event that reaches a hall after its view was
-        built leaves it changed for the next tick). `evaluated` records them, once the
-        rules' results are stored."""
+        """The views of `halls` from `now` on, handing the event loop back every YIELD_S
+        (ingest, store and acknowledge go on meanwhile; an event that reaches a hall after its
+        view was built leaves it changed for the next tick). Each view is built at `clock`'s
+        time as it is built, never before `now`: the events ingested while the tick gave way
+        are in its state, so it must not be dated before them (a peak would begin before the
+        event that made it). `evaluated` records them, once the rules' results are stored."""
         zone = ZoneInfo(rules.timezone)
         out = []
         self._built = []
@@ -194,13 +197,14 @@ class TickPlan:
             hall = state.halls.get(name)
             if hall is None:
                 continue
+            at = now if clock is None else max(now, clock())
             version = changes.version.get(name)
-            day = state.day_at(hall, now)
+            day = state.day_at(hall, at)
             queue = None if day is None else self.queues.get(name, day, version)
-            out.append(view(name, queue))
-            due = next_due(hall, day, now, rules.for_hall(name), zone, heartbeat_timeout_s, queue)
+            out.append(view(name, queue, at))
+            due = next_due(hall, day, at, rules.for_hall(name), zone, heartbeat_timeout_s, queue)
             renew = renew_at(name)
-            due = due if renew is None else max(now, min(due, renew))
+            due = due if renew is None else max(at, min(due, renew))
             self._built.append((name, version, due))
             if timer.perf_counter() - yielded > YIELD_S:
                 await self._give_way()
