@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 from hallwatch.sensors.profiles import hm
 from hallwatch.sensors.scenarios import (
@@ -19,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 SEEDS = range(1, 61)
+SEEDS_FILE = Path(__file__).parents[1] / "harness" / "estimate_seeds.json"
 
 
 @settings(max_examples=25, deadline=None)
@@ -127,3 +129,27 @@ def test_blend_is_mixed_drawn_again_for_development() -> None:
     for the held-out family)."""
     assert dataclasses.replace(FAMILIES["blend"], name="mixed") == FAMILIES["mixed"]
     assert hall_profile("blend", 1).profile.services != hall_profile("mixed", 1).profile.services
+
+
+def test_calm_is_mixed_in_light_halls_for_development() -> None:
+    """`calm` draws from `mixed`'s ranges but loads its halls' peak hour to 0.3-0.65 of their
+    windows (development's stand-in for a quiet batch of the held-out family): each hall's
+    peak hour, recovered from its profile, is within that, and its halls are others."""
+    mixed = FAMILIES["mixed"]
+    assert dataclasses.replace(FAMILIES["calm"], name="mixed", utilisation=(0.4, 1.15)) == mixed
+    for seed in range(1, 13):
+        p = hall_profile("calm", seed).profile
+        mean_s = sum(s.share * s.mean_s for s in p.services)
+        w = p.hourly_weights
+        peak = p.expected_arrivals * max(w) / sum(w)
+        assert 0.3 - 1e-9 <= peak * (mean_s + 10.0) / (len(p.windows) * 3600.0) <= 0.65 + 1e-9
+    assert hall_profile("calm", 1).profile.services != hall_profile("blend", 1).profile.services
+
+
+def test_calm_is_in_development_only() -> None:
+    """The seeds file develops on `calm` and leaves the held-out families as they were fixed."""
+    spec = json.loads(SEEDS_FILE.read_text(encoding="utf-8"))
+    assert "calm" in spec["development"]["families"]
+    assert spec["held_out"]["families"] == [
+        "weekday", "surge", "outage", "quiet", "green", "mixed"
+    ]  # fmt: skip

@@ -82,3 +82,55 @@ def test_a_call_too_recent_to_tell_from_a_no_show_is_not_counted() -> None:
     hall = state.halls["h1"]
     assert hall.today is not None
     assert est.in_service(hall, hall.today, T0) is None
+
+
+def _one_service(done: int, long_s: float) -> tuple[Estimator, list[Event]]:
+    """Two windows serving `gjj` only: `done` services of 120 s completed at w1 while w2 has
+    served another `gjj` customer for `long_s`."""
+    events: list[Event] = [
+        window_ev("w1", "open", T0 - 3600, services=("gjj",)),
+        window_ev("w2", "open", T0 - 3600, services=("gjj",)),
+        issued("L001", T0 - long_s - 5),
+        ticket_ev("called", "L001", T0 - long_s, window="w2"),
+    ]
+    for i in range(done):
+        t = T0 - 1000 + i * 130
+        events += [
+            issued(f"S{i:03d}", t - 1),
+            ticket_ev("called", f"S{i:03d}", t, window="w1"),
+            ticket_ev("completed", f"S{i:03d}", t + 120.0, window="w1"),
+        ]
+    return Estimator(samples=0), events
+
+
+def _laws_while_estimating(done: int) -> tuple[LogNormal, LogNormal]:
+    """(the `gjj` law an estimate uses, the same service fit shrunk to the censored pooled law
+    without its own service in progress), with a `gjj` customer served for 15 minutes."""
+    est, events = _one_service(done, 900.0)
+    state, _ = feed(est, *events)
+    hall = state.halls["h1"]
+    assert hall.today is not None
+    censored = est.in_service(hall, hall.today, T0)
+    assert censored == {"gjj": [math.log(900.0)]}
+    est.censoring(censored)
+    try:
+        law = est.law("gjj")
+        pooled = est.law("\0pooled-only")  # a service never seen: the censored pooled law
+        return law, fit(est.learned.service_logs["gjj"], pooled, est.shrink)
+    finally:
+        est.censoring(None)
+
+
+def test_a_service_with_five_completions_counts_its_own_long_one_in_progress() -> None:
+    """Five `gjj` services of two minutes done and one running for 15 minutes: the law an
+    estimate uses counts the running one in `gjj`'s own fit (a light hall's morning: the
+    completed ones are the short ones), not only through the pooled law it leans on."""
+    law, pooled_only = _laws_while_estimating(5)
+    assert law.mean > 1.5 * pooled_only.mean
+
+
+def test_a_service_with_four_completions_leans_on_the_pooled_law() -> None:
+    """With four completions the service's own fit leaves its running service to the pooled
+    law: one long service in progress does not swing a law of a handful of samples."""
+    law, pooled_only = _laws_while_estimating(4)
+    assert (law.mu, law.sigma) == (pooled_only.mu, pooled_only.sigma)
