@@ -37,11 +37,6 @@ OUTAGE_S, OUTAGE_SIGMA = 1800.0, 0.8
 
 _POOLED = "\0pooled"  # the key of the pooled fit among the cached laws
 
-#: Completions a service needs before its own services in progress count in its law (as
-#: censored samples, `fit_censored`); with fewer, one long service in progress would swing it
-#: (a quiet hall's first tickets), and its law leans on the pooled fit, which counts them.
-OWN_CENSORED_MIN = 5
-
 
 class Laws:
     """Priors and the laws fitted to `learned`, cached until new data invalidates them."""
@@ -72,9 +67,7 @@ class Laws:
     def law(self, service: str) -> LogNormal:
         """Service-time law for `service`: its own fit, shrunk to the pooled fit and the prior.
         While `censoring` is set (during an estimate), the pooled fit also counts the services
-        in progress as censored samples (`fit_censored`), and so does the service's own fit
-        its own in progress once it has `OWN_CENSORED_MIN` completions: the completed ones
-        alone are the short ones while the long ones still run (a morning, a light hall)."""
+        in progress as censored samples (`fit_censored`)."""
         if self._censored:
             law = self._censored_laws.get(service)
             if law is None:
@@ -87,12 +80,7 @@ class Laws:
                         self.shrink,
                     )
                 logs = self.learned.service_logs.get(service, [])
-                mine = self._censored.get(service)
-                if mine and len(logs) >= OWN_CENSORED_MIN:
-                    law = fit_censored(logs, mine, base, self.shrink)
-                else:
-                    law = fit(logs, base, self.shrink)
-                self._censored_laws[service] = law
+                law = self._censored_laws[service] = fit(logs, base, self.shrink)
             return law
         if self._laws is None:
             self._laws = {}
