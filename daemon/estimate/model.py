@@ -455,7 +455,8 @@ class Estimator(Forecaster):
             prior = (
                 self._band(hall, forecast) if outage else interval.PRIORS[interval.bucket(forecast)]
             )
-            band = self._bands[key] = interval.band(resid, prior)
+            ev = interval.EVIDENCE[interval.bucket(forecast)]
+            band = self._bands[key] = interval.band(resid, prior, ev)
         return band
 
     def rolling_mae(self, hall: str, service: str) -> float | None:

@@ -125,10 +125,37 @@ def test_the_median_correction_is_shrunk_by_how_noisy_the_halls_residuals_are() 
     """Two halls whose past forecasts met their call 20% late in the median: the one whose
     residuals scatter tightly around that gets nearly all of the correction, the one whose
     residuals scatter widely (a quiet hall's) much less, and no correction without a median."""
-    tight = [0.2 + 0.01 * (i % 21 - 10) for i in range(40)]
-    wide = [0.2 + 0.15 * (i % 21 - 10) for i in range(40)]
+    tight = [0.2 + 0.01 * (i * 8 % 21 - 10) for i in range(40)]  # in no order: not in runs
+    wide = [0.2 + 0.15 * (i * 8 % 21 - 10) for i in range(40)]
     prior = interval.Band(-0.2, 0.0, 0.5)
     w = 40 / (40 + interval.PRIOR_WEIGHT)
     assert interval.band(tight, prior).q50 == pytest.approx(w * 0.2, rel=0.05)
     assert interval.band(wide, prior).q50 < 0.5 * w * 0.2
     assert interval.band([-1.0, 0.0, 1.0], prior).q50 == 0.0
+
+
+def test_residuals_that_miss_in_runs_correct_less_than_the_same_ones_scattered() -> None:
+    """The same residuals, in call order once in two runs (the waits behind one long service
+    all late, then the rest) and once alternating: the runs count as fewer independent misses,
+    so their median correction is shrunk harder; in alternating order it is not shrunk more."""
+    late, early = [0.6 + 0.01 * i for i in range(20)], [-0.3 - 0.01 * i for i in range(12)]
+    alternating = [x for pair in zip(late, early, strict=False) for x in pair] + late[12:]
+    prior = interval.Band(-0.2, 0.0, 0.5)
+    runs = interval.band(late + early, prior).q50
+    scattered = interval.band(alternating, prior).q50
+    w, mid = 32 / (32 + interval.PRIOR_WEIGHT), (late[3] + late[4]) / 2
+    assert scattered > 0.85 * w * mid  # nearly the whole correction, as before
+    assert 0.0 < runs < 0.8 * scattered
+
+
+def test_long_forecasts_need_more_evidence_for_their_median_correction() -> None:
+    """A hall whose forecasts of ten minutes or more met their call late as often, and by as
+    much, as its forecasts of one to ten minutes gets a smaller correction on the long ones:
+    a long wait's residuals are fewer independent misses (several waits behind one service)."""
+    xs = [0.25 + 0.08 * (i % 21 - 10) for i in range(40)]
+    est = Estimator(learned=Learned(resid={"h1\x1f1": list(xs), "h1\x1f2": list(xs)}))
+    q50 = {}
+    for f in (300.0, 900.0):
+        e, _lo, _hi = est.calibrated("h1", f)
+        q50[f] = (e - f) / (f + interval.SCALE_S)
+    assert 0.0 < q50[900.0] < 0.9 * q50[300.0]
