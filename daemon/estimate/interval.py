@@ -37,10 +37,10 @@ BUCKETS = (60.0, 600.0)  # forecast bounds of buckets 0, 1; bucket 2 above
 SPREAD_EXTRA, SPREAD_N = 0.5, 50.0
 
 
-def spread(n: int) -> float:
+def spread(n: int, extra: float = SPREAD_EXTRA) -> float:
     """How much a bucket's own 10th and 90th percentiles are moved away from its median, when
-    it holds `n` residuals."""
-    return 1.0 + SPREAD_EXTRA * SPREAD_N / (n + SPREAD_N)
+    it holds `n` residuals (`extra`: how much more than 1 with none)."""
+    return 1.0 + extra * SPREAD_N / (n + SPREAD_N)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +120,15 @@ def _significant(mid: float, xs: list[float]) -> float:
     return mid * mid * mid / denom if denom > 0.0 else 0.0
 
 
-def band(residuals: list[float] | None, prior: Band) -> Band:
-    """A bucket's band: its residuals' percentiles, shrunk to the prior."""
+def band(residuals: list[float] | None, prior: Band, extra: float = SPREAD_EXTRA) -> Band:
+    """A bucket's band: its residuals' percentiles (widened by `spread(n, extra)`), shrunk to
+    the prior."""
     if not residuals:
         return prior
     xs = sorted(residuals)
     n = len(xs)
     w = n / (n + PRIOR_WEIGHT)
-    mid, k = _percentile(xs, 0.5), spread(n)
+    mid, k = _percentile(xs, 0.5), spread(n, extra)
     q10 = w * (mid + k * (_percentile(xs, 0.1) - mid)) + (1.0 - w) * prior.q10
     q50 = w * _significant(mid, xs) + (1.0 - w) * prior.q50
     q90 = w * (mid + k * (_percentile(xs, 0.9) - mid)) + (1.0 - w) * prior.q90

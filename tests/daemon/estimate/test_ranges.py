@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from hallwatch.daemon.estimate import ranges
+from hallwatch.daemon.estimate import interval, ranges
 from hallwatch.daemon.estimate.interval import Band
 from hallwatch.daemon.estimate.learned import Learned
 from hallwatch.daemon.estimate.model import EstimateOut, Estimator
@@ -163,3 +163,15 @@ def test_calls_within_the_minute_do_not_lower_the_range() -> None:
     fresh = ranges.ranged(Learned(), {}, "h1", 300.0, spread, 300.0)
     assert range_after(20.0) == fresh
     assert range_after(120.0)[0] < fresh[0]
+
+
+def test_a_halls_few_spread_residuals_are_not_widened() -> None:
+    """Twenty spread residuals from -1 to +1 give the hall's own 10th and 90th percentiles
+    shrunk to the prior by their number, not moved away from their median first (the priors
+    already cover a fresh hall's first, shorter waits)."""
+    resid = [-1.0 + 2.0 * i / 19 for i in range(20)]
+    prior = ranges.PRIORS[1]
+    w = 20 / (20 + interval.PRIOR_WEIGHT)
+    b = ranges.band(resid, 300.0)
+    assert math.isclose(b.q10, w * -0.8 + (1 - w) * prior.q10)
+    assert math.isclose(b.q90, w * 0.8 + (1 - w) * prior.q90)
