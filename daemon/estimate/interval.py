@@ -46,10 +46,10 @@ EVIDENCE = (1.0, 1.0, 2.0)
 SPREAD_EXTRA, SPREAD_N = 0.5, 50.0
 
 
-def spread(n: int) -> float:
+def spread(n: int, extra: float = SPREAD_EXTRA) -> float:
     """How much a bucket's own 10th and 90th percentiles are moved away from its median, when
-    it holds `n` residuals."""
-    return 1.0 + SPREAD_EXTRA * SPREAD_N / (n + SPREAD_N)
+    it holds `n` residuals (`extra`: how much more than 1 with none)."""
+    return 1.0 + extra * SPREAD_N / (n + SPREAD_N)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,15 +142,17 @@ def _significant(mid: float, xs: list[float], alike: float = 1.0) -> float:
     return mid * mid * mid / denom if denom > 0.0 else 0.0
 
 
-def band(residuals: list[float] | None, prior: Band, evidence: float = 1.0) -> Band:
-    """A bucket's band: its residuals' percentiles, shrunk to the prior; `residuals` in the
-    order of their calls, `evidence` the bucket's `EVIDENCE`."""
+def band(
+    residuals: list[float] | None, prior: Band, evidence: float = 1.0, extra: float = SPREAD_EXTRA
+) -> Band:
+    """A bucket's band: its residuals' percentiles (widened by `spread(n, extra)`), shrunk to
+    the prior; `residuals` in the order of their calls, `evidence` the bucket's `EVIDENCE`."""
     if not residuals:
         return prior
     xs = sorted(residuals)
     n = len(xs)
     w = n / (n + PRIOR_WEIGHT)
-    mid, k = _percentile(xs, 0.5), spread(n)
+    mid, k = _percentile(xs, 0.5), spread(n, extra)
     q10 = w * (mid + k * (_percentile(xs, 0.1) - mid)) + (1.0 - w) * prior.q10
     q50 = w * _significant(mid, xs, _alike(residuals, mid) / evidence) + (1.0 - w) * prior.q50
     q90 = w * (mid + k * (_percentile(xs, 0.9) - mid)) + (1.0 - w) * prior.q90
