@@ -181,7 +181,7 @@ class TickPlan:
         rules: RuleSettings,
         heartbeat_timeout_s: float,
         renew_at: Callable[[str], float | None] = lambda _: None,
-        clock: Callable[[], float] | None = None,
+        clock: Callable[[], float],
     ) -> list[HallView]:
         """The views of `halls` from `now` on, handing the event loop back every YIELD_S
         (ingest, store and acknowledge go on meanwhile; an event that reaches a hall after its
@@ -197,7 +197,7 @@ class TickPlan:
             hall = state.halls.get(name)
             if hall is None:
                 continue
-            at = now if clock is None else max(now, clock())
+            at = max(now, clock())
             version = changes.version.get(name)
             day = state.day_at(hall, at)
             queue = None if day is None else self.queues.get(name, day, version)

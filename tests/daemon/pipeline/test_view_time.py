@@ -6,6 +6,8 @@ alert id earlier than any peak of the day's truth)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hallwatch.alerts.view import HallView
 from hallwatch.daemon.config.alerts import RuleSettings
@@ -52,7 +54,7 @@ class Hall:
         )  # fmt: skip
 
 
-async def views_of(hall: Hall, *, clock: bool) -> dict[str, HallView]:
+async def views_of(hall: Hall, clock: Callable[[], float]) -> dict[str, HallView]:
     plan = TickPlan(hall.give_way)
     got = await plan.views(
         hall.state,
@@ -62,7 +64,7 @@ async def views_of(hall: Hall, *, clock: bool) -> dict[str, HallView]:
         hall.view,
         rules=RuleSettings(),
         heartbeat_timeout_s=90.0,
-        clock=(lambda: hall.now) if clock else None,
+        clock=clock,
     )
     return {v.hall: v for v in got}
 
@@ -74,17 +76,20 @@ async def test_a_view_is_not_dated_before_the_events_that_came_while_the_tick_ga
     is dated at the clock's time then (not the tick's start, 1.5 s before their reading); h1's,
     built first, keeps the tick's start."""
     monkeypatch.setattr(schedule, "YIELD_S", -1.0)  # hand the loop back after every view
-    views = await views_of(Hall(), clock=True)
+    hall = Hall()
+    views = await views_of(hall, lambda: hall.now)
     assert views["h2"].headcount == 25
     assert views["h2"].now == T + STEP_S
     assert views["h2"].now >= T + STEP_S - 0.5  # not before the reading it holds
     assert views["h1"].headcount == 0 and views["h1"].now == T
 
 
-async def test_without_a_clock_the_views_keep_the_ticks_time(
+async def test_a_view_is_never_dated_before_the_ticks_start(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Callers that pass no clock (and replays whose time is the tick's) get the tick's time."""
+    """A clock that reads before the tick's start (a replay's, stepped by the events) dates
+    every view at the tick's start: later events may be in the state, earlier times never."""
     monkeypatch.setattr(schedule, "YIELD_S", -1.0)
-    views = await views_of(Hall(), clock=False)
+    views = await views_of(Hall(), lambda: T - 30.0)
     assert views["h2"].headcount == 25 and views["h2"].now == T
+    assert views["h1"].now == T
