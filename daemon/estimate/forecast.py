@@ -258,9 +258,7 @@ class Forecaster(Laws):
         classes = Classes(items, now)
         for r in range(samples):
             rng = random.Random(f"{seed}:{r}")
-            arrivals = poisson_arrivals(rates, now, horizon, f"{seed}:{r}:arrivals")
-            for i, a in enumerate(arrivals, len(items)):
-                a.idx = i
+            arrivals = poisson_arrivals(rates, now, horizon, f"{seed}:{r}:arrivals", len(items))
             frees = self._sample_frees(wins, now, seed, strata, r, residuals)
             queues = classes.with_arrivals(arrivals)
             t, _ = run_to_target(frees, wins, queues, self.sampler(rng))

@@ -154,22 +154,30 @@ def quantile_of(values: list[float], q: float) -> float:
 
 
 def poisson_arrivals(
-    rates: list[tuple[tuple[str, int], float]], now: float, horizon: float, seed: str
+    rates: list[tuple[tuple[str, int], float]],
+    now: float,
+    horizon: float,
+    seed: str,
+    first_idx: int = 0,
 ) -> list[Item]:
     """One run's future tickets of each class, at its rate until `horizon`. Each class draws
     from a stream of its own (keyed by `seed` and the class), apart from the runs' service
     draws: a change in one class's rate moves neither the others' arrivals nor the services
     (common random numbers: opening a window for one service cannot reshuffle the draws of
-    another's queue)."""
+    another's queue). So are their service draws: the k-th arrival of the c-th class of
+    `rates` takes draw `first_idx + k * len(rates) + c`, whatever the other classes' counts."""
     out = []
-    for (service, rank), rate in rates:
+    width = len(rates)
+    for c, ((service, rank), rate) in enumerate(rates):
         if rate <= 0:
             continue
         rng = random.Random(f"{seed}:{service}:{rank}")
         t = now + rng.expovariate(rate)
+        k = 0
         while t < horizon:
-            out.append(Item(service, rank, t, 0.0, False))
+            out.append(Item(service, rank, t, 0.0, False, idx=first_idx + k * width + c))
             t += rng.expovariate(rate)
+            k += 1
     return out
 
 

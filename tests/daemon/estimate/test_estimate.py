@@ -256,6 +256,20 @@ def test_metrics_families() -> None:
     waiting=[("a", "normal"), ("a", "normal")],
     busy=[0, 0, 42],
 )
+@example(  # found by hypothesis: a `b` window opening moved `a`'s 1,256 s to 1,344 s, through the
+    # arrivals' service draws indexed across classes (a class's count shifted the others')
+    n_windows=3,
+    shares=[("a",), ("a",), ("b",), ("b",)],
+    waiting=[
+        ("a", "normal"),
+        ("a", "normal"),
+        ("a", "green"),
+        ("b", "green"),
+        ("a", "appointment"),
+        ("a", "appointment"),
+    ],
+    busy=[0, 0, 0],
+)
 @given(
     n_windows=st.integers(1, 3),
     shares=st.lists(st.sampled_from([("a",), ("b",), ("a", "b")]), min_size=4, max_size=4),

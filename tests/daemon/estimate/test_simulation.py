@@ -89,3 +89,22 @@ def test_estimates_do_not_depend_on_the_hash_seed() -> None:
         )
         outs.add(p.stdout)
     assert len(outs) == 1, outs
+
+
+def test_a_class_rate_moves_no_other_class_arrivals_or_draws() -> None:
+    """Doubling one class's rate (a lone window's service gains a second window) leaves every
+    other class's arrivals with the same times and the same service draws (`idx`)."""
+    slow = [(("a", 0), 0.004), (("b", 0), 0.01), (("a", 1), 0.002)]
+    fast = [(("a", 0), 0.004), (("b", 0), 0.02), (("a", 1), 0.002)]
+    before = poisson_arrivals(slow, NOW, NOW + 7200.0, "s:0", 5)
+    after = poisson_arrivals(fast, NOW, NOW + 7200.0, "s:0", 5)
+
+    def of_a(items: list[Item]) -> list[tuple[int, float, int]]:
+        return sorted((it.rank, it.issued_at, it.idx) for it in items if it.service == "a")
+
+    assert of_a(before) and of_a(before) == of_a(after)
+    assert len([it for it in after if it.service == "b"]) > len(
+        [it for it in before if it.service == "b"]
+    )
+    every = [it.idx for it in after]
+    assert len(set(every)) == len(every) and min(every) >= 5
