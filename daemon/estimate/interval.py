@@ -38,6 +38,15 @@ BUCKETS = (60.0, 600.0)  # forecast bounds of buckets 0, 1; bucket 2 above
 # runs (`_alike`), development warm quiet 0.848 -> 0.840, calm 0.890 -> 0.879, blend 0.746 ->
 # 0.741; 4.0 cost warm green 0.004, 1.0 left quiet at 0.846.
 EVIDENCE = (1.0, 1.0, 2.0)
+# The median correction's weight against the prior (`band(counted=True)`): the residuals' effective
+# number, as `_significant` counts them (runs about the median, `EVIDENCE`), not their number.
+# A hall's last days' long waits come in a few runs: sixty residuals of two bursts said little
+# more than a dozen about the next day, yet weighed as sixty against the prior of no correction
+# (development blend11 warm: its forecasts of 1.5 hours shortened by 90-150 s more while its
+# waits of two hours ran past them). Not for the residuals of an outage (`key`): they are one
+# burst by construction, the outage's, and shrunk to the hall's ordinary band, not to nothing.
+COUNTED = True
+
 # The hall's own residuals are of the waits already called: early in the day and while a queue
 # builds those are the shorter, better forecast ones, and their 10th-90th percentiles held 68-77%
 # of the waits that followed on the development halls (cold). Their spread around the median is
@@ -143,17 +152,26 @@ def _significant(mid: float, xs: list[float], alike: float = 1.0) -> float:
 
 
 def band(
-    residuals: list[float] | None, prior: Band, evidence: float = 1.0, extra: float = SPREAD_EXTRA
+    residuals: list[float] | None,
+    prior: Band,
+    evidence: float = 1.0,
+    extra: float = SPREAD_EXTRA,
+    counted: bool = False,
 ) -> Band:
     """A bucket's band: its residuals' percentiles (widened by `spread(n, extra)`), shrunk to
-    the prior; `residuals` in the order of their calls, `evidence` the bucket's `EVIDENCE`."""
+    the prior; `residuals` in the order of their calls, `evidence` the bucket's `EVIDENCE`.
+    `counted`: the median is shrunk to the prior's by the residuals' effective number (runs,
+    `evidence`: as `_significant` counts them), not by their number (see `COUNTED`)."""
     if not residuals:
         return prior
     xs = sorted(residuals)
     n = len(xs)
     w = n / (n + PRIOR_WEIGHT)
     mid, k = _percentile(xs, 0.5), spread(n, extra)
+    alike = _alike(residuals, mid) / evidence
+    n50 = max(1.0, n * alike) if counted else n
+    w50 = n50 / (n50 + PRIOR_WEIGHT)
     q10 = w * (mid + k * (_percentile(xs, 0.1) - mid)) + (1.0 - w) * prior.q10
-    q50 = w * _significant(mid, xs, _alike(residuals, mid) / evidence) + (1.0 - w) * prior.q50
+    q50 = w50 * _significant(mid, xs, alike) + (1.0 - w50) * prior.q50
     q90 = w * (mid + k * (_percentile(xs, 0.9) - mid)) + (1.0 - w) * prior.q90
     return Band(min(q10, q50), q50, max(q90, q50))
