@@ -186,3 +186,13 @@ def test_an_outages_burst_of_misses_keeps_its_weight_against_the_ordinary_band()
     ordinary = Estimator(learned=Learned(resid={"h1\x1f1": later + less}))
     outage = Estimator(learned=Learned(resid={"h1\x1fo1": later + less}))
     assert _correction(outage, 300.0, outage=True) > 2.0 * _correction(ordinary, 300.0) > 0.0
+
+
+def test_tight_scattered_misses_of_long_forecasts_keep_the_weight_of_their_number() -> None:
+    """Forty residuals of forecasts of ten minutes or more, tightly late and in no runs, weigh
+    as forty against the prior: `EVIDENCE` asks more of their median's significance, not of
+    its weight (nearly the whole n / (n + PRIOR_WEIGHT) of the correction)."""
+    xs = [0.30 + 0.002 * (i * 8 % 21 - 10) for i in range(40)]
+    est = Estimator(learned=Learned(resid={"h1\x1f2": xs}))
+    w = 40 / (40 + interval.PRIOR_WEIGHT)
+    assert _correction(est, 900.0) > 0.9 * w * 0.30
