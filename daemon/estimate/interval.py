@@ -13,7 +13,8 @@ prior ones by `PRIOR_WEIGHT` pseudo-residuals,
 clipped at 0, with q10 <= q50 <= q90 so the range always holds the estimate. The hall's median
 is first shrunk towards 0 by how well its residuals tell it from 0 (`_significant`): the waits of
 a quiet hall scatter so widely that a dozen of them say little about a systematic error, and
-waits that missed together, in a run, count as fewer (`_alike`, `EVIDENCE`). The median
+waits that missed together, in a run, count as fewer (`_alike`, `EVIDENCE`), and, outside an
+outage, as fewer against the prior too (`COUNTED`). The median
 correction removes what the forward simulation gets wrong in this hall, systematically (its
 arrivals, its patience); the range widens with the forecast (a long wait is less certain in
 seconds) and with how wrong the hall's forecasts have been. Both cost a lookup per estimate:
@@ -44,10 +45,10 @@ EVIDENCE = (1.0, 1.0, 2.0)
 # bursts: development blend11 warm had 39 residuals of forecasts of ten minutes or more in runs
 # (0.75 of the runs an order at random makes) weighing as 39 against the prior of no correction,
 # and its forecasts of 1.5 hours shortened by 90-150 s while its waits of two hours ran past
-# them. Development, replayed: warm blend 0.741 -> 0.738, quiet 0.840 -> 0.837, cold surge 0.599
-# -> 0.591, no family worse by more than 0.001. Counting `EVIDENCE` in the weight as well
-# shrank too hard where a hall's bias persists (warm repair +0.004). Not for the residuals of an
-# outage (`key`): one burst by construction, the outage's, shrunk to the hall's ordinary band.
+# them. Development bench: warm blend 0.741 -> 0.737, quiet 0.840 -> 0.837, cold surge 0.598 ->
+# 0.590, no family worse by more than 0.002. Counting `EVIDENCE` in the weight as well shrank
+# too hard where a hall's bias persists (warm repair +0.004, replayed). Not for the residuals of
+# an outage (`key`): one burst by construction, the outage's, shrunk to the hall's ordinary band.
 COUNTED = True
 
 # The hall's own residuals are of the waits already called: early in the day and while a queue
