@@ -456,7 +456,8 @@ class Estimator(Forecaster):
                 self._band(hall, forecast) if outage else interval.PRIORS[interval.bucket(forecast)]
             )
             ev = interval.EVIDENCE[interval.bucket(forecast)]
-            band = self._bands[key] = interval.band(resid, prior, ev)
+            counted = interval.COUNTED and not outage
+            band = self._bands[key] = interval.band(resid, prior, ev, counted=counted)
         return band
 
     def rolling_mae(self, hall: str, service: str) -> float | None:

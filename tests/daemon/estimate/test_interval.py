@@ -159,3 +159,40 @@ def test_long_forecasts_need_more_evidence_for_their_median_correction() -> None
         e, _lo, _hi = est.calibrated("h1", f)
         q50[f] = (e - f) / (f + interval.SCALE_S)
     assert 0.0 < q50[900.0] < 0.9 * q50[300.0]
+
+
+def _correction(est: Estimator, f: float, outage: bool = False) -> float:
+    e, _lo, _hi = est.calibrated("h1", f, outage)
+    assert e is not None
+    return (e - f) / (f + interval.SCALE_S)
+
+
+def test_two_bursts_of_misses_weigh_less_against_the_prior_than_the_same_misses_scattered() -> None:
+    """Sixty residuals all late, tightly, in two bursts (thirty later, then thirty less late)
+    weigh as the few independent misses they are against the prior of no correction: under
+    half the correction of the same residuals alternating (before: both nearly all of it)."""
+    later, less = [0.40 + 0.001 * i for i in range(30)], [0.30 + 0.001 * i for i in range(30)]
+    alternating = [x for pair in zip(later, less, strict=True) for x in pair]
+    bursts = Estimator(learned=Learned(resid={"h1\x1f1": later + less}))
+    scattered = Estimator(learned=Learned(resid={"h1\x1f1": alternating}))
+    assert 0.0 < _correction(bursts, 300.0) < 0.5 * _correction(scattered, 300.0)
+
+
+def test_an_outages_burst_of_misses_keeps_its_weight_against_the_ordinary_band() -> None:
+    """The same two bursts kept as an outage's residuals (one burst by construction) keep the
+    weight of their number against the hall's ordinary band: more than twice the correction
+    they get as ordinary residuals."""
+    later, less = [0.40 + 0.001 * i for i in range(30)], [0.30 + 0.001 * i for i in range(30)]
+    ordinary = Estimator(learned=Learned(resid={"h1\x1f1": later + less}))
+    outage = Estimator(learned=Learned(resid={"h1\x1fo1": later + less}))
+    assert _correction(outage, 300.0, outage=True) > 2.0 * _correction(ordinary, 300.0) > 0.0
+
+
+def test_tight_scattered_misses_of_long_forecasts_keep_the_weight_of_their_number() -> None:
+    """Forty residuals of forecasts of ten minutes or more, tightly late and in no runs, weigh
+    as forty against the prior: `EVIDENCE` asks more of their median's significance, not of
+    its weight (nearly the whole n / (n + PRIOR_WEIGHT) of the correction)."""
+    xs = [0.30 + 0.002 * (i * 8 % 21 - 10) for i in range(40)]
+    est = Estimator(learned=Learned(resid={"h1\x1f2": xs}))
+    w = 40 / (40 + interval.PRIOR_WEIGHT)
+    assert _correction(est, 900.0) > 0.9 * w * 0.30
