@@ -186,6 +186,7 @@ def hall_tickets(job: tuple[str, int, int, tuple[str, ...]]) -> list[dict[str, A
     hall = cls(profile, sim_seed)
     hall.start()
     forecast: dict[str, dict[str, float | None]] = {}
+    samples: dict[str, dict[str, list[float]]] = {}
     uncalled: dict[str, int] = {}
     first: dict[str, _Visit] = {}
     while hall.heap:
@@ -198,12 +199,14 @@ def hall_tickets(job: tuple[str, int, int, tuple[str, ...]]) -> list[dict[str, A
         first[v.ticket] = v
         if v.called_at is not None:  # called the moment it was issued
             forecast[v.ticket] = {x: 0.0 for x in variants}
+            samples[v.ticket] = {x: [0.0] for x in variants}
             continue
-        forecast[v.ticket] = {}
+        forecast[v.ticket], samples[v.ticket] = {}, {}
         for x in variants:
             waits = forked_waits(hall, now, v, f"{family}:{seed}", forks, x)
             uncalled[x] = uncalled.get(x, 0) + forks - len(waits)
             forecast[v.ticket][x] = statistics.median(waits) if waits else None
+            samples[v.ticket][x] = waits
     out = []
     for ticket, row in scored.items():
         v = first[ticket]
@@ -218,11 +221,26 @@ def hall_tickets(job: tuple[str, int, int, tuple[str, ...]]) -> list[dict[str, A
                 "actual": row.actual_wait_s,
                 "estimates": dict(row.estimates),
                 "oracle": forecast[ticket],
+                "expected": {
+                    x: _expected(row.estimates, forecast[ticket][x], samples[ticket][x])
+                    for x in variants
+                },
             }
         )
     if out:
         out[0]["uncalled_forks"] = uncalled
     return out
+
+
+def _expected(
+    estimates: dict[str, float | None], oracle: float | None, waits: list[float]
+) -> dict[str, float] | None:
+    """Each predictor's mean absolute error over the forked waits: its expected error given what
+    the variant knows (the forks are draws of the wait under that knowledge)."""
+    if not waits:
+        return None
+    guesses = {**{p: e or 0.0 for p, e in estimates.items()}, "oracle": oracle or 0.0}
+    return {p: sum(abs(g - w) for w in waits) / len(waits) for p, g in guesses.items()}
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -257,6 +275,13 @@ def figures(rows: list[dict[str, Any]], variants: tuple[str, ...]) -> dict[str, 
 
     put("all", rows, "")
     put("waited", waited, "_w")
+    for x in variants:
+        known = [r["expected"][x] for r in rows if r["expected"][x] is not None]
+        mean = {p: sum(e[p] for e in known) / len(known) for p in ("daemon", "oracle", best or "")}
+        b = mean[best] if best and known else None
+        out[f"{x}_exp_best_mae"] = b
+        out[f"{x}_exp_daemon_ratio"] = mean["daemon"] / b if b else None
+        out[f"{x}_exp_ratio"] = mean["oracle"] / b if b else None
     return out
 
 
@@ -274,6 +299,16 @@ def lines(family: str, label: str, f: dict[str, Any], variants: tuple[str, ...])
         f"| {f['n_waited']:4} {_n(f['best_mae_w'], '7.1f')} {_n(f['daemon_ratio_w'], '6.3f')}"
     )
     cells += [f"{_n(f[f'{x}_ratio_w'], '6.3f')}" for x in variants]
+    return " ".join(cells)
+
+
+def expected_line(family: str, label: str, f: dict[str, Any], variants: tuple[str, ...]) -> str:
+    cells = [f"{family:8} {label:6} {f['n']:5} {f['best'] or '-':5}"]
+    cells += [
+        f"{_n(f[f'{x}_exp_best_mae'], '7.1f')} {_n(f[f'{x}_exp_daemon_ratio'], '6.3f')} "
+        f"{_n(f[f'{x}_exp_ratio'], '6.3f')}"
+        for x in variants
+    ]
     return " ".join(cells)
 
 
@@ -328,6 +363,15 @@ def main(argv: list[str] | None = None) -> int:
             f = figures(rows, variants)
             table[f"{family}/{label}"] = f
             print(lines(family, label, f, variants))
+    print()
+    print("expected errors over the forked waits (each variant's forks as the wait's law):")
+    print(
+        f"{'family':8} {'seeds':6} {'n':>5} {'best':5}"
+        + "".join(f" {x[:2] + '_bmae':>7} {'daemon':>6} {'oracle':>6}" for x in variants)
+    )
+    for key, f in table.items():
+        family, label = key.split("/")
+        print(expected_line(family, label, f, variants))
     uncalled = {
         f"{f}:{s}": rows[0]["uncalled_forks"]
         for (f, s), rows in per_hall.items()
