@@ -1,6 +1,6 @@
 """A lower bound on the wait-estimate MAE (issue #17): an oracle that forks the real simulation.
 
-`python -m tests.harness.oracle_bound quiet:1-12 calm:1-12 --forks 41 --jobs 2 --variant both`
+`python -m tests.harness.oracle_bound quiet:1-12 calm:1-12 --forks 201 --jobs 2 --variant both`
 (or `--set development` for every development family). For each hall, day 0 (what
 `bench estimate` scores) is run event by event (`Hall.step`). Right after a ticket scored by the
 bench is issued, the simulation is forked K times: a copy of the queue's state that runs on with
@@ -334,7 +334,7 @@ def parse_spec(spec: str) -> tuple[str, list[int]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.harness.oracle_bound")
     ap.add_argument("halls", nargs="*", help="family:seeds, e.g. quiet:1-12 calm:4,5")
-    ap.add_argument("--forks", type=int, default=41, help="K forks per ticket (odd)")
+    ap.add_argument("--forks", type=int, default=201, help="K forks per ticket (odd)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--variant", choices=[*VARIANTS, "both"], default="both")
     ap.add_argument("--set", choices=["development", "held_out"], default="development")
