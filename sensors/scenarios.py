@@ -297,6 +297,12 @@ def hall_profile(family: str, seed: int) -> Scenario:
 
 def scenario_day(family: str, seed: int, day: int = 0) -> Day:
     """Day number `day` of hall `seed` of `family` (its own arrivals, services and patience)."""
+    profile, sim_seed, hall_class = scenario_setup(family, seed, day)
+    return simulate_day(profile, sim_seed, hall_class=hall_class)
+
+
+def scenario_setup(family: str, seed: int, day: int = 0) -> tuple[Profile, int, type[Hall]]:
+    """What `scenario_day` simulates: the day's profile, the simulation seed, the hall class."""
     sc = hall_profile(family, seed)
 
     class _Hall(CountingHall):
@@ -314,7 +320,7 @@ def scenario_day(family: str, seed: int, day: int = 0) -> Day:
             "core business system unreachable",
         )
         profile = dataclasses.replace(profile, system_outage=outage)
-    return simulate_day(profile, seed * 1000 + day, hall_class=_Hall)
+    return profile, seed * 1000 + day, _Hall
 
 
 def describe(sc: Scenario) -> str:

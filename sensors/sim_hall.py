@@ -135,6 +135,12 @@ class Hall:
     # -- the day ----------------------------------------------------------------------------
 
     def run(self) -> None:
+        self.start()
+        while self.heap:
+            self.step()
+
+    def start(self) -> None:
+        """Schedule the day: every arrival, each window's opening and its pause."""
         p = self.p
         for t in self._arrival_times():
             self.schedule(t, "arrive")
@@ -144,12 +150,16 @@ class Hall:
                 self.schedule(spec.lunch[0], "pause", w)
                 self.schedule(spec.lunch[1], "resume", w)
         self.schedule(p.close_at, "tick")  # so an already empty hall still closes on time
-        while self.heap:
-            t, _, kind, arg = heapq.heappop(self.heap)
-            self.handlers[kind](t, arg)
-            self._dispatch(t)
-            self._check_emergency(t)
-            self._check_closing(t)
+
+    def step(self) -> tuple[float, str]:
+        """Run the next event and the calls it allows; its time and kind (for harnesses that
+        watch or fork the day one event at a time)."""
+        t, _, kind, arg = heapq.heappop(self.heap)
+        self.handlers[kind](t, arg)
+        self._dispatch(t)
+        self._check_emergency(t)
+        self._check_closing(t)
+        return t, kind
 
     def _arrival_times(self) -> list[float]:
         """Non-homogeneous Poisson arrivals by thinning a process at the peak hourly rate."""
