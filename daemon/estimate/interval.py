@@ -14,7 +14,7 @@ clipped at 0, with q10 <= q50 <= q90 so the range always holds the estimate. The
 is first shrunk towards 0 by how well its residuals tell it from 0 (`_significant`): the waits of
 a quiet hall scatter so widely that a dozen of them say little about a systematic error, and
 waits that missed together, in a run, count as fewer (`_alike`, `EVIDENCE`), and, outside an
-outage, as fewer against the prior too (`COUNTED`). The median
+outage, as fewer against the prior too (`band(counted=True)`). The median
 correction removes what the forward simulation gets wrong in this hall, systematically (its
 arrivals, its patience); the range widens with the forecast (a long wait is less certain in
 seconds) and with how wrong the hall's forecasts have been. Both cost a lookup per estimate:
@@ -39,8 +39,9 @@ BUCKETS = (60.0, 600.0)  # forecast bounds of buckets 0, 1; bucket 2 above
 # runs (`_alike`), development warm quiet 0.848 -> 0.840, calm 0.890 -> 0.879, blend 0.746 ->
 # 0.741; 4.0 cost warm green 0.004, 1.0 left quiet at 0.846.
 EVIDENCE = (1.0, 1.0, 2.0)
-# The median correction's weight against the prior (`band(counted=True)`): the residuals' number
-# times the share of it that counts as independent (`_alike`: their runs about the median), as
+# The median correction's weight against the prior (`band(counted=True)`, every key but an
+# outage's): the residuals' number times the share of it that counts as independent (`_alike`:
+# their runs about the median), as
 # `_significant` already counts them for the shrink to 0. A hall's last days' long waits come in
 # bursts: development blend11 warm had 39 residuals of forecasts of ten minutes or more in runs
 # (0.75 of the runs an order at random makes) weighing as 39 against the prior of no correction,
@@ -49,7 +50,6 @@ EVIDENCE = (1.0, 1.0, 2.0)
 # 0.590, no family worse by more than 0.002. Counting `EVIDENCE` in the weight as well shrank
 # too hard where a hall's bias persists (warm repair +0.004, replayed). Not for the residuals of
 # an outage (`key`): one burst by construction, the outage's, shrunk to the hall's ordinary band.
-COUNTED = True
 
 # The hall's own residuals are of the waits already called: early in the day and while a queue
 # builds those are the shorter, better forecast ones, and their 10th-90th percentiles held 68-77%
@@ -165,7 +165,7 @@ def band(
     """A bucket's band: its residuals' percentiles (widened by `spread(n, extra)`), shrunk to
     the prior; `residuals` in the order of their calls, `evidence` the bucket's `EVIDENCE`.
     `counted`: the median is shrunk to the prior's by the residuals' independent number (their
-    runs, `_alike`), not by their number (see `COUNTED`)."""
+    runs, `_alike`), not by their number (the note after `EVIDENCE`)."""
     if not residuals:
         return prior
     xs = sorted(residuals)

@@ -456,8 +456,7 @@ class Estimator(Forecaster):
                 self._band(hall, forecast) if outage else interval.PRIORS[interval.bucket(forecast)]
             )
             ev = interval.EVIDENCE[interval.bucket(forecast)]
-            counted = interval.COUNTED and not outage
-            band = self._bands[key] = interval.band(resid, prior, ev, counted=counted)
+            band = self._bands[key] = interval.band(resid, prior, ev, counted=not outage)
         return band
 
     def rolling_mae(self, hall: str, service: str) -> float | None:
