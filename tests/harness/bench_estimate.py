@@ -46,6 +46,17 @@ def day_messages(family: str, seed: int, day: int) -> list[tuple[str, bytes]]:
     ]
 
 
+def hall_spec(spec: str) -> tuple[str, list[int]]:
+    """`quiet:1-12`, `calm:1,3,5` or `quiet` (no seeds: the caller's whole set) on a command
+    line: the family and its seeds."""
+    family, _, seeds = spec.partition(":")
+    out: list[int] = []
+    for part in filter(None, seeds.split(",")):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return family, out
+
+
 def _clock(s: int) -> dt.time:
     return dt.time(s // 3600, s % 3600 // 60)
 

@@ -34,7 +34,7 @@ from hallwatch.daemon.pipeline.process import offline
 from hallwatch.sensors.events import PRIORITY_RANK, TicketEvent
 from hallwatch.sensors.scenarios import hall_profile
 
-from tests.harness.bench_estimate import day_messages, scenario_hours
+from tests.harness.bench_estimate import day_messages, hall_spec, scenario_hours
 
 ZONE = ZoneInfo("Asia/Shanghai")
 SEEDS = Path(__file__).with_name("estimate_seeds.json")
@@ -160,15 +160,6 @@ def run_hall(job: tuple[str, int, bool, int, bool]) -> list[dict[str, Any]]:
     return done
 
 
-def _seeds(spec: str) -> tuple[str, list[int]]:
-    family, _, rng = spec.partition(":")
-    out: list[int] = []
-    for part in rng.split(","):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return family, out
-
-
 GROUPS: dict[str, Callable[[dict[str, Any]], object]] = {
     "ahead_same": lambda r: min(r["ahead_same"], 6),
     "ahead_any": lambda r: min(r["ahead_any"], 8),
@@ -232,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     dev = set(spec["development"]["families"])
     work = []
     for h in args.halls:
-        family, seeds = _seeds(h)
+        family, seeds = hall_spec(h)
+        seeds = seeds or [s for b in spec["development"]["batches"] for s in b]
         held = {s for b in spec["held_out"]["batches"] for s in b}
         if family not in dev | {"blend"} or held & set(seeds):
             raise SystemExit(f"{h}: development halls only")

@@ -43,7 +43,7 @@ from hallwatch.sensors.scenarios import scenario_setup
 from hallwatch.sensors.sim_day import epoch
 from hallwatch.sensors.sim_hall import Hall, _Visit, _Window, within
 
-from tests.harness.bench_estimate import SEEDS, run_one
+from tests.harness.bench_estimate import SEEDS, hall_spec, run_one
 
 VARIANTS = ("strong", "fair")
 NORMAL = NormalDist()
@@ -262,7 +262,7 @@ def figures(rows: list[dict[str, Any]], variants: tuple[str, ...]) -> dict[str, 
     waited = [r for r in rows if r["actual"] >= WAITED_S]
     out: dict[str, Any] = {"n": len(rows), "n_waited": len(waited), "best": best}
 
-    def put(label: str, subset: list[dict[str, Any]], key: str) -> None:
+    def put(subset: list[dict[str, Any]], key: str) -> None:
         b = _mae(subset, lambda r: r["estimates"].get(best)) if best else None
         out[f"best_mae{key}"] = b
         d = _mae(subset, lambda r: r["estimates"].get("daemon"))
@@ -273,8 +273,8 @@ def figures(rows: list[dict[str, Any]], variants: tuple[str, ...]) -> dict[str, 
             out[f"{x}_mae{key}"] = o
             out[f"{x}_ratio{key}"] = o / b if b and o is not None else None
 
-    put("all", rows, "")
-    put("waited", waited, "_w")
+    put(rows, "")
+    put(waited, "_w")
     for x in variants:
         known = [r["expected"][x] for r in rows if r["expected"][x] is not None]
         mean = {p: sum(e[p] for e in known) / len(known) for p in ("daemon", "oracle", best or "")}
@@ -321,16 +321,6 @@ def header(variants: tuple[str, ...]) -> str:
     return h
 
 
-def parse_spec(spec: str) -> tuple[str, list[int]]:
-    """`quiet:1-12`, `calm:1,3,5` or `quiet` (its seeds in the chosen set)."""
-    family, _, seeds = spec.partition(":")
-    out: list[int] = []
-    for part in filter(None, seeds.split(",")):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return family, out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.harness.oracle_bound")
     ap.add_argument("halls", nargs="*", help="family:seeds, e.g. quiet:1-12 calm:4,5")
@@ -344,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads(SEEDS.read_text(encoding="utf-8"))[args.set]
     batches: list[list[int]] = spec["batches"]
     every = [s for b in batches for s in b]
-    wanted = [parse_spec(h) for h in args.halls] or [(f, []) for f in spec["families"]]
+    wanted = [hall_spec(h) for h in args.halls] or [(f, []) for f in spec["families"]]
     halls = [(f, s) for f, seeds in wanted for s in (seeds or every)]
     started = time.monotonic()
     jobs = [(f, s, args.forks, variants) for f, s in halls]
@@ -381,8 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"forks in which the ticket was never called (left out of its median): {uncalled}")
     print(f"({time.monotonic() - started:.0f} s, {args.jobs} jobs)")
     if args.json:
-        body = {"forks": args.forks, "table": table, "tickets": per_hall}
-        body["tickets"] = {f"{f}:{s}": rows for (f, s), rows in per_hall.items()}
+        tickets = {f"{f}:{s}": rows for (f, s), rows in per_hall.items()}
+        body = {"forks": args.forks, "table": table, "tickets": tickets}
         args.json.write_text(json.dumps(body, ensure_ascii=False, indent=1), "utf-8")
     return 0
 
